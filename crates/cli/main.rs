@@ -1,1 +1,54 @@
-fn main() {}
+//! The `sluice` binary: parse arguments, run the command, map the outcome to an exit code.
+//! Everything else lives in the library crates.
+
+mod args;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit codes, documented in the README.
+pub const EXIT_OK: u8 = 0;
+/// The run finished but at least one shard failed.
+pub const EXIT_SHARDS_FAILED: u8 = 1;
+/// Bad usage or configuration: nothing was processed.
+pub const EXIT_CONFIG: u8 = 2;
+/// Any other error that stopped the run.
+pub const EXIT_ERROR: u8 = 3;
+
+fn main() -> ExitCode {
+    let args = args::Args::parse();
+    init_tracing(args.verbose);
+    match commands::dispatch(args.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(EXIT_OK),
+        Err(err) => {
+            eprintln!("sluice: error: {err:#}");
+            ExitCode::from(commands::exit_code_for(&err))
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,1 +1,57 @@
-//! placeholder
+//! Input and output plumbing of sluice: finding the shards of a corpus, streaming them
+//! (decompressed) as chunks of whole lines in bounded memory, and writing compressed outputs
+//! that are complete or absent.
+//!
+//! # Frames per chunk
+//!
+//! Filtering is parallel, but a shard's output must be byte-identical whatever the thread count.
+//! The [`LineChunker`] cuts the decompressed stream into [`Chunk`]s whose boundaries depend only
+//! on the input bytes and the [`ChunkerOptions`] (never on buffer sizes or timing). Each chunk's
+//! surviving documents are compressed by [`compress_frame`] into a *self-contained* frame — a
+//! complete zstd frame or a complete gzip member — on whichever worker thread handled the chunk,
+//! and the frames are written in chunk order. Concatenated zstd frames and concatenated gzip
+//! members are each one valid stream (every standard decoder reads them all), so compression
+//! runs in parallel without a shared encoder, and the output bytes are a pure function of the
+//! input, the options and the level. A destination that gets no document is written as
+//! [`empty_stream`], so every output file decompresses cleanly.
+//!
+//! # Magic bytes, not names
+//!
+//! Corpora are renamed, re-hosted and mislabelled. [`open_shard`] trusts the first bytes of the
+//! file (zstd `28 B5 2F FD`, gzip `1F 8B`) to pick the decoder, so a compressed file without a
+//! compression extension still reads correctly. When the name *claims* a compression that the
+//! bytes contradict, that is reported as an error rather than guessed around: it usually means a
+//! broken download or a wrong rename, and feeding compressed bytes to the JSON parser would
+//! otherwise turn into millions of bogus "invalid JSON" rejections. Truncated or corrupt streams
+//! are errors from `read` (the decoders' end-of-frame checks plus zstd frame checksums and gzip
+//! CRCs), never a silent early end of file that would quietly drop the tail of a shard.
+//!
+//! # Bounded memory
+//!
+//! Nothing here holds a whole shard. The chunker works on the reader's buffer with
+//! `fill_buf`/`consume` and `memchr`, reuses the chunk's buffers, and never buffers more than
+//! about `target_chunk_bytes + max_line_bytes` per chunk: a line longer than `max_line_bytes`
+//! (a 10 GB line of a broken dump) keeps only its first [`OVERSIZED_PREFIX_BYTES`] bytes and is
+//! skipped while counting, flagged as [`Line::oversized`] for the caller to report.
+//!
+//! # Atomic outputs
+//!
+//! Outputs are written through [`AtomicFile`]: under `<final>.tmp-sluice`, then flushed, synced
+//! and renamed into place by [`AtomicFile::finish`]. A crashed or interrupted run leaves no
+//! truncated file under a final name (a truncated compressed output would be indistinguishable
+//! from a short one at a frame boundary), and discovery never mistakes our temp files for input.
+
+mod atomic;
+mod chunker;
+mod compression;
+mod discover;
+mod error;
+
+pub use atomic::{temp_path, write_atomic, AtomicFile};
+pub use chunker::{Chunk, ChunkerOptions, Line, LineChunker, OVERSIZED_PREFIX_BYTES};
+pub use compression::{
+    compress_frame, empty_stream, gzip_level, open_shard, output_name, Compression,
+    READ_BUFFER_BYTES,
+};
+pub use discover::{discover_shards, is_shard_file_name, Shard, TEMP_SUFFIX};
+pub use error::IoError;

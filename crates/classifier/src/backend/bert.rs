@@ -1,0 +1,75 @@
+//! `BertForSequenceClassification`: candle's BERT encoder plus the pooler + classifier head,
+//! written here because candle-transformers has no sequence-classification head for BERT.
+
+use candle_core::Tensor;
+use candle_nn::{Linear, Module};
+use candle_transformers::models::bert::{BertModel, Config};
+
+use super::{declared_labels, load_err, parse_config, var_builder, Backend, Batch, Loaded};
+use crate::config::{HeadConfig, ModelFiles};
+use crate::error::Result;
+
+pub(crate) struct BertClassifier {
+    model: BertModel,
+    pooler: Linear,
+    classifier: Linear,
+    pad_id: u32,
+    max_positions: usize,
+}
+
+pub(crate) fn load(
+    files: &ModelFiles,
+    config_bytes: &[u8],
+    weights: Vec<u8>,
+    head: &HeadConfig,
+    device: &candle_core::Device,
+) -> Result<Loaded> {
+    let config: Config = parse_config(config_bytes, files)?;
+    let labels = declared_labels(head, files)?;
+    let vb = var_builder(weights, files, device)?;
+    let err = load_err(files);
+    let model = BertModel::load(vb.pp("bert"), &config).map_err(&err)?;
+    let pooler = candle_nn::linear(
+        config.hidden_size,
+        config.hidden_size,
+        vb.pp("bert.pooler.dense"),
+    )
+    .map_err(&err)?;
+    let classifier =
+        candle_nn::linear(config.hidden_size, labels.names().len(), vb.pp("classifier"))
+            .map_err(&err)?;
+    Ok(Loaded {
+        backend: Box::new(BertClassifier {
+            model,
+            pooler,
+            classifier,
+            pad_id: config.pad_token_id as u32,
+            max_positions: config.max_position_embeddings,
+        }),
+        labels: Some(labels),
+    })
+}
+
+impl Backend for BertClassifier {
+    fn logits(&self, batch: &Batch) -> Result<Tensor> {
+        let hidden = self.model.forward(
+            &batch.input_ids,
+            &batch.token_type_ids,
+            Some(&batch.attention_mask),
+        )?;
+        let pooled = self.pooler.forward(&super::first_token(&hidden)?)?.tanh()?;
+        Ok(self.classifier.forward(&pooled)?)
+    }
+
+    fn name(&self) -> &'static str {
+        "bert"
+    }
+
+    fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    fn max_tokens(&self) -> Option<usize> {
+        Some(self.max_positions)
+    }
+}

@@ -1,0 +1,260 @@
+//! A sentence-transformers encoder (`modules.json`: Transformer → Pooling [→ Normalize]) with an
+//! optional linear head stored beside it.
+//!
+//! The head lives in `head.safetensors` (tensors `weight`, shape `(outputs, hidden)`, and `bias`,
+//! shape `(outputs,)`), with an optional `head.json` carrying `id2label` and `problem_type` like a
+//! Hugging Face config. Without a head the model can still [`embed`](crate::Classifier::embed).
+
+use std::path::Path;
+
+use candle_core::{DType, Tensor};
+use candle_nn::{Linear, Module};
+use candle_transformers::models::bert::{BertModel, Config};
+use serde::Deserialize;
+
+use super::{load_err, parse_config, var_builder, Backend, Batch, Loaded};
+use crate::config::{read_file, read_json, HeadConfig, Labels, ModelFiles};
+use crate::error::{weights_error, ClassifierError, Result};
+
+/// File name of the linear head's weights.
+pub const HEAD_WEIGHTS: &str = "head.safetensors";
+/// File name of the linear head's label configuration.
+pub const HEAD_CONFIG: &str = "head.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pooling {
+    Cls,
+    Mean,
+    Max,
+}
+
+#[derive(Deserialize)]
+struct Module_ {
+    #[serde(default)]
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct PoolingConfig {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pooling_mode_mean_sqrt_len_tokens: bool,
+}
+
+#[derive(Deserialize)]
+struct EncoderKind {
+    #[serde(default)]
+    model_type: Option<String>,
+}
+
+pub(crate) struct SentenceEncoder {
+    model: BertModel,
+    pooling: Pooling,
+    normalize: bool,
+    head: Option<Linear>,
+    pad_id: u32,
+    max_positions: usize,
+}
+
+/// Reads modules.json and the pooling config: (pooling, normalize).
+fn read_modules(dir: &Path) -> Result<(Pooling, bool)> {
+    let modules_path = dir.join("modules.json");
+    let modules: Vec<Module_> = read_json(&modules_path)?;
+    let mut pooling = None;
+    let mut normalize = false;
+    for m in &modules {
+        if m.kind.ends_with(".Pooling") {
+            let path = dir.join(&m.path).join("config.json");
+            let cfg: PoolingConfig = read_json(&path)?;
+            let mode = match (
+                cfg.pooling_mode_cls_token,
+                cfg.pooling_mode_mean_tokens,
+                cfg.pooling_mode_max_tokens,
+                cfg.pooling_mode_mean_sqrt_len_tokens,
+            ) {
+                (true, false, false, false) => Pooling::Cls,
+                (false, true, false, false) => Pooling::Mean,
+                (false, false, true, false) => Pooling::Max,
+                _ => {
+                    return Err(ClassifierError::Config {
+                        path,
+                        message: "exactly one of pooling_mode_cls_token, pooling_mode_mean_tokens, \
+                                  pooling_mode_max_tokens must be set"
+                            .into(),
+                    })
+                }
+            };
+            pooling = Some(mode);
+        } else if m.kind.ends_with(".Normalize") {
+            normalize = true;
+        } else if !m.kind.ends_with(".Transformer") {
+            return Err(ClassifierError::Config {
+                path: modules_path,
+                message: format!("unsupported sentence-transformers module {}", m.kind),
+            });
+        }
+    }
+    let pooling = pooling.ok_or_else(|| ClassifierError::Config {
+        path: modules_path,
+        message: "no Pooling module".into(),
+    })?;
+    Ok((pooling, normalize))
+}
+
+pub(crate) fn load(
+    files: &ModelFiles,
+    config_bytes: &[u8],
+    weights: Vec<u8>,
+    device: &candle_core::Device,
+) -> Result<Loaded> {
+    let kind: EncoderKind = parse_config(config_bytes, files)?;
+    if kind.model_type.as_deref().unwrap_or("bert") != "bert" {
+        return Err(ClassifierError::UnsupportedArchitecture {
+            architecture: format!(
+                "sentence-transformers encoder of model_type {:?} (only bert)",
+                kind.model_type.unwrap_or_default()
+            ),
+            path: files.config(),
+        });
+    }
+    let config: Config = parse_config(config_bytes, files)?;
+    let (pooling, normalize) = read_modules(&files.dir)?;
+    let vb = var_builder(weights, files, device)?;
+    let model = BertModel::load(vb, &config).map_err(load_err(files))?;
+
+    let head_path = files.dir.join(HEAD_WEIGHTS);
+    let (head, labels) = if head_path.is_file() {
+        let bytes = read_file(&head_path)?;
+        let vb = candle_nn::VarBuilder::from_buffered_safetensors(bytes, DType::F32, device)
+            .map_err(|e| weights_error(e, &head_path))?;
+        let weight = vb
+            .get_unchecked("weight")
+            .map_err(|e| weights_error(e, &head_path))?;
+        let (outputs, hidden) = weight.dims2().map_err(|e| weights_error(e, &head_path))?;
+        if hidden != config.hidden_size {
+            return Err(ClassifierError::TensorShape {
+                tensor: "weight".into(),
+                path: head_path,
+                expected: vec![outputs, config.hidden_size],
+                actual: vec![outputs, hidden],
+            });
+        }
+        let bias = vb
+            .get(outputs, "bias")
+            .map_err(|e| weights_error(e, &head_path))?;
+        let head_cfg_path = files.dir.join(HEAD_CONFIG);
+        let head_cfg: HeadConfig = if head_cfg_path.is_file() {
+            read_json(&head_cfg_path)?
+        } else {
+            HeadConfig::default()
+        };
+        let labels = Labels::from_head(&head_cfg, Some(outputs), &head_cfg_path)?;
+        (Some(Linear::new(weight, Some(bias))), Some(labels))
+    } else {
+        (None, None)
+    };
+
+    Ok(Loaded {
+        backend: Box::new(SentenceEncoder {
+            model,
+            pooling,
+            normalize,
+            head,
+            pad_id: config.pad_token_id as u32,
+            max_positions: config.max_position_embeddings,
+        }),
+        labels,
+    })
+}
+
+impl SentenceEncoder {
+    fn sentence_embeddings(&self, batch: &Batch) -> candle_core::Result<Tensor> {
+        let hidden = self.model.forward(
+            &batch.input_ids,
+            &batch.token_type_ids,
+            Some(&batch.attention_mask),
+        )?;
+        let pooled = match self.pooling {
+            Pooling::Cls => super::first_token(&hidden)?,
+            Pooling::Mean => super::masked_mean(&hidden, &batch.attention_mask)?,
+            Pooling::Max => {
+                // Padding positions get a large negative value so they never win the max.
+                let mask = batch
+                    .attention_mask
+                    .to_dtype(hidden.dtype())?
+                    .unsqueeze(2)?;
+                let penalty = ((mask.ones_like()? - &mask)? * -1e9)?;
+                hidden.broadcast_add(&penalty)?.max(1)?
+            }
+        };
+        if self.normalize {
+            let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            pooled.broadcast_div(&norm)
+        } else {
+            Ok(pooled)
+        }
+    }
+}
+
+impl Backend for SentenceEncoder {
+    fn logits(&self, batch: &Batch) -> Result<Tensor> {
+        let Some(head) = &self.head else {
+            // Unreachable through Classifier (it checks for labels first); kept typed anyway.
+            return Err(ClassifierError::NoEmbeddings("sentence-transformers (no head)"));
+        };
+        Ok(head.forward(&self.sentence_embeddings(batch)?)?)
+    }
+
+    fn embed(&self, batch: &Batch) -> Result<Tensor> {
+        Ok(self.sentence_embeddings(batch)?)
+    }
+
+    fn name(&self) -> &'static str {
+        "sentence-transformers"
+    }
+
+    fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    fn max_tokens(&self) -> Option<usize> {
+        Some(self.max_positions)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pooling_and_normalize() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("modules.json"),
+            r#"[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},
+                {"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"},
+                {"idx":2,"name":"2","path":"2_Normalize","type":"sentence_transformers.models.Normalize"}]"#,
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("1_Pooling")).unwrap();
+        std::fs::write(
+            dir.path().join("1_Pooling/config.json"),
+            r#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#,
+        )
+        .unwrap();
+        assert_eq!(read_modules(dir.path()).unwrap(), (Pooling::Cls, true));
+        std::fs::write(
+            dir.path().join("1_Pooling/config.json"),
+            r#"{"pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true}"#,
+        )
+        .unwrap();
+        assert!(read_modules(dir.path()).is_err());
+    }
+}

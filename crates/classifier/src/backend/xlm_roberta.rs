@@ -1,0 +1,77 @@
+//! `XLMRobertaForSequenceClassification` (and RoBERTa, which has the same layout), using
+//! candle-transformers' implementation including its classification head.
+
+use candle_core::Tensor;
+use candle_transformers::models::xlm_roberta::{Config, XLMRobertaForSequenceClassification};
+
+use super::{
+    declared_labels, load_err, parse_config_with_defaults, var_builder, Backend, Batch, Loaded,
+};
+use crate::config::{HeadConfig, ModelFiles};
+use crate::error::{ClassifierError, Result};
+
+pub(crate) struct XlmRobertaClassifier {
+    model: XLMRobertaForSequenceClassification,
+    pad_id: u32,
+    max_positions: usize,
+}
+
+pub(crate) fn load(
+    files: &ModelFiles,
+    config_bytes: &[u8],
+    weights: Vec<u8>,
+    head: &HeadConfig,
+    device: &candle_core::Device,
+) -> Result<Loaded> {
+    let config: Config = parse_config_with_defaults(
+        config_bytes,
+        files,
+        &[("position_embedding_type", "absolute".into())],
+    )?;
+    if config.position_embedding_type != "absolute" {
+        return Err(ClassifierError::Config {
+            path: files.config(),
+            message: format!(
+                "position_embedding_type {:?} is not supported (only \"absolute\")",
+                config.position_embedding_type
+            ),
+        });
+    }
+    let labels = declared_labels(head, files)?;
+    let vb = var_builder(weights, files, device)?;
+    let model = XLMRobertaForSequenceClassification::new(labels.names().len(), &config, vb)
+        .map_err(load_err(files))?;
+    Ok(Loaded {
+        backend: Box::new(XlmRobertaClassifier {
+            model,
+            pad_id: config.pad_token_id,
+            // Positions start after the padding index: ids pad+1 ..= pad+len.
+            max_positions: config
+                .max_position_embeddings
+                .saturating_sub(config.pad_token_id as usize + 1),
+        }),
+        labels: Some(labels),
+    })
+}
+
+impl Backend for XlmRobertaClassifier {
+    fn logits(&self, batch: &Batch) -> Result<Tensor> {
+        Ok(self.model.forward(
+            &batch.input_ids,
+            &batch.attention_mask,
+            &batch.token_type_ids,
+        )?)
+    }
+
+    fn name(&self) -> &'static str {
+        "xlm-roberta"
+    }
+
+    fn pad_id(&self) -> u32 {
+        self.pad_id
+    }
+
+    fn max_tokens(&self) -> Option<usize> {
+        Some(self.max_positions)
+    }
+}

@@ -1,0 +1,512 @@
+//! # sluice-classifier: the model stage of the sluice cascade
+//!
+//! sluice filters training data in a cascade: cheap regex rules first, then large term lists, and
+//! only the documents those stages escalate reach a model. This crate is that model: it loads a
+//! small classifier from a local checkpoint directory and turns documents into scores in `[0, 1]`
+//! (or raw values for regression heads) that a pipeline stage can threshold and record.
+//!
+//! ## Loading
+//!
+//! A model is a directory, never a hub id: nothing here touches the network. It holds a Hugging
+//! Face `config.json`, `model.safetensors` and `tokenizer.json`. The architecture comes from
+//! `config.json` (`architectures[0]`), the labels from `id2label` (or `num_labels`), and how
+//! logits become probabilities from `problem_type`: softmax for `single_label_classification`,
+//! sigmoid for `multi_label_classification`, the raw value for `regression` or a single output.
+//! Supported: BERT, DistilBERT, XLM-RoBERTa (and RoBERTa), ModernBERT and DeBERTa-v2 sequence
+//! classifiers; sentence-transformers encoders (`modules.json`, mean/CLS/max pooling read from the
+//! Pooling module's config, optional Normalize) with a linear head in `head.safetensors`; and
+//! `hashed-ngram`, a fastText-style model (see [`backend`-level docs](crate#hashed-ngram)) for
+//! the cheapest tier. The encoders come from `candle-transformers`; the classification heads it
+//! lacks (BERT, DistilBERT, ModernBERT) are written here on top of its encoders.
+//!
+//! Every problem with a model directory is a typed [`ClassifierError`] naming the file, and for
+//! weights the tensor, at fault (missing tensors, shape mismatches, unsupported architectures);
+//! nothing in loading or scoring panics on user data.
+//!
+//! ## One backend trait
+//!
+//! As in text-embeddings-inference, each architecture is a backend behind one internal trait: it
+//! receives a padded batch of token windows already on the device and returns one row of logits
+//! per window (sentence encoders can also return pooled embeddings). The device is chosen once, in
+//! [`ClassifierOptions::device`]; `cuda` and `metal` need the crate features of those names, and
+//! asking for one in a build without it is an error rather than a quiet CPU fallback. All `cfg`
+//! for accelerators stays inside this crate (in `device.rs`).
+//!
+//! ## From document to score
+//!
+//! 1. The text is cut to [`ClassifierOptions::max_bytes`] (backing off to a char boundary) before
+//!    tokenizing, so a pathological document costs bounded time.
+//! 2. It is tokenized with the model's `tokenizer.json` and split into windows of at most
+//!    [`ClassifierOptions::max_tokens`] tokens, special tokens included, consecutive windows
+//!    overlapping by [`ClassifierOptions::stride`] tokens (the `tokenizers` overflow semantics,
+//!    the same as Python's `return_overflowing_tokens=True, stride=...`). `max_tokens` is lowered
+//!    to the model's position limit when it exceeds it.
+//! 3. Windows from all documents of a call are sorted by length and cut into batches of
+//!    [`ClassifierOptions::batch_size`], so that each batch pads to nearly its own length.
+//! 4. Each window's score is the probability (or raw value) of the configured label
+//!    ([`LabelSelector`]); the document's score aggregates them ([`Aggregate`]: max by default,
+//!    mean, or first window).
+//!
+//! **Batch independence.** Padding is right-side, masked out of attention and pooling, and uses the
+//! model's pad id (which XLM-R needs for its position ids), so a document's score does not depend
+//! on which other documents share its batch, beyond float rounding from different matrix shapes
+//! (the tests check agreement within 1e-5).
+//!
+//! ## Audit
+//!
+//! [`Classifier::model_hash`] is the SHA-256 of `model.safetensors` followed by `config.json`
+//! (followed by `head.safetensors` and `head.json` where a sentence-transformers head exists):
+//! `cat model.safetensors config.json | sha256sum` reproduces it. The tokenizer is not part of it.
+//!
+//! ## Performance
+//!
+//! Inference is f32. The crate declares `gemm` with `x86-v4` so candle's matrix products use
+//! AVX-512 kernels where the CPU has them (run-time dispatch). [`tune_allocator`] sets glibc's
+//! malloc so large tensor buffers are reused instead of being returned to the OS after every op;
+//! it is process-wide, so the binary, not this library, decides to call it at start-up.
+//!
+//! ## hashed-ngram
+//!
+//! Words (maximal runs of alphanumeric chars, lowercased) hash with 64-bit FNV-1a into
+//! `num_buckets` buckets, unigrams and bigrams alike; the mean of their embeddings goes through
+//! one linear layer. Windows for it are counted in words. Its `config.json` carries
+//! `"model_type": "hashed-ngram"`, `num_buckets`, `embedding_dim`, `word_ngrams` (1 or 2),
+//! `lowercase`, `id2label` and `problem_type`; its weights are `embedding.weight`,
+//! `classifier.weight` and `classifier.bias`.
+
+#![deny(missing_docs)]
+
+mod backend;
+mod config;
+mod device;
+mod error;
+mod text;
+
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+use sha2::{Digest, Sha256};
+
+use backend::{Backend, Batch};
+pub use config::{Architecture, Labels, ProblemType, SUPPORTED_ARCHITECTURES};
+use config::{detect_architecture, read_file, HeadConfig, ModelFiles};
+pub use device::DeviceSpec;
+pub use error::{ClassifierError, Result};
+use text::TextEncoder;
+pub use text::truncate_to_bytes;
+
+/// Which output of the model is "the" score.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LabelSelector {
+    /// Output 0 for single-output models, output 1 for two-output models (the usual "positive"
+    /// class); an error for models with more outputs.
+    #[default]
+    Auto,
+    /// An output index.
+    Index(usize),
+    /// An `id2label` name.
+    Name(String),
+}
+
+/// How a document's window scores combine into its score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Aggregate {
+    /// The highest window score: a document is as bad as its worst part.
+    #[default]
+    Max,
+    /// The mean of the window scores.
+    Mean,
+    /// The first window's score only.
+    First,
+}
+
+impl Aggregate {
+    fn apply(self, scores: &[f32]) -> f32 {
+        match self {
+            Aggregate::Max => scores.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            Aggregate::Mean => scores.iter().sum::<f32>() / scores.len().max(1) as f32,
+            Aggregate::First => scores.first().copied().unwrap_or(f32::NAN),
+        }
+    }
+}
+
+impl std::str::FromStr for Aggregate {
+    type Err = ClassifierError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "max" => Ok(Aggregate::Max),
+            "mean" => Ok(Aggregate::Mean),
+            "first" => Ok(Aggregate::First),
+            _ => Err(ClassifierError::InvalidOptions(format!(
+                "unknown aggregate {s:?} (expected max, mean or first)"
+            ))),
+        }
+    }
+}
+
+/// Everything [`Classifier::load`] needs. Build with [`ClassifierOptions::new`] and adjust fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifierOptions {
+    /// The checkpoint directory.
+    pub model_dir: PathBuf,
+    /// Where to run (default CPU).
+    pub device: DeviceSpec,
+    /// Which output is the score (default [`LabelSelector::Auto`]).
+    pub label: LabelSelector,
+    /// Tokens per window, special tokens included (default 512). When it exceeds the model's
+    /// position limit it is lowered to that limit, and `stride` to at most half of it.
+    /// For hashed-ngram: words per window.
+    pub max_tokens: usize,
+    /// Tokens shared by consecutive windows (default 64).
+    pub stride: usize,
+    /// Bytes of each document kept before tokenizing (default 100,000).
+    pub max_bytes: usize,
+    /// Windows per forward pass (default 32).
+    pub batch_size: usize,
+    /// How window scores combine (default [`Aggregate::Max`]).
+    pub aggregate: Aggregate,
+}
+
+impl ClassifierOptions {
+    /// Defaults for the model in `model_dir`.
+    pub fn new(model_dir: impl Into<PathBuf>) -> Self {
+        ClassifierOptions {
+            model_dir: model_dir.into(),
+            device: DeviceSpec::Cpu,
+            label: LabelSelector::Auto,
+            max_tokens: 512,
+            stride: 64,
+            max_bytes: 100_000,
+            batch_size: 32,
+            aggregate: Aggregate::Max,
+        }
+    }
+}
+
+/// The score of one document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentScore {
+    /// Score of each window, in document order.
+    pub windows: Vec<f32>,
+    /// The aggregate of `windows`.
+    pub score: f32,
+    /// Tokens of the (byte-truncated) document, special tokens excluded; words for hashed-ngram.
+    pub tokens: usize,
+}
+
+/// Raw model outputs for one document (for audits and reference tests).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentLogits {
+    /// Token ids of each window, special tokens included.
+    pub window_ids: Vec<Vec<u32>>,
+    /// Logits of each window.
+    pub windows: Vec<Vec<f32>>,
+    /// As in [`DocumentScore::tokens`].
+    pub tokens: usize,
+}
+
+/// A loaded classifier. Cheap to share across threads by reference (`Send + Sync`).
+pub struct Classifier {
+    backend: Box<dyn Backend>,
+    text: TextEncoder,
+    labels: Option<Labels>,
+    label_index: Option<usize>,
+    architecture: Architecture,
+    device: Device,
+    max_tokens: usize,
+    options: ClassifierOptions,
+    model_hash: String,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier")
+            .field("architecture", &self.architecture)
+            .field("labels", &self.labels)
+            .field("max_tokens", &self.max_tokens)
+            .field("options", &self.options)
+            .field("model_hash", &self.model_hash)
+            .finish_non_exhaustive()
+    }
+}
+
+fn hash_files(paths: &[PathBuf], first: &[u8]) -> Result<String> {
+    let mut hasher = Sha256::new();
+    hasher.update(first);
+    for path in paths {
+        hasher.update(read_file(path)?);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+impl Classifier {
+    /// Loads the model in `options.model_dir` onto `options.device`.
+    pub fn load(options: ClassifierOptions) -> Result<Classifier> {
+        if options.batch_size == 0 {
+            return Err(ClassifierError::InvalidOptions("batch_size must be at least 1".into()));
+        }
+        if options.max_tokens == 0 {
+            return Err(ClassifierError::InvalidOptions("max_tokens must be at least 1".into()));
+        }
+        let files = ModelFiles {
+            dir: options.model_dir.clone(),
+        };
+        let device = options.device.open()?;
+        let config_bytes = read_file(&files.config())?;
+        let head: HeadConfig =
+            serde_json::from_slice(&config_bytes).map_err(|source| ClassifierError::Json {
+                path: files.config(),
+                source,
+            })?;
+        let architecture = detect_architecture(&files.dir, &head)?;
+        let weights = read_file(&files.weights())?;
+
+        let mut extra = vec![files.config()];
+        for name in [backend::sentence::HEAD_WEIGHTS, backend::sentence::HEAD_CONFIG] {
+            let path = files.dir.join(name);
+            if architecture == Architecture::SentenceTransformer && path.is_file() {
+                extra.push(path);
+            }
+        }
+        let model_hash = hash_files(&extra, &weights)?;
+
+        let mut hashed_tokenizer = None;
+        let loaded = match architecture {
+            Architecture::Bert => backend::bert::load(&files, &config_bytes, weights, &head, &device)?,
+            Architecture::DistilBert => {
+                backend::distilbert::load(&files, &config_bytes, weights, &head, &device)?
+            }
+            Architecture::XlmRoberta => {
+                backend::xlm_roberta::load(&files, &config_bytes, weights, &head, &device)?
+            }
+            Architecture::ModernBert => {
+                backend::modernbert::load(&files, &config_bytes, weights, &head, &device)?
+            }
+            Architecture::DebertaV2 => {
+                backend::deberta::load(&files, &config_bytes, weights, &head, &device)?
+            }
+            Architecture::SentenceTransformer => {
+                backend::sentence::load(&files, &config_bytes, weights, &device)?
+            }
+            Architecture::HashedNgram => {
+                let (loaded, tok) =
+                    backend::hashed::load(&files, &config_bytes, weights, &head, &device)?;
+                hashed_tokenizer = Some(tok);
+                loaded
+            }
+        };
+        // A window longer than the model's position table is lowered to it; the stride is then
+        // capped at half the window so that windows still advance.
+        let (max_tokens, stride) = match loaded.backend.max_tokens() {
+            Some(limit) if options.max_tokens > limit => (limit, options.stride.min(limit / 2)),
+            _ => (options.max_tokens, options.stride),
+        };
+        let text = match hashed_tokenizer {
+            Some(tok) => TextEncoder::hashed(tok, max_tokens, stride)?,
+            None => TextEncoder::hugging_face(&files.tokenizer(), max_tokens, stride)?,
+        };
+        let label_index = match &loaded.labels {
+            Some(labels) => Some(labels.resolve(&options.label)?),
+            None => None,
+        };
+        Ok(Classifier {
+            backend: loaded.backend,
+            text,
+            labels: loaded.labels,
+            label_index,
+            architecture,
+            device,
+            max_tokens,
+            options,
+            model_hash,
+        })
+    }
+
+    /// Scores documents: one [`DocumentScore`] per input, in order.
+    pub fn score(&self, texts: &[&str]) -> Result<Vec<DocumentScore>> {
+        let (Some(labels), Some(index)) = (&self.labels, self.label_index) else {
+            return Err(ClassifierError::NoHead(self.options.model_dir.clone()));
+        };
+        Ok(self
+            .logits(texts)?
+            .into_iter()
+            .map(|doc| {
+                let windows: Vec<f32> =
+                    doc.windows.iter().map(|row| labels.score(row, index)).collect();
+                DocumentScore {
+                    score: self.options.aggregate.apply(&windows),
+                    windows,
+                    tokens: doc.tokens,
+                }
+            })
+            .collect())
+    }
+
+    /// Raw logits of every window of every document.
+    pub fn logits(&self, texts: &[&str]) -> Result<Vec<DocumentLogits>> {
+        if self.labels.is_none() {
+            return Err(ClassifierError::NoHead(self.options.model_dir.clone()));
+        }
+        let encoded = self.encode(texts)?;
+        let windows: Vec<&[u32]> = encoded
+            .iter()
+            .flat_map(|e| e.windows.iter().map(Vec::as_slice))
+            .collect();
+        let mut rows = self.run_batched(&windows, |batch| self.backend.logits(batch))?.into_iter();
+        Ok(encoded
+            .into_iter()
+            .map(|e| DocumentLogits {
+                windows: rows.by_ref().take(e.windows.len()).collect(),
+                window_ids: e.windows,
+                tokens: e.tokens,
+            })
+            .collect())
+    }
+
+    /// Sentence embeddings (sentence-transformers encoders only): one vector per document, from
+    /// its first window (like sentence-transformers, which truncates), after pooling and, when the
+    /// model has a Normalize module, L2 normalization.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let encoded = self.encode(texts)?;
+        let windows: Vec<&[u32]> = encoded
+            .iter()
+            .map(|e| e.windows.first().map_or(&[][..], Vec::as_slice))
+            .collect();
+        self.run_batched(&windows, |batch| self.backend.embed(batch))
+    }
+
+    /// SHA-256 (hex) of the weights and config, for audit records (see the crate docs).
+    pub fn model_hash(&self) -> &str {
+        &self.model_hash
+    }
+
+    /// The model's labels, or `None` for an encoder without a head.
+    pub fn labels(&self) -> Option<&Labels> {
+        self.labels.as_ref()
+    }
+
+    /// The output index whose probability is the score, or `None` without a head.
+    pub fn label_index(&self) -> Option<usize> {
+        self.label_index
+    }
+
+    /// The architecture family.
+    pub fn architecture(&self) -> Architecture {
+        self.architecture
+    }
+
+    /// The window length in use (the option, lowered to the model's limit).
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
+    }
+
+    /// The options the classifier was loaded with.
+    pub fn options(&self) -> &ClassifierOptions {
+        &self.options
+    }
+
+    fn encode(&self, texts: &[&str]) -> Result<Vec<text::Encoded>> {
+        let cut: Vec<&str> = texts
+            .iter()
+            .map(|t| truncate_to_bytes(t, self.options.max_bytes))
+            .collect();
+        self.text.encode_batch(&cut)
+    }
+
+    /// Runs `forward` over `windows` in length-sorted batches; returns one row per window, in the
+    /// order of `windows`.
+    fn run_batched(
+        &self,
+        windows: &[&[u32]],
+        forward: impl Fn(&Batch) -> Result<Tensor>,
+    ) -> Result<Vec<Vec<f32>>> {
+        let mut order: Vec<usize> = (0..windows.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(windows[i].len()));
+        let mut rows: Vec<Vec<f32>> = vec![Vec::new(); windows.len()];
+        for chunk in order.chunks(self.options.batch_size) {
+            let batch = self.make_batch(chunk.iter().map(|&i| windows[i]))?;
+            let out = forward(&batch)?.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+            for (&i, row) in chunk.iter().zip(out) {
+                rows[i] = row;
+            }
+        }
+        Ok(rows)
+    }
+
+    fn make_batch<'a>(&self, windows: impl Iterator<Item = &'a [u32]> + Clone) -> Result<Batch> {
+        let b = windows.clone().count();
+        let len = windows.clone().map(<[u32]>::len).max().unwrap_or(0).max(1);
+        let pad = self.backend.pad_id();
+        let mut ids = Vec::with_capacity(b * len);
+        let mut mask = Vec::with_capacity(b * len);
+        for w in windows {
+            ids.extend_from_slice(w);
+            ids.extend(std::iter::repeat_n(pad, len - w.len()));
+            mask.extend(std::iter::repeat_n(1u32, w.len()));
+            mask.extend(std::iter::repeat_n(0u32, len - w.len()));
+        }
+        Ok(Batch {
+            input_ids: Tensor::from_vec(ids, (b, len), &self.device)?,
+            attention_mask: Tensor::from_vec(mask, (b, len), &self.device)?,
+            token_type_ids: Tensor::zeros((b, len), candle_core::DType::U32, &self.device)?,
+        })
+    }
+}
+
+/// Sets glibc malloc so that large tensor buffers stay in the process instead of being unmapped
+/// and faulted in again after every operation (measured +17% to +81% on CPU inference).
+/// Process-wide: call once at start-up from the binary, before loading models. Returns whether the
+/// settings were applied (always `false` off glibc Linux).
+pub fn tune_allocator() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes allocator parameters; these are valid parameter numbers
+        // and values for glibc, and it is documented as callable at any time.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_MAX, 0) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX) == 1
+                && libc::mallopt(libc::M_TOP_PAD, 256 << 20) == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aggregates() {
+        let s = [0.2, 0.9, 0.4];
+        assert_eq!(Aggregate::Max.apply(&s), 0.9);
+        assert!((Aggregate::Mean.apply(&s) - 0.5).abs() < 1e-6);
+        assert_eq!(Aggregate::First.apply(&s), 0.2);
+        assert_eq!("mean".parse::<Aggregate>().unwrap(), Aggregate::Mean);
+        assert!("median".parse::<Aggregate>().is_err());
+    }
+
+    #[test]
+    fn classifier_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Classifier>();
+    }
+
+    #[test]
+    fn missing_directory_is_an_io_error() {
+        let err = Classifier::load(ClassifierOptions::new("/nonexistent/model")).unwrap_err();
+        assert!(matches!(err, ClassifierError::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn allocator_tuning_does_not_fail() {
+        let _ = tune_allocator();
+    }
+}

@@ -1,0 +1,55 @@
+//! Command-line arguments. Flags override the config file's keys.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Streaming, auditable filtering of training data: regex rules, large term lists, classifiers.
+#[derive(Parser, Debug)]
+#[command(name = "sluice", version, about, long_about = None)]
+pub struct Args {
+    /// More log output on stderr (-v: info, -vv: debug). SLUICE_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Filter a corpus: every input line goes to kept/, dropped/, review/ or errors/, flagged
+    /// documents get an audit record, and manifest.json and report.json describe the run.
+    Run(RunArgs),
+    /// Check a config without processing anything: parse it, compile rules, load term lists.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The TOML config (see configs/ and the README).
+    #[arg(short, long)]
+    pub config: PathBuf,
+    /// Input shards: files, directories or glob patterns (quote globs). Overrides input.paths.
+    #[arg(short, long, num_args = 1..)]
+    pub input: Vec<String>,
+    /// Output directory. Overrides output.dir.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Worker threads (0 = one per core). Overrides run.threads.
+    #[arg(short = 'j', long)]
+    pub threads: Option<usize>,
+    /// Redo every shard, even those an earlier run in the same output directory finished, and
+    /// replace an earlier run made with another config.
+    #[arg(long)]
+    pub force: bool,
+    /// No progress display and no summary; errors are still printed.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The TOML config.
+    #[arg(short, long)]
+    pub config: PathBuf,
+}

@@ -1,0 +1,137 @@
+//! One function per subcommand. They return an exit code, or an error for `main` to print.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use sluice_core::{run::RunOptions, Config, ConfigError, Progress, Report, RunError};
+
+use crate::args::{CheckArgs, Command, RunArgs};
+use crate::{EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_SHARDS_FAILED};
+
+pub fn dispatch(command: Command) -> Result<u8> {
+    match command {
+        Command::Run(args) => run(args),
+        Command::Check(args) => check(args),
+    }
+}
+
+/// Config problems (and missing input/output) are usage errors: nothing was processed.
+pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.downcast_ref::<ConfigError>().is_some() {
+            return EXIT_CONFIG;
+        }
+        if let Some(run) = cause.downcast_ref::<RunError>() {
+            return match run {
+                RunError::Config(_)
+                | RunError::NoInput
+                | RunError::NoOutput
+                | RunError::ConfigChanged { .. }
+                | RunError::DuplicateShardName { .. }
+                | RunError::OutputIsFile { .. } => EXIT_CONFIG,
+                _ => EXIT_ERROR,
+            };
+        }
+    }
+    EXIT_ERROR
+}
+
+struct Bar {
+    bar: ProgressBar,
+    bytes: AtomicU64,
+}
+
+impl Progress for Bar {
+    fn chunk_done(&self, bytes: u64) {
+        let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.bar.set_position(total);
+    }
+}
+
+fn run(args: RunArgs) -> Result<u8> {
+    let config = Config::from_file(&args.config)?;
+    let bar = (!args.quiet).then(|| {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} {binary_bytes} filtered ({binary_bytes_per_sec})",
+            )
+            .expect("valid template"),
+        );
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        Bar {
+            bar,
+            bytes: AtomicU64::new(0),
+        }
+    });
+    let options = RunOptions {
+        inputs: args.input,
+        output: args.output,
+        threads: args.threads,
+        force: args.force,
+        progress: bar.as_ref().map(|b| b as &dyn Progress),
+    };
+    let result = sluice_core::run(&config, &options);
+    if let Some(bar) = &bar {
+        bar.bar.finish_and_clear();
+    }
+    let report = result?;
+    if !args.quiet {
+        eprintln!("{}", summary(&report));
+    }
+    for failed in &report.failed_shards {
+        eprintln!(
+            "sluice: error: shard {} failed: {}",
+            failed.name, failed.error
+        );
+    }
+    Ok(if report.failed() {
+        EXIT_SHARDS_FAILED
+    } else {
+        EXIT_OK
+    })
+}
+
+fn summary(report: &Report) -> String {
+    let d = |name: &str| report.destinations.get(name).map_or(0, |f| f.documents);
+    let t = &report.throughput;
+    format!(
+        "sluice: {} shards ({} done, {} skipped, {} failed); {} documents: {} kept, {} dropped, \
+         {} review, {} errors; {} audit records; {:.1} MB in {:.2}s ({:.1} MB/s, {:.0} docs/s, {} threads)",
+        report.shards.total,
+        report.shards.done,
+        report.shards.skipped,
+        report.shards.failed,
+        report.input.documents,
+        d("kept"),
+        d("dropped"),
+        d("review"),
+        d("errors"),
+        report.audited,
+        t.bytes as f64 / 1e6,
+        t.wall_seconds,
+        t.mb_per_second,
+        t.docs_per_second,
+        t.threads,
+    )
+}
+
+fn check(args: CheckArgs) -> Result<u8> {
+    let config = Config::from_file(&args.config)?;
+    let stages = config
+        .build_stages()
+        .with_context(|| format!("config {}", args.config.display()))?;
+    println!("config {} is valid", args.config.display());
+    println!("config hash: {}", config.hash()?);
+    for (config, stage) in config.stages.iter().zip(&stages) {
+        println!("stage {} (type {})", stage.id(), stage.kind());
+        if let sluice_core::config::StageConfig::Rules(r) = config {
+            println!("  {} rules", r.rules.len());
+        }
+        if let sluice_core::config::StageConfig::Terms(t) = config {
+            println!("  {} term lists", t.lists.len());
+        }
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,425 @@
+//! The run configuration, as written in TOML by the user.
+//!
+//! Config structs are plain serde data (`deny_unknown_fields` everywhere, so a typo is an error,
+//! not a silently ignored key). They are turned into runtime objects by [`Config::build`], which
+//! compiles regexes and loads term lists *before any document is read*: every config error is
+//! reported up front with the key that caused it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sluice_io::Compression;
+
+use crate::error::ConfigError;
+use crate::stage::Stage;
+use crate::stages::{RulesConfig, TermsConfig};
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub input: InputConfig,
+    #[serde(default)]
+    pub output: OutputConfig,
+    #[serde(default)]
+    pub run: RunConfig,
+    /// The cascade, in order. Each stage is tagged by `type`.
+    #[serde(default)]
+    pub stages: Vec<StageConfig>,
+    /// Directory of the config file: relative paths inside stages (term lists) resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    /// Shards: files, directories or glob patterns, relative to the working directory.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Field holding the document text; dots descend into nested objects (`metadata.body`).
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    /// Field holding the document id (string or number); documents without one are identified
+    /// by shard and line number.
+    #[serde(default)]
+    pub id_field: Option<String>,
+    /// Lines longer than this go to `errors/` without being buffered whole.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputCompression {
+    /// Each output shard is compressed like its input shard.
+    Same,
+    None,
+    Zstd,
+    Gzip,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditScope {
+    /// Audit documents some stage dropped, escalated or tagged.
+    Flagged,
+    /// Also audit documents with evidence below a stage's thresholds (for re-thresholding).
+    Matched,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Output directory, relative to the working directory.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    #[serde(default = "default_compression")]
+    pub compression: OutputCompression,
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
+    #[serde(default = "default_gzip_level")]
+    pub gzip_level: i32,
+    /// Spans recorded per stage per document in audit records (the total is always recorded).
+    #[serde(default = "default_max_spans")]
+    pub max_spans: usize,
+    #[serde(default = "default_audit_scope")]
+    pub audit: AuditScope,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Worker threads; 0 means one per core.
+    #[serde(default)]
+    pub threads: usize,
+    /// Uncompressed bytes per chunk: the unit of parallel work and of output compression frames.
+    #[serde(default = "default_chunk_bytes")]
+    pub chunk_bytes: usize,
+}
+
+/// One stage of the cascade. Adding a stage: a variant here, a file in `stages/`, a test.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum StageConfig {
+    Rules(RulesConfig),
+    Terms(TermsConfig),
+}
+
+impl StageConfig {
+    pub fn id(&self) -> &str {
+        match self {
+            StageConfig::Rules(c) => &c.id,
+            StageConfig::Terms(c) => &c.id,
+        }
+    }
+
+    fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Stage>, ConfigError> {
+        Ok(match self {
+            StageConfig::Rules(c) => Box::new(c.build(ctx)?),
+            StageConfig::Terms(c) => Box::new(c.build(ctx)?),
+        })
+    }
+
+    /// Bytes that define this stage's behaviour beyond the config text (term list contents).
+    fn external_inputs(&self, ctx: &BuildContext) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
+        match self {
+            StageConfig::Rules(_) => Ok(Vec::new()),
+            StageConfig::Terms(c) => c.list_contents(ctx),
+        }
+    }
+}
+
+/// What a stage needs to build itself.
+pub struct BuildContext<'a> {
+    pub base_dir: &'a Path,
+    pub max_spans: usize,
+    /// Config key prefix for error messages, e.g. `stages[1] (hazard-terms)`.
+    pub key: String,
+}
+
+impl BuildContext<'_> {
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+}
+
+fn default_text_field() -> String {
+    "text".into()
+}
+fn default_max_line_bytes() -> usize {
+    32 << 20
+}
+fn default_compression() -> OutputCompression {
+    OutputCompression::Same
+}
+fn default_zstd_level() -> i32 {
+    3
+}
+fn default_gzip_level() -> i32 {
+    6
+}
+fn default_max_spans() -> usize {
+    32
+}
+fn default_audit_scope() -> AuditScope {
+    AuditScope::Flagged
+}
+fn default_chunk_bytes() -> usize {
+    4 << 20
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig {
+            paths: Vec::new(),
+            text_field: default_text_field(),
+            id_field: None,
+            max_line_bytes: default_max_line_bytes(),
+        }
+    }
+}
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig {
+            dir: None,
+            compression: default_compression(),
+            zstd_level: default_zstd_level(),
+            gzip_level: default_gzip_level(),
+            max_spans: default_max_spans(),
+            audit: default_audit_scope(),
+        }
+    }
+}
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            threads: 0,
+            chunk_bytes: default_chunk_bytes(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and parses a config file; relative stage paths will resolve against its directory.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Config::from_toml(&text, &base_dir).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    pub fn from_toml(text: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<config>"),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        config.base_dir = base_dir.to_path_buf();
+        Ok(config)
+    }
+
+    /// Checks what can be checked without building stages.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        if self.input.text_field.split('.').any(str::is_empty) {
+            return Err(invalid(
+                "input.text_field",
+                "must be a non-empty dotted field path",
+            ));
+        }
+        if let Some(id) = &self.input.id_field {
+            if id.split('.').any(str::is_empty) {
+                return Err(invalid(
+                    "input.id_field",
+                    "must be a non-empty dotted field path",
+                ));
+            }
+        }
+        if self.input.max_line_bytes < 1024 {
+            return Err(invalid("input.max_line_bytes", "must be at least 1024"));
+        }
+        if !(1..=22).contains(&self.output.zstd_level) {
+            return Err(invalid("output.zstd_level", "must be between 1 and 22"));
+        }
+        if !(0..=9).contains(&self.output.gzip_level) {
+            return Err(invalid("output.gzip_level", "must be between 0 and 9"));
+        }
+        if self.run.chunk_bytes < 4096 {
+            return Err(invalid("run.chunk_bytes", "must be at least 4096"));
+        }
+        let mut seen = BTreeMap::new();
+        for (i, stage) in self.stages.iter().enumerate() {
+            if stage.id().is_empty() {
+                return Err(invalid(&format!("stages[{i}].id"), "must not be empty"));
+            }
+            if let Some(first) = seen.insert(stage.id().to_string(), i) {
+                return Err(invalid(
+                    &format!("stages[{i}].id"),
+                    &format!("`{}` is already used by stages[{first}]", stage.id()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn context(&self, index: usize) -> BuildContext<'_> {
+        BuildContext {
+            base_dir: &self.base_dir,
+            max_spans: self.output.max_spans,
+            key: format!("stages[{index}] ({})", self.stages[index].id()),
+        }
+    }
+
+    /// Compiles every stage. Fails before any work starts, naming the offending key.
+    pub fn build_stages(&self) -> Result<Vec<Box<dyn Stage>>, ConfigError> {
+        self.validate()?;
+        (0..self.stages.len())
+            .map(|i| self.stages[i].build(&self.context(i)))
+            .collect()
+    }
+
+    /// Output compression of a shard whose input was `input`.
+    pub fn output_compression(&self, input: Compression) -> Compression {
+        match self.output.compression {
+            OutputCompression::Same => input,
+            OutputCompression::None => Compression::None,
+            OutputCompression::Zstd => Compression::Zstd,
+            OutputCompression::Gzip => Compression::Gzip,
+        }
+    }
+
+    pub fn compression_level(&self, compression: Compression) -> i32 {
+        match compression {
+            Compression::Gzip => self.output.gzip_level,
+            _ => self.output.zstd_level,
+        }
+    }
+
+    /// A hash of everything that decides the output bytes: fields, output encoding, chunking,
+    /// stages and the contents of their term lists. Paths, thread count and the output directory
+    /// are left out on purpose: they do not change a document's verdict.
+    pub fn hash(&self) -> Result<String, ConfigError> {
+        #[derive(Serialize)]
+        struct Hashed<'a> {
+            text_field: &'a str,
+            id_field: &'a Option<String>,
+            max_line_bytes: usize,
+            compression: OutputCompression,
+            zstd_level: i32,
+            gzip_level: i32,
+            max_spans: usize,
+            audit: AuditScope,
+            chunk_bytes: usize,
+            stages: &'a [StageConfig],
+        }
+        let hashed = Hashed {
+            text_field: &self.input.text_field,
+            id_field: &self.input.id_field,
+            max_line_bytes: self.input.max_line_bytes,
+            compression: self.output.compression,
+            zstd_level: self.output.zstd_level,
+            gzip_level: self.output.gzip_level,
+            max_spans: self.output.max_spans,
+            audit: self.output.audit,
+            chunk_bytes: self.run.chunk_bytes,
+            stages: &self.stages,
+        };
+        let mut hasher = Sha256::new();
+        hasher.update(serde_json::to_vec(&hashed).expect("config serializes"));
+        for i in 0..self.stages.len() {
+            for (name, bytes) in self.stages[i].external_inputs(&self.context(i))? {
+                hasher.update(name.as_bytes());
+                hasher.update((bytes.len() as u64).to_le_bytes());
+                hasher.update(&bytes);
+            }
+        }
+        Ok(format!("sha256:{}", hex(&hasher.finalize())))
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_rejected_everywhere() {
+        for text in [
+            "bogus = 1",
+            "[input]\ntext_feild = 'x'",
+            "[[stages]]\ntype = 'rules'\nid = 'r'\nrules = []\ncolour = 1",
+            "[[stages]]\ntype = 'rules'\nid = 'r'\n[[stages.rules]]\nid='a'\npattern='x'\naction='drop'\nextra=1",
+            "[[stages]]\ntype = 'nonsense'\nid = 'x'",
+        ] {
+            let err = Config::from_toml(text, Path::new(".")).unwrap_err().to_string();
+            assert!(err.contains("unknown"), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let c = Config::from_toml("", Path::new(".")).unwrap();
+        assert_eq!(c.input.text_field, "text");
+        assert_eq!(c.output.compression, OutputCompression::Same);
+        assert_eq!(c.run.chunk_bytes, 4 << 20);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn duplicate_stage_ids_and_bad_levels_are_named() {
+        let c = Config::from_toml(
+            "[[stages]]\ntype='rules'\nid='a'\nrules=[]\n[[stages]]\ntype='rules'\nid='a'\nrules=[]",
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("stages[1].id"));
+        let c = Config::from_toml("[output]\nzstd_level = 40", Path::new(".")).unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("output.zstd_level"));
+    }
+
+    #[test]
+    fn hash_ignores_threads_and_paths_but_not_stages() {
+        let a = Config::from_toml("[run]\nthreads = 1", Path::new(".")).unwrap();
+        let b = Config::from_toml(
+            "[run]\nthreads = 8\n[input]\npaths=['x']\n[output]\ndir='o'",
+            Path::new("."),
+        )
+        .unwrap();
+        let c = Config::from_toml("[[stages]]\ntype='rules'\nid='a'\nrules=[]", Path::new("."))
+            .unwrap();
+        assert_eq!(a.hash().unwrap(), b.hash().unwrap());
+        assert_ne!(a.hash().unwrap(), c.hash().unwrap());
+    }
+}

@@ -1,0 +1,510 @@
+//! How one shard flows from its file to verdicts and output shards. Read this file top to bottom
+//! to follow a document.
+//!
+//! ```text
+//!  reader thread                 worker pool (rayon)                  shard thread
+//!  ─────────────                 ───────────────────                  ────────────
+//!  decompress, cut lines   ──▶   per chunk: parse fields, run the  ──▶  reorder by chunk index,
+//!  into ~4 MiB chunks            cascade, route each raw line,          append frames to
+//!  (waits for a permit)          write audit/error records,             kept/dropped/review/
+//!                                compress each stream as one frame      audit/errors, release permit
+//! ```
+//!
+//! * **Bounded memory.** A chunk is read only after taking a permit from a pool shared by all
+//!   shards; the permit comes back when the chunk's output has been written. Memory is about
+//!   `permits × chunk size × 3`, whatever the shard size or count.
+//! * **Determinism.** Chunk boundaries depend only on the input bytes; each chunk's outputs are
+//!   compressed as self-contained frames and appended in chunk order. The output is therefore
+//!   byte-identical for any thread count and from run to run.
+//! * **Nothing lost.** Every line becomes exactly one of kept / dropped / review / errors, and
+//!   is counted there; an output shard appears under its final name only once it is complete.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use serde::Serialize;
+use sluice_io::{
+    compress_frame, empty_stream, open_shard, output_name, AtomicFile, Chunk, ChunkerOptions,
+    Compression, LineChunker, Shard,
+};
+
+use crate::config::{AuditScope, Config};
+use crate::document::{Document, FieldExtractor, LineError};
+use crate::stage::{Detail, Evidence, Outcome, Reason, Scratch, Stage, StageStats};
+use crate::stats::{Destination, ShardStats};
+
+/// The built cascade: stages plus everything needed to turn a line into a verdict and records.
+pub struct Cascade {
+    pub stages: Vec<Box<dyn Stage>>,
+    pub extractor: FieldExtractor,
+    pub audit: AuditScope,
+    pub config_hash: String,
+    pub max_line_bytes: usize,
+    pub chunk_bytes: usize,
+}
+
+/// The decision about one document, with the evidence behind it.
+pub struct Verdict {
+    pub destination: Destination,
+    pub escalated: bool,
+    /// `(stage index, evidence)` for every stage that saw something.
+    pub evidence: Vec<(usize, Evidence)>,
+}
+
+impl Cascade {
+    pub fn new(config: &Config) -> Result<Cascade, crate::ConfigError> {
+        Ok(Cascade {
+            stages: config.build_stages()?,
+            extractor: FieldExtractor::new(
+                &config.input.text_field,
+                config.input.id_field.as_deref(),
+            ),
+            audit: config.output.audit,
+            config_hash: config.hash()?,
+            max_line_bytes: config.input.max_line_bytes,
+            chunk_bytes: config.run.chunk_bytes,
+        })
+    }
+
+    /// Empty counters, one per stage, in cascade order.
+    pub fn stage_stats(&self) -> Vec<StageStats> {
+        self.stages
+            .iter()
+            .map(|s| StageStats::new(s.id(), s.kind()))
+            .collect()
+    }
+
+    /// Runs the stages in order. The first `drop` wins and ends the cascade; an `escalate` sends
+    /// the document to review (there is no classifier stage yet); otherwise the document is kept.
+    pub fn judge(
+        &self,
+        doc: &Document<'_>,
+        scratch: &mut Scratch,
+        stats: &mut [StageStats],
+    ) -> Verdict {
+        let mut evidence = Vec::new();
+        let mut escalated = false;
+        let mut dropped = false;
+        for (i, stage) in self.stages.iter().enumerate() {
+            stats[i].evaluated += 1;
+            let Some(e) = stage.evaluate(doc, scratch, &mut stats[i]) else {
+                continue;
+            };
+            stats[i].record_outcome(e.outcome);
+            escalated |= e.outcome == Outcome::Escalate;
+            dropped = e.outcome == Outcome::Drop;
+            evidence.push((i, e));
+            if dropped {
+                break;
+            }
+        }
+        let destination = if dropped {
+            Destination::Dropped
+        } else if escalated {
+            Destination::Review
+        } else {
+            Destination::Kept
+        };
+        Verdict {
+            destination,
+            escalated,
+            evidence,
+        }
+    }
+
+    fn audits(&self, verdict: &Verdict) -> bool {
+        match self.audit {
+            AuditScope::Flagged => verdict
+                .evidence
+                .iter()
+                .any(|(_, e)| e.outcome != Outcome::Pass),
+            AuditScope::Matched => !verdict.evidence.is_empty(),
+        }
+    }
+}
+
+/// One audit line: a flagged document and every reason.
+#[derive(Serialize)]
+struct AuditRecord<'a> {
+    id: &'a str,
+    shard: &'a str,
+    line: u64,
+    offset: u64,
+    decision: Destination,
+    escalated: bool,
+    reasons: Vec<&'a Reason>,
+    stages: Vec<StageEntry<'a>>,
+    config_hash: &'a str,
+    sluice_version: &'a str,
+}
+
+#[derive(Serialize)]
+struct StageEntry<'a> {
+    stage: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    outcome: Outcome,
+    #[serde(flatten)]
+    detail: &'a Detail,
+}
+
+/// One line of `errors/`: enough to find and recover the line.
+#[derive(Serialize)]
+struct ErrorRecord<'a> {
+    shard: &'a str,
+    line: u64,
+    offset: u64,
+    bytes: u64,
+    kind: &'a str,
+    error: &'a str,
+    /// The line itself when it is valid UTF-8 and not over the size limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw: Option<&'a str>,
+    /// The line, base64-encoded, when it is not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_base64: Option<String>,
+}
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The five output streams of a shard, in this order on disk: `OUTPUT_DIRS[i]`.
+pub const OUTPUT_DIRS: [&str; 5] = ["kept", "dropped", "review", "audit", "errors"];
+const AUDIT: usize = 3;
+const ERRORS: usize = 4;
+
+fn stream_of(destination: Destination) -> usize {
+    match destination {
+        Destination::Kept => 0,
+        Destination::Dropped => 1,
+        Destination::Review => 2,
+        Destination::Errors => ERRORS,
+    }
+}
+
+/// What a worker hands back for one chunk: compressed frames per stream, and counters.
+struct ChunkOutput {
+    frames: [Vec<u8>; 5],
+    stats: ShardStats,
+    bytes: u64,
+}
+
+/// Judges every line of a chunk and compresses the five streams.
+fn process_chunk(
+    cascade: &Cascade,
+    shard: &str,
+    chunk: &Chunk,
+    compression: Compression,
+    level: i32,
+) -> Result<ChunkOutput, String> {
+    let mut stats = ShardStats::new(&cascade.stage_stats());
+    let mut raw: [Vec<u8>; 5] = Default::default();
+    let mut scratch = Scratch::default();
+    let mut id_buf = String::new();
+    for line in &chunk.lines {
+        let bytes = &chunk.data[line.range.clone()];
+        let size = line.oversized.unwrap_or(bytes.len() as u64) + 1;
+        stats.input.add(size);
+        let parsed = match line.oversized {
+            Some(len) => Err(LineError {
+                kind: "line_too_long",
+                message: format!(
+                    "line is {len} bytes, over input.max_line_bytes ({})",
+                    cascade.max_line_bytes
+                ),
+            }),
+            None => cascade.extractor.extract(bytes),
+        };
+        let doc = match parsed {
+            Ok(doc) => doc,
+            Err(error) => {
+                let utf8 = std::str::from_utf8(bytes).ok();
+                let record = ErrorRecord {
+                    shard,
+                    line: line.number,
+                    offset: line.offset,
+                    bytes: size - 1,
+                    kind: error.kind,
+                    error: &error.message,
+                    raw: utf8.filter(|_| line.oversized.is_none()),
+                    raw_base64: match (utf8, line.oversized) {
+                        (None, None) => Some(base64_encode(bytes)),
+                        _ => None,
+                    },
+                };
+                serde_json::to_writer(&mut raw[ERRORS], &record).map_err(|e| e.to_string())?;
+                raw[ERRORS].push(b'\n');
+                stats.errors.add(size);
+                *stats.error_kinds.entry(error.kind.to_string()).or_default() += 1;
+                continue;
+            }
+        };
+        let verdict = cascade.judge(&doc, &mut scratch, &mut stats.stages);
+        let out = &mut raw[stream_of(verdict.destination)];
+        out.extend_from_slice(bytes);
+        out.push(b'\n');
+        stats.flow_mut(verdict.destination).add(size);
+        stats.escalated += u64::from(verdict.escalated);
+        if cascade.audits(&verdict) {
+            let id: &str = match &doc.id {
+                Some(id) => id,
+                None => {
+                    id_buf.clear();
+                    use std::fmt::Write;
+                    let _ = write!(id_buf, "{shard}:{}", line.number);
+                    &id_buf
+                }
+            };
+            let record = AuditRecord {
+                id,
+                shard,
+                line: line.number,
+                offset: line.offset,
+                decision: verdict.destination,
+                escalated: verdict.escalated,
+                reasons: verdict
+                    .evidence
+                    .iter()
+                    .flat_map(|(_, e)| e.reasons.iter())
+                    .collect(),
+                stages: verdict
+                    .evidence
+                    .iter()
+                    .map(|(i, e)| StageEntry {
+                        stage: cascade.stages[*i].id(),
+                        kind: cascade.stages[*i].kind(),
+                        outcome: e.outcome,
+                        detail: &e.detail,
+                    })
+                    .collect(),
+                config_hash: &cascade.config_hash,
+                sluice_version: VERSION,
+            };
+            serde_json::to_writer(&mut raw[AUDIT], &record).map_err(|e| e.to_string())?;
+            raw[AUDIT].push(b'\n');
+            stats.audited += 1;
+        }
+    }
+    let mut frames: [Vec<u8>; 5] = Default::default();
+    for (data, frame) in raw.iter().zip(frames.iter_mut()) {
+        compress_frame(data, compression, level, frame).map_err(|e| e.to_string())?;
+    }
+    Ok(ChunkOutput {
+        frames,
+        stats,
+        bytes: chunk.data.len() as u64,
+    })
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A counting semaphore shared by every shard: a chunk is read only with a permit in hand.
+pub struct Permits {
+    give: Sender<()>,
+    take: Receiver<()>,
+}
+
+impl Permits {
+    pub fn new(count: usize) -> Permits {
+        let (give, take) = bounded(count);
+        for _ in 0..count {
+            give.send(()).expect("channel has room");
+        }
+        Permits { give, take }
+    }
+    fn acquire(&self) {
+        self.take.recv().expect("permits outlive their users");
+    }
+    fn release(&self) {
+        let _ = self.give.send(());
+    }
+}
+
+/// Called as chunks complete, for progress display.
+pub trait Progress: Send + Sync {
+    fn chunk_done(&self, uncompressed_bytes: u64);
+}
+
+/// Everything a shard run needs, shared across shards.
+pub struct ShardRunner<'a> {
+    pub cascade: &'a Cascade,
+    pub config: &'a Config,
+    pub pool: &'a rayon::ThreadPool,
+    pub permits: &'a Permits,
+    pub output_dir: &'a Path,
+    pub progress: Option<&'a dyn Progress>,
+}
+
+/// A shard that completed: its counters and output names.
+pub struct ShardDone {
+    pub stats: ShardStats,
+    pub input_compression: Compression,
+    pub output_compression: Compression,
+    pub output_name: String,
+}
+
+enum Message {
+    Chunk(u64, Result<Box<ChunkOutput>, String>),
+    End { chunks: u64, error: Option<String> },
+}
+
+impl ShardRunner<'_> {
+    /// Filters one shard into its five outputs. On error nothing appears under a final name and
+    /// the message says what failed; the caller marks the shard failed and goes on.
+    pub fn run(&self, shard: &Shard) -> Result<ShardDone, String> {
+        let (input_compression, reader) = open_shard(&shard.path).map_err(|e| e.to_string())?;
+        let compression = self.config.output_compression(input_compression);
+        let level = self.config.compression_level(compression);
+        let name = output_name(&shard.name, compression);
+        let mut files = Vec::with_capacity(OUTPUT_DIRS.len());
+        for dir in OUTPUT_DIRS {
+            files.push(
+                AtomicFile::create(&self.output_dir.join(dir).join(&name))
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let options = ChunkerOptions {
+            target_chunk_bytes: self.cascade.chunk_bytes,
+            max_line_bytes: self.cascade.max_line_bytes,
+        };
+        let mut chunker = LineChunker::new(reader, options);
+        let (tx, rx) = unbounded::<Message>();
+        let shard_name = shard.name.as_str();
+
+        let (stats, written, failure) = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let tx = tx;
+                let mut chunks = 0u64;
+                let error = self.pool.in_place_scope(|tasks| loop {
+                    self.permits.acquire();
+                    let mut chunk = Chunk::default();
+                    match chunker.next_chunk(&mut chunk) {
+                        Ok(true) => {
+                            let index = chunks;
+                            chunks += 1;
+                            let tx = tx.clone();
+                            tasks.spawn(move |_| {
+                                let result = catch_unwind(AssertUnwindSafe(|| {
+                                    process_chunk(
+                                        self.cascade,
+                                        shard_name,
+                                        &chunk,
+                                        compression,
+                                        level,
+                                    )
+                                }))
+                                .unwrap_or_else(|panic| Err(panic_message(panic)))
+                                .map(Box::new);
+                                let _ = tx.send(Message::Chunk(index, result));
+                            });
+                        }
+                        Ok(false) => {
+                            self.permits.release();
+                            break None;
+                        }
+                        Err(e) => {
+                            self.permits.release();
+                            break Some(e.to_string());
+                        }
+                    }
+                });
+                let _ = tx.send(Message::End { chunks, error });
+            });
+            self.collect(&rx, &mut files)
+        });
+        if let Some(message) = failure {
+            return Err(message);
+        }
+        for (file, written) in files.iter_mut().zip(written) {
+            if !written {
+                use std::io::Write;
+                file.write_all(&empty_stream(compression))
+                    .map_err(|e| format!("cannot write {}: {e}", file.path().display()))?;
+            }
+        }
+        for file in files {
+            file.finish().map_err(|e| e.to_string())?;
+        }
+        Ok(ShardDone {
+            stats,
+            input_compression,
+            output_compression: compression,
+            output_name: name,
+        })
+    }
+
+    /// Receives chunk results, writes them in chunk order, returns permits. Keeps draining after
+    /// a failure so that every permit comes back.
+    fn collect(
+        &self,
+        rx: &Receiver<Message>,
+        files: &mut [AtomicFile],
+    ) -> (ShardStats, [bool; 5], Option<String>) {
+        use std::io::Write;
+        let mut stats = ShardStats::new(&self.cascade.stage_stats());
+        let mut written = [false; 5];
+        let mut failure: Option<String> = None;
+        let mut pending = std::collections::BTreeMap::new();
+        let mut next = 0u64;
+        let mut total: Option<u64> = None;
+        while total != Some(next) {
+            match rx.recv() {
+                Ok(Message::Chunk(index, result)) => {
+                    pending.insert(index, result);
+                }
+                Ok(Message::End { chunks, error }) => {
+                    total = Some(chunks);
+                    if failure.is_none() {
+                        failure = error;
+                    }
+                }
+                Err(_) => {
+                    failure.get_or_insert_with(|| "internal error: reader vanished".into());
+                    break;
+                }
+            }
+            while let Some(result) = pending.remove(&next) {
+                next += 1;
+                self.permits.release();
+                if failure.is_some() {
+                    continue;
+                }
+                match result {
+                    Ok(out) => {
+                        for (i, frame) in out.frames.iter().enumerate() {
+                            if frame.is_empty() {
+                                continue;
+                            }
+                            if let Err(e) = files[i].write_all(frame) {
+                                failure = Some(format!(
+                                    "cannot write {}: {e}",
+                                    files[i].path().display()
+                                ));
+                                break;
+                            }
+                            written[i] = true;
+                        }
+                        stats.merge(&out.stats);
+                        if let Some(p) = self.progress {
+                            p.chunk_done(out.bytes);
+                        }
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+        }
+        (stats, written, failure)
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("internal error: {message}")
+}

@@ -1,0 +1,404 @@
+//! A whole run: find the shards, skip those a previous run finished, filter the rest in
+//! parallel, and keep `manifest.json` (per-shard status, written after every shard) and
+//! `report.json` (everything counted, written at the end) in the output directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use sluice_io::{discover_shards, output_name, write_atomic, Compression, Shard};
+
+use crate::config::Config;
+use crate::error::RunError;
+use crate::pipeline::{Cascade, Permits, Progress, ShardRunner, OUTPUT_DIRS, VERSION};
+use crate::stats::{Destination, Flow, ShardStats};
+
+pub const MANIFEST: &str = "manifest.json";
+pub const REPORT: &str = "report.json";
+
+/// Settings that come from the command line rather than the config.
+pub struct RunOptions<'a> {
+    /// Overrides `input.paths` when not empty.
+    pub inputs: Vec<String>,
+    /// Overrides `output.dir`.
+    pub output: Option<PathBuf>,
+    /// Overrides `run.threads`; 0 = one per core.
+    pub threads: Option<usize>,
+    /// Redo every shard, even those a previous run finished, and replace a run of another config.
+    pub force: bool,
+    pub progress: Option<&'a dyn Progress>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShardStatus {
+    Pending,
+    Done,
+    Failed,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShardEntry {
+    pub name: String,
+    pub path: PathBuf,
+    pub status: ShardStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_compression: Option<String>,
+    /// Name of this shard's file under each of kept/, dropped/, review/, audit/, errors/.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<ShardStats>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub sluice_version: String,
+    pub config_hash: String,
+    pub config: Config,
+    pub inputs: Vec<String>,
+    pub shards: Vec<ShardEntry>,
+}
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Option<Manifest>, RunError> {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(RunError::Manifest {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| RunError::Manifest {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+    }
+
+    fn write(&self, dir: &Path) -> Result<(), RunError> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        bytes.push(b'\n');
+        Ok(write_atomic(&dir.join(MANIFEST), &bytes)?)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShardCounts {
+    pub total: usize,
+    pub done: usize,
+    /// Finished by an earlier run and not redone.
+    pub skipped: usize,
+    pub failed: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Documents and bytes filtered by this invocation (skipped shards excluded).
+    pub documents: u64,
+    pub bytes: u64,
+    pub wall_seconds: f64,
+    pub docs_per_second: f64,
+    pub mb_per_second: f64,
+    pub threads: usize,
+}
+
+/// `report.json`: what happened to every document of the run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    pub sluice_version: String,
+    pub config_hash: String,
+    pub shards: ShardCounts,
+    /// Documents and bytes in, and per destination; in = kept + dropped + review + errors.
+    pub input: Flow,
+    pub destinations: BTreeMap<String, Flow>,
+    pub escalated: u64,
+    pub audited: u64,
+    pub error_kinds: BTreeMap<String, u64>,
+    pub stages: Vec<crate::stage::StageStats>,
+    pub failed_shards: Vec<FailedShard>,
+    pub throughput: Throughput,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FailedShard {
+    pub name: String,
+    pub error: String,
+}
+
+impl Report {
+    pub fn failed(&self) -> bool {
+        self.shards.failed > 0
+    }
+}
+
+/// Runs the cascade over every shard. Errors here stop the run before or outside shard work; a
+/// shard that fails is recorded in the manifest and report while the others complete.
+pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
+    let started = Instant::now();
+    let cascade = Cascade::new(config)?;
+    let inputs = if options.inputs.is_empty() {
+        config.input.paths.clone()
+    } else {
+        options.inputs.clone()
+    };
+    if inputs.is_empty() {
+        return Err(RunError::NoInput);
+    }
+    let output = options
+        .output
+        .clone()
+        .or_else(|| config.output.dir.clone())
+        .ok_or(RunError::NoOutput)?;
+    let shards = discover_shards(&inputs)?;
+    check_output_names(config, &shards)?;
+    prepare_output_dir(&output)?;
+
+    let previous = Manifest::load(&output.join(MANIFEST))?;
+    if let Some(previous) = &previous {
+        if previous.config_hash != cascade.config_hash && !options.force {
+            return Err(RunError::ConfigChanged {
+                path: output.clone(),
+                found: previous.config_hash.clone(),
+            });
+        }
+    }
+    let finished: BTreeMap<&str, &ShardEntry> = match (&previous, options.force) {
+        (Some(p), false) => p
+            .shards
+            .iter()
+            .filter(|e| e.status == ShardStatus::Done && outputs_exist(&output, e))
+            .map(|e| (e.name.as_str(), e))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+
+    let mut entries = Vec::with_capacity(shards.len());
+    let mut todo = Vec::new();
+    for (i, shard) in shards.iter().enumerate() {
+        match finished.get(shard.name.as_str()) {
+            Some(done) => entries.push((*done).clone()),
+            None => {
+                todo.push(i);
+                entries.push(ShardEntry {
+                    name: shard.name.clone(),
+                    path: shard.path.clone(),
+                    status: ShardStatus::Pending,
+                    error: None,
+                    input_compression: None,
+                    output_name: None,
+                    stats: None,
+                });
+            }
+        }
+    }
+    let skipped = shards.len() - todo.len();
+    let manifest = Mutex::new(Manifest {
+        sluice_version: VERSION.to_string(),
+        config_hash: cascade.config_hash.clone(),
+        config: config.clone(),
+        inputs: inputs.clone(),
+        shards: entries,
+    });
+    manifest.lock().expect("manifest lock").write(&output)?;
+
+    let threads = match options.threads.unwrap_or(config.run.threads) {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("sluice-worker-{i}"))
+        .build()
+        .map_err(|e| RunError::Threads(e.to_string()))?;
+    let permits = Permits::new(2 * threads + 2);
+    let runner = ShardRunner {
+        cascade: &cascade,
+        config,
+        pool: &pool,
+        permits: &permits,
+        output_dir: &output,
+        progress: options.progress,
+    };
+    tracing::info!(
+        shards = shards.len(),
+        to_do = todo.len(),
+        skipped,
+        threads,
+        config_hash = %cascade.config_hash,
+        "run starts"
+    );
+
+    // Shard workers pull shards from a shared queue; each runs one shard at a time, its chunks
+    // going to the shared pool. With many shards several are in flight; with one big shard its
+    // chunks alone keep every worker busy.
+    let next = AtomicUsize::new(0);
+    let manifest_error: Mutex<Option<RunError>> = Mutex::new(None);
+    let shard_workers = threads.min(todo.len()).max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..shard_workers {
+            scope.spawn(|| loop {
+                let slot = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&index) = todo.get(slot) else { break };
+                let shard = &shards[index];
+                let result = runner.run(shard);
+                let mut m = manifest.lock().expect("manifest lock");
+                let entry = &mut m.shards[index];
+                match result {
+                    Ok(done) => {
+                        tracing::info!(
+                            shard = %shard.name,
+                            documents = done.stats.input.documents,
+                            dropped = done.stats.dropped.documents,
+                            review = done.stats.review.documents,
+                            errors = done.stats.errors.documents,
+                            "shard done"
+                        );
+                        entry.status = ShardStatus::Done;
+                        entry.input_compression = Some(done.input_compression.name().into());
+                        entry.output_name = Some(done.output_name);
+                        entry.stats = Some(done.stats);
+                    }
+                    Err(error) => {
+                        tracing::error!(shard = %shard.name, %error, "shard failed");
+                        entry.status = ShardStatus::Failed;
+                        entry.error = Some(error);
+                    }
+                }
+                if let Err(e) = m.write(&output) {
+                    manifest_error.lock().expect("lock").get_or_insert(e);
+                }
+            });
+        }
+    });
+    if let Some(e) = manifest_error.into_inner().expect("lock") {
+        return Err(e);
+    }
+    let manifest = manifest.into_inner().expect("manifest lock");
+    let report = build_report(&cascade, &manifest, &todo, skipped, threads, started);
+    let mut bytes = serde_json::to_vec_pretty(&report).expect("report serializes");
+    bytes.push(b'\n');
+    write_atomic(&output.join(REPORT), &bytes)?;
+    Ok(report)
+}
+
+fn build_report(
+    cascade: &Cascade,
+    manifest: &Manifest,
+    todo: &[usize],
+    skipped: usize,
+    threads: usize,
+    started: Instant,
+) -> Report {
+    let mut total = ShardStats::new(&cascade.stage_stats());
+    let mut failed_shards = Vec::new();
+    let mut done = 0;
+    for entry in &manifest.shards {
+        match (&entry.status, &entry.stats) {
+            (ShardStatus::Done, Some(stats)) => {
+                done += 1;
+                total.merge(stats);
+            }
+            (ShardStatus::Failed, _) => failed_shards.push(FailedShard {
+                name: entry.name.clone(),
+                error: entry.error.clone().unwrap_or_default(),
+            }),
+            _ => {}
+        }
+    }
+    let mut processed = Flow::default();
+    for &i in todo {
+        if let Some(stats) = &manifest.shards[i].stats {
+            processed.documents += stats.input.documents;
+            processed.bytes += stats.input.bytes;
+        }
+    }
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    Report {
+        sluice_version: VERSION.to_string(),
+        config_hash: cascade.config_hash.clone(),
+        shards: ShardCounts {
+            total: manifest.shards.len(),
+            done: done - skipped,
+            skipped,
+            failed: failed_shards.len(),
+        },
+        input: total.input,
+        destinations: Destination::ALL
+            .iter()
+            .map(|d| (d.name().to_string(), total.flow(*d)))
+            .collect(),
+        escalated: total.escalated,
+        audited: total.audited,
+        error_kinds: total.error_kinds.clone(),
+        stages: total.stages,
+        failed_shards,
+        throughput: Throughput {
+            documents: processed.documents,
+            bytes: processed.bytes,
+            wall_seconds: wall,
+            docs_per_second: processed.documents as f64 / wall,
+            mb_per_second: processed.bytes as f64 / 1e6 / wall,
+            threads,
+        },
+    }
+}
+
+/// Two shards must not write to the same output files (`a.jsonl` and `a.jsonl.gz` with
+/// `compression = "none"`, say). Compression is guessed from the extension here; the run itself
+/// trusts magic bytes.
+fn check_output_names(config: &Config, shards: &[Shard]) -> Result<(), RunError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for shard in shards {
+        let guessed = guess_compression(&shard.name);
+        let name = output_name(&shard.name, config.output_compression(guessed));
+        if !seen.insert(name.clone()) {
+            return Err(RunError::DuplicateShardName { name });
+        }
+    }
+    Ok(())
+}
+
+fn guess_compression(name: &str) -> Compression {
+    name.rfind('.')
+        .and_then(|dot| Compression::from_extension(&name[dot..]))
+        .unwrap_or(Compression::None)
+}
+
+fn prepare_output_dir(output: &Path) -> Result<(), RunError> {
+    if output.exists() && !output.is_dir() {
+        return Err(RunError::OutputIsFile {
+            path: output.to_path_buf(),
+        });
+    }
+    for dir in OUTPUT_DIRS {
+        let path = output.join(dir);
+        std::fs::create_dir_all(&path).map_err(|source| {
+            if output.is_file() {
+                RunError::OutputIsFile {
+                    path: output.to_path_buf(),
+                }
+            } else {
+                RunError::CreateOutput { path, source }
+            }
+        })?;
+    }
+    Ok(())
+}
+
+fn outputs_exist(output: &Path, entry: &ShardEntry) -> bool {
+    entry.output_name.as_ref().is_some_and(|name| {
+        OUTPUT_DIRS
+            .iter()
+            .all(|dir| output.join(dir).join(name).is_file())
+    })
+}

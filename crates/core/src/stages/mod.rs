@@ -1,0 +1,10 @@
+//! The stages of the cascade, one file each: a serde config struct, its `build()`, the runtime
+//! stage implementing [`crate::stage::Stage`], and the evidence it records.
+
+mod rules;
+mod terms;
+
+pub use rules::{RuleConfig, RuleHit, RulesConfig, RulesEvidence, RulesStage};
+pub use terms::{
+    Normalize, TermCount, TermEngine, TermSpan, TermsConfig, TermsEvidence, TermsStage, Threshold,
+};

@@ -1,0 +1,280 @@
+//! `type = "rules"`: regular-expression keyword rules.
+//!
+//! All rules of a stage are compiled into one `RegexSet`, so a document is scanned once to learn
+//! which rules match at all; only those rules (usually none) are run again to count matches and
+//! record spans.
+
+use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::config::BuildContext;
+use crate::document::Document;
+use crate::error::ConfigError;
+use crate::stage::{
+    count_key, Action, Detail, Evidence, Outcome, Reason, Scratch, Stage, StageStats,
+};
+
+/// Compiled regexes may use this much memory each; generous, so big alternations still build.
+const REGEX_SIZE_LIMIT: usize = 64 << 20;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    pub id: String,
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub id: String,
+    /// Rust `regex` syntax.
+    pub pattern: String,
+    #[serde(default)]
+    pub case_insensitive: bool,
+    /// The rule fires when the pattern matches at least this many times (non-overlapping).
+    #[serde(default = "one")]
+    pub min_matches: usize,
+    pub action: Action,
+}
+
+fn one() -> usize {
+    1
+}
+
+pub struct RulesStage {
+    id: String,
+    set: RegexSet,
+    rules: Vec<CompiledRule>,
+    max_spans: usize,
+}
+
+struct CompiledRule {
+    id: String,
+    regex: Regex,
+    min_matches: usize,
+    action: Action,
+}
+
+/// Evidence of a rules stage: the rules that matched.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RulesEvidence {
+    pub rules: Vec<RuleHit>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RuleHit {
+    pub id: String,
+    pub action: Action,
+    /// Whether `matches >= min_matches`.
+    pub fired: bool,
+    pub matches: usize,
+    pub min_matches: usize,
+    /// Byte spans `[start, end)` into the document text, at most `output.max_spans`.
+    pub spans: Vec<[usize; 2]>,
+}
+
+impl RulesConfig {
+    pub fn build(&self, ctx: &BuildContext) -> Result<RulesStage, ConfigError> {
+        let mut rules = Vec::with_capacity(self.rules.len());
+        let mut patterns = Vec::with_capacity(self.rules.len());
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let key = format!("{}.rules[{i}] ({})", ctx.key, rule.id);
+            let invalid = |message: String| ConfigError::Invalid {
+                key: key.clone(),
+                message,
+            };
+            if rule.id.is_empty() {
+                return Err(invalid("rule id must not be empty".into()));
+            }
+            if !seen.insert(rule.id.as_str()) {
+                return Err(invalid(format!("rule id `{}` is used twice", rule.id)));
+            }
+            if rule.min_matches == 0 {
+                return Err(invalid("min_matches must be at least 1".into()));
+            }
+            let regex = RegexBuilder::new(&rule.pattern)
+                .case_insensitive(rule.case_insensitive)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|e| invalid(format!("invalid regex: {}", one_line(&e.to_string()))))?;
+            if regex.is_match("") {
+                return Err(invalid("pattern matches the empty string".into()));
+            }
+            patterns.push(if rule.case_insensitive {
+                format!("(?i:{})", rule.pattern)
+            } else {
+                format!("(?:{})", rule.pattern)
+            });
+            rules.push(CompiledRule {
+                id: rule.id.clone(),
+                regex,
+                min_matches: rule.min_matches,
+                action: rule.action,
+            });
+        }
+        let set = RegexSetBuilder::new(&patterns)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| ConfigError::Invalid {
+                key: format!("{}.rules", ctx.key),
+                message: format!("cannot combine rules: {}", one_line(&e.to_string())),
+            })?;
+        Ok(RulesStage {
+            id: self.id.clone(),
+            set,
+            rules,
+            max_spans: ctx.max_spans,
+        })
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Stage for RulesStage {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kind(&self) -> &'static str {
+        "rules"
+    }
+
+    fn evaluate(
+        &self,
+        doc: &Document<'_>,
+        _scratch: &mut Scratch,
+        stats: &mut StageStats,
+    ) -> Option<Evidence> {
+        let text: &str = &doc.text;
+        let matched = self.set.matches(text);
+        if !matched.matched_any() {
+            return None;
+        }
+        let mut hits = Vec::new();
+        let mut outcome = Outcome::Pass;
+        let mut reasons = Vec::new();
+        for index in matched.iter() {
+            let rule = &self.rules[index];
+            let mut spans = Vec::new();
+            let mut matches = 0;
+            for m in rule.regex.find_iter(text) {
+                matches += 1;
+                if spans.len() < self.max_spans {
+                    spans.push([m.start(), m.end()]);
+                }
+            }
+            let fired = matches >= rule.min_matches;
+            let rule_outcome = if fired {
+                Outcome::from(rule.action)
+            } else {
+                Outcome::Pass
+            };
+            if fired {
+                outcome = outcome.max(rule_outcome);
+                reasons.push(Reason {
+                    stage: self.id.clone(),
+                    rule: Some(rule.id.clone()),
+                    action: rule_outcome,
+                });
+            }
+            count_key(&mut stats.rules, &rule.id, matches as u64, rule_outcome);
+            hits.push(RuleHit {
+                id: rule.id.clone(),
+                action: rule.action,
+                fired,
+                matches,
+                min_matches: rule.min_matches,
+                spans,
+            });
+        }
+        Some(Evidence {
+            outcome,
+            reasons,
+            detail: Detail::Rules(RulesEvidence { rules: hits }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+    use std::path::Path;
+
+    fn stage(toml_rules: &str) -> Result<RulesStage, ConfigError> {
+        let config: RulesConfig = toml::from_str(&format!("id = 'r'\n{toml_rules}")).unwrap();
+        config.build(&BuildContext {
+            base_dir: Path::new("."),
+            max_spans: 2,
+            key: "stages[0] (r)".into(),
+        })
+    }
+
+    fn run(stage: &RulesStage, text: &str) -> Option<Evidence> {
+        let doc = Document {
+            text: Cow::Borrowed(text),
+            id: None,
+        };
+        stage.evaluate(
+            &doc,
+            &mut Scratch::default(),
+            &mut StageStats::new("r", "rules"),
+        )
+    }
+
+    #[test]
+    fn strongest_fired_action_wins_and_spans_are_exact() {
+        let s = stage(
+            "[[rules]]\nid='t'\npattern='needle'\naction='tag'\n\
+             [[rules]]\nid='d'\npattern='(?:synthe[a-z]+ route)'\ncase_insensitive=true\naction='drop'",
+        )
+        .unwrap();
+        let text = "é needle and a SYNTHESIS ROUTE, needle, needle";
+        let e = run(&s, text).unwrap();
+        assert_eq!(e.outcome, Outcome::Drop);
+        let Detail::Rules(r) = e.detail else { panic!() };
+        assert_eq!(r.rules.len(), 2);
+        let t = &r.rules[0];
+        assert_eq!(
+            (t.matches, t.spans.len()),
+            (3, 2),
+            "spans capped, count not"
+        );
+        for [a, b] in &t.spans {
+            assert_eq!(&text[*a..*b], "needle");
+        }
+        let [a, b] = r.rules[1].spans[0];
+        assert_eq!(&text[a..b], "SYNTHESIS ROUTE");
+        assert_eq!(e.reasons.len(), 2);
+        assert!(run(&s, "nothing here").is_none());
+    }
+
+    #[test]
+    fn min_matches_holds_back_firing() {
+        let s = stage("[[rules]]\nid='x'\npattern='ab'\nmin_matches=3\naction='escalate'").unwrap();
+        assert_eq!(run(&s, "ab ab").unwrap().outcome, Outcome::Pass);
+        assert_eq!(run(&s, "ab ab ab").unwrap().outcome, Outcome::Escalate);
+    }
+
+    #[test]
+    fn bad_rules_are_named() {
+        let err = stage("[[rules]]\nid='broken'\npattern='(unclosed'\naction='drop'")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("rules[0] (broken)") && err.contains("invalid regex"),
+            "{err}"
+        );
+        let err = stage("[[rules]]\nid='e'\npattern='a*'\naction='drop'")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("empty string"), "{err}");
+    }
+}

@@ -1,0 +1,471 @@
+//! `type = "terms"`: large term lists matched with aho-corasick (see the `sluice-terms` crate),
+//! with thresholds on what was found.
+//!
+//! The stage fires when **every** configured threshold holds: at least `min_distinct` distinct
+//! terms, `min_total` hits, `min_weight` summed weight of the distinct terms, `min_density` hits
+//! per 1,000 words, and for each `min_per_category` entry that many distinct terms of that
+//! category. The published cascade rule, "two or more distinct hazard terms escalate", is
+//! `min_distinct = 2, action = "escalate"`. Every threshold and the value it was compared with
+//! are recorded in the audit, so a reviewer can see how close a document came.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sluice_terms::{count_words, load_term_list, Engine, MatcherOptions, TermMatcher};
+
+use crate::config::BuildContext;
+use crate::document::Document;
+use crate::error::ConfigError;
+use crate::stage::{
+    count_key, Action, Detail, Evidence, Outcome, Reason, Scratch, Stage, StageStats,
+};
+
+/// Category used in counters for terms listed without one.
+pub const UNCATEGORIZED: &str = "uncategorized";
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalize {
+    #[default]
+    None,
+    /// Unicode NFKC before matching (fullwidth letters, ligatures); spans still point into the
+    /// original text.
+    Nfkc,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TermEngine {
+    /// DFA while the term count keeps it small, else a contiguous NFA.
+    #[default]
+    Auto,
+    Dfa,
+    Nfa,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TermsConfig {
+    pub id: String,
+    /// Term list files (one term per line, optional TAB-separated category and weight, `#`
+    /// comments), relative to the config file.
+    pub lists: Vec<PathBuf>,
+    /// Category of terms listed without one.
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default = "yes")]
+    pub whole_word: bool,
+    #[serde(default = "yes")]
+    pub case_insensitive: bool,
+    #[serde(default)]
+    pub normalize: Normalize,
+    #[serde(default)]
+    pub engine: TermEngine,
+    #[serde(default = "one")]
+    pub min_distinct: usize,
+    #[serde(default = "one")]
+    pub min_total: usize,
+    #[serde(default)]
+    pub min_weight: f64,
+    /// Hits per 1,000 words.
+    #[serde(default)]
+    pub min_density: f64,
+    #[serde(default)]
+    pub min_per_category: BTreeMap<String, usize>,
+    pub action: Action,
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> usize {
+    1
+}
+
+pub struct TermsStage {
+    id: String,
+    matcher: TermMatcher,
+    config: TermsConfig,
+    max_spans: usize,
+}
+
+/// Evidence of a terms stage.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TermsEvidence {
+    pub distinct: usize,
+    pub total: usize,
+    pub weight: f64,
+    pub words: usize,
+    /// Hits per 1,000 words.
+    pub density: f64,
+    /// Distinct terms per category.
+    pub categories: BTreeMap<String, usize>,
+    /// Every distinct term found, with its hit count.
+    pub terms: Vec<TermCount>,
+    /// Byte spans into the document text, in text order, at most `output.max_spans`.
+    pub spans: Vec<TermSpan>,
+    pub spans_truncated: bool,
+    pub thresholds: Vec<Threshold>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TermCount {
+    pub term: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    pub count: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TermSpan {
+    pub term: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// One threshold, the value it was compared with, and whether it held.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Threshold {
+    pub name: String,
+    pub required: f64,
+    pub actual: f64,
+    pub crossed: bool,
+}
+
+impl TermsConfig {
+    fn list_paths(&self, ctx: &BuildContext) -> Vec<(String, PathBuf)> {
+        self.lists
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("{}.lists[{i}]", ctx.key), ctx.resolve(p)))
+            .collect()
+    }
+
+    /// The bytes of every list, for the config hash.
+    pub fn list_contents(&self, ctx: &BuildContext) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
+        self.list_paths(ctx)
+            .into_iter()
+            .map(|(key, path)| {
+                std::fs::read(&path)
+                    .map(|bytes| (path.display().to_string(), bytes))
+                    .map_err(|e| ConfigError::Invalid {
+                        key,
+                        message: format!("cannot read term list {}: {e}", path.display()),
+                    })
+            })
+            .collect()
+    }
+
+    pub fn build(&self, ctx: &BuildContext) -> Result<TermsStage, ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid { key, message };
+        if self.lists.is_empty() {
+            return Err(invalid(
+                format!("{}.lists", ctx.key),
+                "name at least one term list".into(),
+            ));
+        }
+        if self.min_distinct == 0 || self.min_total == 0 {
+            return Err(invalid(
+                format!("{}.min_distinct", ctx.key),
+                "min_distinct and min_total must be at least 1".into(),
+            ));
+        }
+        let mut entries = Vec::new();
+        for (key, path) in self.list_paths(ctx) {
+            if !path.is_file() {
+                return Err(invalid(
+                    key,
+                    format!("term list {} does not exist", path.display()),
+                ));
+            }
+            let list = load_term_list(&path, self.category.as_deref())
+                .map_err(|e| invalid(key.clone(), e.to_string()))?;
+            entries.extend(list);
+        }
+        if entries.is_empty() {
+            return Err(invalid(
+                format!("{}.lists", ctx.key),
+                "the term lists hold no term".into(),
+            ));
+        }
+        let options = MatcherOptions {
+            whole_word: self.whole_word,
+            case_insensitive: self.case_insensitive,
+            normalize_nfkc: self.normalize == Normalize::Nfkc,
+            engine: match self.engine {
+                TermEngine::Auto => Engine::Auto,
+                TermEngine::Dfa => Engine::Dfa,
+                TermEngine::Nfa => Engine::Nfa,
+            },
+        };
+        let matcher = TermMatcher::new(entries, options)
+            .map_err(|e| invalid(format!("{}.lists", ctx.key), e.to_string()))?;
+        Ok(TermsStage {
+            id: self.id.clone(),
+            matcher,
+            config: self.clone(),
+            max_spans: ctx.max_spans,
+        })
+    }
+}
+
+impl TermsStage {
+    fn thresholds(
+        &self,
+        distinct: usize,
+        total: usize,
+        weight: f64,
+        density: f64,
+        categories: &BTreeMap<String, usize>,
+    ) -> Vec<Threshold> {
+        let c = &self.config;
+        let mut out = Vec::with_capacity(4 + c.min_per_category.len());
+        let mut push = |name: String, required: f64, actual: f64| {
+            out.push(Threshold {
+                name,
+                required,
+                actual,
+                crossed: actual >= required,
+            })
+        };
+        push(
+            "min_distinct".into(),
+            c.min_distinct as f64,
+            distinct as f64,
+        );
+        push("min_total".into(), c.min_total as f64, total as f64);
+        if c.min_weight > 0.0 {
+            push("min_weight".into(), c.min_weight, weight);
+        }
+        if c.min_density > 0.0 {
+            push("min_density".into(), c.min_density, density);
+        }
+        for (category, &required) in &c.min_per_category {
+            let actual = categories.get(category).copied().unwrap_or(0);
+            push(
+                format!("min_per_category.{category}"),
+                required as f64,
+                actual as f64,
+            );
+        }
+        out
+    }
+}
+
+impl Stage for TermsStage {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kind(&self) -> &'static str {
+        "terms"
+    }
+
+    fn evaluate(
+        &self,
+        doc: &Document<'_>,
+        scratch: &mut Scratch,
+        stats: &mut StageStats,
+    ) -> Option<Evidence> {
+        let text: &str = &doc.text;
+        let matches = &mut scratch.term_matches;
+        matches.clear();
+        self.matcher
+            .find_into(text, &mut scratch.term_scratch, matches);
+        if matches.is_empty() {
+            return None;
+        }
+        let entries = self.matcher.terms();
+        // Distinct terms with their hit counts, in first-seen order of term index.
+        let mut ids: Vec<u32> = matches.iter().map(|m| m.term).collect();
+        ids.sort_unstable();
+        let mut counts: Vec<(u32, usize)> = Vec::new();
+        for id in ids {
+            match counts.last_mut() {
+                Some((last, n)) if *last == id => *n += 1,
+                _ => counts.push((id, 1)),
+            }
+        }
+        let total = matches.len();
+        let distinct = counts.len();
+        let mut weight = 0.0;
+        let mut categories: BTreeMap<String, usize> = BTreeMap::new();
+        for &(id, _) in &counts {
+            let entry = &entries[id as usize];
+            weight += f64::from(entry.weight);
+            let category = entry.category.as_deref().unwrap_or(UNCATEGORIZED);
+            *categories.entry(category.to_string()).or_default() += 1;
+        }
+        let words = count_words(text);
+        let density = total as f64 * 1000.0 / words.max(1) as f64;
+        let thresholds = self.thresholds(distinct, total, weight, density, &categories);
+        let fired = thresholds.iter().all(|t| t.crossed);
+        let outcome = if fired {
+            Outcome::from(self.config.action)
+        } else {
+            Outcome::Pass
+        };
+
+        let mut category_hits: BTreeMap<&str, usize> = BTreeMap::new();
+        let terms = counts
+            .iter()
+            .map(|&(id, count)| {
+                let entry = &entries[id as usize];
+                count_key(&mut stats.terms, &entry.term, count as u64, outcome);
+                *category_hits
+                    .entry(entry.category.as_deref().unwrap_or(UNCATEGORIZED))
+                    .or_default() += count;
+                TermCount {
+                    term: entry.term.clone(),
+                    category: entry.category.clone(),
+                    count,
+                }
+            })
+            .collect();
+        for (category, hits) in category_hits {
+            count_key(&mut stats.categories, category, hits as u64, outcome);
+        }
+        let spans = matches
+            .iter()
+            .take(self.max_spans)
+            .map(|m| TermSpan {
+                term: entries[m.term as usize].term.clone(),
+                start: m.start,
+                end: m.end,
+            })
+            .collect();
+        let reasons = if fired {
+            vec![Reason {
+                stage: self.id.clone(),
+                rule: None,
+                action: outcome,
+            }]
+        } else {
+            Vec::new()
+        };
+        Some(Evidence {
+            outcome,
+            reasons,
+            detail: Detail::Terms(TermsEvidence {
+                distinct,
+                total,
+                weight,
+                words,
+                density,
+                categories,
+                terms,
+                spans,
+                spans_truncated: total > self.max_spans,
+                thresholds,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+    use std::io::Write;
+
+    fn stage(extra: &str, list: &str) -> (tempfile::TempDir, Result<TermsStage, ConfigError>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::File::create(dir.path().join("t.tsv"))
+            .unwrap()
+            .write_all(list.as_bytes())
+            .unwrap();
+        let config: TermsConfig = toml::from_str(&format!(
+            "id = 't'\nlists = ['t.tsv']\naction = 'escalate'\n{extra}"
+        ))
+        .unwrap();
+        let built = config.build(&BuildContext {
+            base_dir: dir.path(),
+            max_spans: 3,
+            key: "stages[1] (t)".into(),
+        });
+        (dir, built)
+    }
+
+    fn run(stage: &TermsStage, text: &str) -> Option<(Outcome, TermsEvidence)> {
+        let doc = Document {
+            text: Cow::Borrowed(text),
+            id: None,
+        };
+        let mut stats = StageStats::new("t", "terms");
+        stage
+            .evaluate(&doc, &mut Scratch::default(), &mut stats)
+            .map(|e| match e.detail {
+                Detail::Terms(t) => (e.outcome, t),
+                Detail::Rules(_) => unreachable!(),
+            })
+    }
+
+    #[test]
+    fn two_distinct_terms_escalate_one_does_not() {
+        let (_d, s) = stage(
+            "min_distinct = 2",
+            "# hazard terms\nsarin\tchem\nanthrax\tbio\t2.5\n",
+        );
+        let s = s.unwrap();
+        let (outcome, e) = run(&s, "Sarin, sarin and more SARIN.").unwrap();
+        assert_eq!((outcome, e.distinct, e.total), (Outcome::Pass, 1, 3));
+        let text = "Ünïcödé: sarin then ANTHRAX.";
+        let (outcome, e) = run(&s, text).unwrap();
+        assert_eq!(outcome, Outcome::Escalate);
+        assert_eq!(e.weight, 3.5);
+        assert_eq!(e.categories["bio"], 1);
+        for span in &e.spans {
+            assert!(text[span.start..span.end].eq_ignore_ascii_case(&span.term));
+        }
+        assert!(run(&s, "nothing to see").is_none());
+    }
+
+    #[test]
+    fn category_and_density_thresholds() {
+        let (_d, s) = stage(
+            "min_per_category = { bio = 2 }\nmin_density = 100.0",
+            "sarin\tchem\nanthrax\tbio\nricin\tbio\n",
+        );
+        let s = s.unwrap();
+        let (outcome, e) = run(&s, "anthrax sarin").unwrap();
+        assert_eq!(outcome, Outcome::Pass);
+        assert!(e
+            .thresholds
+            .iter()
+            .any(|t| t.name == "min_per_category.bio" && !t.crossed));
+        assert_eq!(run(&s, "anthrax ricin").unwrap().0, Outcome::Escalate);
+        let long = format!("anthrax ricin {}", "word ".repeat(100));
+        assert_eq!(
+            run(&s, &long).unwrap().0,
+            Outcome::Pass,
+            "density below 100/1000 words"
+        );
+    }
+
+    #[test]
+    fn spans_are_capped_but_totals_are_not() {
+        let (_d, s) = stage("", "x\n");
+        let (_, e) = run(&s.unwrap(), "x x x x x").unwrap();
+        assert_eq!((e.total, e.spans.len(), e.spans_truncated), (5, 3, true));
+    }
+
+    #[test]
+    fn missing_list_is_a_config_error_naming_the_key() {
+        let config: TermsConfig =
+            toml::from_str("id = 't'\nlists = ['nope.txt']\naction = 'drop'").unwrap();
+        let err = config
+            .build(&BuildContext {
+                base_dir: std::path::Path::new("/nonexistent"),
+                max_spans: 1,
+                key: "stages[1] (t)".into(),
+            })
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("stages[1] (t).lists[0]") && err.contains("nope.txt"),
+            "{err}"
+        );
+    }
+}

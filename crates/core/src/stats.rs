@@ -1,0 +1,129 @@
+//! Counters. Every outcome is counted by reason, per shard, and merged into the run report;
+//! the invariant `documents == kept + dropped + review + errors` is checked in tests.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::stage::StageStats;
+
+/// Documents and uncompressed bytes (newline included) that went one way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+impl Flow {
+    pub fn add(&mut self, bytes: u64) {
+        self.documents += 1;
+        self.bytes += bytes;
+    }
+    fn merge(&mut self, other: &Flow) {
+        self.documents += other.documents;
+        self.bytes += other.bytes;
+    }
+}
+
+/// Where a document ends up. Every input line goes to exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Destination {
+    Kept,
+    Dropped,
+    Review,
+    Errors,
+}
+
+impl Destination {
+    pub const ALL: [Destination; 4] = [
+        Destination::Kept,
+        Destination::Dropped,
+        Destination::Review,
+        Destination::Errors,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Destination::Kept => "kept",
+            Destination::Dropped => "dropped",
+            Destination::Review => "review",
+            Destination::Errors => "errors",
+        }
+    }
+}
+
+/// Counters of one shard (or, merged, of a run).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ShardStats {
+    pub input: Flow,
+    pub kept: Flow,
+    pub dropped: Flow,
+    pub review: Flow,
+    pub errors: Flow,
+    /// Documents escalated by some stage (they are in `review` until a classifier judges them).
+    pub escalated: u64,
+    /// Audit records written.
+    pub audited: u64,
+    /// Error lines by kind (`invalid_json`, `line_too_long`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_kinds: BTreeMap<String, u64>,
+    pub stages: Vec<StageStats>,
+}
+
+impl ShardStats {
+    pub fn new(stages: &[StageStats]) -> ShardStats {
+        ShardStats {
+            stages: stages.to_vec(),
+            ..ShardStats::default()
+        }
+    }
+
+    pub fn flow_mut(&mut self, destination: Destination) -> &mut Flow {
+        match destination {
+            Destination::Kept => &mut self.kept,
+            Destination::Dropped => &mut self.dropped,
+            Destination::Review => &mut self.review,
+            Destination::Errors => &mut self.errors,
+        }
+    }
+
+    pub fn flow(&self, destination: Destination) -> Flow {
+        match destination {
+            Destination::Kept => self.kept,
+            Destination::Dropped => self.dropped,
+            Destination::Review => self.review,
+            Destination::Errors => self.errors,
+        }
+    }
+
+    /// Whether every input document is accounted for in exactly one destination.
+    pub fn balanced(&self) -> bool {
+        let out: u64 = Destination::ALL
+            .iter()
+            .map(|d| self.flow(*d).documents)
+            .sum();
+        let bytes: u64 = Destination::ALL.iter().map(|d| self.flow(*d).bytes).sum();
+        out == self.input.documents && bytes == self.input.bytes
+    }
+
+    pub fn merge(&mut self, other: &ShardStats) {
+        self.input.merge(&other.input);
+        self.kept.merge(&other.kept);
+        self.dropped.merge(&other.dropped);
+        self.review.merge(&other.review);
+        self.errors.merge(&other.errors);
+        self.escalated += other.escalated;
+        self.audited += other.audited;
+        for (kind, n) in &other.error_kinds {
+            *self.error_kinds.entry(kind.clone()).or_default() += n;
+        }
+        if self.stages.is_empty() {
+            self.stages = other.stages.clone();
+        } else {
+            for (mine, theirs) in self.stages.iter_mut().zip(&other.stages) {
+                mine.merge(theirs);
+            }
+        }
+    }
+}

@@ -1,0 +1,749 @@
+//! Compression formats: detection by magic bytes, streaming decompression of shards, and
+//! compression of self-contained frames.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Cursor, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::Describe;
+use crate::IoError;
+
+/// Buffer size of the reader [`open_shard`] returns (decompressed side) and of the compressed
+/// input side.
+pub const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+const GZIP_MAGIC: [u8; 2] = [0x1F, 0x8B];
+
+/// A compression format of inputs and outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// Plain bytes.
+    None,
+    /// Zstandard (`.zst`).
+    Zstd,
+    /// gzip (`.gz`).
+    Gzip,
+}
+
+impl Compression {
+    /// The file extension outputs of this compression get: `""`, `".zst"` or `".gz"`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::None => "",
+            Compression::Zstd => ".zst",
+            Compression::Gzip => ".gz",
+        }
+    }
+
+    /// The compression a file name (or a bare extension) claims: a name ending in `.zst` or
+    /// `.zstd` → [`Compression::Zstd`], `.gz` → [`Compression::Gzip`] (ASCII case-insensitive),
+    /// anything else → `None`.
+    pub fn from_extension(name: &str) -> Option<Compression> {
+        compression_suffix(name).map(|(compression, _)| compression)
+    }
+
+    /// The lowercase name used in messages and on the command line: `none`, `zstd`, `gzip`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Zstd => "zstd",
+            Compression::Gzip => "gzip",
+        }
+    }
+}
+
+/// The compression extension `name` ends with and its length in bytes.
+fn compression_suffix(name: &str) -> Option<(Compression, usize)> {
+    const SUFFIXES: [(&str, Compression); 3] = [
+        (".zst", Compression::Zstd),
+        (".zstd", Compression::Zstd),
+        (".gz", Compression::Gzip),
+    ];
+    let bytes = name.as_bytes();
+    SUFFIXES.iter().find_map(|&(suffix, compression)| {
+        let bare = &suffix[1..];
+        let matches = |s: &str| {
+            bytes.len() >= s.len()
+                && bytes[bytes.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+        };
+        if matches(suffix) {
+            Some((compression, suffix.len()))
+        } else if name.eq_ignore_ascii_case(bare) {
+            Some((compression, bare.len()))
+        } else {
+            None
+        }
+    })
+}
+
+/// The output file name for a shard written with `compression`: a compression extension is
+/// stripped from `name` and `compression.extension()` appended.
+/// `"a/x.jsonl.zst"` + gzip → `"a/x.jsonl.gz"`; `"a/x.jsonl"` + zstd → `"a/x.jsonl.zst"`.
+pub fn output_name(name: &str, compression: Compression) -> String {
+    let stem = match compression_suffix(name) {
+        // Only strip a real extension ("x.gz"), never a whole bare name ("gz").
+        Some((_, len)) if len < name.len() && name.as_bytes()[name.len() - len] == b'.' => {
+            &name[..name.len() - len]
+        }
+        _ => name,
+    };
+    let mut out = String::with_capacity(stem.len() + 4);
+    out.push_str(stem);
+    out.push_str(compression.extension());
+    out
+}
+
+/// The compression announced by the first bytes of a stream.
+fn detect(prefix: &[u8]) -> Compression {
+    if prefix.starts_with(&ZSTD_MAGIC) {
+        Compression::Zstd
+    } else if prefix.starts_with(&GZIP_MAGIC) {
+        Compression::Gzip
+    } else {
+        Compression::None
+    }
+}
+
+/// Opens a shard for streaming.
+///
+/// The compression is detected from the magic bytes (zstd `28 B5 2F FD`, gzip `1F 8B`), not from
+/// the name; but when the file name claims a compression that the magic bytes contradict, this is
+/// an [`IoError::CompressionMismatch`] ("x.jsonl.zst: extension says zstd but the file is not a
+/// zstd stream"). Returns the detected compression and a buffered reader
+/// ([`READ_BUFFER_BYTES`]) of the decompressed bytes.
+///
+/// Multi-frame zstd and multi-member gzip streams are read to their end. A truncated or corrupt
+/// stream (including trailing garbage after the last frame/member) surfaces as an `Err` from
+/// `read`, never as an early end of file; the error's message names the file.
+pub fn open_shard(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
+    let mut file = File::open(path).map_err(|e| IoError::open(path, e))?;
+
+    // Read the magic bytes (looping: a read may return fewer bytes than asked for), then put them
+    // back in front of the file so that nothing needs to seek (works for pipes too).
+    let mut magic = [0u8; 4];
+    let mut got = 0;
+    while got < magic.len() {
+        match file.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(IoError::Read {
+                    path: path.to_path_buf(),
+                    error: e,
+                })
+            }
+        }
+    }
+    let prefix = &magic[..got];
+    let detected = detect(prefix);
+
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    if let Some(claimed) = Compression::from_extension(&file_name) {
+        if claimed != detected {
+            return Err(IoError::CompressionMismatch {
+                path: path.to_path_buf(),
+                claimed,
+                detected,
+            });
+        }
+    }
+
+    let raw = Cursor::new(prefix.to_vec()).chain(file);
+    let raw = BufReader::with_capacity(READ_BUFFER_BYTES, raw);
+    let path = path.to_path_buf();
+    let reader: Box<dyn BufRead + Send> = match detected {
+        Compression::None => Box::new(ContextReader::new(raw, path, detected)),
+        Compression::Zstd => {
+            let decoder =
+                zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| IoError::Read {
+                    path: path.clone(),
+                    error: e,
+                })?;
+            Box::new(BufReader::with_capacity(
+                READ_BUFFER_BYTES,
+                ContextReader::new(decoder, path, detected),
+            ))
+        }
+        Compression::Gzip => {
+            let decoder = flate2::bufread::MultiGzDecoder::new(raw);
+            Box::new(BufReader::with_capacity(
+                READ_BUFFER_BYTES,
+                ContextReader::new(decoder, path, detected),
+            ))
+        }
+    };
+    Ok((detected, reader))
+}
+
+/// Wraps a (decompressing) reader so that its errors name the file and the format.
+///
+/// Truncation detection itself is done by the decoders and verified by this module's tests:
+/// `zstd::stream::read::Decoder` (0.13) reports an `UnexpectedEof` "incomplete frame" error when
+/// its input ends inside a frame, and flate2's `MultiGzDecoder` reports `UnexpectedEof` (or a
+/// checksum error) when a member's deflate data or trailer is cut.
+struct ContextReader<R> {
+    inner: R,
+    path: PathBuf,
+    compression: Compression,
+}
+
+impl<R> ContextReader<R> {
+    fn new(inner: R, path: PathBuf, compression: Compression) -> Self {
+        ContextReader {
+            inner,
+            path,
+            compression,
+        }
+    }
+
+    fn annotate(&self, error: io::Error) -> io::Error {
+        let message = match self.compression {
+            Compression::None => {
+                format!("cannot read {}: {}", self.path.display(), Describe(&error))
+            }
+            compression if error.kind() == io::ErrorKind::UnexpectedEof => format!(
+                "{}: truncated {} stream ({})",
+                self.path.display(),
+                compression.name(),
+                Describe(&error)
+            ),
+            compression => format!(
+                "{}: corrupt {} stream ({})",
+                self.path.display(),
+                compression.name(),
+                Describe(&error)
+            ),
+        };
+        io::Error::new(error.kind(), message)
+    }
+}
+
+impl<R: Read> Read for ContextReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(self.annotate(e)),
+            other => other,
+        }
+    }
+}
+
+impl<R: BufRead> BufRead for ContextReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        // Split borrow: annotate needs `self` while `inner` is borrowed by the Ok slice.
+        let failed = self.inner.fill_buf().err();
+        match failed {
+            Some(e) if e.kind() != io::ErrorKind::Interrupted => Err(self.annotate(e)),
+            Some(e) => Err(e),
+            None => self.inner.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount);
+    }
+}
+
+thread_local! {
+    /// One zstd compression context per thread, reused across frames (creating a context per
+    /// chunk would allocate its tables every time).
+    static ZSTD_COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+}
+
+/// Maps the shared `level` to a gzip level: `0` → the default (6), negative → 1, otherwise
+/// clamped to `1..=9`.
+pub fn gzip_level(level: i32) -> u32 {
+    match level {
+        0 => 6,
+        l if l < 0 => 1,
+        l => l.min(9) as u32,
+    }
+}
+
+/// Appends to `out` a self-contained compressed frame of `data`: a complete zstd frame (with
+/// content size and checksum) or a complete gzip member; [`Compression::None`] copies the bytes.
+///
+/// Concatenated frames form one valid stream, which is how chunks are compressed in parallel and
+/// written in order. Empty `data` appends nothing. The zstd `level` is passed through (1..=22,
+/// 0 = zstd's default, negative = fast levels); for gzip see [`gzip_level`]. The output depends
+/// only on `data`, `compression` and `level`.
+pub fn compress_frame(
+    data: &[u8],
+    compression: Compression,
+    level: i32,
+    out: &mut Vec<u8>,
+) -> Result<(), IoError> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    match compression {
+        Compression::None => {
+            out.extend_from_slice(data);
+            Ok(())
+        }
+        Compression::Zstd => {
+            zstd_frame(data, level, out).map_err(|error| IoError::Compress { compression, error })
+        }
+        Compression::Gzip => {
+            gzip_member(data, level, out).map_err(|error| IoError::Compress { compression, error })
+        }
+    }
+}
+
+fn zstd_frame(data: &[u8], level: i32, out: &mut Vec<u8>) -> io::Result<()> {
+    ZSTD_COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if !matches!(&*slot, Some((l, _)) if *l == level) {
+            *slot = None;
+            let mut compressor = zstd::bulk::Compressor::new(level)?;
+            compressor.include_checksum(true)?;
+            compressor.include_contentsize(true)?;
+            *slot = Some((level, compressor));
+        }
+        let Some((_, compressor)) = slot.as_mut() else {
+            return Err(io::Error::other("zstd context unavailable"));
+        };
+        let start = out.len();
+        let bound = zstd::zstd_safe::compress_bound(data.len());
+        out.resize(start + bound, 0);
+        match compressor.compress_to_buffer(data, &mut out[start..]) {
+            Ok(written) => {
+                out.truncate(start + written);
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                // The context may be in an odd state after a failure: drop it.
+                *slot = None;
+                Err(e)
+            }
+        }
+    })
+}
+
+fn gzip_member(data: &[u8], level: i32, out: &mut Vec<u8>) -> io::Result<()> {
+    let start = out.len();
+    let mut encoder =
+        flate2::write::GzEncoder::new(&mut *out, flate2::Compression::new(gzip_level(level)));
+    let result = encoder.write_all(data).and_then(|()| encoder.try_finish());
+    drop(encoder);
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+/// Bytes of a valid, empty compressed stream: an empty zstd frame or an empty gzip member (an
+/// empty `Vec` for [`Compression::None`]). Written when a destination got no document, so that
+/// every output file decompresses cleanly.
+pub fn empty_stream(compression: Compression) -> Vec<u8> {
+    match compression {
+        Compression::None => Vec::new(),
+        // An empty frame from the same kind of context compress_frame uses (content size 0,
+        // checksum); the fallback is a minimal valid empty frame without checksum.
+        Compression::Zstd => {
+            let mut out = Vec::new();
+            match zstd::bulk::Compressor::new(0)
+                .and_then(|mut c| c.include_checksum(true).map(|()| c))
+                .and_then(|mut c| c.compress(&[]))
+            {
+                Ok(frame) => out = frame,
+                Err(_) => {
+                    out.extend_from_slice(&[0x28, 0xB5, 0x2F, 0xFD, 0x20, 0x00, 0x01, 0x00, 0x00])
+                }
+            }
+            out
+        }
+        Compression::Gzip => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            match encoder.try_finish() {
+                Ok(()) => encoder.finish().unwrap_or_default(),
+                Err(_) => EMPTY_GZIP.to_vec(),
+            }
+        }
+    }
+}
+
+/// A minimal valid empty gzip member (header, empty final stored block, CRC 0, size 0).
+const EMPTY_GZIP: [u8; 20] = [
+    0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn read_all(path: &Path) -> (Compression, io::Result<Vec<u8>>) {
+        let (compression, mut reader) = open_shard(path).expect("open");
+        let mut out = Vec::new();
+        let result = reader.read_to_end(&mut out).map(|_| out);
+        (compression, result)
+    }
+
+    fn sample(lines: usize) -> Vec<u8> {
+        let mut data = Vec::new();
+        for i in 0..lines {
+            data.extend_from_slice(
+                format!("{{\"id\":{i},\"text\":\"line number {i} with some words\"}}\n").as_bytes(),
+            );
+        }
+        data
+    }
+
+    /// Three frames/members of `data` split in thirds.
+    fn multi_frame(data: &[u8], compression: Compression) -> Vec<u8> {
+        let mut out = Vec::new();
+        let third = data.len() / 3;
+        for part in [&data[..third], &data[third..2 * third], &data[2 * third..]] {
+            compress_frame(part, compression, 3, &mut out).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn extensions_and_names() {
+        assert_eq!(Compression::None.extension(), "");
+        assert_eq!(Compression::Zstd.extension(), ".zst");
+        assert_eq!(Compression::Gzip.extension(), ".gz");
+        assert_eq!(Compression::Zstd.name(), "zstd");
+        assert_eq!(Compression::Gzip.name(), "gzip");
+        assert_eq!(Compression::None.name(), "none");
+        assert_eq!(Compression::from_extension(".zst"), Some(Compression::Zstd));
+        assert_eq!(
+            Compression::from_extension(".zstd"),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(Compression::from_extension(".gz"), Some(Compression::Gzip));
+        assert_eq!(Compression::from_extension("zst"), Some(Compression::Zstd));
+        assert_eq!(
+            Compression::from_extension("a/x.jsonl.ZST"),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(
+            Compression::from_extension("x.jsonl.gz"),
+            Some(Compression::Gzip)
+        );
+        assert_eq!(Compression::from_extension("x.jsonl"), None);
+        assert_eq!(Compression::from_extension("x.tgz.bak"), None);
+        assert_eq!(Compression::from_extension(""), None);
+    }
+
+    #[test]
+    fn output_names() {
+        assert_eq!(
+            output_name("a/x.jsonl.zst", Compression::Gzip),
+            "a/x.jsonl.gz"
+        );
+        assert_eq!(
+            output_name("a/x.jsonl.zstd", Compression::Zstd),
+            "a/x.jsonl.zst"
+        );
+        assert_eq!(output_name("a/x.jsonl.gz", Compression::None), "a/x.jsonl");
+        assert_eq!(output_name("a/x.jsonl", Compression::Zstd), "a/x.jsonl.zst");
+        assert_eq!(output_name("x.jsonl", Compression::None), "x.jsonl");
+        assert_eq!(output_name("x.json.gz", Compression::Gzip), "x.json.gz");
+        assert_eq!(output_name("gz", Compression::Zstd), "gz.zst");
+    }
+
+    #[test]
+    fn detects_by_magic_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(100);
+        let mut zst = Vec::new();
+        compress_frame(&data, Compression::Zstd, 3, &mut zst).unwrap();
+        let mut gz = Vec::new();
+        compress_frame(&data, Compression::Gzip, 6, &mut gz).unwrap();
+
+        // Right extension, and no compression extension at all: detected from the content.
+        for (name, bytes, expected) in [
+            ("a.jsonl.zst", &zst, Compression::Zstd),
+            ("a.jsonl.gz", &gz, Compression::Gzip),
+            ("plain.jsonl", &data, Compression::None),
+            ("hidden-zstd.jsonl", &zst, Compression::Zstd),
+            ("hidden-gzip.jsonl", &gz, Compression::Gzip),
+        ] {
+            let path = dir.path().join(name);
+            fs::write(&path, bytes).unwrap();
+            let (compression, result) = read_all(&path);
+            assert_eq!(compression, expected, "{name}");
+            assert_eq!(result.unwrap(), data, "{name}");
+        }
+
+        // Tiny files (shorter than a magic number) and empty files.
+        for (name, bytes) in [("tiny.jsonl", &b"{}"[..]), ("empty.jsonl", &b""[..])] {
+            let path = dir.path().join(name);
+            fs::write(&path, bytes).unwrap();
+            let (compression, result) = read_all(&path);
+            assert_eq!(compression, Compression::None);
+            assert_eq!(result.unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn extension_contradicted_by_magic_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(10);
+        let mut gz = Vec::new();
+        compress_frame(&data, Compression::Gzip, 6, &mut gz).unwrap();
+
+        let cases: [(&str, &[u8], &str); 4] = [
+            ("x.jsonl.zst", &data, "zstd"),
+            ("y.jsonl.zst", &gz, "zstd"),
+            ("z.jsonl.gz", &data, "gzip"),
+            ("e.jsonl.gz", b"", "gzip"),
+        ];
+        for (name, bytes, claimed) in cases {
+            let path = dir.path().join(name);
+            fs::write(&path, bytes).unwrap();
+            let err = open_shard(&path).err().expect("mismatch must fail");
+            assert!(
+                matches!(err, IoError::CompressionMismatch { .. }),
+                "{err:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "{}: extension says {claimed} but the file is not a {claimed} stream",
+                    path.display()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn missing_file_is_an_open_error() {
+        let err = open_shard(Path::new("/nonexistent/dir/a.jsonl"))
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "cannot open /nonexistent/dir/a.jsonl: no such file or directory"
+        );
+    }
+
+    #[test]
+    fn multi_frame_and_multi_member_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(5000);
+        for compression in [Compression::Zstd, Compression::Gzip, Compression::None] {
+            let bytes = multi_frame(&data, compression);
+            let path = dir
+                .path()
+                .join(format!("m.jsonl{}", compression.extension()));
+            fs::write(&path, &bytes).unwrap();
+            let (detected, result) = read_all(&path);
+            assert_eq!(detected, compression);
+            assert_eq!(result.unwrap(), data, "{compression:?}");
+
+            // An empty stream followed by data, and data followed by an empty stream, still
+            // decode to the data.
+            let mut with_empty = empty_stream(compression);
+            with_empty.extend_from_slice(&bytes);
+            with_empty.extend_from_slice(&empty_stream(compression));
+            fs::write(&path, &with_empty).unwrap();
+            assert_eq!(read_all(&path).1.unwrap(), data, "{compression:?}");
+        }
+    }
+
+    #[test]
+    fn empty_streams_decode_to_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(empty_stream(Compression::None).is_empty());
+        for compression in [Compression::Zstd, Compression::Gzip] {
+            let bytes = empty_stream(compression);
+            assert!(!bytes.is_empty());
+            let path = dir
+                .path()
+                .join(format!("e.jsonl{}", compression.extension()));
+            fs::write(&path, &bytes).unwrap();
+            let (detected, result) = read_all(&path);
+            assert_eq!(detected, compression);
+            assert!(result.unwrap().is_empty());
+        }
+        // The fallback constants are valid too.
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&EMPTY_GZIP[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out.is_empty());
+        let decoded =
+            zstd::stream::decode_all(&[0x28, 0xB5, 0x2F, 0xFD, 0x20, 0x00, 0x01, 0x00, 0x00][..])
+                .unwrap();
+        assert!(decoded.is_empty());
+    }
+
+    #[test]
+    fn compress_frame_appends_and_skips_empty() {
+        for compression in [Compression::Zstd, Compression::Gzip, Compression::None] {
+            let mut out = b"prefix".to_vec();
+            compress_frame(b"", compression, 3, &mut out).unwrap();
+            assert_eq!(out, b"prefix");
+            compress_frame(b"hello\n", compression, 3, &mut out).unwrap();
+            assert!(out.starts_with(b"prefix"));
+            assert!(out.len() > 6);
+        }
+        // Deterministic, and levels (including odd ones) are accepted.
+        let data = sample(200);
+        for level in [-5, 0, 1, 3, 19, 22, 100] {
+            for compression in [Compression::Zstd, Compression::Gzip] {
+                let mut a = Vec::new();
+                let mut b = Vec::new();
+                let result = compress_frame(&data, compression, level, &mut a);
+                if compression == Compression::Zstd && level == 100 {
+                    // zstd clamps out-of-range levels itself; either way no panic.
+                    if result.is_err() {
+                        continue;
+                    }
+                }
+                result.unwrap();
+                compress_frame(&data, compression, level, &mut b).unwrap();
+                assert_eq!(a, b, "{compression:?} {level}");
+            }
+        }
+        assert_eq!(gzip_level(0), 6);
+        assert_eq!(gzip_level(-3), 1);
+        assert_eq!(gzip_level(4), 4);
+        assert_eq!(gzip_level(22), 9);
+    }
+
+    /// Every proper prefix of a compressed stream that cuts inside a frame/member must be an
+    /// error from `read`, never a silent early end of file.
+    fn assert_truncations_fail(compression: Compression) {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(3000);
+        let full = multi_frame(&data, compression);
+        let path = dir
+            .path()
+            .join(format!("t.jsonl{}", compression.extension()));
+
+        // Frame/member boundaries: cutting exactly there yields a valid (shorter) stream.
+        let mut boundaries = vec![0];
+        let third = data.len() / 3;
+        let mut acc = Vec::new();
+        for part in [&data[..third], &data[third..2 * third], &data[2 * third..]] {
+            compress_frame(part, compression, 3, &mut acc).unwrap();
+            boundaries.push(acc.len());
+        }
+        assert_eq!(acc, full);
+
+        let mut cuts: Vec<usize> = (1..64.min(full.len())).collect();
+        cuts.extend((64..full.len()).step_by(97));
+        cuts.extend(full.len().saturating_sub(40)..full.len());
+        for &b in &boundaries[1..boundaries.len() - 1] {
+            cuts.extend([b - 1, b + 1, b + 5]);
+        }
+        let mut checked = 0;
+        for cut in cuts {
+            if cut == 0 || cut >= full.len() || boundaries.contains(&cut) {
+                continue;
+            }
+            fs::write(&path, &full[..cut]).unwrap();
+            match open_shard(&path) {
+                // A cut inside the magic number of the first frame: the extension catches it.
+                Err(IoError::CompressionMismatch { .. }) => assert!(cut < 4),
+                Err(other) => panic!("unexpected open error {other}"),
+                Ok((_, mut reader)) => {
+                    let mut out = Vec::new();
+                    let err = reader.read_to_end(&mut out).expect_err(&format!(
+                        "{compression:?} cut at {cut}/{} read fine",
+                        full.len()
+                    ));
+                    let message = err.to_string();
+                    assert!(message.contains(&path.display().to_string()), "{message}");
+                    assert!(message.contains(compression.name()), "{message}");
+                    // And through the chunker, it is an Err too.
+                    let (_, reader) = open_shard(&path).unwrap();
+                    let mut chunker = crate::LineChunker::new(
+                        reader,
+                        crate::ChunkerOptions {
+                            target_chunk_bytes: 1 << 20,
+                            max_line_bytes: 1 << 20,
+                        },
+                    );
+                    let mut chunk = crate::Chunk::default();
+                    let outcome = loop {
+                        match chunker.next_chunk(&mut chunk) {
+                            Ok(true) => continue,
+                            Ok(false) => break Ok(()),
+                            Err(e) => break Err(e),
+                        }
+                    };
+                    let err = outcome.expect_err("chunker must surface the truncation");
+                    assert!(
+                        err.to_string().contains("truncated")
+                            || err.to_string().contains("corrupt")
+                    );
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked > 100, "only {checked} cuts checked");
+
+        // Cutting at a frame boundary is (unavoidably) a valid, shorter stream.
+        fs::write(&path, &full[..boundaries[1]]).unwrap();
+        assert_eq!(read_all(&path).1.unwrap(), &data[..third]);
+    }
+
+    #[test]
+    fn truncated_zstd_is_an_error() {
+        assert_truncations_fail(Compression::Zstd);
+        // The exact message for a cut in the middle.
+        let dir = tempfile::tempdir().unwrap();
+        let mut full = Vec::new();
+        compress_frame(&sample(1000), Compression::Zstd, 3, &mut full).unwrap();
+        let path = dir.path().join("cut.jsonl.zst");
+        fs::write(&path, &full[..full.len() / 2]).unwrap();
+        let err = read_all(&path).1.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: truncated zstd stream (incomplete frame)",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn truncated_gzip_is_an_error() {
+        assert_truncations_fail(Compression::Gzip);
+    }
+
+    #[test]
+    fn corrupt_streams_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(2000);
+        for compression in [Compression::Zstd, Compression::Gzip] {
+            let full = multi_frame(&data, compression);
+            let path = dir
+                .path()
+                .join(format!("c.jsonl{}", compression.extension()));
+
+            // Flipped bytes in the middle of the payload (checksums catch what decoding doesn't).
+            for at in [full.len() / 5, full.len() / 2, full.len() - 6] {
+                let mut bad = full.clone();
+                bad[at] ^= 0x55;
+                fs::write(&path, &bad).unwrap();
+                assert!(read_all(&path).1.is_err(), "{compression:?} flip at {at}");
+            }
+
+            // Trailing garbage after the last frame/member.
+            let mut bad = full.clone();
+            bad.extend_from_slice(b"garbage after the end\n");
+            fs::write(&path, &bad).unwrap();
+            assert!(
+                read_all(&path).1.is_err(),
+                "{compression:?} trailing garbage"
+            );
+        }
+    }
+}
