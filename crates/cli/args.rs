@@ -22,6 +22,8 @@ pub enum Command {
     Run(RunArgs),
     /// Check a config without processing anything: parse it, compile rules, load term lists.
     Check(CheckArgs),
+    /// Write a synthetic corpus (deterministic for a seed) for benchmarks and trials.
+    Generate(GenerateArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -52,4 +54,28 @@ pub struct CheckArgs {
     /// The TOML config.
     #[arg(short, long)]
     pub config: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GenerateArgs {
+    /// Total uncompressed size, e.g. 200MB, 5MiB, 1GB.
+    #[arg(long, default_value = "100MB")]
+    pub size: String,
+    /// Number of shards to spread it over.
+    #[arg(long, default_value_t = 8)]
+    pub shards: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Fraction of documents that get 1 to 3 terms from --terms inserted.
+    #[arg(long, default_value_t = 0.02)]
+    pub hit_rate: f64,
+    /// Term list (same format as the terms stage) to draw inserted terms from.
+    #[arg(long, default_value = "configs/lists/hazard-terms.tsv")]
+    pub terms: PathBuf,
+    /// zstd | gzip | none
+    #[arg(long, default_value = "zstd")]
+    pub compression: String,
+    /// Output directory (created).
+    #[arg(short, long)]
+    pub output: PathBuf,
 }

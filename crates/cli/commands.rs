@@ -6,13 +6,14 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_core::{run::RunOptions, Config, ConfigError, Progress, Report, RunError};
 
-use crate::args::{CheckArgs, Command, RunArgs};
+use crate::args::{CheckArgs, Command, GenerateArgs, RunArgs};
 use crate::{EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_SHARDS_FAILED};
 
 pub fn dispatch(command: Command) -> Result<u8> {
     match command {
         Command::Run(args) => run(args),
         Command::Check(args) => check(args),
+        Command::Generate(args) => generate(args),
     }
 }
 
@@ -133,5 +134,38 @@ fn check(args: CheckArgs) -> Result<u8> {
             println!("  {} term lists", t.lists.len());
         }
     }
+    Ok(EXIT_OK)
+}
+
+fn generate(args: GenerateArgs) -> Result<u8> {
+    use sluice_core::synthetic::{parse_size, write_corpus, SyntheticOptions};
+    let total_bytes = parse_size(&args.size)
+        .with_context(|| format!("invalid --size {:?} (try 200MB, 5MiB, 1GB)", args.size))?;
+    let compression = match args.compression.as_str() {
+        "zstd" => sluice_io::Compression::Zstd,
+        "gzip" => sluice_io::Compression::Gzip,
+        "none" => sluice_io::Compression::None,
+        other => anyhow::bail!("invalid --compression {other:?}: zstd, gzip or none"),
+    };
+    let terms = sluice_terms::load_term_list(&args.terms, None)?
+        .into_iter()
+        .map(|t| t.term)
+        .collect();
+    let options = SyntheticOptions {
+        seed: args.seed,
+        total_bytes,
+        shards: args.shards,
+        hit_rate: args.hit_rate,
+        terms,
+        compression,
+        level: 3,
+    };
+    let paths = write_corpus(&args.output, &options)?;
+    eprintln!(
+        "sluice: wrote {} shards, {:.1} MB uncompressed, to {}",
+        paths.len(),
+        total_bytes as f64 / 1e6,
+        args.output.display()
+    );
     Ok(EXIT_OK)
 }

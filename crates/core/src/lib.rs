@@ -27,6 +27,7 @@ pub mod run;
 pub mod stage;
 pub mod stages;
 pub mod stats;
+pub mod synthetic;
 
 pub use config::Config;
 pub use error::{ConfigError, RunError};

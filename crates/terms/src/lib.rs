@@ -53,7 +53,8 @@
 //! pattern bytes, and a contiguous NFA beyond. Measured here, the DFA searches about twice as fast
 //! with a thousand terms, but its table (states × byte classes) outgrows the CPU caches near ten
 //! thousand terms (~30 MiB), after which the compact NFA is faster as well as ten times smaller;
-//! see [`DFA_MAX_TERMS`] for the numbers. The NFA builds 100,000 terms in about two seconds.
+//! see [`DFA_MAX_TERMS`] for the numbers. The NFA builds 100,000 terms in 2–3 s
+//! (release, on a busy 2-core box).
 
 mod error;
 mod fold;

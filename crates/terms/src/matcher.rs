@@ -32,9 +32,9 @@ pub enum Engine {
 /// | 3,000   | 55–85 ms / 10 MiB  | 20 ms / 0.9 MiB    | 100–150  | 105      |
 /// | 5,000   | 100–125 ms / 17 MiB| 40 ms / 1.4 MiB    | 115–125  | 85–100   |
 /// | 10,000  | 230–300 ms / 34 MiB| 85–115 ms / 2.7 MiB| 50–65    | 80–85    |
-/// | 20,000  | 0.6 s / 67 MiB     | 0.3 s / 5.2 MiB    | 30–45    | 65–70    |
-/// | 50,000  | 1.7 s / 163 MiB    | 0.8 s / 12.6 MiB   | 30–35    | 45–55    |
-/// | 100,000 | —                  | 1.9–2.1 s / 25 MiB | —        | 30–50    |
+/// | 20,000  | 0.6 s / 67 MiB     | 0.3 s / 5.2 MiB    | 24–45    | 63–72    |
+/// | 50,000  | 1.7–2 s / 163 MiB  | 0.8–1.6 s / 12.6 MiB | 17–35  | 19–55    |
+/// | 100,000 | —                  | 2–3 s / 25 MiB     | —        | 25–50    |
 ///
 /// The DFA's transition table (states × byte classes × 4 bytes) stops fitting in cache around
 /// 10–20 MiB, after which the compact NFA is *faster*; so the DFA is used only while it wins.
