@@ -301,8 +301,9 @@ fn document(rng: &mut Rng, n: u64, options: &SyntheticOptions, out: &mut String)
         for _ in 0..1 + rng.below(3) {
             let term = &options.terms[rng.below(options.terms.len())];
             // Insert at a word boundary inside the text.
-            let at = text[..rng.below(text.len())]
-                .rfind(' ')
+            let at = text.as_bytes()[..rng.below(text.len())]
+                .iter()
+                .rposition(|&b| b == b' ')
                 .map_or(0, |p| p + 1);
             text.insert_str(at, &format!("{term} "));
         }

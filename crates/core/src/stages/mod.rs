@@ -4,7 +4,7 @@
 mod rules;
 mod terms;
 
-pub use rules::{RuleConfig, RuleHit, RulesConfig, RulesEvidence, RulesStage};
+pub use rules::{RuleConfig, RuleHit, RulesConfig, RulesEvidence, RulesStage, Span};
 pub use terms::{
     Normalize, TermCount, TermEngine, TermSpan, TermsConfig, TermsEvidence, TermsStage, Threshold,
 };

@@ -71,8 +71,15 @@ pub struct RuleHit {
     pub fired: bool,
     pub matches: usize,
     pub min_matches: usize,
-    /// Byte spans `[start, end)` into the document text, at most `output.max_spans`.
-    pub spans: Vec<[usize; 2]>,
+    /// Byte spans into the document text, at most `output.max_spans`.
+    pub spans: Vec<Span>,
+}
+
+/// A byte range `[start, end)` of the document text.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
 }
 
 impl RulesConfig {
@@ -165,7 +172,10 @@ impl Stage for RulesStage {
             for m in rule.regex.find_iter(text) {
                 matches += 1;
                 if spans.len() < self.max_spans {
-                    spans.push([m.start(), m.end()]);
+                    spans.push(Span {
+                        start: m.start(),
+                        end: m.end(),
+                    });
                 }
             }
             let fired = matches >= rule.min_matches;
@@ -245,11 +255,11 @@ mod tests {
             (3, 2),
             "spans capped, count not"
         );
-        for [a, b] in &t.spans {
-            assert_eq!(&text[*a..*b], "needle");
+        for span in &t.spans {
+            assert_eq!(&text[span.start..span.end], "needle");
         }
-        let [a, b] = r.rules[1].spans[0];
-        assert_eq!(&text[a..b], "SYNTHESIS ROUTE");
+        let span = r.rules[1].spans[0];
+        assert_eq!(&text[span.start..span.end], "SYNTHESIS ROUTE");
         assert_eq!(e.reasons.len(), 2);
         assert!(run(&s, "nothing here").is_none());
     }
