@@ -21,6 +21,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use serde::Serialize;
@@ -32,7 +33,7 @@ use sluice_io::{
 use crate::config::{AuditScope, Config};
 use crate::document::{Document, FieldExtractor, LineError};
 use crate::stage::{Detail, Evidence, Outcome, Reason, Scratch, Stage, StageStats};
-use crate::stats::{Destination, ShardStats};
+use crate::stats::{Destination, ShardStats, Timings};
 
 /// The built cascade: stages plus everything needed to turn a line into a verdict and records.
 pub struct Cascade {
@@ -77,18 +78,23 @@ impl Cascade {
 
     /// Runs the stages in order. The first `drop` wins and ends the cascade; an `escalate` sends
     /// the document to review (there is no classifier stage yet); otherwise the document is kept.
+    /// `stats` and `stage_time` have one entry per stage.
     pub fn judge(
         &self,
         doc: &Document<'_>,
         scratch: &mut Scratch,
         stats: &mut [StageStats],
+        stage_time: &mut [Duration],
     ) -> Verdict {
         let mut evidence = Vec::new();
         let mut escalated = false;
         let mut dropped = false;
         for (i, stage) in self.stages.iter().enumerate() {
             stats[i].evaluated += 1;
-            let Some(e) = stage.evaluate(doc, scratch, &mut stats[i]) else {
+            let started = Instant::now();
+            let found = stage.evaluate(doc, scratch, &mut stats[i]);
+            stage_time[i] += started.elapsed();
+            let Some(e) = found else {
                 continue;
             };
             stats[i].record_outcome(e.outcome);
@@ -186,6 +192,7 @@ fn stream_of(destination: Destination) -> usize {
 struct ChunkOutput {
     frames: [Vec<u8>; 5],
     stats: ShardStats,
+    timings: Timings,
     bytes: u64,
 }
 
@@ -197,7 +204,9 @@ fn process_chunk(
     compression: Compression,
     level: i32,
 ) -> Result<ChunkOutput, String> {
+    let started = Instant::now();
     let mut stats = ShardStats::new(&cascade.stage_stats());
+    let mut timings = Timings::new(cascade.stages.len());
     let mut raw: [Vec<u8>; 5] = Default::default();
     let mut scratch = Scratch::default();
     let mut id_buf = String::new();
@@ -205,6 +214,7 @@ fn process_chunk(
         let bytes = &chunk.data[line.range.clone()];
         let size = line.oversized.unwrap_or(bytes.len() as u64) + 1;
         stats.input.add(size);
+        let parse_started = Instant::now();
         let parsed = match line.oversized {
             Some(len) => Err(LineError {
                 kind: "line_too_long",
@@ -215,6 +225,7 @@ fn process_chunk(
             }),
             None => cascade.extractor.extract(bytes),
         };
+        timings.parse += parse_started.elapsed();
         let doc = match parsed {
             Ok(doc) => doc,
             Err(error) => {
@@ -239,7 +250,7 @@ fn process_chunk(
                 continue;
             }
         };
-        let verdict = cascade.judge(&doc, &mut scratch, &mut stats.stages);
+        let verdict = cascade.judge(&doc, &mut scratch, &mut stats.stages, &mut timings.stages);
         let out = &mut raw[stream_of(verdict.destination)];
         out.extend_from_slice(bytes);
         out.push(b'\n');
@@ -285,13 +296,18 @@ fn process_chunk(
             stats.audited += 1;
         }
     }
+    let compress_started = Instant::now();
     let mut frames: [Vec<u8>; 5] = Default::default();
     for (data, frame) in raw.iter().zip(frames.iter_mut()) {
         compress_frame(data, compression, level, frame).map_err(|e| e.to_string())?;
     }
+    timings.compress = compress_started.elapsed();
+    let accounted = timings.parse + timings.stages.iter().sum::<Duration>() + timings.compress;
+    timings.route = started.elapsed().saturating_sub(accounted);
     Ok(ChunkOutput {
         frames,
         stats,
+        timings,
         bytes: chunk.data.len() as u64,
     })
 }
@@ -341,6 +357,7 @@ pub struct ShardRunner<'a> {
 /// A shard that completed: its counters and output names.
 pub struct ShardDone {
     pub stats: ShardStats,
+    pub timings: Timings,
     pub input_compression: Compression,
     pub output_compression: Compression,
     pub output_name: String,
@@ -348,7 +365,11 @@ pub struct ShardDone {
 
 enum Message {
     Chunk(u64, Result<Box<ChunkOutput>, String>),
-    End { chunks: u64, error: Option<String> },
+    End {
+        chunks: u64,
+        error: Option<String>,
+        read_time: Duration,
+    },
 }
 
 impl ShardRunner<'_> {
@@ -374,14 +395,18 @@ impl ShardRunner<'_> {
         let (tx, rx) = unbounded::<Message>();
         let shard_name = shard.name.as_str();
 
-        let (stats, written, failure) = std::thread::scope(|scope| {
+        let collected = std::thread::scope(|scope| {
             scope.spawn(|| {
                 let tx = tx;
                 let mut chunks = 0u64;
+                let mut read_time = Duration::ZERO;
                 let error = self.pool.in_place_scope(|tasks| loop {
                     self.permits.acquire();
                     let mut chunk = Chunk::default();
-                    match chunker.next_chunk(&mut chunk) {
+                    let started = Instant::now();
+                    let read = chunker.next_chunk(&mut chunk);
+                    read_time += started.elapsed();
+                    match read {
                         Ok(true) => {
                             let index = chunks;
                             chunks += 1;
@@ -411,13 +436,24 @@ impl ShardRunner<'_> {
                         }
                     }
                 });
-                let _ = tx.send(Message::End { chunks, error });
+                let _ = tx.send(Message::End {
+                    chunks,
+                    error,
+                    read_time,
+                });
             });
             self.collect(&rx, &mut files)
         });
+        let Collected {
+            stats,
+            mut timings,
+            written,
+            failure,
+        } = collected;
         if let Some(message) = failure {
             return Err(message);
         }
+        let write_started = Instant::now();
         for (file, written) in files.iter_mut().zip(written) {
             if !written {
                 use std::io::Write;
@@ -428,8 +464,10 @@ impl ShardRunner<'_> {
         for file in files {
             file.finish().map_err(|e| e.to_string())?;
         }
+        timings.write += write_started.elapsed();
         Ok(ShardDone {
             stats,
+            timings,
             input_compression,
             output_compression: compression,
             output_name: name,
@@ -438,13 +476,10 @@ impl ShardRunner<'_> {
 
     /// Receives chunk results, writes them in chunk order, returns permits. Keeps draining after
     /// a failure so that every permit comes back.
-    fn collect(
-        &self,
-        rx: &Receiver<Message>,
-        files: &mut [AtomicFile],
-    ) -> (ShardStats, [bool; 5], Option<String>) {
+    fn collect(&self, rx: &Receiver<Message>, files: &mut [AtomicFile]) -> Collected {
         use std::io::Write;
         let mut stats = ShardStats::new(&self.cascade.stage_stats());
+        let mut timings = Timings::new(self.cascade.stages.len());
         let mut written = [false; 5];
         let mut failure: Option<String> = None;
         let mut pending = std::collections::BTreeMap::new();
@@ -455,7 +490,12 @@ impl ShardRunner<'_> {
                 Ok(Message::Chunk(index, result)) => {
                     pending.insert(index, result);
                 }
-                Ok(Message::End { chunks, error }) => {
+                Ok(Message::End {
+                    chunks,
+                    error,
+                    read_time,
+                }) => {
+                    timings.read += read_time;
                     total = Some(chunks);
                     if failure.is_none() {
                         failure = error;
@@ -474,6 +514,7 @@ impl ShardRunner<'_> {
                 }
                 match result {
                     Ok(out) => {
+                        let write_started = Instant::now();
                         for (i, frame) in out.frames.iter().enumerate() {
                             if frame.is_empty() {
                                 continue;
@@ -487,7 +528,9 @@ impl ShardRunner<'_> {
                             }
                             written[i] = true;
                         }
+                        timings.write += write_started.elapsed();
                         stats.merge(&out.stats);
+                        timings.merge(&out.timings);
                         if let Some(p) = self.progress {
                             p.chunk_done(out.bytes);
                         }
@@ -496,8 +539,22 @@ impl ShardRunner<'_> {
                 }
             }
         }
-        (stats, written, failure)
+        Collected {
+            stats,
+            timings,
+            written,
+            failure,
+        }
     }
+}
+
+/// What the shard thread gathered from the chunk results.
+struct Collected {
+    stats: ShardStats,
+    timings: Timings,
+    /// Which of the five streams received at least one frame.
+    written: [bool; 5],
+    failure: Option<String>,
 }
 
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {

@@ -14,7 +14,7 @@ use sluice_io::{discover_shards, output_name, write_atomic, Compression, Shard};
 use crate::config::Config;
 use crate::error::RunError;
 use crate::pipeline::{Cascade, Permits, Progress, ShardRunner, OUTPUT_DIRS, VERSION};
-use crate::stats::{Destination, Flow, ShardStats};
+use crate::stats::{Destination, Flow, ShardStats, Timings};
 
 pub const MANIFEST: &str = "manifest.json";
 pub const REPORT: &str = "report.json";
@@ -127,6 +127,18 @@ pub struct Report {
     pub stages: Vec<crate::stage::StageStats>,
     pub failed_shards: Vec<FailedShard>,
     pub throughput: Throughput,
+    /// Where this invocation's time went, step by step.
+    pub timings: Vec<StepTime>,
+}
+
+/// One step of the pipeline: CPU time summed over threads, the throughput of that step alone on
+/// one core (processed input bytes / its CPU time), and its share of all steps' time.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepTime {
+    pub step: String,
+    pub cpu_seconds: f64,
+    pub mb_per_second: f64,
+    pub share: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -242,6 +254,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     // going to the shared pool. With many shards several are in flight; with one big shard its
     // chunks alone keep every worker busy.
     let next = AtomicUsize::new(0);
+    let timings = Mutex::new(Timings::new(cascade.stages.len()));
     let manifest_error: Mutex<Option<RunError>> = Mutex::new(None);
     let shard_workers = threads.min(todo.len()).max(1);
     std::thread::scope(|scope| {
@@ -263,6 +276,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                             errors = done.stats.errors.documents,
                             "shard done"
                         );
+                        timings.lock().expect("timings lock").merge(&done.timings);
                         entry.status = ShardStatus::Done;
                         entry.input_compression = Some(done.input_compression.name().into());
                         entry.output_name = Some(done.output_name);
@@ -284,7 +298,10 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         return Err(e);
     }
     let manifest = manifest.into_inner().expect("manifest lock");
-    let report = build_report(&cascade, &manifest, &todo, skipped, threads, started);
+    let timings = timings.into_inner().expect("timings lock");
+    let report = build_report(
+        &cascade, &manifest, &todo, skipped, threads, started, &timings,
+    );
     let mut bytes = serde_json::to_vec_pretty(&report).expect("report serializes");
     bytes.push(b'\n');
     write_atomic(&output.join(REPORT), &bytes)?;
@@ -298,6 +315,7 @@ fn build_report(
     skipped: usize,
     threads: usize,
     started: Instant,
+    timings: &Timings,
 ) -> Report {
     let mut total = ShardStats::new(&cascade.stage_stats());
     let mut failed_shards = Vec::new();
@@ -323,6 +341,39 @@ fn build_report(
         }
     }
     let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let mut steps = vec![
+        ("read".to_string(), timings.read),
+        ("parse".into(), timings.parse),
+    ];
+    for (stage, time) in cascade.stages.iter().zip(&timings.stages) {
+        steps.push((format!("stage:{}", stage.id()), *time));
+    }
+    steps.extend([
+        ("route".to_string(), timings.route),
+        ("compress".into(), timings.compress),
+        ("write".into(), timings.write),
+    ]);
+    let total_cpu: f64 = steps.iter().map(|(_, t)| t.as_secs_f64()).sum();
+    let step_times = steps
+        .into_iter()
+        .map(|(step, time)| {
+            let seconds = time.as_secs_f64();
+            StepTime {
+                step,
+                cpu_seconds: seconds,
+                mb_per_second: if seconds > 0.0 {
+                    processed.bytes as f64 / 1e6 / seconds
+                } else {
+                    0.0
+                },
+                share: if total_cpu > 0.0 {
+                    seconds / total_cpu
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect();
     Report {
         sluice_version: VERSION.to_string(),
         config_hash: cascade.config_hash.clone(),
@@ -350,6 +401,7 @@ fn build_report(
             mb_per_second: processed.bytes as f64 / 1e6 / wall,
             threads,
         },
+        timings: step_times,
     }
 }
 

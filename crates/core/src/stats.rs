@@ -2,6 +2,7 @@
 //! the invariant `documents == kept + dropped + review + errors` is checked in tests.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -125,5 +126,46 @@ impl ShardStats {
                 mine.merge(theirs);
             }
         }
+    }
+}
+
+/// Where the time went, summed over threads (so with N threads it can exceed wall time N-fold).
+/// Kept apart from [`ShardStats`]: timings differ from run to run, counts never do.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Timings {
+    /// Decompressing and cutting lines (the shards' reader threads).
+    pub read: Duration,
+    /// Finding the text and id fields in each line.
+    pub parse: Duration,
+    /// Per stage, in cascade order.
+    pub stages: Vec<Duration>,
+    /// Routing lines and writing audit and error records.
+    pub route: Duration,
+    /// Compressing the output frames.
+    pub compress: Duration,
+    /// Appending frames to the output files.
+    pub write: Duration,
+}
+
+impl Timings {
+    pub fn new(stages: usize) -> Timings {
+        Timings {
+            stages: vec![Duration::ZERO; stages],
+            ..Timings::default()
+        }
+    }
+
+    pub fn merge(&mut self, other: &Timings) {
+        self.read += other.read;
+        self.parse += other.parse;
+        if self.stages.len() < other.stages.len() {
+            self.stages.resize(other.stages.len(), Duration::ZERO);
+        }
+        for (mine, theirs) in self.stages.iter_mut().zip(&other.stages) {
+            *mine += *theirs;
+        }
+        self.route += other.route;
+        self.compress += other.compress;
+        self.write += other.write;
     }
 }
