@@ -683,3 +683,74 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn bench_reports_every_step_stage_and_run_as_json() {
+    let result = sluice(&[
+        "bench",
+        "-c",
+        "configs/hazard-cascade.toml",
+        "--generate",
+        "5MB",
+        "--seed",
+        "3",
+        "-j",
+        "1,2",
+        "--json",
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let report: Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert!(report["input"]["bytes"].as_u64().unwrap() >= 5_000_000);
+    assert!(report["input"]["compressed_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(report["input"]["generated"], true);
+    assert_eq!(report["scaling"].as_array().unwrap().len(), 2);
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    for (run, threads) in runs.iter().zip([1, 2]) {
+        assert_eq!(run["threads"], threads);
+        for key in ["wall_seconds", "mb_per_second", "docs_per_second"] {
+            assert!(run[key].as_f64().unwrap() > 0.0, "{key}");
+        }
+        assert!(run["peak_memory_bytes"].as_u64().unwrap() > 1_000_000);
+        let steps: Vec<&str> = run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "read",
+                "parse",
+                "stage:keyword-rules",
+                "stage:hazard-terms",
+                "route",
+                "compress",
+                "write"
+            ]
+        );
+        let share: f64 = run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["share"].as_f64().unwrap())
+            .sum();
+        assert!((share - 1.0).abs() < 1e-6);
+        for stage in run["stages"].as_array().unwrap() {
+            for key in [
+                "documents",
+                "cpu_seconds",
+                "share",
+                "docs_per_second",
+                "text_mb_per_second",
+            ] {
+                assert!(
+                    stage[key].as_f64().unwrap() > 0.0,
+                    "{key} of {}",
+                    stage["id"]
+                );
+            }
+        }
+    }
+}

@@ -24,6 +24,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Write a synthetic corpus (deterministic for a seed) for benchmarks and trials.
     Generate(GenerateArgs),
+    /// Measure throughput: run the cascade at one or more thread counts and report, per step and
+    /// per stage, CPU time, share and MB/s, with end-to-end MB/s, docs/s and peak memory.
+    Bench(BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -78,4 +81,35 @@ pub struct GenerateArgs {
     /// Output directory (created).
     #[arg(short, long)]
     pub output: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// The TOML config to benchmark.
+    #[arg(short, long)]
+    pub config: PathBuf,
+    /// Shards to run on: files, directories or glob patterns.
+    #[arg(short, long, num_args = 1.., conflicts_with = "generate")]
+    pub input: Vec<String>,
+    /// Generate a synthetic corpus of this size instead (e.g. 500MB), planting the config's terms.
+    #[arg(long)]
+    pub generate: Option<String>,
+    /// Seed of the generated corpus.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Fraction of generated documents that contain terms.
+    #[arg(long, default_value_t = 0.02)]
+    pub hit_rate: f64,
+    /// Shards of the generated corpus.
+    #[arg(long, default_value_t = 8)]
+    pub shards: usize,
+    /// Thread counts to sweep, comma-separated (0 = one per core).
+    #[arg(short = 'j', long, value_delimiter = ',', default_value = "1,0")]
+    pub threads: Vec<usize>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep the generated corpus and outputs here instead of a removed temporary directory.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
 }

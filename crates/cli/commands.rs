@@ -14,6 +14,7 @@ pub fn dispatch(command: Command) -> Result<u8> {
         Command::Run(args) => run(args),
         Command::Check(args) => check(args),
         Command::Generate(args) => generate(args),
+        Command::Bench(args) => crate::bench::bench(args),
     }
 }
 

@@ -2,6 +2,7 @@
 //! Everything else lives in the library crates.
 
 mod args;
+mod bench;
 mod commands;
 
 use std::process::ExitCode;

@@ -91,6 +91,7 @@ impl Cascade {
         let mut dropped = false;
         for (i, stage) in self.stages.iter().enumerate() {
             stats[i].evaluated += 1;
+            stats[i].text_bytes += doc.text.len() as u64;
             let started = Instant::now();
             let found = stage.evaluate(doc, scratch, &mut stats[i]);
             stage_time[i] += started.elapsed();

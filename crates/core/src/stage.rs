@@ -119,6 +119,9 @@ pub struct StageStats {
     pub kind: String,
     /// Documents the stage looked at (a drop earlier in the cascade skips later stages).
     pub evaluated: u64,
+    /// Bytes of document text the stage looked at.
+    #[serde(default)]
+    pub text_bytes: u64,
     pub matched: u64,
     pub passed: u64,
     pub tagged: u64,
@@ -153,6 +156,7 @@ impl StageStats {
 
     pub fn merge(&mut self, other: &StageStats) {
         self.evaluated += other.evaluated;
+        self.text_bytes += other.text_bytes;
         self.matched += other.matched;
         self.passed += other.passed;
         self.tagged += other.tagged;
