@@ -4,7 +4,10 @@
 mod rules;
 mod terms;
 
-pub use rules::{RuleConfig, RuleHit, RulesConfig, RulesEvidence, RulesStage, Span};
+pub use rules::{
+    RuleConfig, RuleHit, RulesConfig, RulesEvidence, RulesStage, RulesStrategy, Span,
+    EACH_MAX_RULES,
+};
 pub use terms::{
     Normalize, TermCount, TermEngine, TermSpan, TermsConfig, TermsEvidence, TermsStage, Threshold,
 };

@@ -1,8 +1,16 @@
 //! `type = "rules"`: regular-expression keyword rules.
 //!
-//! All rules of a stage are compiled into one `RegexSet`, so a document is scanned once to learn
-//! which rules match at all; only those rules (usually none) are run again to count matches and
-//! record spans.
+//! Two ways to learn which rules match a document, chosen by `strategy`:
+//!
+//! * `each`: every rule's own regex, one after another. Each single regex gets the `regex`
+//!   crate's literal prefilter (memchr/Teddy on the rule's required words), so most of the text is
+//!   skipped at memory speed: measured 1,330 MB/s for the 4 rules of `hazard-cascade.toml`.
+//! * `set`: one `RegexSet` over all rules, a single scan whatever the rule count, but without a
+//!   prefilter: 215 MB/s for the same 4 rules (64 MB/s on non-ASCII text, where Unicode `\b`
+//!   pushes it off the lazy DFA). It wins once there are many rules.
+//! * `auto` (default): `each` up to 16 rules, `set` above.
+//!
+//! Either way, only the rules that matched are run again to count matches and record spans.
 
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -23,7 +31,22 @@ pub struct RulesConfig {
     pub id: String,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    #[serde(default)]
+    pub strategy: RulesStrategy,
 }
+
+/// How a rules stage finds the rules that match (see the module docs for measurements).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RulesStrategy {
+    #[default]
+    Auto,
+    Each,
+    Set,
+}
+
+/// Up to this many rules, `auto` runs each rule's prefiltered regex; above, one `RegexSet`.
+pub const EACH_MAX_RULES: usize = 16;
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +68,8 @@ fn one() -> usize {
 
 pub struct RulesStage {
     id: String,
-    set: RegexSet,
+    /// `Some` when the stage scans with one `RegexSet`, `None` when it runs each rule.
+    set: Option<RegexSet>,
     rules: Vec<CompiledRule>,
     max_spans: usize,
 }
@@ -122,6 +146,12 @@ impl RulesConfig {
                 action: rule.action,
             });
         }
+        let use_set = match self.strategy {
+            RulesStrategy::Each => false,
+            RulesStrategy::Set => true,
+            RulesStrategy::Auto => rules.len() > EACH_MAX_RULES,
+        };
+        // Built even when unused: it checks that the rules combine, whatever the strategy.
         let set = RegexSetBuilder::new(&patterns)
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
@@ -131,7 +161,7 @@ impl RulesConfig {
             })?;
         Ok(RulesStage {
             id: self.id.clone(),
-            set,
+            set: use_set.then_some(set),
             rules,
             max_spans: ctx.max_spans,
         })
@@ -158,14 +188,19 @@ impl Stage for RulesStage {
         stats: &mut StageStats,
     ) -> Option<Evidence> {
         let text: &str = &doc.text;
-        let matched = self.set.matches(text);
-        if !matched.matched_any() {
+        let matched: Vec<usize> = match &self.set {
+            Some(set) => set.matches(text).into_iter().collect(),
+            None => (0..self.rules.len())
+                .filter(|&i| self.rules[i].regex.is_match(text))
+                .collect(),
+        };
+        if matched.is_empty() {
             return None;
         }
         let mut hits = Vec::new();
         let mut outcome = Outcome::Pass;
         let mut reasons = Vec::new();
-        for index in matched.iter() {
+        for index in matched {
             let rule = &self.rules[index];
             let mut spans = Vec::new();
             let mut matches = 0;
@@ -217,7 +252,12 @@ mod tests {
     use std::path::Path;
 
     fn stage(toml_rules: &str) -> Result<RulesStage, ConfigError> {
-        let config: RulesConfig = toml::from_str(&format!("id = 'r'\n{toml_rules}")).unwrap();
+        stage_with(toml_rules, "auto")
+    }
+
+    fn stage_with(toml_rules: &str, strategy: &str) -> Result<RulesStage, ConfigError> {
+        let config: RulesConfig =
+            toml::from_str(&format!("id = 'r'\nstrategy = '{strategy}'\n{toml_rules}")).unwrap();
         config.build(&BuildContext {
             base_dir: Path::new("."),
             max_spans: 2,
@@ -262,6 +302,34 @@ mod tests {
         assert_eq!(&text[span.start..span.end], "SYNTHESIS ROUTE");
         assert_eq!(e.reasons.len(), 2);
         assert!(run(&s, "nothing here").is_none());
+    }
+
+    #[test]
+    fn each_and_set_strategies_agree() {
+        let rules = "[[rules]]\nid='a'\npattern='\\bstep by step\\b.{0,20}\\bbomb'\ncase_insensitive=true\naction='drop'\n\
+                     [[rules]]\nid='b'\npattern='ricin|sarin'\naction='escalate'\n\
+                     [[rules]]\nid='c'\npattern='x{3}'\nmin_matches=2\naction='tag'";
+        let each = stage_with(rules, "each").unwrap();
+        let set = stage_with(rules, "set").unwrap();
+        assert!(each.set.is_none() && set.set.is_some());
+        for text in [
+            "STEP BY STEP: a bomb, ricin",
+            "sarin xxx xxx é",
+            "xxx only once",
+            "nothing",
+            "Ünïcödé step by step — bomb",
+        ] {
+            let (a, b) = (run(&each, text), run(&set, text));
+            assert_eq!(a.is_some(), b.is_some(), "{text}");
+            if let (Some(a), Some(b)) = (a, b) {
+                assert_eq!(a.outcome, b.outcome, "{text}");
+                assert_eq!(a.reasons, b.reasons, "{text}");
+                let (Detail::Rules(a), Detail::Rules(b)) = (a.detail, b.detail) else {
+                    panic!()
+                };
+                assert_eq!(a, b, "{text}");
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Measures sluice against the physical limit on the same shards and the same machine, in one run:
+#   1. `zstd -dc`                                            the decompression limit
+#   2. `zstd -dc | rg -i -w -F -f TERMS --count-matches`     a decompress-and-match floor that does
+#                                                            strictly less than sluice (no JSON, no outputs)
+#   3. sluice run with 1 thread and with every core (zstd in and out)
+# and prints MB/s of uncompressed input and the ratios.
+#
+# Usage: benches/compare.sh [SHARD_DIR]
+#   SHARD_DIR   *.jsonl.zst shards; by default a corpus is generated (SIZE, default 500MB)
+#   CONFIG      the sluice config (default benches/hazard-5000.toml: 5,000 terms)
+#   SLUICE      the sluice binary (default target/release/sluice, built if missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONFIG=${CONFIG:-benches/hazard-5000.toml}
+SIZE=${SIZE:-500MB}
+SLUICE=${SLUICE:-target/release/sluice}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+command -v rg >/dev/null || { echo "compare.sh needs ripgrep (apt-get install ripgrep)" >&2; exit 2; }
+command -v zstd >/dev/null || { echo "compare.sh needs zstd (apt-get install zstd)" >&2; exit 2; }
+[ -x "$SLUICE" ] || cargo build --release --quiet
+
+if [ $# -ge 1 ]; then
+  CORPUS=$1
+else
+  CORPUS=$WORK/corpus
+  "$SLUICE" generate --size "$SIZE" --shards 8 --seed 1 --hit-rate 0.02 \
+    --terms "$(dirname "$CONFIG")/$(sed -n 's/^lists = \["\(.*\)"\]/\1/p' "$CONFIG" | head -1)" \
+    --output "$CORPUS" 2>/dev/null
+fi
+shopt -s nullglob
+SHARDS=("$CORPUS"/*.jsonl.zst)
+[ ${#SHARDS[@]} -gt 0 ] || { echo "no *.jsonl.zst shards in $CORPUS" >&2; exit 2; }
+
+# The term column of every list of the config's terms stages, for rg.
+CONFIG_DIR=$(dirname "$CONFIG")
+for list in $(sed -n 's/^lists = \[\(.*\)\]/\1/p' "$CONFIG" | tr -d '" ' | tr ',' ' '); do
+  grep -v '^#' "$CONFIG_DIR/$list" | cut -f1 | sed '/^$/d'
+done > "$WORK/terms.txt"
+
+BYTES=$(zstd -dc "${SHARDS[@]}" | wc -c)
+seconds() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+mbps() { echo "scale=1; $BYTES / 1000000 / $1" | bc -l; }
+
+T_ZSTD=$(seconds zstd -dc "${SHARDS[@]}")
+T_RG=$(seconds bash -c "zstd -dc ${SHARDS[*]} | rg -i -w -F -f $WORK/terms.txt --count-matches")
+T_ONE=$(seconds "$SLUICE" run -c "$CONFIG" -i "$CORPUS" -o "$WORK/out1" -j 1 --force -q)
+T_ALL=$(seconds "$SLUICE" run -c "$CONFIG" -i "$CORPUS" -o "$WORK/outN" -j 0 --force -q)
+
+printf 'input: %s shards, %.1f MB uncompressed, %d terms, %s cores, config %s\n' \
+  "${#SHARDS[@]}" "$(echo "$BYTES / 1000000" | bc -l)" "$(wc -l < "$WORK/terms.txt")" "$(nproc)" "$CONFIG"
+printf '%-44s %8s %8s %10s\n' "command" "seconds" "MB/s" "vs floor"
+row() { printf '%-44s %8.2f %8.1f %9.2fx\n' "$1" "$2" "$(mbps "$2")" "$(echo "$T_RG / $2" | bc -l)"; }
+row "zstd -dc (decompression limit)" "$T_ZSTD"
+row "zstd -dc | rg -i -w -F -f TERMS (floor)" "$T_RG"
+row "sluice run -j 1" "$T_ONE"
+row "sluice run -j $(nproc)" "$T_ALL"
+printf 'thread scaling (end to end): %.2fx\n' "$(echo "$T_ONE / $T_ALL" | bc -l)"
