@@ -12,7 +12,8 @@
 //!
 //! * **Bounded memory.** A chunk is read only after taking a permit from a pool shared by all
 //!   shards; the permit comes back when the chunk's output has been written. Memory is about
-//!   `permits × chunk size × 3`, whatever the shard size or count.
+//!   `permits × chunk size × ~5`, whatever the shard size or count; permits are capped by
+//!   bytes, not by threads (see `run::IN_FLIGHT_BYTES`).
 //! * **Determinism.** Chunk boundaries depend only on the input bytes; each chunk's outputs are
 //!   compressed as self-contained frames and appended in chunk order. The output is therefore
 //!   byte-identical for any thread count and from run to run.
