@@ -66,6 +66,8 @@ pub enum TermsError {
         count: usize,
     },
     /// The Aho-Corasick automaton could not be built (e.g. it exceeds the automaton's size limits).
+    #[error("engine \"words\" needs whole_word = true and terms that start with a word character")]
+    WordsEngine,
     #[error("cannot build the term automaton: {0}")]
     Build(#[from] aho_corasick::BuildError),
 }

@@ -60,12 +60,14 @@ mod error;
 mod fold;
 mod list;
 mod matcher;
+mod words;
 
 pub use error::TermsError;
 pub use fold::MatchScratch;
 pub use list::{load_term_list, TermEntry};
 pub use matcher::{
     Engine, MatcherOptions, TermMatch, TermMatcher, DFA_MAX_PATTERN_BYTES, DFA_MAX_TERMS,
+    WORDS_MIN_TERMS,
 };
 
 /// Number of words in `text`: maximal runs of word chars (the regex crate's Unicode `\w`, the

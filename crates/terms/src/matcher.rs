@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 
 use crate::fold::{is_ascii_word_byte, is_word_char, normalize_str, FoldedMap, MatchScratch};
+use crate::words::WordIndex;
 use crate::{TermEntry, TermsError};
 
 /// Which Aho-Corasick automaton to build.
@@ -18,7 +19,16 @@ pub enum Engine {
     Dfa,
     /// Always a contiguous NFA: compact, somewhat slower search.
     Nfa,
+    /// The word index (see `words.rs`) for ASCII text, whatever the list size; the automaton for
+    /// the rest. Needs whole-word matching and terms that start with a word char.
+    Words,
 }
+
+/// From this many terms, [`Engine::Auto`] uses the word index for ASCII text (when whole-word
+/// matching allows it) instead of the contiguous NFA: measured on 50 MB of generated web-like
+/// text, 100,000 terms, 170–180 MB/s vs 80–120 MB/s for the NFA. Up to [`DFA_MAX_TERMS`] the DFA
+/// is faster (5,000 terms: DFA 335 MB/s, word index 197 MB/s, NFA 113 MB/s, in isolation).
+pub const WORDS_MIN_TERMS: usize = DFA_MAX_TERMS + 1;
 
 /// Largest term count for which [`Engine::Auto`] builds a DFA.
 ///
@@ -108,6 +118,8 @@ pub struct TermMatcher {
     duplicates: usize,
     options: MatcherOptions,
     engine: AhoCorasickKind,
+    /// Whole-word search of ASCII text by word lookups, when chosen.
+    words: Option<WordIndex>,
 }
 
 impl std::fmt::Debug for TermMatcher {
@@ -168,10 +180,19 @@ impl TermMatcher {
             (Vec::new(), Vec::new())
         };
 
+        let words = match options.engine {
+            _ if !options.whole_word => None,
+            Engine::Words => Some(WordIndex::new(&patterns, ci).ok_or(TermsError::WordsEngine)?),
+            Engine::Auto if patterns.len() >= WORDS_MIN_TERMS => WordIndex::new(&patterns, ci),
+            _ => None,
+        };
+        if options.engine == Engine::Words && !options.whole_word {
+            return Err(TermsError::WordsEngine);
+        }
         let total_bytes: usize = patterns.iter().map(String::len).sum();
         let engine = match options.engine {
             Engine::Dfa => AhoCorasickKind::DFA,
-            Engine::Nfa => AhoCorasickKind::ContiguousNFA,
+            Engine::Nfa | Engine::Words => AhoCorasickKind::ContiguousNFA,
             Engine::Auto
                 if patterns.len() <= DFA_MAX_TERMS && total_bytes <= DFA_MAX_PATTERN_BYTES =>
             {
@@ -196,7 +217,13 @@ impl TermMatcher {
             duplicates,
             options,
             engine,
+            words,
         })
+    }
+
+    /// Whether ASCII text is searched with the word index instead of the automaton.
+    pub fn uses_word_index(&self) -> bool {
+        self.words.is_some()
     }
 
     /// The unique terms, in first-seen order; [`TermMatch::term`] indexes this.
@@ -233,7 +260,9 @@ impl TermMatcher {
             return;
         }
         let o = &self.options;
-        if text.is_ascii() || !(o.case_insensitive || o.normalize_nfkc) {
+        if let (Some(words), true) = (&self.words, text.is_ascii()) {
+            words.find_ascii(text.as_bytes(), out);
+        } else if text.is_ascii() || !(o.case_insensitive || o.normalize_nfkc) {
             // ASCII text is NFKC-stable and its simple folding is ASCII lowercasing, which the
             // automaton does itself: search the original bytes, offsets are the identity.
             self.search(text, text, None, out);

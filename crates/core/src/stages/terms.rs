@@ -42,6 +42,9 @@ pub enum TermEngine {
     Auto,
     Dfa,
     Nfa,
+    /// Whole-word lists: look words of ASCII text up among the terms' first words; cost
+    /// independent of the list size. Needs `whole_word = true`.
+    Words,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -197,6 +200,7 @@ impl TermsConfig {
                 TermEngine::Auto => Engine::Auto,
                 TermEngine::Dfa => Engine::Dfa,
                 TermEngine::Nfa => Engine::Nfa,
+                TermEngine::Words => Engine::Words,
             },
         };
         let matcher = TermMatcher::new(entries, options)
