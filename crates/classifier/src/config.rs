@@ -109,7 +109,9 @@ pub(crate) fn detect_architecture(dir: &Path, head: &HeadConfig) -> Result<Archi
     let Some(name) = head.architectures.as_ref().and_then(|a| a.first()) else {
         return Err(ClassifierError::Config {
             path: config_path,
-            message: "no `architectures` entry (and no modules.json for a sentence-transformers encoder)".into(),
+            message:
+                "no `architectures` entry (and no modules.json for a sentence-transformers encoder)"
+                    .into(),
         });
     };
     Ok(match name.as_str() {
@@ -181,12 +183,10 @@ impl Labels {
             )));
         }
         let names = (0..count)
-            .map(|i| {
-                by_index
-                    .get(&i)
-                    .cloned()
-                    .ok_or_else(|| config_err(format!("id2label has no entry for index {i}")))
-                    .or_else(|e| if by_index.is_empty() { Ok(format!("LABEL_{i}")) } else { Err(e) })
+            .map(|i| match by_index.get(&i) {
+                Some(name) => Ok(name.clone()),
+                None if by_index.is_empty() => Ok(format!("LABEL_{i}")),
+                None => Err(config_err(format!("id2label has no entry for index {i}"))),
             })
             .collect::<Result<Vec<_>>>()?;
         let problem_type = match head.problem_type.as_deref() {
@@ -295,7 +295,12 @@ mod tests {
         assert_eq!(labels.names(), ["clean", "toxic"]);
         assert_eq!(labels.problem_type(), ProblemType::SingleLabel);
         assert_eq!(labels.resolve(&LabelSelector::Auto).unwrap(), 1);
-        assert_eq!(labels.resolve(&LabelSelector::Name("clean".into())).unwrap(), 0);
+        assert_eq!(
+            labels
+                .resolve(&LabelSelector::Name("clean".into()))
+                .unwrap(),
+            0
+        );
         assert!(labels.resolve(&LabelSelector::Name("spam".into())).is_err());
         assert!(labels.resolve(&LabelSelector::Index(2)).is_err());
     }
@@ -332,7 +337,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = head(r#"{"architectures": ["GPT2LMHeadModel"]}"#);
         let err = detect_architecture(dir.path(), &h).unwrap_err();
-        assert!(matches!(err, ClassifierError::UnsupportedArchitecture { .. }), "{err}");
+        assert!(
+            matches!(err, ClassifierError::UnsupportedArchitecture { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("GPT2LMHeadModel"));
     }
 }

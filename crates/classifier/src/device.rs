@@ -124,6 +124,9 @@ mod tests {
     #[test]
     fn cuda_without_feature_is_a_clear_error() {
         let err = DeviceSpec::Cuda(0).open().unwrap_err();
-        assert!(err.to_string().contains("without the `cuda` feature"), "{err}");
+        assert!(
+            err.to_string().contains("without the `cuda` feature"),
+            "{err}"
+        );
     }
 }

@@ -126,19 +126,17 @@ pub(crate) fn weights_error(err: candle_core::Error, path: &std::path::Path) -> 
                 path,
             }
         }
-        candle_core::Error::UnexpectedShape {
-            msg,
-            expected,
-            got,
-        } => ClassifierError::TensorShape {
-            tensor: msg
-                .strip_prefix("shape mismatch for ")
-                .unwrap_or(msg)
-                .to_string(),
-            path,
-            expected: expected.dims().to_vec(),
-            actual: got.dims().to_vec(),
-        },
+        candle_core::Error::UnexpectedShape { msg, expected, got } => {
+            ClassifierError::TensorShape {
+                tensor: msg
+                    .strip_prefix("shape mismatch for ")
+                    .unwrap_or(msg)
+                    .to_string(),
+                path,
+                expected: expected.dims().to_vec(),
+                actual: got.dims().to_vec(),
+            }
+        }
         other => ClassifierError::Weights {
             path,
             message: other.to_string(),

@@ -15,8 +15,8 @@
 //! Supported: BERT, DistilBERT, XLM-RoBERTa (and RoBERTa), ModernBERT and DeBERTa-v2 sequence
 //! classifiers; sentence-transformers encoders (`modules.json`, mean/CLS/max pooling read from the
 //! Pooling module's config, optional Normalize) with a linear head in `head.safetensors`; and
-//! `hashed-ngram`, a fastText-style model (see [`backend`-level docs](crate#hashed-ngram)) for
-//! the cheapest tier. The encoders come from `candle-transformers`; the classification heads it
+//! `hashed-ngram`, a fastText-style model (see [below](#hashed-ngram)) for the cheapest tier.
+//! Sentence-transformers encoders are BERT-family only for now. The encoders come from `candle-transformers`; the classification heads it
 //! lacks (BERT, DistilBERT, ModernBERT) are written here on top of its encoders.
 //!
 //! Every problem with a model directory is a typed [`ClassifierError`] naming the file, and for
@@ -73,6 +73,18 @@
 //! `"model_type": "hashed-ngram"`, `num_buckets`, `embedding_dim`, `word_ngrams` (1 or 2),
 //! `lowercase`, `id2label` and `problem_type`; its weights are `embedding.weight`,
 //! `classifier.weight` and `classifier.bias`.
+//!
+//! ## Testing
+//!
+//! `fixtures/models/<name>/` holds a tiny random-weight checkpoint per architecture with
+//! `reference.json`: input texts, their token windows and the logits of the PyTorch
+//! `transformers` implementation, computed one window at a time (no padding). `tests/reference.rs`
+//! checks token ids exactly and logits within 1e-4, and that scoring a document alone or in a
+//! padded mixed batch agrees within 1e-5. Regenerate them with
+//! `crates/classifier/scripts/make_fixtures.py` (needs torch + transformers; see its header).
+//! `tests/minilm.rs` checks all-MiniLM-L6-v2 embeddings against committed PyTorch values when
+//! `crates/classifier/scripts/fetch-minilm.sh` has fetched the model, and prints "skipped" when
+//! not. `SLUICE_TEST_DEVICE=cuda:0` runs the reference tests on a GPU (with `--features cuda`).
 
 #![deny(missing_docs)]
 
@@ -88,12 +100,12 @@ use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 
 use backend::{Backend, Batch};
-pub use config::{Architecture, Labels, ProblemType, SUPPORTED_ARCHITECTURES};
 use config::{detect_architecture, read_file, HeadConfig, ModelFiles};
+pub use config::{Architecture, Labels, ProblemType, SUPPORTED_ARCHITECTURES};
 pub use device::DeviceSpec;
 pub use error::{ClassifierError, Result};
-use text::TextEncoder;
 pub use text::truncate_to_bytes;
+use text::TextEncoder;
 
 /// Which output of the model is "the" score.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -248,10 +260,14 @@ impl Classifier {
     /// Loads the model in `options.model_dir` onto `options.device`.
     pub fn load(options: ClassifierOptions) -> Result<Classifier> {
         if options.batch_size == 0 {
-            return Err(ClassifierError::InvalidOptions("batch_size must be at least 1".into()));
+            return Err(ClassifierError::InvalidOptions(
+                "batch_size must be at least 1".into(),
+            ));
         }
         if options.max_tokens == 0 {
-            return Err(ClassifierError::InvalidOptions("max_tokens must be at least 1".into()));
+            return Err(ClassifierError::InvalidOptions(
+                "max_tokens must be at least 1".into(),
+            ));
         }
         let files = ModelFiles {
             dir: options.model_dir.clone(),
@@ -267,7 +283,10 @@ impl Classifier {
         let weights = read_file(&files.weights())?;
 
         let mut extra = vec![files.config()];
-        for name in [backend::sentence::HEAD_WEIGHTS, backend::sentence::HEAD_CONFIG] {
+        for name in [
+            backend::sentence::HEAD_WEIGHTS,
+            backend::sentence::HEAD_CONFIG,
+        ] {
             let path = files.dir.join(name);
             if architecture == Architecture::SentenceTransformer && path.is_file() {
                 extra.push(path);
@@ -277,7 +296,9 @@ impl Classifier {
 
         let mut hashed_tokenizer = None;
         let loaded = match architecture {
-            Architecture::Bert => backend::bert::load(&files, &config_bytes, weights, &head, &device)?,
+            Architecture::Bert => {
+                backend::bert::load(&files, &config_bytes, weights, &head, &device)?
+            }
             Architecture::DistilBert => {
                 backend::distilbert::load(&files, &config_bytes, weights, &head, &device)?
             }
@@ -336,8 +357,11 @@ impl Classifier {
             .logits(texts)?
             .into_iter()
             .map(|doc| {
-                let windows: Vec<f32> =
-                    doc.windows.iter().map(|row| labels.score(row, index)).collect();
+                let windows: Vec<f32> = doc
+                    .windows
+                    .iter()
+                    .map(|row| labels.score(row, index))
+                    .collect();
                 DocumentScore {
                     score: self.options.aggregate.apply(&windows),
                     windows,
@@ -357,7 +381,9 @@ impl Classifier {
             .iter()
             .flat_map(|e| e.windows.iter().map(Vec::as_slice))
             .collect();
-        let mut rows = self.run_batched(&windows, |batch| self.backend.logits(batch))?.into_iter();
+        let mut rows = self
+            .run_batched(&windows, |batch| self.backend.logits(batch))?
+            .into_iter();
         Ok(encoded
             .into_iter()
             .map(|e| DocumentLogits {
@@ -430,7 +456,9 @@ impl Classifier {
         let mut rows: Vec<Vec<f32>> = vec![Vec::new(); windows.len()];
         for chunk in order.chunks(self.options.batch_size) {
             let batch = self.make_batch(chunk.iter().map(|&i| windows[i]))?;
-            let out = forward(&batch)?.to_dtype(candle_core::DType::F32)?.to_vec2::<f32>()?;
+            let out = forward(&batch)?
+                .to_dtype(candle_core::DType::F32)?
+                .to_vec2::<f32>()?;
             for (&i, row) in chunk.iter().zip(out) {
                 rows[i] = row;
             }
@@ -442,6 +470,16 @@ impl Classifier {
         let b = windows.clone().count();
         let len = windows.clone().map(<[u32]>::len).max().unwrap_or(0).max(1);
         let pad = self.backend.pad_id();
+        let vocab = self.backend.vocab_size();
+        if let Some(&id) = windows.clone().flatten().find(|&&id| id as usize >= vocab) {
+            return Err(ClassifierError::Tokenizer {
+                path: self.options.model_dir.join("tokenizer.json"),
+                message: format!(
+                    "token id {id} is outside the model's vocabulary of {vocab}: \
+                     tokenizer.json does not belong to these weights"
+                ),
+            });
+        }
         let mut ids = Vec::with_capacity(b * len);
         let mut mask = Vec::with_capacity(b * len);
         for w in windows {

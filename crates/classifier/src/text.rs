@@ -53,7 +53,10 @@ impl TextEncoder {
         if !path.is_file() {
             return Err(ClassifierError::Io {
                 path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "tokenizer.json not found"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "tokenizer.json not found",
+                ),
             });
         }
         let mut tokenizer = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
@@ -104,12 +107,12 @@ impl TextEncoder {
                 path,
                 stride,
             } => {
-                let encodings = tokenizer
-                    .encode_batch(texts.to_vec(), true)
-                    .map_err(|e| ClassifierError::Tokenizer {
+                let encodings = tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| {
+                    ClassifierError::Tokenizer {
                         path: path.clone(),
                         message: e.to_string(),
-                    })?;
+                    }
+                })?;
                 Ok(encodings
                     .into_iter()
                     .map(|encoding| {

@@ -32,8 +32,16 @@ fn reference(name: &str) -> Reference {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
+/// The device the reference tests run on: `SLUICE_TEST_DEVICE` (e.g. `cuda:0`), default CPU.
+fn test_device() -> sluice_classifier::DeviceSpec {
+    std::env::var("SLUICE_TEST_DEVICE")
+        .map(|d| d.parse().expect("SLUICE_TEST_DEVICE"))
+        .unwrap_or_default()
+}
+
 fn options(name: &str, r: &Reference, batch_size: usize) -> ClassifierOptions {
     let mut o = ClassifierOptions::new(fixtures().join(name));
+    o.device = test_device();
     o.max_tokens = r.max_tokens;
     o.stride = r.stride;
     o.batch_size = batch_size;
@@ -51,7 +59,11 @@ fn check(name: &str) {
     assert_eq!(got.len(), r.documents.len());
     let mut max_diff = 0f32;
     for (doc, want) in got.iter().zip(&r.documents) {
-        assert_eq!(doc.window_ids, want.window_ids, "{name}: token ids for {:?}", want.text);
+        assert_eq!(
+            doc.window_ids, want.window_ids,
+            "{name}: token ids for {:?}",
+            want.text
+        );
         assert_eq!(doc.windows.len(), want.logits.len());
         for (row, want_row) in doc.windows.iter().zip(&want.logits) {
             assert_eq!(row.len(), want_row.len());
@@ -60,7 +72,10 @@ fn check(name: &str) {
             }
         }
     }
-    assert!(max_diff < 1e-4, "{name}: logits differ from transformers by {max_diff}");
+    assert!(
+        max_diff < 1e-4,
+        "{name}: logits differ from transformers by {max_diff}"
+    );
 
     // Batch independence: alone (no padding at all) vs. batched with others.
     let alone = Classifier::load(options(name, &r, 1)).unwrap();
@@ -70,7 +85,10 @@ fn check(name: &str) {
         assert_eq!(a.windows.len(), t.windows.len());
         assert_eq!(a.tokens, t.tokens);
         for (x, y) in a.windows.iter().zip(&t.windows) {
-            assert!((x - y).abs() < 1e-5, "{name}: alone {x} vs batched {y} for {text:?}");
+            assert!(
+                (x - y).abs() < 1e-5,
+                "{name}: alone {x} vs batched {y} for {text:?}"
+            );
         }
         assert!((a.score - t.score).abs() < 1e-5);
     }
@@ -145,17 +163,31 @@ fn scores_select_labels_and_aggregate() {
     assert!(s.tokens > r.max_tokens);
 
     o.aggregate = Aggregate::Mean;
-    let mean = Classifier::load(o.clone()).unwrap().score(&[&long.text]).unwrap()[0].score;
+    let mean = Classifier::load(o.clone())
+        .unwrap()
+        .score(&[&long.text])
+        .unwrap()[0]
+        .score;
     assert!((mean - want.iter().sum::<f32>() / want.len() as f32).abs() < 1e-5);
     o.aggregate = Aggregate::First;
-    let first = Classifier::load(o.clone()).unwrap().score(&[&long.text]).unwrap()[0].score;
+    let first = Classifier::load(o.clone())
+        .unwrap()
+        .score(&[&long.text])
+        .unwrap()[0]
+        .score;
     assert!((first - want[0]).abs() < 1e-5);
 
     // Auto on a 3-label model is an error; so is a label that does not exist.
     o.label = LabelSelector::Auto;
-    assert!(matches!(Classifier::load(o.clone()), Err(ClassifierError::UnknownLabel { .. })));
+    assert!(matches!(
+        Classifier::load(o.clone()),
+        Err(ClassifierError::UnknownLabel { .. })
+    ));
     o.label = LabelSelector::Name("nope".into());
-    assert!(matches!(Classifier::load(o), Err(ClassifierError::UnknownLabel { .. })));
+    assert!(matches!(
+        Classifier::load(o),
+        Err(ClassifierError::UnknownLabel { .. })
+    ));
 }
 
 #[test]
@@ -220,7 +252,10 @@ fn shape_mismatch_is_named() {
     let err = Classifier::load(o).unwrap_err();
     match &err {
         ClassifierError::TensorShape {
-            tensor, expected, actual, ..
+            tensor,
+            expected,
+            actual,
+            ..
         } => {
             assert_eq!(tensor, "classifier.weight");
             assert_eq!(expected, &[3, 32]);
@@ -234,12 +269,16 @@ fn shape_mismatch_is_named() {
 fn unsupported_architecture_is_typed() {
     let dir = copy_fixture("bert");
     let config_path = dir.path().join("config.json");
-    let text = std::fs::read_to_string(&config_path)
-        .unwrap()
-        .replace("BertForSequenceClassification", "BertForTokenClassification");
+    let text = std::fs::read_to_string(&config_path).unwrap().replace(
+        "BertForSequenceClassification",
+        "BertForTokenClassification",
+    );
     std::fs::write(&config_path, text).unwrap();
     let err = Classifier::load(ClassifierOptions::new(dir.path())).unwrap_err();
-    assert!(matches!(err, ClassifierError::UnsupportedArchitecture { .. }), "{err}");
+    assert!(
+        matches!(err, ClassifierError::UnsupportedArchitecture { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("BertForTokenClassification"));
 }
 
@@ -249,7 +288,10 @@ fn bad_stride_is_an_options_error_not_a_panic() {
     o.max_tokens = 8;
     o.stride = 6; // 8 - 2 special tokens = 6 content tokens: stride must be below that
     o.label = LabelSelector::Index(0);
-    assert!(matches!(Classifier::load(o), Err(ClassifierError::InvalidOptions(_))));
+    assert!(matches!(
+        Classifier::load(o),
+        Err(ClassifierError::InvalidOptions(_))
+    ));
 }
 
 #[test]
@@ -260,7 +302,10 @@ fn cuda_without_feature_is_an_error() {
     let mut o = ClassifierOptions::new(fixtures().join("bert"));
     o.device = "cuda:0".parse().unwrap();
     let err = Classifier::load(o).unwrap_err();
-    assert!(matches!(err, ClassifierError::DeviceUnavailable { .. }), "{err}");
+    assert!(
+        matches!(err, ClassifierError::DeviceUnavailable { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -276,7 +321,41 @@ fn encoder_without_head_embeds_but_does_not_score() {
     let c = Classifier::load(ClassifierOptions::new(dir.path())).unwrap();
     assert!(c.labels().is_none());
     assert!(matches!(c.score(&["hi"]), Err(ClassifierError::NoHead(_))));
-    let e = c.embed(&["the dog", "a fox jumps over the lazy dog"]).unwrap();
+    let e = c
+        .embed(&["the dog", "a fox jumps over the lazy dog"])
+        .unwrap();
     assert_eq!(e.len(), 2);
     assert_eq!(e[0].len(), 16);
+}
+
+#[test]
+fn modernbert_matches_transformers() {
+    check("modernbert");
+}
+
+#[test]
+fn deberta_v2_matches_transformers() {
+    check("deberta-v2");
+}
+
+#[test]
+fn tokenizer_outside_vocabulary_is_an_error_not_a_panic() {
+    let dir = copy_fixture("bert");
+    let config_path = dir.path().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    // Shrink the vocabulary (and the embedding table to match) below the tokenizer's ids.
+    config["vocab_size"] = serde_json::json!(20);
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let weights = dir.path().join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&weights, &candle_core::Device::Cpu).unwrap();
+    let name = "bert.embeddings.word_embeddings.weight";
+    let small = tensors[name].narrow(0, 0, 20).unwrap();
+    tensors.insert(name.to_string(), small);
+    candle_core::safetensors::save(&tensors, &weights).unwrap();
+    let mut o = ClassifierOptions::new(dir.path());
+    o.label = LabelSelector::Index(0);
+    let c = Classifier::load(o).unwrap();
+    let err = c.score(&["the quick brown fox"]).unwrap_err();
+    assert!(matches!(err, ClassifierError::Tokenizer { .. }), "{err}");
 }

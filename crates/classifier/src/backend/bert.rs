@@ -14,6 +14,7 @@ pub(crate) struct BertClassifier {
     pooler: Linear,
     classifier: Linear,
     pad_id: u32,
+    vocab_size: usize,
     max_positions: usize,
 }
 
@@ -35,15 +36,19 @@ pub(crate) fn load(
         vb.pp("bert.pooler.dense"),
     )
     .map_err(&err)?;
-    let classifier =
-        candle_nn::linear(config.hidden_size, labels.names().len(), vb.pp("classifier"))
-            .map_err(&err)?;
+    let classifier = candle_nn::linear(
+        config.hidden_size,
+        labels.names().len(),
+        vb.pp("classifier"),
+    )
+    .map_err(&err)?;
     Ok(Loaded {
         backend: Box::new(BertClassifier {
             model,
             pooler,
             classifier,
             pad_id: config.pad_token_id as u32,
+            vocab_size: config.vocab_size,
             max_positions: config.max_position_embeddings,
         }),
         labels: Some(labels),
@@ -67,6 +72,10 @@ impl Backend for BertClassifier {
 
     fn pad_id(&self) -> u32 {
         self.pad_id
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
     }
 
     fn max_tokens(&self) -> Option<usize> {

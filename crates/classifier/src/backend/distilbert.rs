@@ -43,6 +43,7 @@ pub(crate) struct DistilBertClassifier {
     pre_classifier: Linear,
     classifier: Linear,
     pad_id: u32,
+    vocab_size: usize,
     max_positions: usize,
 }
 
@@ -187,6 +188,7 @@ pub(crate) fn load(
             pre_classifier,
             classifier,
             pad_id: config.pad_token_id.unwrap_or(0) as u32,
+            vocab_size: config.vocab_size,
             max_positions: config.max_position_embeddings,
         }),
         labels: Some(labels),
@@ -213,6 +215,10 @@ impl Backend for DistilBertClassifier {
 
     fn pad_id(&self) -> u32 {
         self.pad_id
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
     }
 
     fn max_tokens(&self) -> Option<usize> {

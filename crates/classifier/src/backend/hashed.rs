@@ -83,7 +83,10 @@ impl HashedTokenizer {
     /// Bucket ids of a window of words: every unigram, then every bigram inside the window.
     pub fn bucket_ids(&self, words: &[String]) -> Vec<u32> {
         let bucket = |h: u64| (h % self.num_buckets) as u32;
-        let mut ids: Vec<u32> = words.iter().map(|w| bucket(fnv1a64(&[w.as_bytes()]))).collect();
+        let mut ids: Vec<u32> = words
+            .iter()
+            .map(|w| bucket(fnv1a64(&[w.as_bytes()])))
+            .collect();
         if self.word_ngrams >= 2 {
             ids.extend(
                 words
@@ -120,6 +123,7 @@ impl HashedTokenizer {
 pub(crate) struct HashedNgram {
     embedding: Embedding,
     classifier: Linear,
+    vocab_size: usize,
 }
 
 pub(crate) fn load(
@@ -145,10 +149,15 @@ pub(crate) fn load(
     let labels = declared_labels(head, files)?;
     let vb = var_builder(weights, files, device)?;
     let err = load_err(files);
-    let embedding = candle_nn::embedding(config.num_buckets, config.embedding_dim, vb.pp("embedding"))
-        .map_err(&err)?;
-    let classifier = candle_nn::linear(config.embedding_dim, labels.names().len(), vb.pp("classifier"))
-        .map_err(&err)?;
+    let embedding =
+        candle_nn::embedding(config.num_buckets, config.embedding_dim, vb.pp("embedding"))
+            .map_err(&err)?;
+    let classifier = candle_nn::linear(
+        config.embedding_dim,
+        labels.names().len(),
+        vb.pp("classifier"),
+    )
+    .map_err(&err)?;
     let tokenizer = HashedTokenizer {
         num_buckets: config.num_buckets as u64,
         word_ngrams: config.word_ngrams,
@@ -159,6 +168,7 @@ pub(crate) fn load(
             backend: Box::new(HashedNgram {
                 embedding,
                 classifier,
+                vocab_size: config.num_buckets,
             }),
             labels: Some(labels),
         },
@@ -179,6 +189,10 @@ impl Backend for HashedNgram {
 
     fn pad_id(&self) -> u32 {
         0
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
     }
 
     fn max_tokens(&self) -> Option<usize> {

@@ -48,6 +48,10 @@ pub(crate) trait Backend: Send + Sync {
 
     /// The longest window, in tokens, the model accepts (its position table), if limited.
     fn max_tokens(&self) -> Option<usize>;
+
+    /// Size of the token embedding table: ids at or above it are rejected before the forward
+    /// pass (a tokenizer that does not belong to the weights), instead of failing inside it.
+    fn vocab_size(&self) -> usize;
 }
 
 /// A backend plus what the shared code needs to know about it.

@@ -60,6 +60,7 @@ pub(crate) struct SentenceEncoder {
     normalize: bool,
     head: Option<Linear>,
     pad_id: u32,
+    vocab_size: usize,
     max_positions: usize,
 }
 
@@ -85,9 +86,10 @@ fn read_modules(dir: &Path) -> Result<(Pooling, bool)> {
                 _ => {
                     return Err(ClassifierError::Config {
                         path,
-                        message: "exactly one of pooling_mode_cls_token, pooling_mode_mean_tokens, \
+                        message:
+                            "exactly one of pooling_mode_cls_token, pooling_mode_mean_tokens, \
                                   pooling_mode_max_tokens must be set"
-                            .into(),
+                                .into(),
                     })
                 }
             };
@@ -168,6 +170,7 @@ pub(crate) fn load(
             normalize,
             head,
             pad_id: config.pad_token_id as u32,
+            vocab_size: config.vocab_size,
             max_positions: config.max_position_embeddings,
         }),
         labels,
@@ -195,7 +198,11 @@ impl SentenceEncoder {
             }
         };
         if self.normalize {
-            let norm = pooled.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+            let norm = pooled
+                .sqr()?
+                .sum_keepdim(1)?
+                .sqrt()?
+                .clamp(1e-12, f64::MAX)?;
             pooled.broadcast_div(&norm)
         } else {
             Ok(pooled)
@@ -207,7 +214,9 @@ impl Backend for SentenceEncoder {
     fn logits(&self, batch: &Batch) -> Result<Tensor> {
         let Some(head) = &self.head else {
             // Unreachable through Classifier (it checks for labels first); kept typed anyway.
-            return Err(ClassifierError::NoEmbeddings("sentence-transformers (no head)"));
+            return Err(ClassifierError::NoEmbeddings(
+                "sentence-transformers (no head)",
+            ));
         };
         Ok(head.forward(&self.sentence_embeddings(batch)?)?)
     }
@@ -222,6 +231,10 @@ impl Backend for SentenceEncoder {
 
     fn pad_id(&self) -> u32 {
         self.pad_id
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
     }
 
     fn max_tokens(&self) -> Option<usize> {

@@ -13,6 +13,7 @@ use crate::error::{ClassifierError, Result};
 pub(crate) struct XlmRobertaClassifier {
     model: XLMRobertaForSequenceClassification,
     pad_id: u32,
+    vocab_size: usize,
     max_positions: usize,
 }
 
@@ -45,6 +46,7 @@ pub(crate) fn load(
         backend: Box::new(XlmRobertaClassifier {
             model,
             pad_id: config.pad_token_id,
+            vocab_size: config.vocab_size,
             // Positions start after the padding index: ids pad+1 ..= pad+len.
             max_positions: config
                 .max_position_embeddings
@@ -69,6 +71,10 @@ impl Backend for XlmRobertaClassifier {
 
     fn pad_id(&self) -> u32 {
         self.pad_id
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab_size
     }
 
     fn max_tokens(&self) -> Option<usize> {
