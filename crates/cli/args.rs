@@ -27,6 +27,15 @@ pub enum Command {
     /// Measure throughput: run the cascade at one or more thread counts and report, per step and
     /// per stage, CPU time, share and MB/s, with end-to-end MB/s, docs/s and peak memory.
     Bench(BenchArgs),
+    /// Read what a run removed and why: summary, show (text with matches marked), export.
+    Audit(crate::audit_cmd::AuditArgs),
+    /// Write OUT_DIR/report.html: charts and sampled dropped documents, self-contained.
+    Report(crate::audit_cmd::ReportArgs),
+    /// Re-decide a finished run under new thresholds from its audit records, without running
+    /// any stage, into a new output directory identical to a fresh run.
+    Rethreshold(crate::audit_cmd::RethresholdArgs),
+    /// Screen a fine-tuning dataset: verdict accept (exit 0), review (1) or reject (2).
+    Screen(crate::audit_cmd::ScreenArgs),
 }
 
 #[derive(clap::Args, Debug)]

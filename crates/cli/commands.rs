@@ -15,6 +15,10 @@ pub fn dispatch(command: Command) -> Result<u8> {
         Command::Check(args) => check(args),
         Command::Generate(args) => generate(args),
         Command::Bench(args) => crate::bench::bench(args),
+        Command::Audit(args) => crate::audit_cmd::audit(args),
+        Command::Report(args) => crate::audit_cmd::report(args),
+        Command::Rethreshold(args) => crate::audit_cmd::rethreshold(args),
+        Command::Screen(args) => crate::audit_cmd::screen(args),
     }
 }
 
@@ -79,6 +83,9 @@ fn run(args: RunArgs) -> Result<u8> {
         bar.bar.finish_and_clear();
     }
     let report = result?;
+    if let Some(out_dir) = options.output.clone().or_else(|| config.output.dir.clone()) {
+        crate::audit_cmd::report_after_run(&out_dir);
+    }
     if !args.quiet {
         eprintln!("{}", summary(&report));
     }

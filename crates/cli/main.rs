@@ -2,6 +2,7 @@
 //! Everything else lives in the library crates.
 
 mod args;
+mod audit_cmd;
 mod bench;
 mod commands;
 

@@ -14,7 +14,7 @@ use sluice_io::Compression;
 
 use crate::error::ConfigError;
 use crate::stage::Stage;
-use crate::stages::{RulesConfig, TermsConfig};
+use crate::stages::{hash_files, ClassifierConfig, ClassifierStage, RulesConfig, TermsConfig};
 
 /// The whole file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -107,6 +107,8 @@ pub struct RunConfig {
 pub enum StageConfig {
     Rules(RulesConfig),
     Terms(TermsConfig),
+    /// Must be the last stage; see `stages/classifier.rs`.
+    Classifier(ClassifierConfig),
 }
 
 impl StageConfig {
@@ -114,13 +116,16 @@ impl StageConfig {
         match self {
             StageConfig::Rules(c) => &c.id,
             StageConfig::Terms(c) => &c.id,
+            StageConfig::Classifier(c) => &c.id,
         }
     }
 
-    fn build(&self, ctx: &BuildContext) -> Result<Box<dyn Stage>, ConfigError> {
+    /// A text stage; `None` for the classifier, which the pipeline drives in batches.
+    fn build(&self, ctx: &BuildContext) -> Result<Option<Box<dyn Stage>>, ConfigError> {
         Ok(match self {
-            StageConfig::Rules(c) => Box::new(c.build(ctx)?),
-            StageConfig::Terms(c) => Box::new(c.build(ctx)?),
+            StageConfig::Rules(c) => Some(Box::new(c.build(ctx)?)),
+            StageConfig::Terms(c) => Some(Box::new(c.build(ctx)?)),
+            StageConfig::Classifier(_) => None,
         })
     }
 
@@ -129,6 +134,14 @@ impl StageConfig {
         match self {
             StageConfig::Rules(_) => Ok(Vec::new()),
             StageConfig::Terms(c) => c.list_contents(ctx),
+            StageConfig::Classifier(c) => {
+                let files = c.model_files(ctx);
+                let digest = hash_files(&files).map_err(|e| ConfigError::Invalid {
+                    key: format!("{}.model", ctx.key),
+                    message: format!("cannot read model: {e}"),
+                })?;
+                Ok(vec![("model".into(), digest)])
+            }
         }
     }
 }
@@ -273,6 +286,12 @@ impl Config {
             if stage.id().is_empty() {
                 return Err(invalid(&format!("stages[{i}].id"), "must not be empty"));
             }
+            if matches!(stage, StageConfig::Classifier(_)) && i + 1 != self.stages.len() {
+                return Err(invalid(
+                    &format!("stages[{i}]"),
+                    "a classifier stage must be the last stage",
+                ));
+            }
             if let Some(first) = seen.insert(stage.id().to_string(), i) {
                 return Err(invalid(
                     &format!("stages[{i}].id"),
@@ -291,12 +310,35 @@ impl Config {
         }
     }
 
-    /// Compiles every stage. Fails before any work starts, naming the offending key.
+    /// Compiles every text stage (all but the classifier). Fails before any work starts,
+    /// naming the offending key.
     pub fn build_stages(&self) -> Result<Vec<Box<dyn Stage>>, ConfigError> {
         self.validate()?;
-        (0..self.stages.len())
-            .map(|i| self.stages[i].build(&self.context(i)))
-            .collect()
+        let mut stages = Vec::new();
+        for i in 0..self.stages.len() {
+            stages.extend(self.stages[i].build(&self.context(i))?);
+        }
+        Ok(stages)
+    }
+
+    /// Loads the classifier stage's model, when there is one.
+    pub fn build_classifier(&self) -> Result<Option<ClassifierStage>, ConfigError> {
+        self.validate()?;
+        match self.stages.last() {
+            Some(StageConfig::Classifier(c)) => {
+                Ok(Some(c.build(&self.context(self.stages.len() - 1))?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Sets the device of the classifier stage (the `--device` flag).
+    pub fn set_device(&mut self, device: &str) {
+        for stage in &mut self.stages {
+            if let StageConfig::Classifier(c) = stage {
+                c.device = device.to_string();
+            }
+        }
     }
 
     /// Output compression of a shard whose input was `input`.

@@ -28,17 +28,21 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use serde::Serialize;
 use sluice_io::{
     compress_frame, empty_stream, open_shard, output_name, AtomicFile, Chunk, ChunkerOptions,
-    Compression, LineChunker, Shard,
+    Compression, Line, LineChunker, Shard,
 };
 
 use crate::config::{AuditScope, Config};
 use crate::document::{Document, FieldExtractor, LineError};
 use crate::stage::{Detail, Evidence, Outcome, Reason, Scratch, Stage, StageStats};
+use crate::stages::{ClassifierStage, OnError};
 use crate::stats::{Destination, ShardStats, Timings};
 
 /// The built cascade: stages plus everything needed to turn a line into a verdict and records.
 pub struct Cascade {
+    /// The text stages, in order.
     pub stages: Vec<Box<dyn Stage>>,
+    /// The classifier, always last; its stats and timings sit at index `stages.len()`.
+    pub classifier: Option<ClassifierStage>,
     pub extractor: FieldExtractor,
     pub audit: AuditScope,
     pub config_hash: String,
@@ -58,6 +62,7 @@ impl Cascade {
     pub fn new(config: &Config) -> Result<Cascade, crate::ConfigError> {
         Ok(Cascade {
             stages: config.build_stages()?,
+            classifier: config.build_classifier()?,
             extractor: FieldExtractor::new(
                 &config.input.text_field,
                 config.input.id_field.as_deref(),
@@ -69,17 +74,33 @@ impl Cascade {
         })
     }
 
-    /// Empty counters, one per stage, in cascade order.
+    /// Empty counters, one per stage (the classifier last), in cascade order.
     pub fn stage_stats(&self) -> Vec<StageStats> {
-        self.stages
-            .iter()
-            .map(|s| StageStats::new(s.id(), s.kind()))
+        (0..self.stage_count())
+            .map(|i| {
+                let (id, kind) = self.stage_name(i);
+                StageStats::new(id, kind)
+            })
             .collect()
     }
 
-    /// Runs the stages in order. The first `drop` wins and ends the cascade; an `escalate` sends
-    /// the document to review (there is no classifier stage yet); otherwise the document is kept.
-    /// `stats` and `stage_time` have one entry per stage.
+    /// Text stages plus the classifier, if any.
+    pub fn stage_count(&self) -> usize {
+        self.stages.len() + usize::from(self.classifier.is_some())
+    }
+
+    /// `(id, type)` of stage `i`; the classifier is the last index.
+    pub fn stage_name(&self, i: usize) -> (&str, &'static str) {
+        match (self.stages.get(i), &self.classifier) {
+            (Some(stage), _) => (stage.id(), stage.kind()),
+            (None, Some(classifier)) => (classifier.id(), "classifier"),
+            (None, None) => ("?", "?"),
+        }
+    }
+
+    /// Runs the text stages in order. The first `drop` wins and ends the cascade; an `escalate`
+    /// sends the document on to the classifier (or, without one, to review); otherwise the
+    /// document is kept. `stats` and `stage_time` have one entry per stage.
     pub fn judge(
         &self,
         doc: &Document<'_>,
@@ -198,7 +219,19 @@ struct ChunkOutput {
     bytes: u64,
 }
 
-/// Judges every line of a chunk and compresses the five streams.
+/// A document of the chunk after the text stages, waiting for the classifier and its output.
+struct Judged<'a> {
+    line: &'a Line,
+    bytes: &'a [u8],
+    size: u64,
+    doc: Document<'a>,
+    verdict: Verdict,
+}
+
+/// Judges every line of a chunk and compresses the five streams, in three phases:
+/// 1. each line: parse, run the text stages (errors are written at once);
+/// 2. the classifier scores, in one batched call, the documents that need it;
+/// 3. each document, in line order: final destination, raw line out, audit record.
 fn process_chunk(
     cascade: &Cascade,
     shard: &str,
@@ -208,10 +241,12 @@ fn process_chunk(
 ) -> Result<ChunkOutput, String> {
     let started = Instant::now();
     let mut stats = ShardStats::new(&cascade.stage_stats());
-    let mut timings = Timings::new(cascade.stages.len());
+    let mut timings = Timings::new(cascade.stage_count());
     let mut raw: [Vec<u8>; 5] = Default::default();
     let mut scratch = Scratch::default();
-    let mut id_buf = String::new();
+
+    // 1. Parse and run the text stages.
+    let mut judged = Vec::with_capacity(chunk.lines.len());
     for line in &chunk.lines {
         let bytes = &chunk.data[line.range.clone()];
         let size = line.oversized.unwrap_or(bytes.len() as u64) + 1;
@@ -228,51 +263,88 @@ fn process_chunk(
             None => cascade.extractor.extract(bytes),
         };
         timings.parse += parse_started.elapsed();
-        let doc = match parsed {
-            Ok(doc) => doc,
+        match parsed {
+            Ok(doc) => {
+                let verdict =
+                    cascade.judge(&doc, &mut scratch, &mut stats.stages, &mut timings.stages);
+                judged.push(Judged {
+                    line,
+                    bytes,
+                    size,
+                    doc,
+                    verdict,
+                });
+            }
             Err(error) => {
-                let utf8 = std::str::from_utf8(bytes).ok();
-                let record = ErrorRecord {
-                    shard,
-                    line: line.number,
-                    offset: line.offset,
-                    bytes: size - 1,
-                    kind: error.kind,
-                    error: &error.message,
-                    raw: utf8.filter(|_| line.oversized.is_none()),
-                    raw_base64: match (utf8, line.oversized) {
-                        (None, None) => Some(base64_encode(bytes)),
-                        _ => None,
-                    },
-                };
-                serde_json::to_writer(&mut raw[ERRORS], &record).map_err(|e| e.to_string())?;
-                raw[ERRORS].push(b'\n');
+                write_error(&mut raw[ERRORS], shard, line, bytes, size, &error)?;
                 stats.errors.add(size);
                 *stats.error_kinds.entry(error.kind.to_string()).or_default() += 1;
-                continue;
             }
-        };
-        let verdict = cascade.judge(&doc, &mut scratch, &mut stats.stages, &mut timings.stages);
+        }
+    }
+
+    // 2. The classifier, batched over the chunk.
+    if let Some(classifier) = &cascade.classifier {
+        let index = cascade.stages.len();
+        let wanted: Vec<usize> = (0..judged.len())
+            .filter(|&i| {
+                let v = &judged[i].verdict;
+                v.destination != Destination::Dropped && classifier.wants(v.escalated)
+            })
+            .collect();
+        if !wanted.is_empty() {
+            let texts: Vec<&str> = wanted.iter().map(|&i| &*judged[i].doc.text).collect();
+            let classify_started = Instant::now();
+            let scores = classifier.score(&texts);
+            timings.stages[index] += classify_started.elapsed();
+            let stage_stats = &mut stats.stages[index];
+            let scores = match scores {
+                Ok(scores) => scores.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(error) if classifier.on_error() == OnError::Fail => {
+                    return Err(format!("classifier {}: {error}", classifier.id()));
+                }
+                Err(error) => wanted.iter().map(|_| Err(error.clone())).collect(),
+            };
+            for (&i, scored) in wanted.iter().zip(scores) {
+                let j = &mut judged[i];
+                stage_stats.evaluated += 1;
+                stage_stats.text_bytes += j.doc.text.len() as u64;
+                let evidence = classifier.decide(scored, stage_stats);
+                stage_stats.record_outcome(evidence.outcome);
+                j.verdict.destination = match evidence.outcome {
+                    Outcome::Drop => Destination::Dropped,
+                    Outcome::Review => Destination::Review,
+                    _ => Destination::Kept,
+                };
+                j.verdict.evidence.push((index, evidence));
+            }
+        }
+    }
+
+    // 3. Route every document and write its audit record, in line order.
+    let mut id_buf = String::new();
+    for j in &judged {
+        let verdict = &j.verdict;
         let out = &mut raw[stream_of(verdict.destination)];
-        out.extend_from_slice(bytes);
+        out.extend_from_slice(j.bytes);
         out.push(b'\n');
-        stats.flow_mut(verdict.destination).add(size);
+        stats.flow_mut(verdict.destination).add(j.size);
         stats.escalated += u64::from(verdict.escalated);
-        if cascade.audits(&verdict) {
-            let id: &str = match &doc.id {
+        if cascade.audits(verdict) {
+            let id: &str = match &j.doc.id {
                 Some(id) => id,
                 None => {
                     id_buf.clear();
                     use std::fmt::Write;
-                    let _ = write!(id_buf, "{shard}:{}", line.number);
+                    let _ = write!(id_buf, "{shard}:{}", j.line.number);
                     &id_buf
                 }
             };
             let record = AuditRecord {
                 id,
                 shard,
-                line: line.number,
-                offset: line.offset,
+                line: j.line.number,
+                offset: j.line.offset,
                 decision: verdict.destination,
                 escalated: verdict.escalated,
                 reasons: verdict
@@ -283,11 +355,14 @@ fn process_chunk(
                 stages: verdict
                     .evidence
                     .iter()
-                    .map(|(i, e)| StageEntry {
-                        stage: cascade.stages[*i].id(),
-                        kind: cascade.stages[*i].kind(),
-                        outcome: e.outcome,
-                        detail: &e.detail,
+                    .map(|(i, e)| {
+                        let (stage, kind) = cascade.stage_name(*i);
+                        StageEntry {
+                            stage,
+                            kind,
+                            outcome: e.outcome,
+                            detail: &e.detail,
+                        }
                     })
                     .collect(),
                 config_hash: &cascade.config_hash,
@@ -298,6 +373,7 @@ fn process_chunk(
             stats.audited += 1;
         }
     }
+
     let compress_started = Instant::now();
     let mut frames: [Vec<u8>; 5] = Default::default();
     for (data, frame) in raw.iter().zip(frames.iter_mut()) {
@@ -312,6 +388,33 @@ fn process_chunk(
         timings,
         bytes: chunk.data.len() as u64,
     })
+}
+
+fn write_error(
+    out: &mut Vec<u8>,
+    shard: &str,
+    line: &Line,
+    bytes: &[u8],
+    size: u64,
+    error: &LineError,
+) -> Result<(), String> {
+    let utf8 = std::str::from_utf8(bytes).ok();
+    let record = ErrorRecord {
+        shard,
+        line: line.number,
+        offset: line.offset,
+        bytes: size - 1,
+        kind: error.kind,
+        error: &error.message,
+        raw: utf8.filter(|_| line.oversized.is_none()),
+        raw_base64: match (utf8, line.oversized) {
+            (None, None) => Some(base64_encode(bytes)),
+            _ => None,
+        },
+    };
+    serde_json::to_writer(&mut *out, &record).map_err(|e| e.to_string())?;
+    out.push(b'\n');
+    Ok(())
 }
 
 fn base64_encode(bytes: &[u8]) -> String {
@@ -481,7 +584,7 @@ impl ShardRunner<'_> {
     fn collect(&self, rx: &Receiver<Message>, files: &mut [AtomicFile]) -> Collected {
         use std::io::Write;
         let mut stats = ShardStats::new(&self.cascade.stage_stats());
-        let mut timings = Timings::new(self.cascade.stages.len());
+        let mut timings = Timings::new(self.cascade.stage_count());
         let mut written = [false; 5];
         let mut failure: Option<String> = None;
         let mut pending = std::collections::BTreeMap::new();

@@ -254,7 +254,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     // going to the shared pool. With many shards several are in flight; with one big shard its
     // chunks alone keep every worker busy.
     let next = AtomicUsize::new(0);
-    let timings = Mutex::new(Timings::new(cascade.stages.len()));
+    let timings = Mutex::new(Timings::new(cascade.stage_count()));
     let manifest_error: Mutex<Option<RunError>> = Mutex::new(None);
     let shard_workers = threads.min(todo.len()).max(1);
     std::thread::scope(|scope| {
@@ -356,8 +356,8 @@ fn build_report(
         ("read".to_string(), timings.read),
         ("parse".into(), timings.parse),
     ];
-    for (stage, time) in cascade.stages.iter().zip(&timings.stages) {
-        steps.push((format!("stage:{}", stage.id()), *time));
+    for (i, time) in timings.stages.iter().enumerate() {
+        steps.push((format!("stage:{}", cascade.stage_name(i).0), *time));
     }
     steps.extend([
         ("route".to_string(), timings.route),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sluice_terms::{MatchScratch, TermMatch};
 
 use crate::document::Document;
-use crate::stages::{RulesEvidence, TermsEvidence};
+use crate::stages::{ClassifierEvidence, RulesEvidence, TermsEvidence};
 
 /// What a stage wants done with a document, ordered by strength.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -22,6 +22,8 @@ pub enum Outcome {
     Pass,
     Tag,
     Escalate,
+    /// The classifier's middle band: a person decides.
+    Review,
     Drop,
 }
 
@@ -67,6 +69,7 @@ pub struct Evidence {
 pub enum Detail {
     Rules(RulesEvidence),
     Terms(TermsEvidence),
+    Classifier(ClassifierEvidence),
 }
 
 /// Per-thread buffers that stages reuse from document to document.
@@ -95,7 +98,7 @@ impl KeyCounts {
         self.hits += hits;
         match outcome {
             Outcome::Drop => self.dropped += 1,
-            Outcome::Escalate => self.escalated += 1,
+            Outcome::Escalate | Outcome::Review => self.escalated += 1,
             Outcome::Tag => self.tagged += 1,
             Outcome::Pass => {}
         }
@@ -126,7 +129,16 @@ pub struct StageStats {
     pub passed: u64,
     pub tagged: u64,
     pub escalated: u64,
+    /// Documents the classifier sent to review.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reviewed: u64,
     pub dropped: u64,
+    /// Tokens the classifier scored.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tokens: u64,
+    /// Documents the classifier failed on (handled by its `on_error`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rules: BTreeMap<String, KeyCounts>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -150,6 +162,7 @@ impl StageStats {
             Outcome::Pass => self.passed += 1,
             Outcome::Tag => self.tagged += 1,
             Outcome::Escalate => self.escalated += 1,
+            Outcome::Review => self.reviewed += 1,
             Outcome::Drop => self.dropped += 1,
         }
     }
@@ -161,7 +174,10 @@ impl StageStats {
         self.passed += other.passed;
         self.tagged += other.tagged;
         self.escalated += other.escalated;
+        self.reviewed += other.reviewed;
         self.dropped += other.dropped;
+        self.tokens += other.tokens;
+        self.failed += other.failed;
         for (mine, theirs) in [
             (&mut self.rules, &other.rules),
             (&mut self.terms, &other.terms),
@@ -172,6 +188,10 @@ impl StageStats {
             }
         }
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Adds one document to `map[key]`, allocating the key only the first time it is seen.

@@ -401,7 +401,7 @@ mod tests {
             .evaluate(&doc, &mut Scratch::default(), &mut stats)
             .map(|e| match e.detail {
                 Detail::Terms(t) => (e.outcome, t),
-                Detail::Rules(_) => unreachable!(),
+                _ => unreachable!("a terms stage gives terms evidence"),
             })
     }
 

@@ -1,0 +1,150 @@
+//! Marking matched spans in a document's text.
+//!
+//! Spans are byte offsets into the text and may cut nowhere but at character boundaries; spans
+//! from a damaged record are clamped to the text and moved back to the previous boundary rather
+//! than trusted (slicing a `str` inside a character would panic). Overlapping spans (a rule and a
+//! term on the same words) are merged.
+
+use crate::record::LabeledSpan;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Bold red on a terminal.
+    Ansi,
+    /// `[[...]]`, for pipes and files.
+    Markers,
+    /// `<mark>...</mark>`, everything HTML-escaped.
+    Html,
+}
+
+/// Merged, clamped `[start, end)` ranges on character boundaries, sorted.
+pub fn ranges(text: &str, spans: &[LabeledSpan]) -> Vec<(usize, usize)> {
+    let floor = |mut i: usize| {
+        i = i.min(text.len());
+        while !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let mut out: Vec<(usize, usize)> = spans
+        .iter()
+        .map(|s| (floor(s.start), floor(s.end)))
+        .filter(|(a, b)| a < b)
+        .collect();
+    out.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(out.len());
+    for (a, b) in out {
+        match merged.last_mut() {
+            Some((_, end)) if a <= *end => *end = (*end).max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
+/// The text with every span marked in `style`.
+pub fn highlight(text: &str, spans: &[LabeledSpan], style: Style) -> String {
+    let (open, close) = match style {
+        Style::Ansi => ("\x1b[1;31m", "\x1b[0m"),
+        Style::Markers => ("[[", "]]"),
+        Style::Html => ("<mark>", "</mark>"),
+    };
+    let piece = |out: &mut String, s: &str| match style {
+        Style::Html => escape_into(out, s),
+        _ => out.push_str(s),
+    };
+    let mut out = String::with_capacity(text.len() + 16 * spans.len());
+    let mut at = 0;
+    for (a, b) in ranges(text, spans) {
+        piece(&mut out, &text[at..a]);
+        out.push_str(open);
+        piece(&mut out, &text[a..b]);
+        out.push_str(close);
+        at = b;
+    }
+    piece(&mut out, &text[at..]);
+    out
+}
+
+/// Appends `s` HTML-escaped: safe in element content and in quoted attribute values.
+pub fn escape_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// `s` HTML-escaped.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    escape_into(&mut out, s);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(start: usize, end: usize) -> LabeledSpan {
+        LabeledSpan {
+            start,
+            end,
+            label: String::new(),
+        }
+    }
+
+    #[test]
+    fn multibyte_spans_are_marked_exactly() {
+        let text = "Ｓａｒｉｎ and Tabun — «ricin»";
+        let sarin = (0, "Ｓａｒｉｎ".len());
+        let tabun = text.find("Tabun").unwrap();
+        let ricin = text.find("ricin").unwrap();
+        let spans = [
+            span(sarin.0, sarin.1),
+            span(tabun, tabun + 5),
+            span(ricin, ricin + 5),
+        ];
+        assert_eq!(
+            highlight(text, &spans, Style::Markers),
+            "[[Ｓａｒｉｎ]] and [[Tabun]] — «[[ricin]]»"
+        );
+        assert_eq!(
+            highlight(text, &spans[1..2], Style::Ansi),
+            "Ｓａｒｉｎ and \x1b[1;31mTabun\x1b[0m — «ricin»"
+        );
+    }
+
+    #[test]
+    fn overlapping_and_damaged_spans_are_merged_and_clamped() {
+        let text = "ééé abc";
+        // 1 is inside the first 'é'; 99 is past the end; 4..6 overlaps 5..9.
+        let spans = [span(1, 4), span(4, 6), span(5, 9), span(99, 120)];
+        assert_eq!(ranges(text, &spans), vec![(0, 9)]);
+        assert_eq!(highlight(text, &spans, Style::Markers), "[[ééé ab]]c");
+    }
+
+    #[test]
+    fn html_escapes_everything_from_the_corpus() {
+        let text = "<script>document.title='pwned'</script> & \"sarin\"";
+        let at = text.find("sarin").unwrap();
+        let html = highlight(text, &[span(at, at + 5)], Style::Html);
+        assert_eq!(
+            html,
+            "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt; &amp; &quot;<mark>sarin</mark>&quot;"
+        );
+        assert!(
+            !html.contains('<')
+                || !html
+                    .replace("<mark>", "")
+                    .replace("</mark>", "")
+                    .contains('<')
+        );
+        assert_eq!(escape("a<b>&'\""), "a&lt;b&gt;&amp;&#39;&quot;");
+    }
+}

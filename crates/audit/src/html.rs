@@ -1,0 +1,340 @@
+//! `report.html`: one self-contained page about a run — inline CSS, inline SVG charts, no script,
+//! no network. Every piece of text that comes from the corpus or the run (document text, ids,
+//! terms, rule ids, shard names) goes through [`escape`]: a document containing `<script>` shows
+//! as text and never runs.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use sluice_core::stats::Destination;
+
+use crate::highlight::{escape, highlight, Style};
+use crate::outdir::{Joined, OutDir};
+use crate::select::Reservoir;
+use crate::summary::{Summary, SCORE_BINS};
+use crate::AuditError;
+
+pub const REPORT_HTML: &str = "report.html";
+/// Dropped documents shown in the report's sample table.
+pub const SAMPLE_SIZE: usize = 20;
+/// Text bytes shown per sampled document.
+const TEXT_BYTES: usize = 4000;
+
+/// Reads `out_dir` and writes `out_dir/report.html`; returns its path.
+pub fn write_report(out_dir: &Path) -> Result<PathBuf, AuditError> {
+    let out = OutDir::open(out_dir)?;
+    let summary = Summary::collect(&out)?;
+    let mut sample = Reservoir::new(SAMPLE_SIZE, 0);
+    for entry in out.done_shards() {
+        for record in out.records(entry)? {
+            let record = record?;
+            if record.decision == Destination::Dropped {
+                sample.offer(record);
+            }
+        }
+    }
+    let dropped_total = sample.seen();
+    let joined = out.join(sample.into_sorted())?;
+    let html = render(&out, &summary, &joined, dropped_total);
+    let path = out_dir.join(REPORT_HTML);
+    sluice_io::write_atomic(&path, html.as_bytes()).map_err(|e| AuditError::Write {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(path)
+}
+
+const CSS: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:72em;color:#222;padding:0 1em}\
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}\
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:.3em .5em;vertical-align:top;text-align:left}\
+td.n{text-align:right;font-variant-numeric:tabular-nums}.text{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;font-size:12px;max-height:16em;overflow:auto}\
+mark{background:#ffd54f;color:#000}.muted{color:#777}svg.chart{display:block;margin:.5em 0}\
+.cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em}.card b{display:block;font-size:1.4em}";
+
+const COLORS: [&str; 4] = ["#4caf50", "#e53935", "#fb8c00", "#757575"];
+
+/// A horizontal bar chart: one row per `(label, value, shown value)`.
+fn bar_chart(id: &str, rows: &[(String, f64, String)], color: &str) -> String {
+    if rows.is_empty() {
+        return "<p class=\"muted\">(nothing to chart)</p>".into();
+    }
+    let (label_w, bar_w, row_h) = (220.0, 460.0, 24.0);
+    let width = label_w + bar_w + 120.0;
+    let height = row_h * rows.len() as f64 + 8.0;
+    let max = rows.iter().map(|r| r.1).fold(0.0, f64::max).max(1e-12);
+    let mut s = format!(
+        "<svg class=\"chart\" id=\"{id}\" data-chart=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" \
+         width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\">"
+    );
+    for (i, (label, value, shown)) in rows.iter().enumerate() {
+        let y = 4.0 + i as f64 * row_h;
+        let w = (value / max * bar_w).max(if *value > 0.0 { 2.0 } else { 0.0 });
+        let color = if color.is_empty() {
+            COLORS[i % COLORS.len()]
+        } else {
+            color
+        };
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"12\">{}</text>\
+             <rect class=\"bar\" x=\"{label_w}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{color}\"><title>{}: {}</title></rect>\
+             <text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\">{}</text>",
+            label_w - 6.0,
+            y + 15.0,
+            escape(&clip(label, 34)),
+            y + 3.0,
+            row_h - 6.0,
+            escape(label),
+            escape(shown),
+            label_w + w + 6.0,
+            y + 15.0,
+            escape(shown),
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A vertical histogram of scores over `[0, 1]`, thresholds marked.
+fn histogram(bins: &[u64], thresholds: Option<(f64, f64)>) -> String {
+    let (w, h, pad) = (600.0, 200.0, 30.0);
+    let max = bins.iter().copied().max().unwrap_or(1).max(1) as f64;
+    let bw = (w - 2.0 * pad) / bins.len() as f64;
+    let mut s = format!(
+        "<svg class=\"chart\" id=\"scores\" data-chart=\"scores\" xmlns=\"http://www.w3.org/2000/svg\" \
+         width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\">"
+    );
+    for (i, n) in bins.iter().enumerate() {
+        let bh = *n as f64 / max * (h - 2.0 * pad);
+        let x = pad + i as f64 * bw;
+        let _ = write!(
+            s,
+            "<rect class=\"bar\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"#5c6bc0\"><title>{:.1}–{:.1}: {n}</title></rect>",
+            h - pad - bh,
+            bw - 2.0,
+            i as f64 / bins.len() as f64,
+            (i + 1) as f64 / bins.len() as f64,
+        );
+    }
+    for k in 0..=bins.len() {
+        if k % 2 == 0 {
+            let _ = write!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{:.1}</text>",
+                pad + k as f64 * bw,
+                h - pad + 14.0,
+                k as f64 / bins.len() as f64
+            );
+        }
+    }
+    if let Some((drop, review)) = thresholds {
+        for (t, name, color) in [(review, "review", "#fb8c00"), (drop, "drop", "#e53935")] {
+            let x = pad + t.clamp(0.0, 1.0) * (w - 2.0 * pad);
+            let _ = write!(
+                s,
+                "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{pad}\" y2=\"{:.1}\" stroke=\"{color}\" stroke-width=\"2\" stroke-dasharray=\"4 3\"/>\
+                 <text x=\"{x:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\" fill=\"{color}\">{name} {t}</text>",
+                h - pad,
+                pad - 6.0
+            );
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+fn clip(s: &str, chars: usize) -> String {
+    if s.chars().count() <= chars {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(chars - 1).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// The page. `dropped_total`: dropped documents the sample was drawn from.
+pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total: u64) -> String {
+    let m = &out.manifest;
+    let mut h = String::with_capacity(64 << 10);
+    let _ = write!(
+        h,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
+         <title>sluice report</title><style>{CSS}</style></head><body>\
+         <h1>sluice report</h1><p class=\"muted\">{} — config {} — sluice {}</p>",
+        escape(&out.path.display().to_string()),
+        escape(&m.config_hash),
+        escape(&m.sluice_version),
+    );
+
+    // Cards and destinations.
+    let total: u64 = summary.destinations.values().sum();
+    h.push_str("<div class=\"cards\">");
+    let _ = write!(h, "<div class=\"card\"><b>{total}</b>documents</div>");
+    for name in ["kept", "dropped", "review", "errors"] {
+        let n = summary.destinations.get(name).copied().unwrap_or(0);
+        let _ = write!(h, "<div class=\"card\"><b>{n}</b>{name}</div>");
+    }
+    let _ = write!(
+        h,
+        "<div class=\"card\"><b>{}</b>audit records</div><div class=\"card\"><b>{}</b>shards</div></div>",
+        summary.audited,
+        summary.shards.len()
+    );
+    h.push_str("<h2>Documents per destination</h2>");
+    let rows: Vec<(String, f64, String)> = ["kept", "dropped", "review", "errors"]
+        .iter()
+        .map(|name| {
+            let n = summary.destinations.get(*name).copied().unwrap_or(0);
+            let pct = if total > 0 {
+                n as f64 * 100.0 / total as f64
+            } else {
+                0.0
+            };
+            (name.to_string(), n as f64, format!("{n} ({pct:.1}%)"))
+        })
+        .collect();
+    h.push_str(&bar_chart("destinations", &rows, ""));
+
+    // Reasons.
+    h.push_str("<h2>Drops and escalations per reason</h2>");
+    let rows: Vec<(String, f64, String)> = summary
+        .reasons
+        .iter()
+        .map(|(k, t)| {
+            (
+                k.clone(),
+                t.documents as f64,
+                format!(
+                    "{} ({} dropped, {} review)",
+                    t.documents, t.dropped, t.review
+                ),
+            )
+        })
+        .collect();
+    h.push_str(&bar_chart("reasons", &rows, "#e53935"));
+    if !summary.categories.is_empty() {
+        h.push_str("<h2>Term categories</h2>");
+        let rows: Vec<(String, f64, String)> = summary
+            .categories
+            .iter()
+            .map(|(k, t)| {
+                (
+                    k.clone(),
+                    t.documents as f64,
+                    format!("{} documents", t.documents),
+                )
+            })
+            .collect();
+        h.push_str(&bar_chart("categories", &rows, "#8e24aa"));
+    }
+    h.push_str("<h2>Top matched terms</h2>");
+    let rows: Vec<(String, f64, String)> = summary
+        .top_terms(20)
+        .into_iter()
+        .map(|(k, t)| {
+            (
+                k.to_string(),
+                t.documents as f64,
+                format!("{} docs, {} hits", t.documents, t.hits),
+            )
+        })
+        .collect();
+    h.push_str(&bar_chart("terms", &rows, "#3949ab"));
+
+    // Scores.
+    h.push_str("<h2>Classifier scores</h2>");
+    if summary.scores.is_empty() {
+        h.push_str("<p class=\"muted\" id=\"no-scores\">No audit record carries a classifier score (no classifier stage in this run).</p>");
+    } else {
+        let _ = write!(
+            h,
+            "<p>{} scored documents, {SCORE_BINS} bins.</p>",
+            summary.scored
+        );
+        h.push_str(&histogram(&summary.scores, summary.thresholds));
+    }
+
+    // Throughput.
+    h.push_str("<h2>Throughput per step</h2>");
+    match &out.report {
+        Some(report) => {
+            let t = &report.throughput;
+            let _ = write!(
+                h,
+                "<p>{} documents, {:.1} MB in {:.2} s: {:.1} MB/s, {:.0} docs/s on {} threads.</p>",
+                t.documents,
+                t.bytes as f64 / 1e6,
+                t.wall_seconds,
+                t.mb_per_second,
+                t.docs_per_second,
+                t.threads
+            );
+            let rows: Vec<(String, f64, String)> = report
+                .timings
+                .iter()
+                .map(|s| {
+                    (
+                        s.step.clone(),
+                        s.cpu_seconds,
+                        format!(
+                            "{:.3} s CPU, {:.1}%, {:.0} MB/s",
+                            s.cpu_seconds,
+                            s.share * 100.0,
+                            s.mb_per_second
+                        ),
+                    )
+                })
+                .collect();
+            h.push_str(&bar_chart("timings", &rows, "#00897b"));
+        }
+        None => h.push_str("<p class=\"muted\">No report.json: the run did not finish.</p>"),
+    }
+
+    // Shards.
+    h.push_str("<h2>Shards</h2><table><tr><th>shard</th><th>documents</th><th>kept</th><th>dropped</th><th>review</th><th>errors</th><th>audited</th></tr>");
+    for s in &summary.shards {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            escape(&s.name), s.documents, s.kept, s.dropped, s.review, s.errors, s.audited
+        );
+    }
+    h.push_str("</table>");
+
+    // Sample.
+    let _ = write!(
+        h,
+        "<h2>Sampled dropped documents</h2><p>{} of {dropped_total} dropped documents (seed 0).</p>",
+        sample.len()
+    );
+    h.push_str("<table id=\"sample\"><tr><th>id</th><th>where</th><th>reasons</th><th>text (matches marked)</th></tr>");
+    for j in sample {
+        let r = &j.record;
+        let text = match &j.text {
+            Some(text) => {
+                let mut end = text.len().min(TEXT_BYTES);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let mut shown = highlight(&text[..end], &r.spans(), Style::Html);
+                if end < text.len() {
+                    shown.push_str("<span class=\"muted\"> … (truncated)</span>");
+                }
+                shown
+            }
+            None => "<span class=\"muted\">(text not found)</span>".into(),
+        };
+        let _ = write!(
+            h,
+            "<tr class=\"doc\"><td>{}</td><td>{}:{}</td><td>{}</td><td><div class=\"text\">{text}</div></td></tr>",
+            escape(&r.id),
+            escape(&r.shard),
+            r.line,
+            escape(&r.reason_keys().join(", ")),
+        );
+    }
+    h.push_str("</table></body></html>\n");
+    h
+}

@@ -1,0 +1,456 @@
+//! An output directory of `sluice run`, read shard by shard, in bounded memory.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sluice_core::run::{ShardEntry, ShardStatus, MANIFEST, REPORT};
+use sluice_core::stats::Destination;
+use sluice_core::{Manifest, Report};
+use sluice_io::open_shard;
+
+use crate::record::AuditRecord;
+use crate::AuditError;
+
+/// A run's output directory: its manifest and report, and readers for its shards.
+pub struct OutDir {
+    pub path: PathBuf,
+    pub manifest: Manifest,
+    /// `None` while a run is in progress or was killed before writing it.
+    pub report: Option<Report>,
+}
+
+impl OutDir {
+    pub fn open(path: &Path) -> Result<OutDir, AuditError> {
+        let manifest =
+            Manifest::load(&path.join(MANIFEST))?.ok_or_else(|| AuditError::NotAnOutput {
+                path: path.to_path_buf(),
+            })?;
+        let report_path = path.join(REPORT);
+        let report = match std::fs::read(&report_path) {
+            Ok(bytes) => Some(
+                serde_json::from_slice(&bytes).map_err(|e| AuditError::Read {
+                    path: report_path.clone(),
+                    message: e.to_string(),
+                })?,
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(AuditError::Read {
+                    path: report_path,
+                    message: e.to_string(),
+                })
+            }
+        };
+        Ok(OutDir {
+            path: path.to_path_buf(),
+            manifest,
+            report,
+        })
+    }
+
+    /// Shards whose outputs are complete, in manifest order.
+    pub fn done_shards(&self) -> impl Iterator<Item = &ShardEntry> {
+        self.manifest
+            .shards
+            .iter()
+            .filter(|e| e.status == ShardStatus::Done && e.output_name.is_some())
+    }
+
+    /// `DIR/NAME` of a shard's output stream (`kept`, `dropped`, `review`, `audit`, `errors`).
+    pub fn stream_path(&self, dir: &str, entry: &ShardEntry) -> PathBuf {
+        self.path
+            .join(dir)
+            .join(entry.output_name.as_deref().unwrap_or(&entry.name))
+    }
+
+    /// The lines of one output stream, decompressed.
+    pub fn lines(&self, dir: &str, entry: &ShardEntry) -> Result<LineReader, AuditError> {
+        LineReader::open(&self.stream_path(dir, entry))
+    }
+
+    /// The audit records of one shard, in line order.
+    pub fn records(&self, entry: &ShardEntry) -> Result<Records<AuditRecord>, AuditError> {
+        Ok(Records {
+            lines: self.lines("audit", entry)?,
+            _kind: std::marker::PhantomData,
+        })
+    }
+
+    /// The error records of one shard (only the fields needed to place them).
+    pub fn errors(&self, entry: &ShardEntry) -> Result<Records<ErrorRecord>, AuditError> {
+        Ok(Records {
+            lines: self.lines("errors", entry)?,
+            _kind: std::marker::PhantomData,
+        })
+    }
+
+    /// Every document of a shard in input order (see [`ShardWalker`]).
+    pub fn walk(&self, entry: &ShardEntry) -> Result<ShardWalker, AuditError> {
+        ShardWalker::new(self, entry)
+    }
+}
+
+/// Lines of a (possibly compressed) file, without their `'\n'`.
+pub struct LineReader {
+    path: PathBuf,
+    reader: Box<dyn BufRead + Send>,
+    buf: Vec<u8>,
+    number: u64,
+}
+
+impl LineReader {
+    pub fn open(path: &Path) -> Result<LineReader, AuditError> {
+        let (_, reader) = open_shard(path).map_err(|e| AuditError::Read {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(LineReader {
+            path: path.to_path_buf(),
+            reader,
+            buf: Vec::new(),
+            number: 0,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next line, or `None` at the end.
+    pub fn next_line(&mut self) -> Result<Option<&[u8]>, AuditError> {
+        self.buf.clear();
+        let n = self
+            .reader
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| AuditError::Read {
+                path: self.path.clone(),
+                message: e.to_string(),
+            })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if self.buf.last() == Some(&b'\n') {
+            self.buf.pop();
+        }
+        self.number += 1;
+        Ok(Some(&self.buf))
+    }
+}
+
+/// A stream of JSON records, one per line.
+pub struct Records<T> {
+    lines: LineReader,
+    _kind: std::marker::PhantomData<T>,
+}
+
+impl<T: for<'de> Deserialize<'de>> Iterator for Records<T> {
+    type Item = Result<T, AuditError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let line = match self.lines.next_line() {
+            Ok(Some(line)) => line,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(
+            serde_json::from_slice(line).map_err(|e| AuditError::Record {
+                path: self.lines.path.clone(),
+                line: self.lines.number,
+                message: e.to_string(),
+            }),
+        )
+    }
+}
+
+/// What is needed of an error record to put it back in its place.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ErrorRecord {
+    pub line: u64,
+    pub offset: u64,
+    /// Length of the line without its `'\n'`.
+    pub bytes: u64,
+    pub kind: String,
+}
+
+/// One line of a shard, in input order.
+pub enum Item<'a> {
+    /// A document: its raw line, where it went, and its audit record when it has one.
+    Document {
+        line: u64,
+        raw: &'a [u8],
+        destination: Destination,
+        record: Option<AuditRecord>,
+    },
+    /// A line in `errors/`.
+    Error(ErrorRecord),
+}
+
+/// Rebuilds a shard's input order: line `n` is an error when an error record names it, the
+/// document of an audit record naming it (read from the record's destination stream), or else the
+/// next line of `kept/` (every unaudited document is kept, and each stream keeps input order).
+pub struct ShardWalker {
+    shard: String,
+    total: u64,
+    next: u64,
+    streams: [LineReader; 3],
+    records: std::iter::Peekable<Records<AuditRecord>>,
+    errors: std::iter::Peekable<Records<ErrorRecord>>,
+}
+
+impl ShardWalker {
+    fn new(out: &OutDir, entry: &ShardEntry) -> Result<ShardWalker, AuditError> {
+        let total = entry
+            .stats
+            .as_ref()
+            .map(|s| s.input.documents)
+            .ok_or_else(|| AuditError::Inconsistent {
+                shard: entry.name.clone(),
+                message: "the manifest has no counts for it".into(),
+            })?;
+        Ok(ShardWalker {
+            shard: entry.name.clone(),
+            total,
+            next: 1,
+            streams: [
+                out.lines("kept", entry)?,
+                out.lines("dropped", entry)?,
+                out.lines("review", entry)?,
+            ],
+            records: out.records(entry)?.peekable(),
+            errors: out.errors(entry)?.peekable(),
+        })
+    }
+
+    fn inconsistent(&self, message: String) -> AuditError {
+        AuditError::Inconsistent {
+            shard: self.shard.clone(),
+            message,
+        }
+    }
+
+    /// The next line in input order, `None` after the last.
+    pub fn next_item(&mut self) -> Result<Option<Item<'_>>, AuditError> {
+        let n = self.next;
+        if n > self.total {
+            return Ok(None);
+        }
+        self.next += 1;
+        if let Some(Ok(error)) = self.errors.peek() {
+            if error.line == n {
+                let Some(Ok(error)) = self.errors.next() else {
+                    unreachable!()
+                };
+                return Ok(Some(Item::Error(error)));
+            }
+        }
+        if let Some(Err(_)) = self.errors.peek() {
+            return Err(self.errors.next().expect("peeked").expect_err("peeked"));
+        }
+        let record = match self.records.peek() {
+            Some(Ok(r)) if r.line == n => Some(self.records.next().expect("peeked")?),
+            Some(Ok(r)) if r.line < n => {
+                let line = r.line;
+                return Err(
+                    self.inconsistent(format!("audit record for line {line} is out of order"))
+                );
+            }
+            Some(Err(_)) => return Err(self.records.next().expect("peeked").expect_err("peeked")),
+            _ => None,
+        };
+        let destination = record.as_ref().map_or(Destination::Kept, |r| r.decision);
+        let index = match destination {
+            Destination::Kept => 0,
+            Destination::Dropped => 1,
+            Destination::Review => 2,
+            Destination::Errors => {
+                return Err(self.inconsistent(format!("line {n}: audit record says errors")))
+            }
+        };
+        let shard = self.shard.clone();
+        let raw = self.streams[index]
+            .next_line()?
+            .ok_or_else(|| AuditError::Inconsistent {
+                shard,
+                message: format!("{} ends before line {n}", destination.name()),
+            })?;
+        Ok(Some(Item::Document {
+            line: n,
+            raw,
+            destination,
+            record,
+        }))
+    }
+}
+
+/// A selected record with its document's text (decoded from the joined line).
+pub struct Joined {
+    pub record: AuditRecord,
+    /// The raw line as it is in the output shard.
+    pub raw: Vec<u8>,
+    /// The document text, when the line yields one with the run's `text_field`.
+    pub text: Option<String>,
+}
+
+impl OutDir {
+    /// The run's field extractor (its `text_field` and `id_field`).
+    pub fn extractor(&self) -> sluice_core::document::FieldExtractor {
+        let input = &self.manifest.config.input;
+        sluice_core::document::FieldExtractor::new(&input.text_field, input.id_field.as_deref())
+    }
+
+    /// Joins records with their documents' lines: each shard with a wanted record is walked once,
+    /// up to its last wanted line. The result keeps `records`' order.
+    pub fn join(&self, records: Vec<AuditRecord>) -> Result<Vec<Joined>, AuditError> {
+        let extractor = self.extractor();
+        let mut by_shard: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+        for (i, r) in records.iter().enumerate() {
+            by_shard.entry(r.shard.clone()).or_default().push(i);
+        }
+        let mut raws: Vec<Option<Vec<u8>>> = vec![None; records.len()];
+        for (shard, mut wanted) in by_shard {
+            let Some(entry) = self.done_shards().find(|e| e.name == shard) else {
+                continue;
+            };
+            wanted.sort_by_key(|&i| records[i].line);
+            let mut walker = self.walk(entry)?;
+            let mut next = 0;
+            while next < wanted.len() {
+                let Some(item) = walker.next_item()? else {
+                    break;
+                };
+                if let Item::Document { line, raw, .. } = item {
+                    while next < wanted.len() && records[wanted[next]].line == line {
+                        raws[wanted[next]] = Some(raw.to_vec());
+                        next += 1;
+                    }
+                }
+            }
+        }
+        Ok(records
+            .into_iter()
+            .zip(raws)
+            .map(|(record, raw)| {
+                let raw = raw.unwrap_or_default();
+                let text = extractor.extract(&raw).ok().map(|d| d.text.into_owned());
+                Joined { record, raw, text }
+            })
+            .collect())
+    }
+}
+
+impl OutDir {
+    /// Calls `each` on every record that `filter` selects, joined with its document, in shard and
+    /// line order. With `sample = Some((n, seed))`, on a deterministic uniform sample of `n` of
+    /// them instead (reservoir sampling: one pass over the audit records, then one walk of the
+    /// shards that hold a sampled record).
+    pub fn select(
+        &self,
+        filter: &crate::select::Filter,
+        sample: Option<(usize, u64)>,
+        mut each: impl FnMut(Joined) -> Result<(), AuditError>,
+    ) -> Result<(), AuditError> {
+        if let Some((n, seed)) = sample {
+            let mut reservoir = crate::select::Reservoir::new(n, seed);
+            for entry in self.done_shards() {
+                for record in self.records(entry)? {
+                    let record = record?;
+                    if filter.matches(&record) {
+                        reservoir.offer(record);
+                    }
+                }
+            }
+            for joined in self.join(reservoir.into_sorted())? {
+                each(joined)?;
+            }
+            return Ok(());
+        }
+        let extractor = self.extractor();
+        for entry in self.done_shards() {
+            if entry.stats.as_ref().is_some_and(|s| s.audited == 0) {
+                continue;
+            }
+            let mut walker = self.walk(entry)?;
+            while let Some(item) = walker.next_item()? {
+                if let Item::Document {
+                    raw,
+                    record: Some(record),
+                    ..
+                } = item
+                {
+                    if filter.matches(&record) {
+                        let text = extractor.extract(raw).ok().map(|d| d.text.into_owned());
+                        each(Joined {
+                            record,
+                            raw: raw.to_vec(),
+                            text,
+                        })?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Runs the hazard cascade on `corpus` into `out`, the config first edited by `edit`.
+    pub(crate) fn run_fixture(
+        corpus: &Path,
+        out: &Path,
+        edit: impl FnOnce(&mut sluice_core::Config),
+    ) {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut config =
+            sluice_core::Config::from_file(&repo.join("configs/hazard-cascade.toml")).unwrap();
+        edit(&mut config);
+        let options = sluice_core::RunOptions {
+            inputs: vec![corpus.to_string_lossy().into_owned()],
+            output: Some(out.to_path_buf()),
+            threads: Some(1),
+            force: true,
+            progress: None,
+        };
+        sluice_core::run(&config, &options).unwrap();
+    }
+
+    #[test]
+    fn the_walker_rebuilds_input_order() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        run_fixture(&repo.join("fixtures/corpus"), &out, |_| {});
+        let dir = OutDir::open(&out).unwrap();
+        let entry = dir
+            .done_shards()
+            .find(|e| e.name == "malformed.jsonl")
+            .unwrap();
+        let input = std::fs::read(repo.join("fixtures/corpus/malformed.jsonl")).unwrap();
+        let mut walker = dir.walk(entry).unwrap();
+        let mut rebuilt = Vec::new();
+        let mut errors = 0;
+        while let Some(item) = walker.next_item().unwrap() {
+            match item {
+                Item::Document { raw, .. } => rebuilt.push(raw.to_vec()),
+                Item::Error(_) => {
+                    errors += 1;
+                    rebuilt.push(Vec::new())
+                }
+            }
+        }
+        let lines: Vec<&[u8]> = input
+            .strip_suffix(b"\n")
+            .unwrap_or(&input)
+            .split(|b| *b == b'\n')
+            .collect();
+        assert_eq!(rebuilt.len(), lines.len());
+        for (a, b) in rebuilt.iter().zip(&lines) {
+            if !a.is_empty() {
+                assert_eq!(a, b);
+            }
+        }
+        assert_eq!(errors, 7);
+    }
+}

@@ -1,0 +1,738 @@
+//! Re-deciding a finished run under new thresholds, from its audit records alone.
+//!
+//! A document's fate depends on thresholds only through evidence that the audit records hold:
+//! a rule's `matches` against its `min_matches`, a term stage's `distinct`, `total`, `weight`,
+//! `density` and per-category counts against its `min_*`. So every audited document can be
+//! re-decided without running a stage, and the new output directory is written by walking the
+//! old one in input order (see [`crate::outdir::ShardWalker`]): the same lines cut into the same
+//! chunks (`run.chunk_bytes` over the same line lengths, as `sluice_io::LineChunker` cuts them),
+//! each chunk's streams compressed as one frame. The result is byte-identical to a fresh
+//! `sluice run` with the new config (`report.json` aside, whose timings differ by nature).
+//!
+//! **What is supported, and why.** Exactness needs complete evidence, and the run decides how
+//! complete it is:
+//!
+//! * `output.audit = "matched"`: every document with any evidence has a record; documents without
+//!   a record had none and stay kept under any threshold. Thresholds may go up or down.
+//! * `output.audit = "flagged"`: documents whose evidence stayed below every threshold were not
+//!   recorded. Raising thresholds is exact (below stays below); lowering one is refused.
+//! * A drop ends the cascade: a document dropped by stage *k* has no evidence from later stages.
+//!   When new thresholds would let it past stage *k*, it cannot be re-decided and the command
+//!   fails naming it (rerun `sluice run` instead).
+//! * Classifier thresholds are not supported yet (the command refuses configs with a classifier
+//!   stage), nor any key other than the thresholds below.
+//!
+//! Settings: `STAGE.min_distinct`, `STAGE.min_total`, `STAGE.min_weight`, `STAGE.min_density`,
+//! `STAGE.min_per_category.CAT` (terms stages), `STAGE.RULE.min_matches` (rules stages).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sluice_core::config::{AuditScope, StageConfig};
+use sluice_core::pipeline::OUTPUT_DIRS;
+use sluice_core::run::{
+    FailedShard, ShardCounts, ShardStatus, StepTime, Throughput, MANIFEST, REPORT,
+};
+use sluice_core::stage::{KeyCounts, Outcome, Reason, StageStats};
+use sluice_core::stats::{Destination, Flow, ShardStats};
+use sluice_core::{Config, Manifest, Report, VERSION};
+use sluice_io::{compress_frame, empty_stream, open_shard, write_atomic, AtomicFile};
+
+use crate::outdir::{Item, OutDir};
+use crate::record::{AuditRecord, StageEvidence, StageRecord, UNCATEGORIZED};
+use crate::AuditError;
+
+/// What the command line gives.
+pub struct Options {
+    /// `KEY=VALUE` settings.
+    pub settings: Vec<String>,
+    pub output: PathBuf,
+    /// Directory that relative term list paths of the run's config resolve against (the
+    /// directory of the config file the run was made with).
+    pub config_dir: PathBuf,
+}
+
+fn refuse(message: impl Into<String>) -> AuditError {
+    AuditError::Rethreshold(message.into())
+}
+
+/// Applies `KEY=VALUE` settings to `config`; returns whether any of them loosens a threshold.
+pub fn apply_settings(config: &mut Config, settings: &[String]) -> Result<bool, AuditError> {
+    let mut loosens = false;
+    for setting in settings {
+        let (key, value) = setting.split_once('=').ok_or_else(|| {
+            AuditError::usage("--set", format!("`{setting}`: expected KEY=VALUE"))
+        })?;
+        let bad = |message: String| AuditError::usage(format!("--set {key}"), message);
+        let (stage_id, rest) = key
+            .split_once('.')
+            .ok_or_else(|| bad("expected STAGE_ID.KEY".into()))?;
+        let stage = config
+            .stages
+            .iter_mut()
+            .find(|s| s.id() == stage_id)
+            .ok_or_else(|| bad(format!("no stage `{stage_id}` in the run's config")))?;
+        let count = |v: &str, min: usize| -> Result<usize, AuditError> {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n >= min)
+                .ok_or_else(|| bad(format!("`{v}` is not an integer of at least {min}")))
+        };
+        let real = |v: &str| -> Result<f64, AuditError> {
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| bad(format!("`{v}` is not a number of at least 0")))
+        };
+        match stage {
+            StageConfig::Terms(t) => match rest {
+                "min_distinct" => {
+                    let n = count(value, 1)?;
+                    loosens |= n < t.min_distinct;
+                    t.min_distinct = n;
+                }
+                "min_total" => {
+                    let n = count(value, 1)?;
+                    loosens |= n < t.min_total;
+                    t.min_total = n;
+                }
+                "min_weight" => {
+                    let x = real(value)?;
+                    loosens |= x < t.min_weight;
+                    t.min_weight = x;
+                }
+                "min_density" => {
+                    let x = real(value)?;
+                    loosens |= x < t.min_density;
+                    t.min_density = x;
+                }
+                other => match other.strip_prefix("min_per_category.") {
+                    Some(category) if !category.is_empty() => {
+                        let n = count(value, 0)?;
+                        loosens |= n < t.min_per_category.get(category).copied().unwrap_or(0);
+                        t.min_per_category.insert(category.to_string(), n);
+                    }
+                    _ => return Err(bad(format!(
+                        "terms stage `{stage_id}` has no threshold `{other}` (min_distinct, min_total, min_weight, min_density, min_per_category.CAT)"
+                    ))),
+                },
+            },
+            StageConfig::Rules(r) => {
+                let rule_id = rest.strip_suffix(".min_matches").ok_or_else(|| {
+                    bad(format!(
+                        "rules stage `{stage_id}`: only RULE_ID.min_matches can be set"
+                    ))
+                })?;
+                let rule = r
+                    .rules
+                    .iter_mut()
+                    .find(|x| x.id == rule_id)
+                    .ok_or_else(|| bad(format!("no rule `{rule_id}` in stage `{stage_id}`")))?;
+                let n = count(value, 1)?;
+                loosens |= n < rule.min_matches;
+                rule.min_matches = n;
+            }
+            StageConfig::Classifier(_) => {
+                return Err(bad(
+                    "classifier thresholds cannot be re-set yet: rerun sluice run".into(),
+                ))
+            }
+        }
+    }
+    Ok(loosens)
+}
+
+/// A document re-decided.
+struct Decided {
+    record: AuditRecord,
+    audited: bool,
+}
+
+/// How a text stage re-decides its recorded evidence.
+fn redecide_stage(config: &StageConfig, entry: &StageRecord) -> (StageRecord, Vec<Reason>) {
+    let mut entry = entry.clone();
+    let mut reasons = Vec::new();
+    match (config, &mut entry.evidence) {
+        (StageConfig::Rules(c), StageEvidence::Rules(e)) => {
+            let mut outcome = Outcome::Pass;
+            for hit in &mut e.rules {
+                if let Some(rule) = c.rules.iter().find(|r| r.id == hit.id) {
+                    hit.min_matches = rule.min_matches;
+                }
+                hit.fired = hit.matches >= hit.min_matches;
+                if hit.fired {
+                    let action = Outcome::from(hit.action);
+                    outcome = outcome.max(action);
+                    reasons.push(Reason {
+                        stage: entry.stage.clone(),
+                        rule: Some(hit.id.clone()),
+                        action,
+                    });
+                }
+            }
+            entry.outcome = outcome;
+        }
+        (StageConfig::Terms(c), StageEvidence::Terms(e)) => {
+            let mut t = Vec::new();
+            let mut push = |name: String, required: f64, actual: f64| {
+                t.push(sluice_core::stages::Threshold {
+                    name,
+                    required,
+                    actual,
+                    crossed: actual >= required,
+                })
+            };
+            push(
+                "min_distinct".into(),
+                c.min_distinct as f64,
+                e.distinct as f64,
+            );
+            push("min_total".into(), c.min_total as f64, e.total as f64);
+            if c.min_weight > 0.0 {
+                push("min_weight".into(), c.min_weight, e.weight);
+            }
+            if c.min_density > 0.0 {
+                push("min_density".into(), c.min_density, e.density);
+            }
+            for (category, &required) in &c.min_per_category {
+                let actual = e.categories.get(category).copied().unwrap_or(0);
+                push(
+                    format!("min_per_category.{category}"),
+                    required as f64,
+                    actual as f64,
+                );
+            }
+            let fired = t.iter().all(|x| x.crossed);
+            e.thresholds = t;
+            entry.outcome = if fired {
+                Outcome::from(c.action)
+            } else {
+                Outcome::Pass
+            };
+            if fired {
+                reasons.push(Reason {
+                    stage: entry.stage.clone(),
+                    rule: None,
+                    action: entry.outcome,
+                });
+            }
+        }
+        _ => {}
+    }
+    (entry, reasons)
+}
+
+/// Index of the stage that dropped the document, if one did.
+fn drop_stage(record: &AuditRecord, stages: &[StageConfig]) -> Option<usize> {
+    let entry = record.stages.iter().find(|s| s.outcome == Outcome::Drop)?;
+    stages.iter().position(|s| s.id() == entry.stage)
+}
+
+fn redecide(
+    record: &AuditRecord,
+    config: &Config,
+    scope: AuditScope,
+    config_hash: &str,
+) -> Result<Decided, AuditError> {
+    let stages = &config.stages;
+    let old_drop = drop_stage(record, stages);
+    let mut entries = Vec::new();
+    let mut reasons = Vec::new();
+    let mut escalated = false;
+    let mut dropped = false;
+    for (i, stage) in stages.iter().enumerate() {
+        if let Some(k) = old_drop.filter(|k| i > *k) {
+            return Err(refuse(format!(
+                "document {} ({}:{}) was dropped by stage {} and has no evidence from stage {}, \
+                 which it would now reach: rerun sluice run with the new config",
+                record.id,
+                record.shard,
+                record.line,
+                stages[k].id(),
+                stage.id()
+            )));
+        }
+        let Some(entry) = record.stages.iter().find(|s| s.stage == stage.id()) else {
+            continue;
+        };
+        let (entry, why) = redecide_stage(stage, entry);
+        escalated |= entry.outcome == Outcome::Escalate;
+        dropped = entry.outcome == Outcome::Drop;
+        reasons.extend(why);
+        entries.push(entry);
+        if dropped {
+            break;
+        }
+    }
+    let audited = match scope {
+        AuditScope::Flagged => entries.iter().any(|e| e.outcome != Outcome::Pass),
+        AuditScope::Matched => !entries.is_empty(),
+    };
+    let decision = if dropped {
+        Destination::Dropped
+    } else if escalated {
+        Destination::Review
+    } else {
+        Destination::Kept
+    };
+    Ok(Decided {
+        record: AuditRecord {
+            id: record.id.clone(),
+            shard: record.shard.clone(),
+            line: record.line,
+            offset: record.offset,
+            decision,
+            escalated,
+            reasons,
+            stages: entries,
+            config_hash: config_hash.to_string(),
+            sluice_version: VERSION.to_string(),
+        },
+        audited,
+    })
+}
+
+/// Adds (`neg = false`) or removes a document's contribution to a shard's counters: the stages
+/// it reached, its evidence's per-key counts, its destination. Wrapping arithmetic: removals and
+/// additions balance out over a shard.
+fn contribute(
+    stats: &mut ShardStats,
+    record: &AuditRecord,
+    config: &Config,
+    text_len: u64,
+    size: u64,
+    audited: bool,
+    neg: bool,
+) {
+    let add = |v: &mut u64, n: u64| {
+        *v = if neg {
+            v.wrapping_sub(n)
+        } else {
+            v.wrapping_add(n)
+        }
+    };
+    let reached = drop_stage(record, &config.stages).map_or(config.stages.len(), |k| k + 1);
+    for s in stats.stages.iter_mut().take(reached) {
+        add(&mut s.evaluated, 1);
+        add(&mut s.text_bytes, text_len);
+    }
+    for entry in &record.stages {
+        let Some(i) = config.stages.iter().position(|s| s.id() == entry.stage) else {
+            continue;
+        };
+        let s: &mut StageStats = &mut stats.stages[i];
+        add(&mut s.matched, 1);
+        match entry.outcome {
+            Outcome::Pass => add(&mut s.passed, 1),
+            Outcome::Tag => add(&mut s.tagged, 1),
+            Outcome::Escalate => add(&mut s.escalated, 1),
+            Outcome::Review => add(&mut s.reviewed, 1),
+            Outcome::Drop => add(&mut s.dropped, 1),
+        }
+        let key = |map: &mut BTreeMap<String, KeyCounts>, k: &str, hits: u64, outcome: Outcome| {
+            let c = map.entry(k.to_string()).or_default();
+            add(&mut c.docs, 1);
+            add(&mut c.hits, hits);
+            match outcome {
+                Outcome::Drop => add(&mut c.dropped, 1),
+                Outcome::Escalate | Outcome::Review => add(&mut c.escalated, 1),
+                Outcome::Tag => add(&mut c.tagged, 1),
+                Outcome::Pass => {}
+            }
+        };
+        match &entry.evidence {
+            StageEvidence::Rules(r) => {
+                for hit in &r.rules {
+                    let outcome = if hit.fired {
+                        Outcome::from(hit.action)
+                    } else {
+                        Outcome::Pass
+                    };
+                    key(&mut s.rules, &hit.id, hit.matches as u64, outcome);
+                }
+            }
+            StageEvidence::Terms(t) => {
+                let mut per_category: BTreeMap<&str, u64> = BTreeMap::new();
+                for c in &t.terms {
+                    key(&mut s.terms, &c.term, c.count as u64, entry.outcome);
+                    *per_category
+                        .entry(c.category.as_deref().unwrap_or(UNCATEGORIZED))
+                        .or_default() += c.count as u64;
+                }
+                for (category, hits) in per_category {
+                    key(&mut s.categories, category, hits, entry.outcome);
+                }
+            }
+            StageEvidence::Classifier(_) => {}
+        }
+    }
+    let flow = stats.flow_mut(record.decision);
+    add(&mut flow.documents, 1);
+    add(&mut flow.bytes, size);
+    add(&mut stats.escalated, u64::from(record.escalated));
+    add(&mut stats.audited, u64::from(audited));
+}
+
+/// Keys no document counts any more are gone, as in a run that never saw them.
+fn prune(stats: &mut ShardStats) {
+    for s in &mut stats.stages {
+        for map in [&mut s.rules, &mut s.terms, &mut s.categories] {
+            map.retain(|_, c| c.docs != 0);
+        }
+    }
+}
+
+/// Re-decides the run in `out_dir` under `options.settings` into `options.output`.
+pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditError> {
+    let started = Instant::now();
+    let out = OutDir::open(out_dir)?;
+    let manifest = &out.manifest;
+    if let Some(e) = manifest
+        .shards
+        .iter()
+        .find(|e| e.status == ShardStatus::Pending)
+    {
+        return Err(refuse(format!(
+            "the run in {} is not finished (shard {} is pending)",
+            out_dir.display(),
+            e.name
+        )));
+    }
+    let mut old = manifest.config.clone();
+    old.base_dir = options.config_dir.clone();
+    if old
+        .stages
+        .iter()
+        .any(|s| matches!(s, StageConfig::Classifier(_)))
+    {
+        return Err(refuse("runs with a classifier stage are not supported yet"));
+    }
+    let old_hash = old.hash()?;
+    if old_hash != manifest.config_hash {
+        return Err(refuse(format!(
+            "the run's config with term lists under {} hashes to {old_hash}, not {} as recorded: \
+             the lists moved or changed (give --config-dir, the directory of the run's config file)",
+            options.config_dir.display(),
+            manifest.config_hash
+        )));
+    }
+    let mut config = old.clone();
+    let loosens = apply_settings(&mut config, &options.settings)?;
+    if loosens && config.output.audit == AuditScope::Flagged {
+        return Err(refuse(
+            "the run used output.audit = \"flagged\", so documents below the old thresholds have \
+             no record: thresholds can only be raised (rerun with output.audit = \"matched\" to \
+             lower them)",
+        ));
+    }
+    config.build_stages()?;
+    let hash = config.hash()?;
+
+    let output = &options.output;
+    if same_dir(output, out_dir) {
+        return Err(AuditError::usage(
+            "--output",
+            "must differ from the run's directory",
+        ));
+    }
+    if output.is_file() {
+        return Err(AuditError::usage(
+            "--output",
+            format!("{} is a file", output.display()),
+        ));
+    }
+    if std::fs::read_dir(output).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(AuditError::usage(
+            "--output",
+            format!("{} is not empty", output.display()),
+        ));
+    }
+    let write_err = |path: &Path, e: &dyn std::fmt::Display| AuditError::Write {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    for dir in OUTPUT_DIRS {
+        let path = output.join(dir);
+        std::fs::create_dir_all(&path).map_err(|e| write_err(&path, &e))?;
+    }
+
+    let extractor = out.extractor();
+    let chunk_bytes = config.run.chunk_bytes as u64;
+    let mut times = [Duration::ZERO; 3]; // read, compress, write
+    let mut shards = Vec::with_capacity(manifest.shards.len());
+    for entry in &manifest.shards {
+        if entry.status != ShardStatus::Done {
+            shards.push(entry.clone());
+            continue;
+        }
+        let name = entry.output_name.clone().unwrap_or_default();
+        let (compression, _) =
+            open_shard(&out.stream_path("kept", entry)).map_err(|e| AuditError::Read {
+                path: out.stream_path("kept", entry),
+                message: e.to_string(),
+            })?;
+        let level = config.compression_level(compression);
+        let mut stats = entry.stats.clone().unwrap_or_default();
+        let mut files = Vec::with_capacity(4);
+        for dir in &OUTPUT_DIRS[..4] {
+            let path = output.join(dir).join(&name);
+            files.push(AtomicFile::create(&path).map_err(|e| write_err(&path, &e))?);
+        }
+        let mut written = [false; 4];
+        let mut buffers: [Vec<u8>; 4] = Default::default();
+        let mut frame = Vec::new();
+        let mut flush = |buffers: &mut [Vec<u8>; 4],
+                         files: &mut Vec<AtomicFile>,
+                         times: &mut [Duration; 3]|
+         -> Result<(), AuditError> {
+            for (i, data) in buffers.iter_mut().enumerate() {
+                if data.is_empty() {
+                    continue;
+                }
+                let t = Instant::now();
+                frame.clear();
+                compress_frame(data, compression, level, &mut frame)
+                    .map_err(|e| write_err(files[i].path(), &e))?;
+                times[1] += t.elapsed();
+                let t = Instant::now();
+                files[i]
+                    .write_all(&frame)
+                    .map_err(|e| write_err(files[i].path(), &e))?;
+                times[2] += t.elapsed();
+                written[i] = true;
+                data.clear();
+            }
+            Ok(())
+        };
+        let mut walker = out.walk(entry)?;
+        let (mut offset, mut in_chunk) = (0u64, 0u64);
+        loop {
+            let t = Instant::now();
+            let item = walker.next_item()?;
+            times[0] += t.elapsed();
+            let Some(item) = item else { break };
+            let size = match item {
+                Item::Error(e) => {
+                    if e.offset != offset {
+                        return Err(AuditError::Inconsistent {
+                            shard: entry.name.clone(),
+                            message: format!(
+                                "error record of line {} is at offset {}, expected {offset}",
+                                e.line, e.offset
+                            ),
+                        });
+                    }
+                    e.bytes + 1
+                }
+                Item::Document {
+                    raw, record, line, ..
+                } => {
+                    let size = raw.len() as u64 + 1;
+                    let stream = match record {
+                        None => 0,
+                        Some(record) => {
+                            if record.offset != offset {
+                                return Err(AuditError::Inconsistent {
+                                    shard: entry.name.clone(),
+                                    message: format!("audit record of line {line} is at offset {}, expected {offset}", record.offset),
+                                });
+                            }
+                            let text_len = extractor
+                                .extract(raw)
+                                .map(|d| d.text.len() as u64)
+                                .unwrap_or(0);
+                            let new = redecide(&record, &config, config.output.audit, &hash)?;
+                            contribute(&mut stats, &record, &old, text_len, size, true, true);
+                            contribute(
+                                &mut stats,
+                                &new.record,
+                                &config,
+                                text_len,
+                                size,
+                                new.audited,
+                                false,
+                            );
+                            if new.audited {
+                                serde_json::to_writer(&mut buffers[3], &new.record)
+                                    .map_err(|e| write_err(files[3].path(), &e))?;
+                                buffers[3].push(b'\n');
+                            }
+                            match new.record.decision {
+                                Destination::Dropped => 1,
+                                Destination::Review => 2,
+                                _ => 0,
+                            }
+                        }
+                    };
+                    buffers[stream].extend_from_slice(raw);
+                    buffers[stream].push(b'\n');
+                    size
+                }
+            };
+            offset += size;
+            in_chunk += size;
+            if in_chunk >= chunk_bytes {
+                flush(&mut buffers, &mut files, &mut times)?;
+                in_chunk = 0;
+            }
+        }
+        flush(&mut buffers, &mut files, &mut times)?;
+        for (file, written) in files.iter_mut().zip(written) {
+            if !written {
+                file.write_all(&empty_stream(compression))
+                    .map_err(|e| write_err(file.path(), &e))?;
+            }
+        }
+        for file in files {
+            file.finish().map_err(|e| AuditError::Write {
+                path: output.join(&name),
+                message: e.to_string(),
+            })?;
+        }
+        let errors_from = out.stream_path("errors", entry);
+        let errors_to = output.join("errors").join(&name);
+        let bytes = std::fs::read(&errors_from).map_err(|e| AuditError::Read {
+            path: errors_from.clone(),
+            message: e.to_string(),
+        })?;
+        write_atomic(&errors_to, &bytes).map_err(|e| write_err(&errors_to, &e))?;
+        prune(&mut stats);
+        if !stats.balanced() {
+            return Err(AuditError::Inconsistent {
+                shard: entry.name.clone(),
+                message: "re-decided counts do not add up".into(),
+            });
+        }
+        let mut entry = entry.clone();
+        entry.stats = Some(stats);
+        shards.push(entry);
+    }
+
+    let new_manifest = Manifest {
+        sluice_version: VERSION.to_string(),
+        config_hash: hash.clone(),
+        config: config.clone(),
+        inputs: manifest.inputs.clone(),
+        shards,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&new_manifest).expect("manifest serializes");
+    bytes.push(b'\n');
+    let path = output.join(MANIFEST);
+    write_atomic(&path, &bytes).map_err(|e| write_err(&path, &e))?;
+    let report = build_report(&config, &new_manifest, started, times);
+    let mut bytes = serde_json::to_vec_pretty(&report).expect("report serializes");
+    bytes.push(b'\n');
+    let path = output.join(REPORT);
+    write_atomic(&path, &bytes).map_err(|e| write_err(&path, &e))?;
+    Ok(report)
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// The report a fresh run would write, with this command's own throughput and timings.
+fn build_report(
+    config: &Config,
+    manifest: &Manifest,
+    started: Instant,
+    times: [Duration; 3],
+) -> Report {
+    let stage_stats: Vec<StageStats> = config
+        .stages
+        .iter()
+        .map(|s| {
+            let kind = match s {
+                StageConfig::Rules(_) => "rules",
+                StageConfig::Terms(_) => "terms",
+                StageConfig::Classifier(_) => "classifier",
+            };
+            StageStats::new(s.id(), kind)
+        })
+        .collect();
+    let mut total = ShardStats::new(&stage_stats);
+    let mut failed_shards = Vec::new();
+    let mut done = 0;
+    for entry in &manifest.shards {
+        match (&entry.status, &entry.stats) {
+            (ShardStatus::Done, Some(stats)) => {
+                done += 1;
+                total.merge(stats);
+            }
+            (ShardStatus::Failed, _) => failed_shards.push(FailedShard {
+                name: entry.name.clone(),
+                error: entry.error.clone().unwrap_or_default(),
+            }),
+            _ => {}
+        }
+    }
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    let processed: Flow = total.input;
+    let mut steps = vec![
+        ("read".to_string(), times[0]),
+        ("parse".into(), Duration::ZERO),
+    ];
+    for s in &config.stages {
+        steps.push((format!("stage:{}", s.id()), Duration::ZERO));
+    }
+    steps.extend([
+        ("route".to_string(), Duration::ZERO),
+        ("compress".into(), times[1]),
+        ("write".into(), times[2]),
+    ]);
+    let total_cpu: f64 = steps.iter().map(|(_, t)| t.as_secs_f64()).sum();
+    let timings = steps
+        .into_iter()
+        .map(|(step, time)| {
+            let seconds = time.as_secs_f64();
+            StepTime {
+                step,
+                cpu_seconds: seconds,
+                mb_per_second: if seconds > 0.0 {
+                    processed.bytes as f64 / 1e6 / seconds
+                } else {
+                    0.0
+                },
+                share: if total_cpu > 0.0 {
+                    seconds / total_cpu
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect();
+    Report {
+        sluice_version: VERSION.to_string(),
+        config_hash: manifest.config_hash.clone(),
+        shards: ShardCounts {
+            total: manifest.shards.len(),
+            done,
+            skipped: 0,
+            failed: failed_shards.len(),
+        },
+        input: total.input,
+        destinations: Destination::ALL
+            .iter()
+            .map(|d| (d.name().to_string(), total.flow(*d)))
+            .collect(),
+        escalated: total.escalated,
+        audited: total.audited,
+        error_kinds: total.error_kinds.clone(),
+        stages: total.stages,
+        failed_shards,
+        throughput: Throughput {
+            documents: processed.documents,
+            bytes: processed.bytes,
+            wall_seconds: wall,
+            docs_per_second: processed.documents as f64 / wall,
+            mb_per_second: processed.bytes as f64 / 1e6 / wall,
+            threads: 1,
+        },
+        timings,
+    }
+}

@@ -1,0 +1,142 @@
+//! Screening a fine-tuning dataset: run the cascade, then give one verdict a CI job can act on.
+//!
+//! The screen config is a sluice config with one more table, `[screen]`, holding the limits
+//! (see `configs/finetune-screen.toml`). *Flagged* documents are those the cascade dropped or
+//! sent to review. The verdict is `reject` when the flagged count or fraction crosses a reject
+//! limit (a dataset that looks built to strip safety behaviour), else `review` when more than
+//! `review_above` documents are flagged (they are listed for a person), else `accept`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sluice_core::{Config, ConfigError};
+
+/// The `[screen]` table.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScreenLimits {
+    /// Reject when more than this fraction of the documents is flagged.
+    #[serde(default)]
+    pub reject_fraction: Option<f64>,
+    /// Reject when more than this many documents are flagged.
+    #[serde(default)]
+    pub reject_count: Option<u64>,
+    /// Review when more than this many documents are flagged (default 0: any).
+    #[serde(default)]
+    pub review_above: u64,
+    /// Lines that are not documents (errors/) also count as flagged.
+    #[serde(default)]
+    pub errors_are_flagged: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Accept,
+    Review,
+    Reject,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Accept => "accept",
+            Verdict::Review => "review",
+            Verdict::Reject => "reject",
+        }
+    }
+}
+
+/// Reads a screen config: the `[screen]` limits and the cascade config around them.
+pub fn load_config(path: &Path) -> Result<(Config, ScreenLimits), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let parse_error = |message: String| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: message.trim_end().replace('\n', " "),
+    };
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+    let limits = match table.remove("screen") {
+        Some(value) => ScreenLimits::deserialize(value).map_err(|e| ConfigError::Invalid {
+            key: "screen".into(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?,
+        None => ScreenLimits::default(),
+    };
+    if limits
+        .reject_fraction
+        .is_some_and(|f| !(0.0..=1.0).contains(&f))
+    {
+        return Err(ConfigError::Invalid {
+            key: "screen.reject_fraction".into(),
+            message: "must be between 0 and 1".into(),
+        });
+    }
+    let rest = toml::to_string(&table).map_err(|e| parse_error(e.to_string()))?;
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ".".into());
+    let config = Config::from_toml(&rest, &base).map_err(|e| match e {
+        ConfigError::Parse { message, .. } => parse_error(message),
+        other => other,
+    })?;
+    Ok((config, limits))
+}
+
+/// The verdict on `documents` lines of which `flagged` were flagged.
+pub fn verdict(limits: &ScreenLimits, documents: u64, flagged: u64) -> Verdict {
+    let fraction = if documents == 0 {
+        0.0
+    } else {
+        flagged as f64 / documents as f64
+    };
+    if limits.reject_count.is_some_and(|n| flagged > n)
+        || limits.reject_fraction.is_some_and(|f| fraction > f)
+    {
+        Verdict::Reject
+    } else if flagged > limits.review_above {
+        Verdict::Review
+    } else {
+        Verdict::Accept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_decide_the_verdict() {
+        let limits = ScreenLimits {
+            reject_fraction: Some(0.05),
+            reject_count: Some(100),
+            review_above: 0,
+            errors_are_flagged: false,
+        };
+        assert_eq!(verdict(&limits, 1000, 0), Verdict::Accept);
+        assert_eq!(verdict(&limits, 1000, 1), Verdict::Review);
+        assert_eq!(verdict(&limits, 1000, 50), Verdict::Review);
+        assert_eq!(verdict(&limits, 1000, 51), Verdict::Reject);
+        assert_eq!(verdict(&limits, 1_000_000, 101), Verdict::Reject);
+        assert_eq!(verdict(&ScreenLimits::default(), 0, 0), Verdict::Accept);
+    }
+
+    #[test]
+    fn the_bundled_config_loads_and_unknown_screen_keys_are_named() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let (config, limits) = load_config(&repo.join("configs/finetune-screen.toml")).unwrap();
+        assert!(!config.stages.is_empty());
+        assert!(limits.reject_fraction.is_some());
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("c.toml");
+        std::fs::write(&path, "[screen]\nreject_fractoin = 0.1\n").unwrap();
+        let err = load_config(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("screen") && err.contains("reject_fractoin"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! Counts over a run's audit records, in one streaming pass.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use crate::outdir::OutDir;
+use crate::record::AuditRecord;
+use crate::AuditError;
+
+/// Bins of the score histogram over `[0, 1]`.
+pub const SCORE_BINS: usize = 10;
+
+#[derive(Clone, Debug, Default)]
+pub struct ShardCounts {
+    pub name: String,
+    pub documents: u64,
+    pub kept: u64,
+    pub dropped: u64,
+    pub review: u64,
+    pub errors: u64,
+    pub audited: u64,
+}
+
+/// Per key: audited documents, and how many of them were dropped / sent to review.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub documents: u64,
+    pub dropped: u64,
+    pub review: u64,
+    pub hits: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Summary {
+    /// Documents per destination (from the manifest's shard counts).
+    pub destinations: BTreeMap<String, u64>,
+    pub audited: u64,
+    /// Per reason (`stage` or `stage/rule`).
+    pub reasons: BTreeMap<String, Tally>,
+    /// Per stage among the reasons.
+    pub stages: BTreeMap<String, Tally>,
+    /// Per term category.
+    pub categories: BTreeMap<String, Tally>,
+    /// Per matched term.
+    pub terms: BTreeMap<String, Tally>,
+    pub shards: Vec<ShardCounts>,
+    /// Classifier scores in [`SCORE_BINS`] bins over `[0, 1]`; empty when no record has one.
+    pub scores: Vec<u64>,
+    pub scored: u64,
+    /// `(drop, review)` thresholds of the classifier, when records carry them.
+    pub thresholds: Option<(f64, f64)>,
+}
+
+impl Summary {
+    /// Reads every done shard's audit records once.
+    pub fn collect(out: &OutDir) -> Result<Summary, AuditError> {
+        let mut s = Summary::default();
+        for entry in out.done_shards() {
+            let mut counts = ShardCounts {
+                name: entry.name.clone(),
+                ..ShardCounts::default()
+            };
+            if let Some(stats) = &entry.stats {
+                counts.documents = stats.input.documents;
+                counts.kept = stats.kept.documents;
+                counts.dropped = stats.dropped.documents;
+                counts.review = stats.review.documents;
+                counts.errors = stats.errors.documents;
+            }
+            for (name, n) in [
+                ("kept", counts.kept),
+                ("dropped", counts.dropped),
+                ("review", counts.review),
+                ("errors", counts.errors),
+            ] {
+                *s.destinations.entry(name.into()).or_default() += n;
+            }
+            for record in out.records(entry)? {
+                let record = record?;
+                counts.audited += 1;
+                s.add(&record);
+            }
+            s.shards.push(counts);
+        }
+        Ok(s)
+    }
+
+    pub fn add(&mut self, r: &AuditRecord) {
+        self.audited += 1;
+        let bump = |t: &mut Tally, hits: u64| {
+            t.documents += 1;
+            t.hits += hits;
+            match r.decision.name() {
+                "dropped" => t.dropped += 1,
+                "review" => t.review += 1,
+                _ => {}
+            }
+        };
+        let mut keys = r.reason_keys();
+        keys.dedup();
+        for key in keys {
+            bump(self.reasons.entry(key).or_default(), 1);
+        }
+        let mut stages: Vec<&str> = r.reasons.iter().map(|x| x.stage.as_str()).collect();
+        stages.dedup();
+        for stage in stages {
+            bump(self.stages.entry(stage.to_string()).or_default(), 1);
+        }
+        let mut categories: BTreeMap<&str, u64> = BTreeMap::new();
+        for (term, category, count) in r.terms() {
+            bump(
+                self.terms.entry(term.to_string()).or_default(),
+                count as u64,
+            );
+            *categories.entry(category).or_default() += count as u64;
+        }
+        for (category, hits) in categories {
+            bump(
+                self.categories.entry(category.to_string()).or_default(),
+                hits,
+            );
+        }
+        if let Some(score) = r.score() {
+            if self.scores.is_empty() {
+                self.scores = vec![0; SCORE_BINS];
+            }
+            let bin = ((f64::from(score) * SCORE_BINS as f64) as usize).min(SCORE_BINS - 1);
+            self.scores[bin] += 1;
+            self.scored += 1;
+        }
+        for stage in &r.stages {
+            if let crate::record::StageEvidence::Classifier(c) = &stage.evidence {
+                self.thresholds = Some((c.drop_threshold, c.review_threshold));
+            }
+        }
+    }
+
+    /// The most frequent terms by documents (then hits, then name).
+    pub fn top_terms(&self, n: usize) -> Vec<(&str, Tally)> {
+        let mut terms: Vec<(&str, Tally)> =
+            self.terms.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        terms.sort_by(|a, b| {
+            (b.1.documents, b.1.hits)
+                .cmp(&(a.1.documents, a.1.hits))
+                .then(a.0.cmp(b.0))
+        });
+        terms.truncate(n);
+        terms
+    }
+
+    /// The summary as text for a terminal.
+    pub fn render(&self, top: usize) -> String {
+        let mut o = String::new();
+        let total: u64 = self.destinations.values().sum();
+        let _ = writeln!(o, "documents: {total}");
+        for name in ["kept", "dropped", "review", "errors"] {
+            let n = self.destinations.get(name).copied().unwrap_or(0);
+            let _ = writeln!(o, "  {name:<8} {n:>10}  {:>6.2}%", pct(n, total));
+        }
+        let _ = writeln!(o, "audit records: {}", self.audited);
+        let table = |o: &mut String, title: &str, map: &BTreeMap<String, Tally>| {
+            let _ = writeln!(o, "\n{title}:");
+            if map.is_empty() {
+                let _ = writeln!(o, "  (none)");
+            }
+            let width = map
+                .keys()
+                .map(|k| k.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(8);
+            let _ = writeln!(
+                o,
+                "  {:<width$} {:>10} {:>10} {:>10}",
+                "", "documents", "dropped", "review"
+            );
+            for (key, t) in map {
+                let _ = writeln!(
+                    o,
+                    "  {key:<width$} {:>10} {:>10} {:>10}",
+                    t.documents, t.dropped, t.review
+                );
+            }
+        };
+        table(&mut o, "per reason (stage, stage/rule)", &self.reasons);
+        table(&mut o, "per term category", &self.categories);
+        let _ = writeln!(o, "\ntop matched terms:");
+        let terms = self.top_terms(top);
+        if terms.is_empty() {
+            let _ = writeln!(o, "  (none)");
+        }
+        for (term, t) in terms {
+            let _ = writeln!(
+                o,
+                "  {term:<24} {:>8} documents {:>8} hits",
+                t.documents, t.hits
+            );
+        }
+        let _ = writeln!(o, "\nclassifier scores:");
+        if self.scores.is_empty() {
+            let _ = writeln!(o, "  (no record has a classifier score)");
+        } else {
+            let max = self.scores.iter().copied().max().unwrap_or(1).max(1);
+            for (i, n) in self.scores.iter().enumerate() {
+                let lo = i as f64 / SCORE_BINS as f64;
+                let bar = "#".repeat(((*n * 40).div_ceil(max)) as usize);
+                let _ = writeln!(o, "  {lo:.1}-{:.1} {n:>8} {bar}", lo + 0.1);
+            }
+            if let Some((drop, review)) = self.thresholds {
+                let _ = writeln!(o, "  thresholds: review >= {review}, drop >= {drop}");
+            }
+        }
+        let _ = writeln!(o, "\nper shard:");
+        let width = self
+            .shards
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(5);
+        let _ = writeln!(
+            o,
+            "  {:<width$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "shard", "documents", "kept", "dropped", "review", "errors", "audited"
+        );
+        for s in &self.shards {
+            let _ = writeln!(
+                o,
+                "  {:<width$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                s.name, s.documents, s.kept, s.dropped, s.review, s.errors, s.audited
+            );
+        }
+        o
+    }
+}
+
+fn pct(n: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        n as f64 * 100.0 / total as f64
+    }
+}

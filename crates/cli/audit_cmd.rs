@@ -1,0 +1,582 @@
+//! `sluice audit`, `sluice report`, `sluice rethreshold` and `sluice screen`: thin wrappers over
+//! the `sluice-audit` crate.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Subcommand, ValueEnum};
+use sluice_audit::highlight::{highlight, Style};
+use sluice_audit::outdir::Joined;
+use sluice_audit::record::StageEvidence;
+use sluice_audit::screen::Verdict;
+use sluice_audit::select::Filter;
+use sluice_audit::summary::Summary;
+use sluice_audit::{AuditError, OutDir};
+use sluice_core::stats::Destination;
+
+use crate::{EXIT_CONFIG, EXIT_ERROR, EXIT_OK};
+
+/// `sluice screen`: a bad screen config or bad usage (2 means reject there).
+pub const EXIT_SCREEN_CONFIG: u8 = 4;
+
+#[derive(clap::Args, Debug)]
+pub struct AuditArgs {
+    /// Output directory of a `sluice run`.
+    pub out_dir: PathBuf,
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Documents per destination, reason, term category and shard; top terms; score histogram.
+    Summary(SummaryArgs),
+    /// Print selected audited documents: evidence and text with the matches marked.
+    Show(ShowArgs),
+    /// Write selected records joined with their document text, as JSONL or CSV.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SummaryArgs {
+    /// How many of the most frequent terms to list.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SelectArgs {
+    /// A reason: stage id, `stage/rule`, or rule id.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// A stage id among the reasons.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// A rule that matched (fired or not).
+    #[arg(long)]
+    pub rule: Option<String>,
+    /// A matched term.
+    #[arg(long)]
+    pub term: Option<String>,
+    /// A category of a matched term.
+    #[arg(long)]
+    pub category: Option<String>,
+    /// kept, dropped or review.
+    #[arg(long, value_parser = parse_decision)]
+    pub decision: Option<Destination>,
+    /// A document id.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Classifier score at least this (records without a score never match a score range).
+    #[arg(long)]
+    pub min_score: Option<f64>,
+    /// Classifier score at most this.
+    #[arg(long)]
+    pub max_score: Option<f64>,
+    /// A uniform random sample of N of the selected records.
+    #[arg(long)]
+    pub sample: Option<usize>,
+    /// Seed of --sample: the same seed gives the same sample.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+fn parse_decision(s: &str) -> Result<Destination, String> {
+    match s {
+        "kept" => Ok(Destination::Kept),
+        "dropped" => Ok(Destination::Dropped),
+        "review" => Ok(Destination::Review),
+        _ => Err(format!("`{s}`: expected kept, dropped or review")),
+    }
+}
+
+impl SelectArgs {
+    fn filter(&self) -> Filter {
+        Filter {
+            reason: self.reason.clone(),
+            stage: self.stage.clone(),
+            rule: self.rule.clone(),
+            term: self.term.clone(),
+            category: self.category.clone(),
+            decision: self.decision,
+            id: self.id.clone(),
+            min_score: self.min_score,
+            max_score: self.max_score,
+        }
+    }
+    fn sample(&self) -> Option<(usize, u64)> {
+        self.sample.map(|n| (n, self.seed))
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Colour the matches: auto (when stdout is a terminal), always, never ([[...]] markers).
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// One line per document (id, place, decision, reasons), without evidence and text.
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    Jsonl,
+    Csv,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+    /// Write here instead of stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Output directory of a `sluice run`; report.html is written there.
+    pub out_dir: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RethresholdArgs {
+    /// Output directory of a finished `sluice run`.
+    pub out_dir: PathBuf,
+    /// STAGE_ID.KEY=VALUE: STAGE.min_distinct, .min_total, .min_weight, .min_density,
+    /// .min_per_category.CAT (terms stages), STAGE.RULE_ID.min_matches (rules stages). Repeatable.
+    #[arg(long = "set", required = true, value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// The new output directory (must not exist or be empty).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Directory of the config file the run was made with: its relative term list paths resolve
+    /// against it (the lists are checked against the run's config hash).
+    #[arg(long, default_value = ".")]
+    pub config_dir: PathBuf,
+    /// No summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ScreenArgs {
+    /// The dataset: files, directories or globs, as for `sluice run --input`.
+    #[arg(required = true, num_args = 1..)]
+    pub dataset: Vec<String>,
+    /// Screen config: a sluice config with a [screen] table (configs/finetune-screen.toml).
+    #[arg(short, long)]
+    pub config: PathBuf,
+    /// Keep the run's outputs here (by default a temporary directory, removed).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Flagged documents listed at most.
+    #[arg(long, default_value_t = 50)]
+    pub list: usize,
+    /// Worker threads (0 = one per core).
+    #[arg(short = 'j', long)]
+    pub threads: Option<usize>,
+}
+
+/// Usage errors of these commands exit `usage_code`; other errors go to `main`.
+fn usage_or(result: Result<u8>, usage_code: u8) -> Result<u8> {
+    match result {
+        Err(err)
+            if err.chain().any(|c| {
+                c.downcast_ref::<AuditError>()
+                    .is_some_and(AuditError::is_usage)
+            }) =>
+        {
+            eprintln!("sluice: error: {err:#}");
+            Ok(usage_code)
+        }
+        other => other,
+    }
+}
+
+pub fn audit(args: AuditArgs) -> Result<u8> {
+    usage_or(audit_inner(args), EXIT_CONFIG)
+}
+
+fn audit_inner(args: AuditArgs) -> Result<u8> {
+    let out = OutDir::open(&args.out_dir)?;
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    match args.command {
+        AuditCommand::Summary(a) => {
+            let summary = Summary::collect(&out)?;
+            w.write_all(summary.render(a.top).as_bytes())?;
+        }
+        AuditCommand::Show(a) => {
+            let style = match a.color {
+                Color::Always => Style::Ansi,
+                Color::Never => Style::Markers,
+                Color::Auto if std::io::stdout().is_terminal() => Style::Ansi,
+                Color::Auto => Style::Markers,
+            };
+            let mut shown = 0u64;
+            let mut io_error = None;
+            out.select(&a.select.filter(), a.select.sample(), |j| {
+                shown += 1;
+                if let Err(e) = show(&mut w, &j, style, a.list) {
+                    io_error = Some(e);
+                    return Err(AuditError::usage("output", "stopped"));
+                }
+                Ok(())
+            })
+            .or_else(|e| if io_error.is_some() { Ok(()) } else { Err(e) })?;
+            if let Some(e) = io_error {
+                return Err(e.into());
+            }
+            w.flush()?;
+            eprintln!("sluice: {shown} documents");
+        }
+        AuditCommand::Export(a) => {
+            let mut file: Box<dyn Write> = match &a.output {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                )),
+                None => Box::new(&mut w),
+            };
+            if let Format::Csv = a.format {
+                writeln!(
+                    file,
+                    "id,shard,line,decision,escalated,reasons,terms,score,text"
+                )?;
+            }
+            let mut io_error = None;
+            let mut count = 0u64;
+            out.select(&a.select.filter(), a.select.sample(), |j| {
+                count += 1;
+                let result = match a.format {
+                    Format::Jsonl => export_json(&mut file, &j),
+                    Format::Csv => export_csv(&mut file, &j),
+                };
+                if let Err(e) = result {
+                    io_error = Some(e);
+                    return Err(AuditError::usage("output", "stopped"));
+                }
+                Ok(())
+            })
+            .or_else(|e| if io_error.is_some() { Ok(()) } else { Err(e) })?;
+            if let Some(e) = io_error {
+                return Err(e.into());
+            }
+            file.flush()?;
+            eprintln!("sluice: exported {count} records");
+        }
+    }
+    w.flush()?;
+    Ok(EXIT_OK)
+}
+
+fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Result<()> {
+    let r = &j.record;
+    let mut head = format!(
+        "{}  {}:{}  {}{}  reasons: {}",
+        r.id,
+        r.shard,
+        r.line,
+        r.decision.name(),
+        if r.escalated { " (escalated)" } else { "" },
+        r.reason_keys().join(", ")
+    );
+    if list {
+        head.push('\n');
+        return w.write_all(head.as_bytes());
+    }
+    writeln!(w, "== {head}")?;
+    for stage in &r.stages {
+        let detail = match &stage.evidence {
+            StageEvidence::Rules(e) => e
+                .rules
+                .iter()
+                .map(|h| {
+                    format!(
+                        "{} x{} (min {}{})",
+                        h.id,
+                        h.matches,
+                        h.min_matches,
+                        if h.fired { ", fired" } else { "" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            StageEvidence::Terms(e) => format!(
+                "distinct {}, total {}, weight {}, density {:.1}/1000 words; {}",
+                e.distinct,
+                e.total,
+                e.weight,
+                e.density,
+                e.terms
+                    .iter()
+                    .map(|t| format!(
+                        "{} ({}) x{}",
+                        t.term,
+                        t.category.as_deref().unwrap_or("-"),
+                        t.count
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            StageEvidence::Classifier(e) => format!(
+                "score {} (review >= {}, drop >= {}){}",
+                e.score.map_or("-".into(), |s| s.to_string()),
+                e.review_threshold,
+                e.drop_threshold,
+                e.error
+                    .as_deref()
+                    .map_or(String::new(), |x| format!("; error: {x}"))
+            ),
+        };
+        writeln!(
+            w,
+            "   {} ({}): {}: {}",
+            stage.stage,
+            stage.kind,
+            serde_json::to_value(stage.outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            detail
+        )?;
+    }
+    match &j.text {
+        Some(text) => writeln!(w, "{}\n", highlight(text, &r.spans(), style)),
+        None => writeln!(w, "(document text not found)\n"),
+    }
+}
+
+fn export_json(w: &mut impl Write, j: &Joined) -> std::io::Result<()> {
+    let value = serde_json::json!({
+        "id": j.record.id,
+        "shard": j.record.shard,
+        "line": j.record.line,
+        "decision": j.record.decision,
+        "escalated": j.record.escalated,
+        "reasons": j.record.reason_keys(),
+        "terms": j.record.terms().map(|(t, _, _)| t).collect::<Vec<_>>(),
+        "score": j.record.score(),
+        "text": j.text,
+        "record": j.record,
+    });
+    serde_json::to_writer(&mut *w, &value)?;
+    w.write_all(b"\n")
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn export_csv(w: &mut impl Write, j: &Joined) -> std::io::Result<()> {
+    let r = &j.record;
+    let fields = [
+        r.id.clone(),
+        r.shard.clone(),
+        r.line.to_string(),
+        r.decision.name().to_string(),
+        r.escalated.to_string(),
+        r.reason_keys().join(";"),
+        r.terms().map(|(t, _, _)| t).collect::<Vec<_>>().join(";"),
+        r.score().map_or(String::new(), |s| s.to_string()),
+        j.text.clone().unwrap_or_default(),
+    ];
+    let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+    writeln!(w, "{}", line.join(","))
+}
+
+pub fn report(args: ReportArgs) -> Result<u8> {
+    usage_or(
+        (|| {
+            let path = sluice_audit::html::write_report(&args.out_dir)?;
+            eprintln!("sluice: wrote {}", path.display());
+            Ok(EXIT_OK)
+        })(),
+        EXIT_CONFIG,
+    )
+}
+
+/// Called by `sluice run` once report.json exists. A failure is a warning: the run itself is done.
+pub fn report_after_run(out_dir: &std::path::Path) {
+    if let Err(e) = sluice_audit::html::write_report(out_dir) {
+        eprintln!("sluice: warning: cannot write report.html: {e}");
+    }
+}
+
+pub fn rethreshold(args: RethresholdArgs) -> Result<u8> {
+    usage_or(
+        (|| {
+            let options = sluice_audit::rethreshold::Options {
+                settings: args.set.clone(),
+                output: args.output.clone(),
+                config_dir: args.config_dir.clone(),
+            };
+            let report = sluice_audit::rethreshold::rethreshold(&args.out_dir, &options)?;
+            sluice_audit::html::write_report(&args.output)?;
+            if !args.quiet {
+                let d = |n: &str| report.destinations.get(n).map_or(0, |f| f.documents);
+                eprintln!(
+                    "sluice: re-decided {} documents: {} kept, {} dropped, {} review, {} errors; {} audit records; written to {}",
+                    report.input.documents,
+                    d("kept"),
+                    d("dropped"),
+                    d("review"),
+                    d("errors"),
+                    report.audited,
+                    args.output.display()
+                );
+            }
+            Ok(EXIT_OK)
+        })(),
+        EXIT_CONFIG,
+    )
+}
+
+/// Exit codes: 0 accept, 1 review, 2 reject, 3 other errors, 4 bad config or usage.
+pub fn screen(args: ScreenArgs) -> Result<u8> {
+    match screen_inner(args) {
+        Ok(code) => Ok(code),
+        Err(err) => {
+            eprintln!("sluice: error: {err:#}");
+            let usage = err.chain().any(|c| {
+                c.downcast_ref::<sluice_core::ConfigError>().is_some()
+                    || c.downcast_ref::<AuditError>()
+                        .is_some_and(AuditError::is_usage)
+                    || c.downcast_ref::<sluice_core::RunError>().is_some_and(|r| {
+                        matches!(
+                            r,
+                            sluice_core::RunError::Config(_)
+                                | sluice_core::RunError::NoInput
+                                | sluice_core::RunError::OutputIsFile { .. }
+                                | sluice_core::RunError::ConfigChanged { .. }
+                                | sluice_core::RunError::DuplicateShardName { .. }
+                        )
+                    })
+            });
+            Ok(if usage {
+                EXIT_SCREEN_CONFIG
+            } else {
+                EXIT_ERROR
+            })
+        }
+    }
+}
+
+fn screen_inner(args: ScreenArgs) -> Result<u8> {
+    let (config, limits) = sluice_audit::screen::load_config(&args.config)?;
+    config.build_stages()?;
+    let tmp;
+    let output = match &args.output {
+        Some(path) => path.clone(),
+        None => {
+            tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
+            tmp.path().join("out")
+        }
+    };
+    let options = sluice_core::RunOptions {
+        inputs: args.dataset.clone(),
+        output: Some(output.clone()),
+        threads: args.threads,
+        force: true,
+        progress: None,
+    };
+    let report = sluice_core::run(&config, &options)?;
+    if report.failed() {
+        for f in &report.failed_shards {
+            eprintln!("sluice: error: shard {} failed: {}", f.name, f.error);
+        }
+        anyhow::bail!("the dataset could not be read whole");
+    }
+    let d = |n: &str| report.destinations.get(n).map_or(0, |f| f.documents);
+    let documents = report.input.documents;
+    let mut flagged = d("dropped") + d("review");
+    if limits.errors_are_flagged {
+        flagged += d("errors");
+    }
+    let verdict = sluice_audit::screen::verdict(&limits, documents, flagged);
+    let out = OutDir::open(&output)?;
+    let summary = Summary::collect(&out)?;
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::new(stdout.lock());
+    let fraction = if documents > 0 {
+        flagged as f64 / documents as f64
+    } else {
+        0.0
+    };
+    writeln!(
+        w,
+        "verdict: {}\ndocuments: {documents}, flagged: {flagged} ({:.2}%): {} dropped, {} review, {} errors",
+        verdict.name(),
+        fraction * 100.0,
+        d("dropped"),
+        d("review"),
+        d("errors"),
+    )?;
+    writeln!(
+        w,
+        "limits: reject above {} flagged or {} of the documents; review above {} flagged",
+        limits.reject_count.map_or("-".into(), |n| n.to_string()),
+        limits
+            .reject_fraction
+            .map_or("-".into(), |f| format!("{:.2}%", f * 100.0)),
+        limits.review_above
+    )?;
+    if !summary.reasons.is_empty() {
+        writeln!(w, "reasons:")?;
+        for (key, t) in &summary.reasons {
+            writeln!(
+                w,
+                "  {key}: {} documents ({} dropped, {} review)",
+                t.documents, t.dropped, t.review
+            )?;
+        }
+    }
+    if verdict != Verdict::Accept && args.list > 0 {
+        writeln!(w, "flagged documents (first {}):", args.list)?;
+        let mut listed = 0;
+        'shards: for entry in out.done_shards() {
+            for record in out.records(entry)? {
+                let record = record?;
+                if matches!(record.decision, Destination::Dropped | Destination::Review) {
+                    if listed == args.list {
+                        break 'shards;
+                    }
+                    listed += 1;
+                    writeln!(
+                        w,
+                        "  {}  {}:{}  {}  {}",
+                        record.id,
+                        record.shard,
+                        record.line,
+                        record.decision.name(),
+                        record.reason_keys().join(", ")
+                    )?;
+                }
+            }
+        }
+    }
+    w.flush()?;
+    Ok(match verdict {
+        Verdict::Accept => 0,
+        Verdict::Review => 1,
+        Verdict::Reject => 2,
+    })
+}
