@@ -7,6 +7,9 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "cli/classifier.rs"]
+mod classifier;
+
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
 fn repo() -> PathBuf {

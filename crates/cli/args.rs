@@ -59,6 +59,10 @@ pub struct RunArgs {
     /// No progress display and no summary; errors are still printed.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Device of the classifier stage: cpu, cuda, cuda:N or metal (cuda and metal need a build
+    /// with that feature). Overrides the stage's `device`.
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -66,6 +70,10 @@ pub struct CheckArgs {
     /// The TOML config.
     #[arg(short, long)]
     pub config: PathBuf,
+    /// Device of the classifier stage: cpu, cuda, cuda:N or metal (cuda and metal need a build
+    /// with that feature). Overrides the stage's `device`.
+    #[arg(long)]
+    pub device: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -121,4 +129,8 @@ pub struct BenchArgs {
     /// Keep the generated corpus and outputs here instead of a removed temporary directory.
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
+    /// Device of the classifier stage: cpu, cuda, cuda:N or metal (cuda and metal need a build
+    /// with that feature). Overrides the stage's `device`.
+    #[arg(long)]
+    pub device: Option<String>,
 }

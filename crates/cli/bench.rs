@@ -54,10 +54,15 @@ struct StageBench {
     share: f64,
     docs_per_second: f64,
     text_mb_per_second: f64,
+    /// Classifier only: tokens scored, and per second of the stage's time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tokens_per_second: Option<f64>,
 }
 
 pub fn bench(args: BenchArgs) -> Result<u8> {
-    let config = Config::from_file(&args.config)?;
+    let config = crate::commands::load_config(&args.config, args.device.as_deref())?;
     config.build_stages()?;
     let work = match &args.work_dir {
         Some(dir) => WorkDir::Kept(dir.clone()),
@@ -161,6 +166,8 @@ fn bench_run(report: &Report, peak: u64) -> BenchRun {
                 share: step.map_or(0.0, |t| t.share),
                 docs_per_second: per(stage.evaluated as f64),
                 text_mb_per_second: per(stage.text_bytes as f64 / 1e6),
+                tokens: (stage.kind == "classifier").then_some(stage.tokens),
+                tokens_per_second: (stage.kind == "classifier").then(|| per(stage.tokens as f64)),
             }
         })
         .collect();
@@ -211,16 +218,19 @@ fn print_table(result: &BenchReport) {
             );
         }
         println!(
-            "  {:<28} {:>10} {:>12} {:>14}",
-            "stage", "documents", "docs/s/core", "text MB/s/core"
+            "  {:<28} {:>10} {:>12} {:>14} {:>12}",
+            "stage", "documents", "docs/s/core", "text MB/s/core", "tokens/s"
         );
         for stage in &run.stages {
             println!(
-                "  {:<28} {:>10} {:>12.0} {:>14.1}",
+                "  {:<28} {:>10} {:>12.0} {:>14.1} {:>12}",
                 format!("{} ({})", stage.id, stage.kind),
                 stage.documents,
                 stage.docs_per_second,
-                stage.text_mb_per_second
+                stage.text_mb_per_second,
+                stage
+                    .tokens_per_second
+                    .map_or(String::new(), |t| format!("{t:.0}"))
             );
         }
     }

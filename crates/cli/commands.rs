@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use sluice_core::config::StageConfig;
 use sluice_core::{run::RunOptions, Config, ConfigError, Progress, Report, RunError};
 
 use crate::args::{CheckArgs, Command, GenerateArgs, RunArgs};
@@ -56,7 +57,7 @@ impl Progress for Bar {
 }
 
 fn run(args: RunArgs) -> Result<u8> {
-    let config = Config::from_file(&args.config)?;
+    let config = load_config(&args.config, args.device.as_deref())?;
     let bar = (!args.quiet).then(|| {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -127,22 +128,45 @@ fn summary(report: &Report) -> String {
 }
 
 fn check(args: CheckArgs) -> Result<u8> {
-    let config = Config::from_file(&args.config)?;
-    let stages = config
-        .build_stages()
+    let mut config = Config::from_file(&args.config)?;
+    if let Some(device) = &args.device {
+        config.set_device(device);
+    }
+    // Builds every stage, the classifier's model included, exactly as `run` would.
+    let cascade = sluice_core::Cascade::new(&config)
         .with_context(|| format!("config {}", args.config.display()))?;
     println!("config {} is valid", args.config.display());
     println!("config hash: {}", config.hash()?);
-    for (config, stage) in config.stages.iter().zip(&stages) {
+    for (stage_config, stage) in config.stages.iter().zip(&cascade.stages) {
         println!("stage {} (type {})", stage.id(), stage.kind());
-        if let sluice_core::config::StageConfig::Rules(r) = config {
-            println!("  {} rules", r.rules.len());
-        }
-        if let sluice_core::config::StageConfig::Terms(t) = config {
-            println!("  {} term lists", t.lists.len());
+        match stage_config {
+            StageConfig::Rules(r) => println!("  {} rules", r.rules.len()),
+            StageConfig::Terms(t) => println!("  {} term lists", t.lists.len()),
+            StageConfig::Classifier(_) => {}
         }
     }
+    if let Some(classifier) = &cascade.classifier {
+        println!("stage {} (type classifier)", classifier.id());
+        println!("  {}", classifier.describe());
+    }
     Ok(EXIT_OK)
+}
+
+/// Loads the config with the `--device` override applied, and tunes the allocator for the
+/// classifier's large tensors when the cascade has one (the text stages don't need it).
+pub fn load_config(path: &std::path::Path, device: Option<&str>) -> Result<Config> {
+    let mut config = Config::from_file(path)?;
+    if let Some(device) = device {
+        config.set_device(device);
+    }
+    if config
+        .stages
+        .iter()
+        .any(|s| matches!(s, StageConfig::Classifier(_)))
+    {
+        sluice_classifier::tune_allocator();
+    }
+    Ok(config)
 }
 
 fn generate(args: GenerateArgs) -> Result<u8> {

@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sluice_classifier::{Aggregate, Classifier, ClassifierOptions, DeviceSpec, LabelSelector};
+use sluice_classifier::{
+    Aggregate, Classifier, ClassifierError, ClassifierOptions, DeviceSpec, LabelSelector,
+};
 
 use crate::config::BuildContext;
 use crate::error::ConfigError;
@@ -194,7 +196,14 @@ impl ClassifierConfig {
                 AggregateConfig::First => Aggregate::First,
             },
         };
-        let classifier = Classifier::load(options).map_err(|e| invalid("model", e.to_string()))?;
+        let classifier = Classifier::load(options).map_err(|e| {
+            let key = match e {
+                ClassifierError::DeviceUnavailable { .. } => "device",
+                ClassifierError::UnknownLabel { .. } => "label",
+                _ => "model",
+            };
+            invalid(key, e.to_string())
+        })?;
         Ok(ClassifierStage {
             id: self.id.clone(),
             classifier,
@@ -217,6 +226,28 @@ impl ClassifierStage {
 
     pub fn model_hash(&self) -> &str {
         self.classifier.model_hash()
+    }
+
+    /// One line about the loaded model, for `sluice check` and logs.
+    pub fn describe(&self) -> String {
+        let c = &self.classifier;
+        let label = match (c.labels(), c.label_index()) {
+            (Some(labels), Some(i)) => format!(
+                "score = output {i} ({})",
+                labels.names().get(i).map_or("unnamed", String::as_str)
+            ),
+            _ => "no head".to_string(),
+        };
+        format!(
+            "{} on {}, {label}, windows of {} tokens, mode {:?}, drop >= {}, review >= {}, model sha256 {}",
+            c.architecture().name(),
+            self.config.device,
+            c.max_tokens(),
+            self.config.mode,
+            self.config.drop_threshold,
+            self.config.review_threshold,
+            c.model_hash(),
+        )
     }
 
     /// Whether a document that reached the classifier (not dropped) should be scored.
