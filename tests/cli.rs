@@ -375,23 +375,20 @@ fn a_killed_run_resumes_to_byte_identical_outputs() {
 
     let resumed = tmp.path().join("resumed");
     let mut child = Command::new(BIN).args(args(&resumed)).spawn().unwrap();
-    let manifest = resumed.join("manifest.json");
+    // Finished shards are appended to the manifest's journal while a run goes on.
+    let journal = resumed.join("manifest.journal.jsonl");
     let mut killed_with_done = None;
     for _ in 0..6000 {
         std::thread::sleep(std::time::Duration::from_millis(5));
         if let Some(status) = child.try_wait().unwrap() {
             panic!("run finished ({status}) before it could be killed: make the corpus bigger");
         }
-        let Ok(bytes) = std::fs::read(&manifest) else {
+        let Ok(bytes) = std::fs::read(&journal) else {
             continue;
         };
-        let Ok(m) = serde_json::from_slice::<Value>(&bytes) else {
-            continue;
-        };
-        let done = m["shards"]
-            .as_array()
-            .unwrap()
-            .iter()
+        let done = bytes
+            .split(|b| *b == b'\n')
+            .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
             .filter(|s| s["status"] == "done")
             .count();
         if done >= 2 {

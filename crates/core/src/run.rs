@@ -1,6 +1,12 @@
 //! A whole run: find the shards, skip those a previous run finished, filter the rest in
-//! parallel, and keep `manifest.json` (per-shard status, written after every shard) and
-//! `report.json` (everything counted, written at the end) in the output directory.
+//! parallel, and keep `manifest.json` (per-shard status) and `report.json` (everything counted,
+//! written at the end) in the output directory.
+//!
+//! The manifest is written whole at the start and at the end of a run. In between, each finished
+//! shard appends its entry to `manifest.journal.jsonl` (one fsync'd line): rewriting the whole
+//! manifest after every shard would cost O(shards²) bytes, terabytes for a run of 100,000 shards.
+//! Loading applies the journal over the manifest (a torn last line, from a kill mid-append, is
+//! ignored), so a killed run's finished shards are still skipped by the next one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +23,8 @@ use crate::pipeline::{Cascade, Permits, Progress, ShardRunner, OUTPUT_DIRS, VERS
 use crate::stats::{Destination, Flow, ShardStats, Timings};
 
 pub const MANIFEST: &str = "manifest.json";
+/// Entries of shards finished since `manifest.json` was last written whole.
+pub const JOURNAL: &str = "manifest.journal.jsonl";
 pub const REPORT: &str = "report.json";
 
 /// Settings that come from the command line rather than the config.
@@ -77,19 +85,76 @@ impl Manifest {
                 })
             }
         };
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| RunError::Manifest {
+        let mut manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| RunError::Manifest {
                 path: path.to_path_buf(),
                 message: e.to_string(),
-            })
+            })?;
+        let journal = path.with_file_name(JOURNAL);
+        match std::fs::read(&journal) {
+            Ok(bytes) => manifest.apply_journal(&bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(RunError::Manifest {
+                    path: journal,
+                    message: e.to_string(),
+                })
+            }
+        }
+        Ok(Some(manifest))
     }
 
+    /// Applies journal lines (later lines win); a line that does not parse — the torn end of an
+    /// append cut short by a kill — is ignored, which only means that shard is redone.
+    fn apply_journal(&mut self, bytes: &[u8]) {
+        let index: BTreeMap<String, usize> = self
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.name.clone(), i))
+            .collect();
+        for line in bytes.split(|b| *b == b'\n') {
+            let Ok(entry) = serde_json::from_slice::<ShardEntry>(line) else {
+                continue;
+            };
+            if let Some(&i) = index.get(&entry.name) {
+                self.shards[i] = entry;
+            }
+        }
+    }
+
+    /// Writes the whole manifest and empties the journal, whose entries it now holds.
     fn write(&self, dir: &Path) -> Result<(), RunError> {
         let mut bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
         bytes.push(b'\n');
-        Ok(write_atomic(&dir.join(MANIFEST), &bytes)?)
+        write_atomic(&dir.join(MANIFEST), &bytes)?;
+        match std::fs::remove_file(dir.join(JOURNAL)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RunError::Manifest {
+                path: dir.join(JOURNAL),
+                message: e.to_string(),
+            }),
+            _ => Ok(()),
+        }
     }
+}
+
+/// Appends one finished shard's entry to the journal, durably.
+fn append_journal(dir: &Path, entry: &ShardEntry) -> Result<(), RunError> {
+    use std::io::Write;
+    let path = dir.join(JOURNAL);
+    let io_error = |e: std::io::Error| RunError::Manifest {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let mut line = serde_json::to_vec(entry).expect("manifest entry serializes");
+    line.push(b'\n');
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io_error)?;
+    file.write_all(&line).map_err(io_error)?;
+    file.sync_data().map_err(io_error)
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -288,7 +353,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                         entry.error = Some(error);
                     }
                 }
-                if let Err(e) = m.write(&output) {
+                if let Err(e) = append_journal(&output, &m.shards[index]) {
                     manifest_error.lock().expect("lock").get_or_insert(e);
                 }
             });
@@ -298,6 +363,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         return Err(e);
     }
     let manifest = manifest.into_inner().expect("manifest lock");
+    manifest.write(&output)?;
     let timings = timings.into_inner().expect("timings lock");
     let report = build_report(
         &cascade, &manifest, &todo, skipped, threads, started, &timings,
@@ -469,6 +535,54 @@ fn outputs_exist(output: &Path, entry: &ShardEntry) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(name: &str, status: ShardStatus) -> ShardEntry {
+        ShardEntry {
+            name: name.into(),
+            path: PathBuf::from(name),
+            status,
+            error: None,
+            input_compression: None,
+            output_name: None,
+            stats: None,
+        }
+    }
+
+    #[test]
+    fn the_journal_applies_over_the_manifest_and_a_torn_line_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let config: Config = toml::from_str("[[stages]]\ntype = \"rules\"\nid = \"r\"\n").unwrap();
+        let manifest = Manifest {
+            sluice_version: VERSION.into(),
+            config_hash: "h".into(),
+            config,
+            inputs: vec![],
+            shards: ["a", "b", "c"]
+                .iter()
+                .map(|n| entry(n, ShardStatus::Pending))
+                .collect(),
+        };
+        manifest.write(dir.path()).unwrap();
+        append_journal(dir.path(), &entry("a", ShardStatus::Done)).unwrap();
+        append_journal(dir.path(), &entry("c", ShardStatus::Failed)).unwrap();
+        // A kill in the middle of the next append leaves half a line.
+        let torn = serde_json::to_string(&entry("b", ShardStatus::Done)).unwrap();
+        let mut journal = std::fs::read(dir.path().join(JOURNAL)).unwrap();
+        journal.extend_from_slice(&torn.as_bytes()[..torn.len() / 2]);
+        std::fs::write(dir.path().join(JOURNAL), journal).unwrap();
+
+        let loaded = Manifest::load(&dir.path().join(MANIFEST)).unwrap().unwrap();
+        let status: Vec<ShardStatus> = loaded.shards.iter().map(|e| e.status).collect();
+        assert_eq!(
+            status,
+            [ShardStatus::Done, ShardStatus::Pending, ShardStatus::Failed]
+        );
+        // Writing the whole manifest absorbs and removes the journal.
+        loaded.write(dir.path()).unwrap();
+        assert!(!dir.path().join(JOURNAL).exists());
+        let reloaded = Manifest::load(&dir.path().join(MANIFEST)).unwrap().unwrap();
+        assert_eq!(reloaded.shards[0].status, ShardStatus::Done);
+    }
 
     #[test]
     fn chunks_in_flight_is_bounded_whatever_the_thread_count() {
