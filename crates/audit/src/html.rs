@@ -1,7 +1,14 @@
-//! `report.html`: one self-contained page about a run — inline CSS, inline SVG charts, no script,
-//! no network. Every piece of text that comes from the corpus or the run (document text, ids,
-//! terms, rule ids, shard names) goes through [`escape`]: a document containing `<script>` shows
-//! as text and never runs.
+//! `report.html`: one self-contained page about a run — inline CSS, inline SVG charts, no network.
+//! Every piece of text that comes from the corpus or the run (document text, ids, terms, rule ids,
+//! shard names) goes through [`escape`]: a document containing `<script>` shows as text and never
+//! runs. As a second wall, the page's Content-Security-Policy allows no source at all but its own
+//! inline style and the one inline script whose SHA-256 it names ([`MEASURE_SCRIPT`]), so even
+//! markup that slipped through escaping could neither run a script nor load anything.
+//!
+//! The page reads fine without script. The one script only measures the charts once laid out and
+//! writes their sizes into `data-rendered` attributes (and the count into
+//! `<html data-charts-rendered>`), so that a headless browser can check that the charts really
+//! rendered — that is how the browser test in `tests/cli/audit.rs` checks the page.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -50,6 +57,25 @@ table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:.3
 td.n{text-align:right;font-variant-numeric:tabular-nums}.text{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;font-size:12px;max-height:16em;overflow:auto}\
 mark{background:#ffd54f;color:#000}.muted{color:#777}svg.chart{display:block;margin:.5em 0}\
 .cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em}.card b{display:block;font-size:1.4em}";
+
+/// The page's only script: records each chart's rendered size and drawn bars as attributes.
+pub const MEASURE_SCRIPT: &str = "addEventListener('load',function(){var n=0;\
+document.querySelectorAll('svg.chart').forEach(function(c){var r=c.getBoundingClientRect(),k=0;\
+c.querySelectorAll('.bar').forEach(function(b){var q=b.getBoundingClientRect();if(q.width>0&&q.height>0)k++});\
+c.setAttribute('data-rendered',Math.round(r.width)+'x'+Math.round(r.height));\
+c.setAttribute('data-bars-drawn',k);n++});\
+document.documentElement.setAttribute('data-charts-rendered',n)});";
+
+/// The Content-Security-Policy: nothing from anywhere, but inline style and [`MEASURE_SCRIPT`].
+pub fn content_security_policy() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(MEASURE_SCRIPT.as_bytes());
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
 
 const COLORS: [&str; 4] = ["#4caf50", "#e53935", "#fb8c00", "#757575"];
 
@@ -160,9 +186,10 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
     let _ = write!(
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
-         <title>sluice report</title><style>{CSS}</style></head><body>\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\
+         <title>sluice report</title><style>{CSS}</style><script>{MEASURE_SCRIPT}</script></head><body>\
          <h1>sluice report</h1><p class=\"muted\">{} — config {} — sluice {}</p>",
+        content_security_policy(),
         escape(&out.path.display().to_string()),
         escape(&m.config_hash),
         escape(&m.sluice_version),
@@ -250,7 +277,7 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
     } else {
         let _ = write!(
             h,
-            "<p>{} scored documents, {SCORE_BINS} bins.</p>",
+            "<p>{} scored documents with an audit record, {SCORE_BINS} bins; dashed lines: the thresholds.</p>",
             summary.scored
         );
         h.push_str(&histogram(&summary.scores, summary.thresholds));
