@@ -365,3 +365,42 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
     h.push_str("</table></body></html>\n");
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outdir::tests::run_fixture;
+
+    #[test]
+    fn the_page_escapes_corpus_text_and_allows_only_its_own_script() {
+        let tmp = tempfile::tempdir().unwrap();
+        let corpus = tmp.path().join("corpus");
+        std::fs::create_dir_all(&corpus).unwrap();
+        std::fs::write(
+            corpus.join("x.jsonl"),
+            "{\"id\":\"<b>id</b>\",\"text\":\"Step by step: dirty bombs <script>alert(1)</script> <img src=x onerror=alert(2)> \\\"q\\\" & 'a'\"}\n",
+        )
+        .unwrap();
+        let out = tmp.path().join("out");
+        run_fixture(&corpus, &out, |_| {});
+        let html = std::fs::read_to_string(write_report(&out).unwrap()).unwrap();
+        assert!(
+            html.contains("<mark>Step by step: dirty bombs</mark>"),
+            "{html}"
+        );
+        assert!(html.contains(
+            " &lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(2)&gt; &quot;q&quot; &amp; &#39;a&#39;"
+        ));
+        assert!(html.contains("<td>&lt;b&gt;id&lt;/b&gt;</td>"));
+        assert!(!html.contains("<script>alert") && !html.contains("<img"));
+        // One script, and the policy names exactly its hash.
+        assert_eq!(html.matches("<script>").count(), 1);
+        assert!(html.contains(&format!("<script>{MEASURE_SCRIPT}</script>")));
+        let csp = content_security_policy();
+        assert!(html.contains(&csp));
+        assert!(csp.starts_with("default-src 'none';"));
+        // sha256 of the script, base64: 44 characters.
+        let hash = csp.split("'sha256-").nth(1).unwrap().trim_end_matches('\'');
+        assert_eq!(hash.len(), 44);
+    }
+}

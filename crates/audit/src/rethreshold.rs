@@ -894,3 +894,114 @@ fn build_report(
         timings,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outdir::tests::run_fixture;
+
+    /// Every file under `dir` but the reports, by relative path.
+    fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if rel != REPORT && rel != "report.html" {
+                    out.insert(rel, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    fn terms_mut(config: &mut Config) -> &mut sluice_core::stages::TermsConfig {
+        config
+            .stages
+            .iter_mut()
+            .find_map(|s| match s {
+                StageConfig::Terms(t) => Some(t),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn rethresholded_output_equals_a_fresh_run() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let corpus = repo.join("fixtures/corpus");
+        let tmp = tempfile::tempdir().unwrap();
+        let matched = |c: &mut Config| c.output.audit = AuditScope::Matched;
+        for (setting, value) in [
+            ("hazard-terms.min_distinct=3", 3),
+            ("terms.min_distinct=1", 1),
+        ] {
+            let (old, fresh, new) = (
+                tmp.path().join(format!("old{value}")),
+                tmp.path().join(format!("fresh{value}")),
+                tmp.path().join(format!("new{value}")),
+            );
+            run_fixture(&corpus, &old, matched);
+            run_fixture(&corpus, &fresh, |c| {
+                matched(c);
+                terms_mut(c).min_distinct = value;
+            });
+            let options = Options {
+                settings: vec![setting.to_string()],
+                output: new.clone(),
+                config_dir: repo.join("configs"),
+            };
+            let report = rethreshold(&old, &options).unwrap();
+            let fresh_report: Report =
+                serde_json::from_slice(&std::fs::read(fresh.join(REPORT)).unwrap()).unwrap();
+            assert_eq!(report.destinations, fresh_report.destinations);
+            assert_eq!(report.stages, fresh_report.stages);
+            let (a, b) = (files(&new), files(&fresh));
+            assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+            for (name, bytes) in &a {
+                assert!(bytes == &b[name], "{setting}: {name} differs");
+            }
+            let old_report: Report =
+                serde_json::from_slice(&std::fs::read(old.join(REPORT)).unwrap()).unwrap();
+            assert_ne!(old_report.destinations, report.destinations, "{setting}");
+        }
+    }
+
+    #[test]
+    fn settings_name_stages_by_id_or_type_and_report_loosening() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut config = Config::from_file(&repo.join("configs/hazard-cascade.toml")).unwrap();
+        let loosened = apply_settings(
+            &mut config,
+            &[
+                "terms.min_distinct=3".into(),
+                "hazard-terms.min_total=2".into(),
+            ],
+        )
+        .unwrap();
+        assert!(loosened.is_empty());
+        assert_eq!(terms_mut(&mut config).min_distinct, 3);
+        let loosened = apply_settings(
+            &mut config,
+            &[
+                "keyword-rules.boilerplate.min_matches=1".into(),
+                "terms.min_distinct=2".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(loosened, ["terms.min_distinct"]);
+        let err = apply_settings(&mut config, &["classifier.drop_threshold=0.5".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no stage `classifier`"), "{err}");
+    }
+}
