@@ -30,18 +30,25 @@ const TEXT_BYTES: usize = 4000;
 /// Reads `out_dir` and writes `out_dir/report.html`; returns its path.
 pub fn write_report(out_dir: &Path) -> Result<PathBuf, AuditError> {
     let out = OutDir::open(out_dir)?;
-    let summary = Summary::collect(&out)?;
+    // One pass over the records: counts, and a sample of the dropped ones' raw lines.
     let mut sample = Reservoir::new(SAMPLE_SIZE, 0);
-    for entry in out.done_shards() {
-        for record in out.records(entry)? {
-            let record = record?;
-            if record.decision == Destination::Dropped {
-                sample.offer(record);
-            }
+    let summary = Summary::collect_with(&out, |view, line| {
+        if view.decision == Destination::Dropped {
+            sample.offer(line.to_vec());
         }
-    }
+    })?;
     let dropped_total = sample.seen();
-    let joined = out.join(sample.into_sorted())?;
+    let records = sample
+        .into_sorted()
+        .iter()
+        .map(|line| {
+            serde_json::from_slice(line).map_err(|e| AuditError::Inconsistent {
+                shard: "audit".into(),
+                message: format!("unreadable sampled record: {e}"),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let joined = out.join(records)?;
     let html = render(&out, &summary, &joined, dropped_total);
     let path = out_dir.join(REPORT_HTML);
     sluice_io::write_atomic(&path, html.as_bytes()).map_err(|e| AuditError::Write {
