@@ -570,6 +570,10 @@ fn report_html_renders_in_a_browser_and_runs_no_corpus_script() {
     assert!(!html.contains("<script>document"), "corpus text is escaped");
     assert!(html.contains("&lt;script&gt;document.title=&#39;pwned-script&#39;&lt;/script&gt;"));
     assert!(html.contains("<mark>"), "matches are highlighted");
+    assert!(
+        html.contains(">review 0.1</text>") && html.contains(">drop 0.9</text>"),
+        "thresholds marked"
+    );
     // `sluice report` rewrites the same page.
     std::fs::remove_file(&page).unwrap();
     let result = sluice(&["report", path(&out)]);
