@@ -361,20 +361,37 @@ fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Re
     }
 }
 
+/// One line of `export --format jsonl`: the fields a labelling tool wants first, then the whole
+/// audit record.
+#[derive(serde::Serialize)]
+struct ExportLine<'a> {
+    id: &'a str,
+    shard: &'a str,
+    line: u64,
+    decision: Destination,
+    escalated: bool,
+    reasons: Vec<String>,
+    terms: Vec<&'a str>,
+    score: Option<f32>,
+    text: Option<&'a str>,
+    record: &'a sluice_audit::record::AuditRecord,
+}
+
 fn export_json(w: &mut impl Write, j: &Joined) -> std::io::Result<()> {
-    let value = serde_json::json!({
-        "id": j.record.id,
-        "shard": j.record.shard,
-        "line": j.record.line,
-        "decision": j.record.decision,
-        "escalated": j.record.escalated,
-        "reasons": j.record.reason_keys(),
-        "terms": j.record.terms().map(|(t, _, _)| t).collect::<Vec<_>>(),
-        "score": j.record.score(),
-        "text": j.text,
-        "record": j.record,
-    });
-    serde_json::to_writer(&mut *w, &value)?;
+    let r = &j.record;
+    let line = ExportLine {
+        id: &r.id,
+        shard: &r.shard,
+        line: r.line,
+        decision: r.decision,
+        escalated: r.escalated,
+        reasons: r.reason_keys(),
+        terms: r.terms().map(|(t, _, _)| t).collect(),
+        score: r.score(),
+        text: j.text.as_deref(),
+        record: r,
+    };
+    serde_json::to_writer(&mut *w, &line)?;
     w.write_all(b"\n")
 }
 
@@ -549,6 +566,21 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
             )?;
         }
     }
+    let terms = summary.top_terms(10);
+    if !terms.is_empty() {
+        let terms: Vec<String> = terms
+            .iter()
+            .map(|(term, t)| format!("{term} ({})", t.documents))
+            .collect();
+        writeln!(w, "top terms (documents): {}", terms.join(", "))?;
+    }
+    if !summary.scores.is_empty() {
+        writeln!(
+            w,
+            "classifier: {} documents scored with an audit record",
+            summary.scored
+        )?;
+    }
     if verdict != Verdict::Accept && args.list > 0 {
         writeln!(w, "flagged documents (first {}):", args.list)?;
         let mut listed = 0;
@@ -560,12 +592,15 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
                         break 'shards;
                     }
                     listed += 1;
+                    let place = format!("{}:{}", record.shard, record.line);
+                    let id = if record.id == place {
+                        String::new()
+                    } else {
+                        format!("{}  ", record.id)
+                    };
                     writeln!(
                         w,
-                        "  {}  {}:{}  {}  {}",
-                        record.id,
-                        record.shard,
-                        record.line,
+                        "  {id}{place}  {}  {}",
                         record.decision.name(),
                         record.reason_keys().join(", ")
                     )?;

@@ -1,7 +1,14 @@
-//! `report.html`: one self-contained page about a run — inline CSS, inline SVG charts, no script,
-//! no network. Every piece of text that comes from the corpus or the run (document text, ids,
-//! terms, rule ids, shard names) goes through [`escape`]: a document containing `<script>` shows
-//! as text and never runs.
+//! `report.html`: one self-contained page about a run — inline CSS, inline SVG charts, no network.
+//! Every piece of text that comes from the corpus or the run (document text, ids, terms, rule ids,
+//! shard names) goes through [`escape`]: a document containing `<script>` shows as text and never
+//! runs. As a second wall, the page's Content-Security-Policy allows no source at all but its own
+//! inline style and the one inline script whose SHA-256 it names ([`MEASURE_SCRIPT`]), so even
+//! markup that slipped through escaping could neither run a script nor load anything.
+//!
+//! The page reads fine without script. The one script only measures the charts once laid out and
+//! writes their sizes into `data-rendered` attributes (and the count into
+//! `<html data-charts-rendered>`), so that a headless browser can check that the charts really
+//! rendered — that is how the browser test in `tests/cli/audit.rs` checks the page.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -23,18 +30,25 @@ const TEXT_BYTES: usize = 4000;
 /// Reads `out_dir` and writes `out_dir/report.html`; returns its path.
 pub fn write_report(out_dir: &Path) -> Result<PathBuf, AuditError> {
     let out = OutDir::open(out_dir)?;
-    let summary = Summary::collect(&out)?;
+    // One pass over the records: counts, and a sample of the dropped ones' raw lines.
     let mut sample = Reservoir::new(SAMPLE_SIZE, 0);
-    for entry in out.done_shards() {
-        for record in out.records(entry)? {
-            let record = record?;
-            if record.decision == Destination::Dropped {
-                sample.offer(record);
-            }
+    let summary = Summary::collect_with(&out, |view, line| {
+        if view.decision == Destination::Dropped {
+            sample.offer(line.to_vec());
         }
-    }
+    })?;
     let dropped_total = sample.seen();
-    let joined = out.join(sample.into_sorted())?;
+    let records = sample
+        .into_sorted()
+        .iter()
+        .map(|line| {
+            serde_json::from_slice(line).map_err(|e| AuditError::Inconsistent {
+                shard: "audit".into(),
+                message: format!("unreadable sampled record: {e}"),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let joined = out.join(records)?;
     let html = render(&out, &summary, &joined, dropped_total);
     let path = out_dir.join(REPORT_HTML);
     sluice_io::write_atomic(&path, html.as_bytes()).map_err(|e| AuditError::Write {
@@ -50,6 +64,25 @@ table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:.3
 td.n{text-align:right;font-variant-numeric:tabular-nums}.text{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;font-size:12px;max-height:16em;overflow:auto}\
 mark{background:#ffd54f;color:#000}.muted{color:#777}svg.chart{display:block;margin:.5em 0}\
 .cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em}.card b{display:block;font-size:1.4em}";
+
+/// The page's only script: records each chart's rendered size and drawn bars as attributes.
+pub const MEASURE_SCRIPT: &str = "addEventListener('load',function(){var n=0;\
+document.querySelectorAll('svg.chart').forEach(function(c){var r=c.getBoundingClientRect(),k=0;\
+c.querySelectorAll('.bar').forEach(function(b){var q=b.getBoundingClientRect();if(q.width>0&&q.height>0)k++});\
+c.setAttribute('data-rendered',Math.round(r.width)+'x'+Math.round(r.height));\
+c.setAttribute('data-bars-drawn',k);n++});\
+document.documentElement.setAttribute('data-charts-rendered',n)});";
+
+/// The Content-Security-Policy: nothing from anywhere, but inline style and [`MEASURE_SCRIPT`].
+pub fn content_security_policy() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(MEASURE_SCRIPT.as_bytes());
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
 
 const COLORS: [&str; 4] = ["#4caf50", "#e53935", "#fb8c00", "#757575"];
 
@@ -160,9 +193,10 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
     let _ = write!(
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\
-         <title>sluice report</title><style>{CSS}</style></head><body>\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{}\">\
+         <title>sluice report</title><style>{CSS}</style><script>{MEASURE_SCRIPT}</script></head><body>\
          <h1>sluice report</h1><p class=\"muted\">{} — config {} — sluice {}</p>",
+        content_security_policy(),
         escape(&out.path.display().to_string()),
         escape(&m.config_hash),
         escape(&m.sluice_version),
@@ -250,7 +284,7 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
     } else {
         let _ = write!(
             h,
-            "<p>{} scored documents, {SCORE_BINS} bins.</p>",
+            "<p>{} scored documents with an audit record, {SCORE_BINS} bins; dashed lines: the thresholds.</p>",
             summary.scored
         );
         h.push_str(&histogram(&summary.scores, summary.thresholds));
@@ -337,4 +371,43 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
     }
     h.push_str("</table></body></html>\n");
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outdir::tests::run_fixture;
+
+    #[test]
+    fn the_page_escapes_corpus_text_and_allows_only_its_own_script() {
+        let tmp = tempfile::tempdir().unwrap();
+        let corpus = tmp.path().join("corpus");
+        std::fs::create_dir_all(&corpus).unwrap();
+        std::fs::write(
+            corpus.join("x.jsonl"),
+            "{\"id\":\"<b>id</b>\",\"text\":\"Step by step: dirty bombs <script>alert(1)</script> <img src=x onerror=alert(2)> \\\"q\\\" & 'a'\"}\n",
+        )
+        .unwrap();
+        let out = tmp.path().join("out");
+        run_fixture(&corpus, &out, |_| {});
+        let html = std::fs::read_to_string(write_report(&out).unwrap()).unwrap();
+        assert!(
+            html.contains("<mark>Step by step: dirty bombs</mark>"),
+            "{html}"
+        );
+        assert!(html.contains(
+            " &lt;script&gt;alert(1)&lt;/script&gt; &lt;img src=x onerror=alert(2)&gt; &quot;q&quot; &amp; &#39;a&#39;"
+        ));
+        assert!(html.contains("<td>&lt;b&gt;id&lt;/b&gt;</td>"));
+        assert!(!html.contains("<script>alert") && !html.contains("<img"));
+        // One script, and the policy names exactly its hash.
+        assert_eq!(html.matches("<script>").count(), 1);
+        assert!(html.contains(&format!("<script>{MEASURE_SCRIPT}</script>")));
+        let csp = content_security_policy();
+        assert!(html.contains(&csp));
+        assert!(csp.starts_with("default-src 'none';"));
+        // sha256 of the script, base64: 44 characters.
+        let hash = csp.split("'sha256-").nth(1).unwrap().trim_end_matches('\'');
+        assert_eq!(hash.len(), 44);
+    }
 }

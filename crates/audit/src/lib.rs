@@ -15,7 +15,8 @@
 //! * [`highlight`]: matched spans (byte offsets into the text, on character boundaries) marked
 //!   with ANSI colour, `[[...]]` markers, or HTML `<mark>` with everything else escaped.
 //! * [`summary`]: counts per destination, reason, term, shard and a score histogram.
-//! * [`html`]: the self-contained `report.html` (inline CSS and SVG, no script).
+//! * [`html`]: the self-contained `report.html` (inline CSS and SVG; one measuring script, pinned
+//!   by its hash in the page's Content-Security-Policy).
 //! * [`rethreshold`]: re-decides every audited document from its recorded evidence under new
 //!   thresholds and writes a new output directory byte-identical to a fresh run.
 //! * [`screen`]: the accept / review / reject verdict on a fine-tuning dataset.

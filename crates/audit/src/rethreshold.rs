@@ -15,15 +15,23 @@
 //! * `output.audit = "matched"`: every document with any evidence has a record; documents without
 //!   a record had none and stay kept under any threshold. Thresholds may go up or down.
 //! * `output.audit = "flagged"`: documents whose evidence stayed below every threshold were not
-//!   recorded. Raising thresholds is exact (below stays below); lowering one is refused.
+//!   recorded. Raising thresholds is exact (below stays below); lowering a text stage's threshold
+//!   is refused, since the documents it would catch have no record. The classifier's thresholds
+//!   may be lowered in its default `mode = "escalated"` (every scored document was escalated, so
+//!   it has a record); with `mode = "all"`, `review_threshold` may not go below its old value.
 //! * A drop ends the cascade: a document dropped by stage *k* has no evidence from later stages.
 //!   When new thresholds would let it past stage *k*, it cannot be re-decided and the command
-//!   fails naming it (rerun `sluice run` instead).
-//! * Classifier thresholds are not supported yet (the command refuses configs with a classifier
-//!   stage), nor any key other than the thresholds below.
+//!   fails naming it (rerun `sluice run` instead). Likewise a document the classifier did not
+//!   score (not escalated) has no score: if new text thresholds escalate it, the command fails.
+//! * The classifier is re-decided from its recorded aggregate score (the per-window scores are
+//!   recorded too, for the reader): `score >= drop_threshold` drops, `score >= review_threshold`
+//!   sends to review, as in the stage itself. A document the model failed on keeps its
+//!   `on_error` outcome.
 //!
 //! Settings: `STAGE.min_distinct`, `STAGE.min_total`, `STAGE.min_weight`, `STAGE.min_density`,
-//! `STAGE.min_per_category.CAT` (terms stages), `STAGE.RULE.min_matches` (rules stages).
+//! `STAGE.min_per_category.CAT` (terms stages), `STAGE.RULE.min_matches` (rules stages),
+//! `STAGE.drop_threshold`, `STAGE.review_threshold` (the classifier). `STAGE` is a stage id, or
+//! the stage's type (`classifier`, `terms`, `rules`) when exactly one stage has that type.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -36,6 +44,7 @@ use sluice_core::run::{
     FailedShard, ShardCounts, ShardStatus, StepTime, Throughput, MANIFEST, REPORT,
 };
 use sluice_core::stage::{KeyCounts, Outcome, Reason, StageStats};
+use sluice_core::stages::{ClassifierConfig, ClassifierMode};
 use sluice_core::stats::{Destination, Flow, ShardStats};
 use sluice_core::{Config, Manifest, Report, VERSION};
 use sluice_io::{compress_frame, empty_stream, open_shard, write_atomic, AtomicFile};
@@ -58,9 +67,10 @@ fn refuse(message: impl Into<String>) -> AuditError {
     AuditError::Rethreshold(message.into())
 }
 
-/// Applies `KEY=VALUE` settings to `config`; returns whether any of them loosens a threshold.
-pub fn apply_settings(config: &mut Config, settings: &[String]) -> Result<bool, AuditError> {
-    let mut loosens = false;
+/// Applies `KEY=VALUE` settings to `config`. Returns the settings that lower a threshold below
+/// what a run with `output.audit = "flagged"` recorded evidence for (see the module doc).
+pub fn apply_settings(config: &mut Config, settings: &[String]) -> Result<Vec<String>, AuditError> {
+    let mut loosened = Vec::new();
     for setting in settings {
         let (key, value) = setting.split_once('=').ok_or_else(|| {
             AuditError::usage("--set", format!("`{setting}`: expected KEY=VALUE"))
@@ -68,12 +78,9 @@ pub fn apply_settings(config: &mut Config, settings: &[String]) -> Result<bool, 
         let bad = |message: String| AuditError::usage(format!("--set {key}"), message);
         let (stage_id, rest) = key
             .split_once('.')
-            .ok_or_else(|| bad("expected STAGE_ID.KEY".into()))?;
-        let stage = config
-            .stages
-            .iter_mut()
-            .find(|s| s.id() == stage_id)
-            .ok_or_else(|| bad(format!("no stage `{stage_id}` in the run's config")))?;
+            .ok_or_else(|| bad("expected STAGE.KEY".into()))?;
+        let index = find_stage(config, stage_id).map_err(bad)?;
+        let stage = &mut config.stages[index];
         let count = |v: &str, min: usize| -> Result<usize, AuditError> {
             v.parse::<usize>()
                 .ok()
@@ -86,62 +93,128 @@ pub fn apply_settings(config: &mut Config, settings: &[String]) -> Result<bool, 
                 .filter(|x| x.is_finite() && *x >= 0.0)
                 .ok_or_else(|| bad(format!("`{v}` is not a number of at least 0")))
         };
+        let loosens;
         match stage {
             StageConfig::Terms(t) => match rest {
                 "min_distinct" => {
                     let n = count(value, 1)?;
-                    loosens |= n < t.min_distinct;
+                    loosens = n < t.min_distinct;
                     t.min_distinct = n;
                 }
                 "min_total" => {
                     let n = count(value, 1)?;
-                    loosens |= n < t.min_total;
+                    loosens = n < t.min_total;
                     t.min_total = n;
                 }
                 "min_weight" => {
                     let x = real(value)?;
-                    loosens |= x < t.min_weight;
+                    loosens = x < t.min_weight;
                     t.min_weight = x;
                 }
                 "min_density" => {
                     let x = real(value)?;
-                    loosens |= x < t.min_density;
+                    loosens = x < t.min_density;
                     t.min_density = x;
                 }
                 other => match other.strip_prefix("min_per_category.") {
                     Some(category) if !category.is_empty() => {
                         let n = count(value, 0)?;
-                        loosens |= n < t.min_per_category.get(category).copied().unwrap_or(0);
+                        loosens = n < t.min_per_category.get(category).copied().unwrap_or(0);
                         t.min_per_category.insert(category.to_string(), n);
                     }
                     _ => return Err(bad(format!(
-                        "terms stage `{stage_id}` has no threshold `{other}` (min_distinct, min_total, min_weight, min_density, min_per_category.CAT)"
+                        "terms stage `{}` has no threshold `{other}` (min_distinct, min_total, min_weight, min_density, min_per_category.CAT)",
+                        t.id
                     ))),
                 },
             },
             StageConfig::Rules(r) => {
                 let rule_id = rest.strip_suffix(".min_matches").ok_or_else(|| {
                     bad(format!(
-                        "rules stage `{stage_id}`: only RULE_ID.min_matches can be set"
+                        "rules stage `{}`: only RULE_ID.min_matches can be set",
+                        r.id
                     ))
                 })?;
+                let stage_id = r.id.clone();
                 let rule = r
                     .rules
                     .iter_mut()
                     .find(|x| x.id == rule_id)
                     .ok_or_else(|| bad(format!("no rule `{rule_id}` in stage `{stage_id}`")))?;
                 let n = count(value, 1)?;
-                loosens |= n < rule.min_matches;
+                loosens = n < rule.min_matches;
                 rule.min_matches = n;
             }
-            StageConfig::Classifier(_) => {
-                return Err(bad(
-                    "classifier thresholds cannot be re-set yet: rerun sluice run".into(),
-                ))
+            StageConfig::Classifier(c) => {
+                let x = real(value)?;
+                let old_review = c.review_threshold;
+                match rest {
+                    "drop_threshold" => c.drop_threshold = x,
+                    "review_threshold" => c.review_threshold = x,
+                    other => {
+                        return Err(bad(format!(
+                            "classifier stage `{}` has no threshold `{other}` (drop_threshold, review_threshold)",
+                            c.id
+                        )))
+                    }
+                }
+                // Unrecorded scored documents (mode = "all") scored below the old review
+                // threshold; they stay unflagged as long as neither threshold goes below it.
+                loosens = c.mode == ClassifierMode::All
+                    && c.review_threshold.min(c.drop_threshold) < old_review;
+            }
+        }
+        if loosens {
+            loosened.push(key.to_string());
+        }
+    }
+    for stage in &config.stages {
+        if let StageConfig::Classifier(c) = stage {
+            if !(0.0..=1.0).contains(&c.review_threshold) || c.review_threshold > c.drop_threshold {
+                return Err(AuditError::usage(
+                    format!("--set {}.review_threshold", c.id),
+                    format!(
+                        "review_threshold ({}) must be between 0 and 1 and at most drop_threshold ({})",
+                        c.review_threshold, c.drop_threshold
+                    ),
+                ));
             }
         }
     }
-    Ok(loosens)
+    Ok(loosened)
+}
+
+/// The stage a setting names: by id, or by type when exactly one stage has that type.
+fn find_stage(config: &Config, name: &str) -> Result<usize, String> {
+    if let Some(i) = config.stages.iter().position(|s| s.id() == name) {
+        return Ok(i);
+    }
+    let of_type: Vec<usize> = (0..config.stages.len())
+        .filter(|&i| stage_kind(&config.stages[i]) == name)
+        .collect();
+    match of_type[..] {
+        [i] => Ok(i),
+        [] => Err(format!(
+            "no stage `{name}` in the run's config (stages: {})",
+            config
+                .stages
+                .iter()
+                .map(|s| s.id())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        _ => Err(format!(
+            "several stages have type `{name}`: name one by its id"
+        )),
+    }
+}
+
+fn stage_kind(stage: &StageConfig) -> &'static str {
+    match stage {
+        StageConfig::Rules(_) => "rules",
+        StageConfig::Terms(_) => "terms",
+        StageConfig::Classifier(_) => "classifier",
+    }
 }
 
 /// A document re-decided.
@@ -230,6 +303,36 @@ fn drop_stage(record: &AuditRecord, stages: &[StageConfig]) -> Option<usize> {
     stages.iter().position(|s| s.id() == entry.stage)
 }
 
+/// The classifier's entry under new thresholds, from its recorded score.
+fn redecide_classifier(c: &ClassifierConfig, entry: &StageRecord) -> (StageRecord, Vec<Reason>) {
+    let mut entry = entry.clone();
+    if let StageEvidence::Classifier(e) = &mut entry.evidence {
+        e.drop_threshold = c.drop_threshold;
+        e.review_threshold = c.review_threshold;
+        // Without a score the model failed, and `on_error` decided: no threshold matters.
+        if let (Some(score), None) = (e.score, &e.error) {
+            let score = f64::from(score);
+            entry.outcome = if score >= c.drop_threshold {
+                Outcome::Drop
+            } else if score >= c.review_threshold {
+                Outcome::Review
+            } else {
+                Outcome::Pass
+            };
+        }
+    }
+    let reasons = if entry.outcome == Outcome::Pass {
+        Vec::new()
+    } else {
+        vec![Reason {
+            stage: entry.stage.clone(),
+            rule: None,
+            action: entry.outcome,
+        }]
+    };
+    (entry, reasons)
+}
+
 fn redecide(
     record: &AuditRecord,
     config: &Config,
@@ -242,14 +345,38 @@ fn redecide(
     let mut reasons = Vec::new();
     let mut escalated = false;
     let mut dropped = false;
+    let mut classified = None;
+    let place = || format!("document {} ({}:{})", record.id, record.shard, record.line);
     for (i, stage) in stages.iter().enumerate() {
+        if let StageConfig::Classifier(c) = stage {
+            // As in the pipeline: it scores what was not dropped, escalated or all.
+            if !(escalated || c.mode == ClassifierMode::All) {
+                break;
+            }
+            let Some(entry) = record.stages.iter().find(|s| s.stage == stage.id()) else {
+                return Err(refuse(format!(
+                    "{} was not scored by classifier {} (it was {}), and would now be: there is \
+                     no score to re-decide; rerun sluice run with the new config",
+                    place(),
+                    stage.id(),
+                    if old_drop.is_some() {
+                        "dropped before it"
+                    } else {
+                        "not escalated"
+                    }
+                )));
+            };
+            let (entry, why) = redecide_classifier(c, entry);
+            classified = Some(entry.outcome);
+            reasons.extend(why);
+            entries.push(entry);
+            break;
+        }
         if let Some(k) = old_drop.filter(|k| i > *k) {
             return Err(refuse(format!(
-                "document {} ({}:{}) was dropped by stage {} and has no evidence from stage {}, \
-                 which it would now reach: rerun sluice run with the new config",
-                record.id,
-                record.shard,
-                record.line,
+                "{} was dropped by stage {} and has no evidence from stage {}, which it would now \
+                 reach: rerun sluice run with the new config",
+                place(),
                 stages[k].id(),
                 stage.id()
             )));
@@ -270,12 +397,13 @@ fn redecide(
         AuditScope::Flagged => entries.iter().any(|e| e.outcome != Outcome::Pass),
         AuditScope::Matched => !entries.is_empty(),
     };
-    let decision = if dropped {
-        Destination::Dropped
-    } else if escalated {
-        Destination::Review
-    } else {
-        Destination::Kept
+    let decision = match classified {
+        Some(Outcome::Drop) => Destination::Dropped,
+        Some(Outcome::Review) => Destination::Review,
+        Some(_) => Destination::Kept,
+        None if dropped => Destination::Dropped,
+        None if escalated => Destination::Review,
+        None => Destination::Kept,
     };
     Ok(Decided {
         record: AuditRecord {
@@ -313,7 +441,14 @@ fn contribute(
             v.wrapping_add(n)
         }
     };
-    let reached = drop_stage(record, &config.stages).map_or(config.stages.len(), |k| k + 1);
+    // Every text stage up to a drop saw the document; the classifier only what it scored.
+    let text_stages = config
+        .stages
+        .iter()
+        .take_while(|s| !matches!(s, StageConfig::Classifier(_)))
+        .count();
+    let reached =
+        drop_stage(record, &config.stages).map_or(text_stages, |k| (k + 1).min(text_stages));
     for s in stats.stages.iter_mut().take(reached) {
         add(&mut s.evaluated, 1);
         add(&mut s.text_bytes, text_len);
@@ -365,7 +500,12 @@ fn contribute(
                     key(&mut s.categories, category, hits, entry.outcome);
                 }
             }
-            StageEvidence::Classifier(_) => {}
+            StageEvidence::Classifier(c) => {
+                add(&mut s.evaluated, 1);
+                add(&mut s.text_bytes, text_len);
+                add(&mut s.tokens, c.tokens as u64);
+                add(&mut s.failed, u64::from(c.error.is_some()));
+            }
         }
     }
     let flow = stats.flow_mut(record.decision);
@@ -402,14 +542,12 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
     }
     let mut old = manifest.config.clone();
     old.base_dir = options.config_dir.clone();
-    if old
-        .stages
-        .iter()
-        .any(|s| matches!(s, StageConfig::Classifier(_)))
-    {
-        return Err(refuse("runs with a classifier stage are not supported yet"));
-    }
-    let old_hash = old.hash()?;
+    let old_hash = old.hash().map_err(|e| {
+        refuse(format!(
+            "{e} (give --config-dir, the directory of the config file the run was made with: \
+             relative term list and model paths resolve against it)"
+        ))
+    })?;
     if old_hash != manifest.config_hash {
         return Err(refuse(format!(
             "the run's config with term lists under {} hashes to {old_hash}, not {} as recorded: \
@@ -419,13 +557,14 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
         )));
     }
     let mut config = old.clone();
-    let loosens = apply_settings(&mut config, &options.settings)?;
-    if loosens && config.output.audit == AuditScope::Flagged {
-        return Err(refuse(
-            "the run used output.audit = \"flagged\", so documents below the old thresholds have \
-             no record: thresholds can only be raised (rerun with output.audit = \"matched\" to \
-             lower them)",
-        ));
+    let loosened = apply_settings(&mut config, &options.settings)?;
+    if !loosened.is_empty() && config.output.audit == AuditScope::Flagged {
+        return Err(refuse(format!(
+            "{} lowers a threshold, but the run used output.audit = \"flagged\", so documents \
+             below the old thresholds have no record to re-decide: raise thresholds only, or rerun \
+             sluice run with output.audit = \"matched\" (then any threshold can be re-set)",
+            loosened.join(", ")
+        )));
     }
     config.build_stages()?;
     let hash = config.hash()?;
@@ -449,6 +588,32 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
             format!("{} is not empty", output.display()),
         ));
     }
+    let existed = output.exists();
+    let result = write_output(&out, &old, &config, &hash, output, started);
+    if result.is_err() {
+        // Leave nothing half-written behind: the directory was absent or empty before.
+        if existed {
+            for dir in OUTPUT_DIRS {
+                let _ = std::fs::remove_dir_all(output.join(dir));
+            }
+            let _ = std::fs::remove_file(output.join(MANIFEST));
+        } else {
+            let _ = std::fs::remove_dir_all(output);
+        }
+    }
+    result
+}
+
+/// Writes the re-decided run into the (empty) `output` directory.
+fn write_output(
+    out: &OutDir,
+    old: &Config,
+    config: &Config,
+    hash: &str,
+    output: &Path,
+    started: Instant,
+) -> Result<Report, AuditError> {
+    let manifest = &out.manifest;
     let write_err = |path: &Path, e: &dyn std::fmt::Display| AuditError::Write {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -543,12 +708,12 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
                                 .extract(raw)
                                 .map(|d| d.text.len() as u64)
                                 .unwrap_or(0);
-                            let new = redecide(&record, &config, config.output.audit, &hash)?;
-                            contribute(&mut stats, &record, &old, text_len, size, true, true);
+                            let new = redecide(&record, config, config.output.audit, hash)?;
+                            contribute(&mut stats, &record, old, text_len, size, true, true);
                             contribute(
                                 &mut stats,
                                 &new.record,
-                                &config,
+                                config,
                                 text_len,
                                 size,
                                 new.audited,
@@ -612,7 +777,7 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
 
     let new_manifest = Manifest {
         sluice_version: VERSION.to_string(),
-        config_hash: hash.clone(),
+        config_hash: hash.to_string(),
         config: config.clone(),
         inputs: manifest.inputs.clone(),
         shards,
@@ -621,7 +786,7 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
     bytes.push(b'\n');
     let path = output.join(MANIFEST);
     write_atomic(&path, &bytes).map_err(|e| write_err(&path, &e))?;
-    let report = build_report(&config, &new_manifest, started, times);
+    let report = build_report(config, &new_manifest, started, times);
     let mut bytes = serde_json::to_vec_pretty(&report).expect("report serializes");
     bytes.push(b'\n');
     let path = output.join(REPORT);
@@ -646,14 +811,7 @@ fn build_report(
     let stage_stats: Vec<StageStats> = config
         .stages
         .iter()
-        .map(|s| {
-            let kind = match s {
-                StageConfig::Rules(_) => "rules",
-                StageConfig::Terms(_) => "terms",
-                StageConfig::Classifier(_) => "classifier",
-            };
-            StageStats::new(s.id(), kind)
-        })
+        .map(|s| StageStats::new(s.id(), stage_kind(s)))
         .collect();
     let mut total = ShardStats::new(&stage_stats);
     let mut failed_shards = Vec::new();
@@ -734,5 +892,116 @@ fn build_report(
             threads: 1,
         },
         timings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outdir::tests::run_fixture;
+
+    /// Every file under `dir` but the reports, by relative path.
+    fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                if rel != REPORT && rel != "report.html" {
+                    out.insert(rel, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    fn terms_mut(config: &mut Config) -> &mut sluice_core::stages::TermsConfig {
+        config
+            .stages
+            .iter_mut()
+            .find_map(|s| match s {
+                StageConfig::Terms(t) => Some(t),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn rethresholded_output_equals_a_fresh_run() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let corpus = repo.join("fixtures/corpus");
+        let tmp = tempfile::tempdir().unwrap();
+        let matched = |c: &mut Config| c.output.audit = AuditScope::Matched;
+        for (setting, value) in [
+            ("hazard-terms.min_distinct=3", 3),
+            ("terms.min_distinct=1", 1),
+        ] {
+            let (old, fresh, new) = (
+                tmp.path().join(format!("old{value}")),
+                tmp.path().join(format!("fresh{value}")),
+                tmp.path().join(format!("new{value}")),
+            );
+            run_fixture(&corpus, &old, matched);
+            run_fixture(&corpus, &fresh, |c| {
+                matched(c);
+                terms_mut(c).min_distinct = value;
+            });
+            let options = Options {
+                settings: vec![setting.to_string()],
+                output: new.clone(),
+                config_dir: repo.join("configs"),
+            };
+            let report = rethreshold(&old, &options).unwrap();
+            let fresh_report: Report =
+                serde_json::from_slice(&std::fs::read(fresh.join(REPORT)).unwrap()).unwrap();
+            assert_eq!(report.destinations, fresh_report.destinations);
+            assert_eq!(report.stages, fresh_report.stages);
+            let (a, b) = (files(&new), files(&fresh));
+            assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+            for (name, bytes) in &a {
+                assert!(bytes == &b[name], "{setting}: {name} differs");
+            }
+            let old_report: Report =
+                serde_json::from_slice(&std::fs::read(old.join(REPORT)).unwrap()).unwrap();
+            assert_ne!(old_report.destinations, report.destinations, "{setting}");
+        }
+    }
+
+    #[test]
+    fn settings_name_stages_by_id_or_type_and_report_loosening() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut config = Config::from_file(&repo.join("configs/hazard-cascade.toml")).unwrap();
+        let loosened = apply_settings(
+            &mut config,
+            &[
+                "terms.min_distinct=3".into(),
+                "hazard-terms.min_total=2".into(),
+            ],
+        )
+        .unwrap();
+        assert!(loosened.is_empty());
+        assert_eq!(terms_mut(&mut config).min_distinct, 3);
+        let loosened = apply_settings(
+            &mut config,
+            &[
+                "keyword-rules.boilerplate.min_matches=1".into(),
+                "terms.min_distinct=2".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(loosened, ["terms.min_distinct"]);
+        let err = apply_settings(&mut config, &["classifier.drop_threshold=0.5".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no stage `classifier`"), "{err}");
     }
 }
