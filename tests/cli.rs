@@ -755,3 +755,6 @@ fn bench_reports_every_step_stage_and_run_as_json() {
         }
     }
 }
+
+#[path = "cli/train.rs"]
+mod train;

@@ -76,7 +76,7 @@ pub(crate) fn train(
     };
     let files = encoder_files(encoder)?;
     let classifier = Classifier::load(ClassifierOptions {
-        device: device.clone(),
+        device: *device,
         max_tokens: job.options.max_tokens,
         max_bytes: job.options.max_bytes,
         ..ClassifierOptions::new(encoder)
