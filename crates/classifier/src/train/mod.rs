@@ -631,14 +631,17 @@ fn validate(job: &Job<'_>, model: &dyn Trainable) -> Result<Option<Validation>, 
     }))
 }
 
-/// Writes named tensors as safetensors (candle sorts them by name: stable bytes).
+/// Writes named tensors as safetensors. The safetensors crate orders tensors by dtype and name,
+/// so the bytes are stable; the file gets ordinary permissions (candle's `save` goes through a
+/// private temporary file, leaving mode 0600, which would hide a shared model from other users).
 pub(crate) fn save_tensors(path: &Path, tensors: Vec<(&str, Tensor)>) -> Result<(), TrainError> {
-    let map: std::collections::HashMap<String, Tensor> = tensors
+    let tensors: Vec<(String, Tensor)> = tensors
         .into_iter()
-        .map(|(name, t)| (name.to_string(), t))
-        .collect();
-    candle_core::safetensors::save(&map, path)?;
-    Ok(())
+        .map(|(name, t)| Ok((name.to_string(), t.contiguous()?)))
+        .collect::<candle_core::Result<_>>()?;
+    let bytes = safetensors::serialize(tensors.iter().map(|(n, t)| (n.as_str(), t)), None)
+        .map_err(|e| TrainError::Compute(e.into()))?;
+    std::fs::write(path, bytes).map_err(io_err(path))
 }
 
 #[cfg(test)]
@@ -701,6 +704,13 @@ mod tests {
             .unwrap();
         assert!(s[0].score > 0.5 && s[1].score < 0.5, "{s:?}");
         assert_eq!(model.labels().unwrap().names(), ["benign", "hazard"]);
+        // Weights get the same permissions as the JSON files (not a temporary file's 0600).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |f: &str| std::fs::metadata(a.join(f)).unwrap().permissions().mode();
+            assert_eq!(mode("model.safetensors"), mode("config.json"));
+        }
         // Same seed: same bytes; another seed: other weights.
         let b = tmp.path().join("b");
         train(&data, &hashed_options(&b), &Silent).unwrap();
