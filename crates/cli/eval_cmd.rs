@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use sluice_classifier::metrics::BinaryMetrics;
-use sluice_core::eval::{evaluate, EvalOptions, EvalReport};
+use sluice_core::eval::{evaluate, EvalError, EvalOptions, EvalReport};
 use sluice_core::{Cascade, Config};
 
 use crate::EXIT_OK;
@@ -72,7 +72,14 @@ pub fn eval_command(args: EvalArgs) -> Result<u8> {
         score_all: args.score_all,
         thresholds: args.thresholds.clone(),
     };
-    let report = evaluate(&cascade, reader, &args.data.display().to_string(), &options)?;
+    let report = match evaluate(&cascade, reader, &args.data.display().to_string(), &options) {
+        Ok(report) => report,
+        // Bad labeled data or options: a usage error, nothing was written.
+        Err(e @ (EvalError::Data { .. } | EvalError::Options(_))) => {
+            return crate::train_cmd::usage_error(e)
+        }
+        Err(e) => return Err(e.into()),
+    };
     let json = serde_json::to_string_pretty(&report)? + "\n";
     let json_to_stdout = args.json.as_deref() == Some(std::path::Path::new("-"));
     match &args.json {

@@ -8,11 +8,11 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_classifier::metrics::BinaryMetrics;
 use sluice_classifier::train::{
-    data, train, FieldPath, TrainKind, TrainOptions, TrainProgress, TrainReport,
+    data, train, FieldPath, TrainError, TrainKind, TrainOptions, TrainProgress, TrainReport,
 };
 use sluice_classifier::DeviceSpec;
 
-use crate::EXIT_OK;
+use crate::{EXIT_CONFIG, EXIT_OK};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -254,16 +254,24 @@ pub fn train_command(args: TrainArgs) -> Result<u8> {
     options.labels = args.labels.clone();
     options.positive = args.positive.clone();
 
-    let text_field = FieldPath::parse(&args.text_field)?;
-    let label_field = FieldPath::parse(&args.label_field)?;
+    let (text_field, label_field) = match (
+        FieldPath::parse(&args.text_field),
+        FieldPath::parse(&args.label_field),
+    ) {
+        (Ok(t), Ok(l)) => (t, l),
+        (Err(e), _) | (_, Err(e)) => return usage_error(e),
+    };
     let (_, reader) = sluice_io::open_shard(&args.data)
         .with_context(|| format!("cannot open --data {}", args.data.display()))?;
-    let examples = data::read_examples(
+    let examples = match data::read_examples(
         reader,
         &args.data.display().to_string(),
         &text_field,
         &label_field,
-    )?;
+    ) {
+        Ok(examples) => examples,
+        Err(e) => return usage_error(e),
+    };
     let bars = Bars {
         quiet: args.quiet || args.json,
         bar: Mutex::new(None),
@@ -271,13 +279,24 @@ pub fn train_command(args: TrainArgs) -> Result<u8> {
     let started = std::time::Instant::now();
     let result = train(&examples, &options, &bars);
     bars.replace(None);
-    let report = result?;
+    let report = match result {
+        Ok(report) => report,
+        // Bad options or data: nothing was written, a usage error like a bad config.
+        Err(e @ (TrainError::Options(_) | TrainError::Data { .. })) => return usage_error(e),
+        Err(e) => return Err(e.into()),
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", summary(&report, started.elapsed().as_secs_f64()));
     }
     Ok(EXIT_OK)
+}
+
+/// Prints the one-line error and exits 2: bad input or options, nothing was written.
+pub fn usage_error(e: impl std::fmt::Display) -> Result<u8> {
+    eprintln!("sluice: error: {e}");
+    Ok(EXIT_CONFIG)
 }
 
 fn num(x: Option<f64>) -> String {

@@ -364,7 +364,7 @@ fn bad_training_and_eval_input_fails_with_one_clear_line() {
         "--output",
         path(&model),
     ]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("bad.jsonl:2: no field label"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -387,7 +387,7 @@ fn bad_training_and_eval_input_fails_with_one_clear_line() {
     std::fs::create_dir(&model).unwrap();
     std::fs::write(model.join("precious.txt"), "x").unwrap();
     let out = train_hashed(&model, "1");
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
     assert!(model.join("precious.txt").is_file());
 
@@ -399,7 +399,7 @@ fn bad_training_and_eval_input_fails_with_one_clear_line() {
     )
     .unwrap();
     let out = sluice(&["eval", "--config", path(&config), "--data", EVAL]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--positive"), "{}", stderr(&out));
     // Without a classifier: per-stage and cascade figures only.
     let out = sluice(&[
