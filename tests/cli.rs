@@ -7,9 +7,6 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-#[path = "cli/classifier.rs"]
-mod classifier;
-
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
 fn repo() -> PathBuf {
@@ -759,3 +756,7 @@ fn bench_reports_every_step_stage_and_run_as_json() {
 // The crate root is tests/cli.rs, so a module under tests/cli/ needs its path spelled out.
 #[path = "cli/audit.rs"]
 mod audit;
+#[path = "cli/classifier.rs"]
+mod classifier;
+#[path = "cli/train.rs"]
+mod train;

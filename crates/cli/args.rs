@@ -36,6 +36,11 @@ pub enum Command {
     Rethreshold(crate::audit_cmd::RethresholdArgs),
     /// Screen a fine-tuning dataset: verdict accept (exit 0), review (1) or reject (2).
     Screen(crate::audit_cmd::ScreenArgs),
+    /// Train a classifier from labeled JSONL into a model directory the classifier stage loads.
+    Train(crate::train_cmd::TrainArgs),
+    /// Measure the configured cascade on labeled JSONL: per-stage and overall precision/recall,
+    /// ROC AUC of the classifier score, recall lost by the prefilter, a threshold sweep.
+    Eval(crate::eval_cmd::EvalArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -5,6 +5,8 @@ mod args;
 mod audit_cmd;
 mod bench;
 mod commands;
+mod eval_cmd;
+mod train_cmd;
 
 use std::process::ExitCode;
 

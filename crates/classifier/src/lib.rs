@@ -74,6 +74,13 @@
 //! `lowercase`, `id2label` and `problem_type`; its weights are `embedding.weight`,
 //! `classifier.weight` and `classifier.bias`.
 //!
+//! ## Training
+//!
+//! [`train`] writes the two formats this crate can train: a head (linear or one hidden layer) on
+//! a frozen sentence-transformers encoder, and the hashed-ngram model, both with candle's AdamW on
+//! the CPU, deterministic for a seed. [`metrics`] holds the precision/recall/F1 and ROC AUC code
+//! that training's validation and `sluice eval` share.
+//!
 //! ## Testing
 //!
 //! `fixtures/models/<name>/` holds a tiny random-weight checkpoint per architecture with
@@ -92,7 +99,9 @@ mod backend;
 mod config;
 mod device;
 mod error;
+pub mod metrics;
 mod text;
+pub mod train;
 
 use std::path::PathBuf;
 

@@ -12,6 +12,8 @@
 //!   lists on aho-corasick via `sluice-terms`).
 //! * [`pipeline`]: **the one file that shows how a document flows** from a shard to a verdict:
 //!   reader thread → chunk tasks on a rayon pool → ordered writer; the cascade's decision rule.
+//! * [`eval`]: the cascade measured on labeled JSONL (`sluice eval`): per-stage and overall
+//!   precision/recall, ROC AUC of the classifier score, recall lost by the prefilter, sweeps.
 //! * [`run`]: many shards, resume from `manifest.json`, the final `report.json`.
 //!
 //! Design rules: outputs are byte-identical whatever the thread count (chunk boundaries depend
@@ -22,6 +24,7 @@
 pub mod config;
 pub mod document;
 mod error;
+pub mod eval;
 pub mod pipeline;
 pub mod run;
 pub mod stage;

@@ -64,6 +64,15 @@ pub(crate) fn fnv1a64(parts: &[&[u8]]) -> u64 {
 }
 
 impl HashedTokenizer {
+    /// A tokenizer hashing into `num_buckets` (> 0) buckets; `word_ngrams` 1 or 2.
+    pub fn new(num_buckets: u64, word_ngrams: usize, lowercase: bool) -> HashedTokenizer {
+        HashedTokenizer {
+            num_buckets,
+            word_ngrams,
+            lowercase,
+        }
+    }
+
     /// The words of a text.
     pub fn words(&self, text: &str) -> Vec<String> {
         let mut words = Vec::new();

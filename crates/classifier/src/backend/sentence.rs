@@ -4,6 +4,11 @@
 //! The head lives in `head.safetensors` (tensors `weight`, shape `(outputs, hidden)`, and `bias`,
 //! shape `(outputs,)`), with an optional `head.json` carrying `id2label` and `problem_type` like a
 //! Hugging Face config. Without a head the model can still [`embed`](crate::Classifier::embed).
+//!
+//! A head may have one hidden layer (what `sluice train --kind head --hidden N` writes): then
+//! `head.safetensors` also holds `hidden.weight` `(N, hidden)` and `hidden.bias` `(N,)`, `weight`
+//! is `(outputs, N)`, and `head.json`'s `head_activation` names the activation between the two
+//! layers (`relu`, the default, `gelu` or `tanh`).
 
 use std::path::Path;
 
@@ -48,6 +53,44 @@ struct PoolingConfig {
     pooling_mode_mean_sqrt_len_tokens: bool,
 }
 
+/// The classification head: linear, or with one hidden layer.
+struct Head {
+    hidden: Option<(Linear, Activation)>,
+    output: Linear,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Activation {
+    Relu,
+    Gelu,
+    Tanh,
+}
+
+/// The part of head.json that only hidden-layer heads use.
+#[derive(Deserialize)]
+struct HeadShape {
+    #[serde(default)]
+    head_activation: Option<Activation>,
+}
+
+impl Head {
+    fn forward(&self, pooled: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.hidden {
+            None => self.output.forward(pooled),
+            Some((layer, activation)) => {
+                let x = layer.forward(pooled)?;
+                let x = match activation {
+                    Activation::Relu => x.relu()?,
+                    Activation::Gelu => x.gelu_erf()?,
+                    Activation::Tanh => x.tanh()?,
+                };
+                self.output.forward(&x)
+            }
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct EncoderKind {
     #[serde(default)]
@@ -58,7 +101,7 @@ pub(crate) struct SentenceEncoder {
     model: BertModel,
     pooling: Pooling,
     normalize: bool,
-    head: Option<Linear>,
+    head: Option<Head>,
     pad_id: u32,
     vocab_size: usize,
     max_positions: usize,
@@ -136,29 +179,59 @@ pub(crate) fn load(
         let bytes = read_file(&head_path)?;
         let vb = candle_nn::VarBuilder::from_buffered_safetensors(bytes, DType::F32, device)
             .map_err(|e| weights_error(e, &head_path))?;
-        let weight = vb
-            .get_unchecked("weight")
-            .map_err(|e| weights_error(e, &head_path))?;
-        let (outputs, hidden) = weight.dims2().map_err(|e| weights_error(e, &head_path))?;
-        if hidden != config.hidden_size {
+        let tensor = |name: &str, shape: Option<Vec<usize>>| -> Result<Tensor> {
+            let t = match shape {
+                Some(shape) => vb.get(shape, name),
+                None => vb.get_unchecked(name),
+            };
+            t.map_err(|e| weights_error(e, &head_path))
+        };
+        let head_cfg_path = files.dir.join(HEAD_CONFIG);
+        let (head_cfg, shape): (HeadConfig, HeadShape) = if head_cfg_path.is_file() {
+            (read_json(&head_cfg_path)?, read_json(&head_cfg_path)?)
+        } else {
+            (
+                HeadConfig::default(),
+                HeadShape {
+                    head_activation: None,
+                },
+            )
+        };
+        // With a hidden layer, the output layer's input is that layer's width.
+        let (hidden, input_width) = if vb.contains_tensor("hidden.weight") {
+            let w = tensor("hidden.weight", None)?;
+            let (units, width) = w.dims2().map_err(|e| weights_error(e, &head_path))?;
+            if width != config.hidden_size {
+                return Err(ClassifierError::TensorShape {
+                    tensor: "hidden.weight".into(),
+                    path: head_path,
+                    expected: vec![units, config.hidden_size],
+                    actual: vec![units, width],
+                });
+            }
+            let b = tensor("hidden.bias", Some(vec![units]))?;
+            let activation = shape.head_activation.unwrap_or(Activation::Relu);
+            (Some((Linear::new(w, Some(b)), activation)), units)
+        } else {
+            (None, config.hidden_size)
+        };
+        let weight = tensor("weight", None)?;
+        let (outputs, width) = weight.dims2().map_err(|e| weights_error(e, &head_path))?;
+        if width != input_width {
             return Err(ClassifierError::TensorShape {
                 tensor: "weight".into(),
                 path: head_path,
-                expected: vec![outputs, config.hidden_size],
-                actual: vec![outputs, hidden],
+                expected: vec![outputs, input_width],
+                actual: vec![outputs, width],
             });
         }
-        let bias = vb
-            .get(outputs, "bias")
-            .map_err(|e| weights_error(e, &head_path))?;
-        let head_cfg_path = files.dir.join(HEAD_CONFIG);
-        let head_cfg: HeadConfig = if head_cfg_path.is_file() {
-            read_json(&head_cfg_path)?
-        } else {
-            HeadConfig::default()
-        };
+        let bias = tensor("bias", Some(vec![outputs]))?;
         let labels = Labels::from_head(&head_cfg, Some(outputs), &head_cfg_path)?;
-        (Some(Linear::new(weight, Some(bias))), Some(labels))
+        let head = Head {
+            hidden,
+            output: Linear::new(weight, Some(bias)),
+        };
+        (Some(head), Some(labels))
     } else {
         (None, None)
     };

@@ -276,6 +276,19 @@ impl ClassifierStage {
         self.config.on_error
     }
 
+    /// The stage's configuration (thresholds, mode), as written.
+    pub fn config(&self) -> &ClassifierConfig {
+        &self.config
+    }
+
+    /// The name of the model output whose probability is the score (`hazard`, `LABEL_1`).
+    pub fn score_label(&self) -> Option<&str> {
+        let names = self.classifier.labels()?.names();
+        names
+            .get(self.classifier.label_index()?)
+            .map(String::as_str)
+    }
+
     /// The verdict for one document from its score (or the model's error), counted in `stats`.
     pub fn decide(&self, scored: Result<Scored, String>, stats: &mut StageStats) -> Evidence {
         let c = &self.config;
