@@ -179,6 +179,31 @@ fn with_a_classifier_outputs_are_identical_whatever_the_thread_count() {
     for t in &trees[1..] {
         assert!(t == &trees[0], "outputs differ between thread counts");
     }
+
+    // One chunk per shard (400 documents): the pipeline cuts each chunk into several classifier
+    // calls, which must not depend on the thread count either.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("chunk_bytes = 4096", "chunk_bytes = 4194304");
+    std::fs::write(&config, text).unwrap();
+    let big: Vec<_> = ["1", "3"]
+        .iter()
+        .map(|threads| {
+            let out = tmp.path().join(format!("big-{threads}"));
+            let report = run(&config, &corpus, &out, threads);
+            // Every parsed document the rules did not drop: > 256 per shard, so more than one
+            // classifier call per chunk.
+            let parsed = 1200
+                - report["destinations"]["errors"]["documents"]
+                    .as_u64()
+                    .unwrap();
+            let scored = parsed - report["stages"][0]["dropped"].as_u64().unwrap();
+            assert_eq!(report["stages"][2]["evaluated"], scored);
+            assert!(scored > 3 * 256, "{scored}");
+            tree(&out)
+        })
+        .collect();
+    assert!(big[0] == big[1], "outputs differ between thread counts");
 }
 
 #[test]

@@ -142,6 +142,13 @@ impl Cascade {
         }
     }
 
+    /// Whether the classifier stage will score this document.
+    fn wants_classifier(&self, verdict: &Verdict) -> bool {
+        self.classifier.as_ref().is_some_and(|c| {
+            verdict.destination != Destination::Dropped && c.wants(verdict.escalated)
+        })
+    }
+
     fn audits(&self, verdict: &Verdict) -> bool {
         match self.audit {
             AuditScope::Flagged => verdict
@@ -228,10 +235,16 @@ struct Judged<'a> {
     verdict: Verdict,
 }
 
-/// Judges every line of a chunk and compresses the five streams, in three phases:
-/// 1. each line: parse, run the text stages (errors are written at once);
-/// 2. the classifier scores, in one batched call, the documents that need it;
-/// 3. each document, in line order: final destination, raw line out, audit record.
+/// Documents held between the text stages and the classifier: enough for well-filled classifier
+/// batches, few enough that a chunk of tiny documents does not hold 100,000 verdicts at once.
+const CLASSIFIER_CALL_DOCUMENTS: usize = 256;
+const HELD_DOCUMENTS: usize = 4096;
+
+/// Judges every line of a chunk and compresses the five streams. Each line is parsed and run
+/// through the text stages (errors are written at once); the documents then wait in `held` until
+/// enough need the classifier (or too many wait), when [`finish_documents`] scores them in one
+/// batched call and writes them out in line order. Where the groups are cut depends only on the
+/// chunk's content, so outputs stay identical whatever the thread count.
 fn process_chunk(
     cascade: &Cascade,
     shard: &str,
@@ -240,17 +253,19 @@ fn process_chunk(
     level: i32,
 ) -> Result<ChunkOutput, String> {
     let started = Instant::now();
-    let mut stats = ShardStats::new(&cascade.stage_stats());
-    let mut timings = Timings::new(cascade.stage_count());
-    let mut raw: [Vec<u8>; 5] = Default::default();
+    let mut out = ChunkState {
+        stats: ShardStats::new(&cascade.stage_stats()),
+        timings: Timings::new(cascade.stage_count()),
+        raw: Default::default(),
+        id_buf: String::new(),
+    };
     let mut scratch = Scratch::default();
-
-    // 1. Parse and run the text stages.
-    let mut judged = Vec::with_capacity(chunk.lines.len());
+    let mut held = Vec::new();
+    let mut wanted = 0;
     for line in &chunk.lines {
         let bytes = &chunk.data[line.range.clone()];
         let size = line.oversized.unwrap_or(bytes.len() as u64) + 1;
-        stats.input.add(size);
+        out.stats.input.add(size);
         let parse_started = Instant::now();
         let parsed = match line.oversized {
             Some(len) => Err(LineError {
@@ -262,42 +277,92 @@ fn process_chunk(
             }),
             None => cascade.extractor.extract(bytes),
         };
-        timings.parse += parse_started.elapsed();
+        out.timings.parse += parse_started.elapsed();
         match parsed {
             Ok(doc) => {
-                let verdict =
-                    cascade.judge(&doc, &mut scratch, &mut stats.stages, &mut timings.stages);
-                judged.push(Judged {
+                let verdict = cascade.judge(
+                    &doc,
+                    &mut scratch,
+                    &mut out.stats.stages,
+                    &mut out.timings.stages,
+                );
+                wanted += usize::from(cascade.wants_classifier(&verdict));
+                held.push(Judged {
                     line,
                     bytes,
                     size,
                     doc,
                     verdict,
                 });
+                if cascade.classifier.is_none()
+                    || wanted >= CLASSIFIER_CALL_DOCUMENTS
+                    || held.len() >= HELD_DOCUMENTS
+                {
+                    finish_documents(cascade, shard, &mut held, &mut out)?;
+                    wanted = 0;
+                }
             }
             Err(error) => {
-                write_error(&mut raw[ERRORS], shard, line, bytes, size, &error)?;
-                stats.errors.add(size);
-                *stats.error_kinds.entry(error.kind.to_string()).or_default() += 1;
+                write_error(&mut out.raw[ERRORS], shard, line, bytes, size, &error)?;
+                out.stats.errors.add(size);
+                *out.stats
+                    .error_kinds
+                    .entry(error.kind.to_string())
+                    .or_default() += 1;
             }
         }
     }
+    finish_documents(cascade, shard, &mut held, &mut out)?;
 
-    // 2. The classifier, batched over the chunk.
+    let ChunkState {
+        stats,
+        mut timings,
+        raw,
+        ..
+    } = out;
+    let compress_started = Instant::now();
+    let mut frames: [Vec<u8>; 5] = Default::default();
+    for (data, frame) in raw.iter().zip(frames.iter_mut()) {
+        compress_frame(data, compression, level, frame).map_err(|e| e.to_string())?;
+    }
+    timings.compress = compress_started.elapsed();
+    let accounted = timings.parse + timings.stages.iter().sum::<Duration>() + timings.compress;
+    timings.route = started.elapsed().saturating_sub(accounted);
+    Ok(ChunkOutput {
+        frames,
+        stats,
+        timings,
+        bytes: chunk.data.len() as u64,
+    })
+}
+
+/// What a chunk has produced so far.
+struct ChunkState {
+    stats: ShardStats,
+    timings: Timings,
+    raw: [Vec<u8>; 5],
+    id_buf: String,
+}
+
+/// Scores the held documents that need the classifier in one batched call, then routes every
+/// held document and writes its audit record, in line order, and empties `held`.
+fn finish_documents(
+    cascade: &Cascade,
+    shard: &str,
+    held: &mut Vec<Judged<'_>>,
+    out: &mut ChunkState,
+) -> Result<(), String> {
     if let Some(classifier) = &cascade.classifier {
         let index = cascade.stages.len();
-        let wanted: Vec<usize> = (0..judged.len())
-            .filter(|&i| {
-                let v = &judged[i].verdict;
-                v.destination != Destination::Dropped && classifier.wants(v.escalated)
-            })
+        let wanted: Vec<usize> = (0..held.len())
+            .filter(|&i| cascade.wants_classifier(&held[i].verdict))
             .collect();
         if !wanted.is_empty() {
-            let texts: Vec<&str> = wanted.iter().map(|&i| &*judged[i].doc.text).collect();
+            let texts: Vec<&str> = wanted.iter().map(|&i| &*held[i].doc.text).collect();
             let classify_started = Instant::now();
             let scores = classifier.score(&texts);
-            timings.stages[index] += classify_started.elapsed();
-            let stage_stats = &mut stats.stages[index];
+            out.timings.stages[index] += classify_started.elapsed();
+            let stage_stats = &mut out.stats.stages[index];
             let scores = match scores {
                 Ok(scores) => scores.into_iter().map(Ok).collect::<Vec<_>>(),
                 Err(error) if classifier.on_error() == OnError::Fail => {
@@ -306,7 +371,7 @@ fn process_chunk(
                 Err(error) => wanted.iter().map(|_| Err(error.clone())).collect(),
             };
             for (&i, scored) in wanted.iter().zip(scores) {
-                let j = &mut judged[i];
+                let j = &mut held[i];
                 stage_stats.evaluated += 1;
                 stage_stats.text_bytes += j.doc.text.len() as u64;
                 let evidence = classifier.decide(scored, stage_stats);
@@ -321,23 +386,21 @@ fn process_chunk(
         }
     }
 
-    // 3. Route every document and write its audit record, in line order.
-    let mut id_buf = String::new();
-    for j in &judged {
+    for j in held.drain(..) {
         let verdict = &j.verdict;
-        let out = &mut raw[stream_of(verdict.destination)];
-        out.extend_from_slice(j.bytes);
-        out.push(b'\n');
-        stats.flow_mut(verdict.destination).add(j.size);
-        stats.escalated += u64::from(verdict.escalated);
+        let stream = &mut out.raw[stream_of(verdict.destination)];
+        stream.extend_from_slice(j.bytes);
+        stream.push(b'\n');
+        out.stats.flow_mut(verdict.destination).add(j.size);
+        out.stats.escalated += u64::from(verdict.escalated);
         if cascade.audits(verdict) {
             let id: &str = match &j.doc.id {
                 Some(id) => id,
                 None => {
-                    id_buf.clear();
+                    out.id_buf.clear();
                     use std::fmt::Write;
-                    let _ = write!(id_buf, "{shard}:{}", j.line.number);
-                    &id_buf
+                    let _ = write!(out.id_buf, "{shard}:{}", j.line.number);
+                    &out.id_buf
                 }
             };
             let record = AuditRecord {
@@ -368,26 +431,12 @@ fn process_chunk(
                 config_hash: &cascade.config_hash,
                 sluice_version: VERSION,
             };
-            serde_json::to_writer(&mut raw[AUDIT], &record).map_err(|e| e.to_string())?;
-            raw[AUDIT].push(b'\n');
-            stats.audited += 1;
+            serde_json::to_writer(&mut out.raw[AUDIT], &record).map_err(|e| e.to_string())?;
+            out.raw[AUDIT].push(b'\n');
+            out.stats.audited += 1;
         }
     }
-
-    let compress_started = Instant::now();
-    let mut frames: [Vec<u8>; 5] = Default::default();
-    for (data, frame) in raw.iter().zip(frames.iter_mut()) {
-        compress_frame(data, compression, level, frame).map_err(|e| e.to_string())?;
-    }
-    timings.compress = compress_started.elapsed();
-    let accounted = timings.parse + timings.stages.iter().sum::<Duration>() + timings.compress;
-    timings.route = started.elapsed().saturating_sub(accounted);
-    Ok(ChunkOutput {
-        frames,
-        stats,
-        timings,
-        bytes: chunk.data.len() as u64,
-    })
+    Ok(())
 }
 
 fn write_error(
