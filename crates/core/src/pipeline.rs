@@ -5,10 +5,18 @@
 //!  reader thread                 worker pool (rayon)                  shard thread
 //!  ─────────────                 ───────────────────                  ────────────
 //!  decompress, cut lines   ──▶   per chunk: parse fields, run the  ──▶  reorder by chunk index,
-//!  into ~4 MiB chunks            cascade, route each raw line,          append frames to
-//!  (waits for a permit)          write audit/error records,             kept/dropped/review/
-//!                                compress each stream as one frame      audit/errors, release permit
+//!  into ~4 MiB chunks            text stages, score the escalated       append frames to
+//!  (waits for a permit)          ones with the classifier in batches,   kept/dropped/review/
+//!                                route each raw line, write audit/      audit/errors, release permit
+//!                                error records, compress each stream
+//!                                as one frame
 //! ```
+//!
+//! `process_chunk` is the verdict: a line is parsed (`document.rs`), judged by the text stages in
+//! order (`Cascade::judge`: the first drop wins, an escalate sends it on), and held until enough
+//! documents need the classifier for one batched call (`finish_documents`), which decides them by
+//! its thresholds; then each document's raw line goes to its destination and its audit record is
+//! written.
 //!
 //! * **Bounded memory.** A chunk is read only after taking a permit from a pool shared by all
 //!   shards; the permit comes back when the chunk's output has been written. Memory is about
