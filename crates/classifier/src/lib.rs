@@ -406,6 +406,12 @@ impl Classifier {
         self.run_batched(&windows, |batch| self.backend.embed(batch))
     }
 
+    /// The token windows the model would see for each document (ids, special tokens included),
+    /// without running it: for inspecting windowing and for timing tokenization alone.
+    pub fn windows(&self, texts: &[&str]) -> Result<Vec<Vec<Vec<u32>>>> {
+        Ok(self.encode(texts)?.into_iter().map(|e| e.windows).collect())
+    }
+
     /// SHA-256 (hex) of the weights and config, for audit records (see the crate docs).
     pub fn model_hash(&self) -> &str {
         &self.model_hash
