@@ -348,13 +348,16 @@ impl Classifier {
         })
     }
 
-    /// Scores documents: one [`DocumentScore`] per input, in order.
+    /// Scores documents: one [`DocumentScore`] per input, in order. With [`Aggregate::First`]
+    /// only each document's first window goes through the model (the others could not change
+    /// its score), so [`DocumentScore::windows`] holds that one score.
     pub fn score(&self, texts: &[&str]) -> Result<Vec<DocumentScore>> {
         let (Some(labels), Some(index)) = (&self.labels, self.label_index) else {
             return Err(ClassifierError::NoHead(self.options.model_dir.clone()));
         };
+        let first_only = self.options.aggregate == Aggregate::First;
         Ok(self
-            .logits(texts)?
+            .logits_of(texts, first_only)?
             .into_iter()
             .map(|doc| {
                 let windows: Vec<f32> = doc
@@ -373,10 +376,20 @@ impl Classifier {
 
     /// Raw logits of every window of every document.
     pub fn logits(&self, texts: &[&str]) -> Result<Vec<DocumentLogits>> {
+        self.logits_of(texts, false)
+    }
+
+    /// Logits of every window, or of each document's first window only.
+    fn logits_of(&self, texts: &[&str], first_only: bool) -> Result<Vec<DocumentLogits>> {
         if self.labels.is_none() {
             return Err(ClassifierError::NoHead(self.options.model_dir.clone()));
         }
-        let encoded = self.encode(texts)?;
+        let mut encoded = self.encode(texts)?;
+        if first_only {
+            for e in &mut encoded {
+                e.windows.truncate(1);
+            }
+        }
         let windows: Vec<&[u32]> = encoded
             .iter()
             .flat_map(|e| e.windows.iter().map(Vec::as_slice))
@@ -398,7 +411,11 @@ impl Classifier {
     /// its first window (like sentence-transformers, which truncates), after pooling and, when the
     /// model has a Normalize module, L2 normalization.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let encoded = self.encode(texts)?;
+        let cut: Vec<&str> = texts
+            .iter()
+            .map(|t| truncate_to_bytes(t, self.options.max_bytes))
+            .collect();
+        let encoded = self.text.encode_first_windows(&cut)?;
         let windows: Vec<&[u32]> = encoded
             .iter()
             .map(|e| e.windows.first().map_or(&[][..], Vec::as_slice))
