@@ -9,9 +9,9 @@
 //!   (max abs error 3.3e-7 vs libm) that vectorizes;
 //! * [`add_layer_norm`]: `layer_norm(x + bias + residual)`;
 //! * [`attention`]: from the fused QKV projection to the merged heads: per (document, head) it
-//!   adds the biases, computes `q k^T` over the document's real tokens only (padding keys are
-//!   skipped, not masked), a fused softmax with a vectorized `exp`, and `p v` written straight into
-//!   the `(tokens, hidden)` output, with units spread over candle's element-wise thread pool.
+//!   adds the biases, computes `q k^T` over the document's real tokens only (padded positions
+//!   are skipped, not masked), a fused softmax with a vectorized `exp`, and `p v` written straight into
+//!   the `(tokens, hidden)` output, with (document, head) units spread over rayon's pool.
 //!
 //! Vector code: the row kernels are plain loops written so that LLVM vectorizes them, compiled
 //! three times (AVX-512, AVX2+FMA, baseline) and chosen at run time, like gemm's own dispatch.
@@ -29,13 +29,22 @@ struct SharedOut(*mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
-/// Runs `f` over `0..units` on candle's element-wise pool when the work is large enough.
+/// Runs `f` over `0..units`, split over rayon's global pool when the work is large enough.
+///
+/// rayon, not candle's element-wise pool: candle's matrix products run on rayon's threads, and
+/// the element-wise pool's workers spin for a while after each op, competing with them for cores.
 fn for_units(units: usize, work: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
-    if work < PARALLEL_MIN || units < 2 {
+    let threads = rayon::current_num_threads();
+    if work < PARALLEL_MIN || units < 2 || threads < 2 {
         f(0..units);
-    } else {
-        candle_core::utils::barrier_pool().execute_chunked(units, f);
+        return;
     }
+    // A few pieces per thread balance uneven units (documents of different lengths).
+    let piece = units.div_ceil(threads * 4).max(1);
+    use rayon::prelude::*;
+    (0..units.div_ceil(piece))
+        .into_par_iter()
+        .for_each(|i| f(i * piece..units.min((i + 1) * piece)));
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -413,7 +422,9 @@ impl candle_core::CustomOp2 for Attention<'_> {
         }
         let bias = &self.qkv_bias.values;
         let scale = 1.0 / (d as f32).sqrt();
-        // Keys after a document's last real token are padding: leave them out of the products.
+        // Positions after a document's last real token are padding: leave them out of the
+        // products. Padded queries' outputs stay zero: nothing downstream reads them (keys are
+        // masked in every layer, and pooling and heads use real positions only).
         let keys: Vec<usize> = keep
             .chunks_exact(s)
             .map(|m| m.iter().rposition(|&k| k != 0.0).map_or(s, |last| last + 1))
@@ -430,26 +441,22 @@ impl candle_core::CustomOp2 for Attention<'_> {
                 let (doc, head) = (unit / heads, unit % heads);
                 let l = keys[doc];
                 let rows = &qkv[doc * s * 3 * hidden..(doc + 1) * s * 3 * hidden];
-                for t in 0..s {
+                for t in 0..l {
                     let row = &rows[t * 3 * hidden..(t + 1) * 3 * hidden];
                     let at = head * d;
+                    let (kb, vb) = (hidden + at, 2 * hidden + at);
                     for i in 0..d {
                         q[t * d + i] = (row[at + i] + bias[at + i]) * scale;
-                    }
-                    if t < l {
-                        let (kb, vb) = (hidden + at, 2 * hidden + at);
-                        for i in 0..d {
-                            k[t * d + i] = row[kb + i] + bias[kb + i];
-                            v[t * d + i] = row[vb + i] + bias[vb + i];
-                        }
+                        k[t * d + i] = row[kb + i] + bias[kb + i];
+                        v[t * d + i] = row[vb + i] + bias[vb + i];
                     }
                 }
-                let scores = &mut scores[..s * l];
-                // SAFETY: the pointers and strides describe `q` (s×d), `k` read as its
-                // transpose (d×l) and `scores` (s×l), all in bounds.
+                let scores = &mut scores[..l * l];
+                // SAFETY: the pointers and strides describe `q` (l×d), `k` read as its
+                // transpose (d×l) and `scores` (l×l), all in bounds.
                 unsafe {
                     gemm::gemm(
-                        s,
+                        l,
                         l,
                         d,
                         scores.as_mut_ptr(),
@@ -471,12 +478,12 @@ impl candle_core::CustomOp2 for Attention<'_> {
                     );
                 }
                 softmax_rows(scores, &keep[doc * s..doc * s + l]);
-                // SAFETY: `scores` (s×l) times `v` (l×d) goes into the s×d block of this
+                // SAFETY: `scores` (l×l) times `v` (l×d) goes into the l×d block of this
                 // document's rows and this head's columns of `out` (row stride `hidden`); no
                 // other unit writes that block.
                 unsafe {
                     gemm::gemm(
-                        s,
+                        l,
                         d,
                         l,
                         ptr.0.add(doc * s * hidden + head * d),
@@ -663,6 +670,15 @@ mod tests {
         let fused = attention(&qkv, &keep, &op).unwrap();
         let plain = attention_ops(&qkv, &keep, &op).unwrap();
         assert_eq!(fused.dims(), &[b * s, hidden]);
-        assert!(max_diff(&fused, &plain) < 1e-5, "{}", max_diff(&fused, &plain));
+        // Real positions (up to each document's last real token) agree; padded ones are zero.
+        for (doc, real) in [(0, s), (1, 13), (2, 17)] {
+            let rows = |t: &Tensor, from: usize, len: usize| t.narrow(0, doc * s + from, len).unwrap();
+            let diff = max_diff(&rows(&fused, 0, real), &rows(&plain, 0, real));
+            assert!(diff < 1e-5, "document {doc}: {diff}");
+            if real < s {
+                let padded = rows(&fused, real, s - real);
+                assert_eq!(max_diff(&padded, &padded.zeros_like().unwrap()), 0.0);
+            }
+        }
     }
 }
