@@ -52,18 +52,20 @@ fn minilm(c: &mut Criterion) {
     let mut tokenize = Vec::new();
     for (batch, tokens) in [(32, 64), (32, 128), (32, 256), (32, 512), (8, 512)] {
         let model = load(&dir, batch, tokens);
-        let texts = documents(batch, tokens - 2, tokens as u64);
-        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let owned = documents(batch, tokens - 2, tokens as u64);
+        let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
         group.throughput(Throughput::Elements(window_tokens(&model, &texts)));
         group.bench_function(format!("{batch}x{tokens}"), |b| {
             b.iter(|| black_box(model.embed(black_box(&texts)).unwrap()))
         });
-        tokenize.push((batch, tokens, model, texts));
+        tokenize.push((batch, tokens, model, owned));
     }
     group.finish();
 
     let mut group = c.benchmark_group("minilm_tokenize");
-    for (batch, tokens, model, texts) in &tokenize {
+    for (batch, tokens, model, owned) in &tokenize {
+        let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
+        let texts = &texts;
         group.throughput(Throughput::Elements(window_tokens(model, texts)));
         group.bench_function(format!("{batch}x{tokens}"), |b| {
             b.iter(|| black_box(model.windows(black_box(texts)).unwrap()))

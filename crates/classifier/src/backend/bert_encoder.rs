@@ -66,10 +66,7 @@ impl Layer {
             .map(|name| Projection::load(&attention.pp("self").pp(name), hidden, hidden))
             .collect::<Result<Vec<_>>>()?;
         let qkv = Projection {
-            weight: Tensor::cat(
-                &parts.iter().map(|p| &p.weight).collect::<Vec<_>>(),
-                0,
-            )?,
+            weight: Tensor::cat(&parts.iter().map(|p| &p.weight).collect::<Vec<_>>(), 0)?,
             bias: Param::new(Tensor::cat(
                 &parts.iter().map(|p| &p.bias.tensor).collect::<Vec<_>>(),
                 0,
@@ -185,8 +182,7 @@ impl BertEncoder {
     }
 
     fn load_at(vb: VarBuilder, config: &Config) -> Result<Self> {
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0
-        {
+        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
             candle_core::bail!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 config.hidden_size,

@@ -29,6 +29,16 @@ struct SharedOut(*mut f32);
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
+impl SharedOut {
+    /// The pointer `offset` elements in (a method, so closures capture the `Sync` wrapper).
+    ///
+    /// # Safety
+    /// `offset` must lie inside the buffer.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        self.0.add(offset)
+    }
+}
+
 /// Runs `f` over `0..units`, split over rayon's global pool when the work is large enough.
 ///
 /// rayon, not candle's element-wise pool: candle's matrix products run on rayon's threads, and
@@ -158,7 +168,10 @@ fn lane_sum(lanes: [f32; LANES]) -> f32 {
 
 #[inline(always)]
 fn gelu_rows_body<const FMA: bool>(x: &[f32], bias: &[f32], out: &mut [f32]) {
-    for (x, out) in x.chunks_exact(bias.len()).zip(out.chunks_exact_mut(bias.len())) {
+    for (x, out) in x
+        .chunks_exact(bias.len())
+        .zip(out.chunks_exact_mut(bias.len()))
+    {
         for ((o, &x), &b) in out.iter_mut().zip(x).zip(bias) {
             let v = x + b;
             *o = 0.5 * v * (1.0 + erf::<FMA>(v * std::f32::consts::FRAC_1_SQRT_2));
@@ -265,10 +278,9 @@ fn map_rows(
     let mut out = vec![0f32; rows * width];
     let ptr = SharedOut(out.as_mut_ptr());
     for_units(rows, rows * width, |range| {
-        let ptr = ptr;
         // SAFETY: ranges of rows are disjoint and inside `out`.
         let slice = unsafe {
-            std::slice::from_raw_parts_mut(ptr.0.add(range.start * width), range.len() * width)
+            std::slice::from_raw_parts_mut(ptr.at(range.start * width), range.len() * width)
         };
         row_kernel(range, slice);
     });
@@ -342,7 +354,11 @@ impl candle_core::CustomOp2 for AddLayerNorm<'_> {
         let residual = contiguous_f32(s2, l2, self.name())?;
         let width = self.bias.len();
         if x.len() != residual.len() || x.len() % width != 0 {
-            candle_core::bail!("add-layer-norm: shapes {:?} and {:?}", l1.shape(), l2.shape())
+            candle_core::bail!(
+                "add-layer-norm: shapes {:?} and {:?}",
+                l1.shape(),
+                l2.shape()
+            )
         }
         let out = map_rows(x.len() / width, width, |range, out| {
             let span = range.start * width..range.end * width;
@@ -418,7 +434,11 @@ impl candle_core::CustomOp2 for Attention<'_> {
         let hidden = self.qkv_bias.values.len() / 3;
         let d = self.head_dim(hidden);
         if qkv.len() != b * s * 3 * hidden || keep.len() != b * s || d * heads != hidden {
-            candle_core::bail!("bert-attention: shapes {:?} and {:?}", l1.shape(), l2.shape())
+            candle_core::bail!(
+                "bert-attention: shapes {:?} and {:?}",
+                l1.shape(),
+                l2.shape()
+            )
         }
         let bias = &self.qkv_bias.values;
         let scale = 1.0 / (d as f32).sqrt();
@@ -432,7 +452,6 @@ impl candle_core::CustomOp2 for Attention<'_> {
         let mut out = vec![0f32; b * s * hidden];
         let ptr = SharedOut(out.as_mut_ptr());
         for_units(b * heads, b * s * s * hidden, |units| {
-            let ptr = ptr;
             let mut q = vec![0f32; s * d];
             let mut k = vec![0f32; s * d];
             let mut v = vec![0f32; s * d];
@@ -486,7 +505,7 @@ impl candle_core::CustomOp2 for Attention<'_> {
                         l,
                         d,
                         l,
-                        ptr.0.add(doc * s * hidden + head * d),
+                        ptr.at(doc * s * hidden + head * d),
                         1,
                         hidden as isize,
                         false,
@@ -538,8 +557,7 @@ fn attention_ops(qkv: &Tensor, keep: &Tensor, op: &Attention) -> Result<Tensor> 
     let q = (part(0)? * (1.0 / (d as f64).sqrt()))?;
     let (k, v) = (part(1)?, part(2)?);
     let keep = keep.to_dtype(q.dtype())?;
-    let masked = ((keep.ones_like()? - &keep)? * f64::from(f32::MIN))?
-        .reshape((b, 1, 1, s))?;
+    let masked = ((keep.ones_like()? - &keep)? * f64::from(f32::MIN))?.reshape((b, 1, 1, s))?;
     let scores = q.matmul(&k.t()?)?.broadcast_add(&masked)?;
     let probs = candle_nn::ops::softmax_last_dim(&scores)?;
     probs
@@ -644,9 +662,13 @@ mod tests {
         let [bias, gamma, beta] = [7, 8, 9].map(|s| Param::new(random(&[40], s)).unwrap());
         let fused = add_layer_norm(&x, &residual, &bias, &gamma, &beta, 1e-12).unwrap();
         let sum = (x.broadcast_add(&bias.tensor).unwrap() + &residual).unwrap();
-        let plain = candle_nn::ops::layer_norm_slow(&sum, &gamma.tensor, &beta.tensor, 1e-12)
-            .unwrap();
-        assert!(max_diff(&fused, &plain) < 1e-5, "{}", max_diff(&fused, &plain));
+        let plain =
+            candle_nn::ops::layer_norm_slow(&sum, &gamma.tensor, &beta.tensor, 1e-12).unwrap();
+        assert!(
+            max_diff(&fused, &plain) < 1e-5,
+            "{}",
+            max_diff(&fused, &plain)
+        );
     }
 
     #[test]
@@ -672,7 +694,8 @@ mod tests {
         assert_eq!(fused.dims(), &[b * s, hidden]);
         // Real positions (up to each document's last real token) agree; padded ones are zero.
         for (doc, real) in [(0, s), (1, 13), (2, 17)] {
-            let rows = |t: &Tensor, from: usize, len: usize| t.narrow(0, doc * s + from, len).unwrap();
+            let rows =
+                |t: &Tensor, from: usize, len: usize| t.narrow(0, doc * s + from, len).unwrap();
             let diff = max_diff(&rows(&fused, 0, real), &rows(&plain, 0, real));
             assert!(diff < 1e-5, "document {doc}: {diff}");
             if real < s {
