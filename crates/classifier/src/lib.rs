@@ -16,8 +16,11 @@
 //! classifiers; sentence-transformers encoders (`modules.json`, mean/CLS/max pooling read from the
 //! Pooling module's config, optional Normalize) with a linear head in `head.safetensors`; and
 //! `hashed-ngram`, a fastText-style model (see [below](#hashed-ngram)) for the cheapest tier.
-//! Sentence-transformers encoders are BERT-family only for now. The encoders come from `candle-transformers`; the classification heads it
-//! lacks (BERT, DistilBERT, ModernBERT) are written here on top of its encoders.
+//! Sentence-transformers encoders are BERT-family only for now. BERT, DistilBERT and
+//! sentence-transformers run on this crate's own BERT encoder (`backend/bert_encoder.rs`, fused
+//! CPU kernels, see [Performance](#performance)); XLM-R, ModernBERT and DeBERTa-v2 on
+//! `candle-transformers`' encoders. The classification heads candle lacks (BERT, DistilBERT,
+//! ModernBERT) are written here.
 //!
 //! Every problem with a model directory is a typed [`ClassifierError`] naming the file, and for
 //! weights the tensor, at fault (missing tensors, shape mismatches, unsupported architectures);
@@ -64,6 +67,15 @@
 //! AVX-512 kernels where the CPU has them (run-time dispatch). [`tune_allocator`] sets glibc's
 //! malloc so large tensor buffers are reused instead of being returned to the OS after every op;
 //! it is process-wide, so the binary, not this library, decides to call it at start-up.
+//!
+//! The BERT encoder runs each layer as four matrix products (query, key and value as one) and
+//! three fused passes: attention per (document, head) over real tokens only (padding is skipped,
+//! not masked) with a vectorized softmax, `gelu(x + bias)` with a vectorized exact-form `erf`,
+//! and `layer_norm(x + bias + residual)`. These kernels run on rayon's pool, the one candle's
+//! matrix products use; on GPUs the same maths runs as ordinary candle ops. Windows are batched
+//! by length, so padding stays small; with [`Aggregate::First`] only first windows reach the
+//! model, and [`Classifier::embed`] tokenizes only a prefix long enough for the first window.
+//! Threads: `RAYON_NUM_THREADS` (default: one per core).
 //!
 //! ## hashed-ngram
 //!

@@ -145,8 +145,11 @@ fn erf<const FMA: bool>(x: f32) -> f32 {
 #[inline(always)]
 fn exp_nonpositive<const FMA: bool>(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
-    let x = x.max(-87.3);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let x = if x > -87.3 { x } else { -87.3 };
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    // The rounded integer sits in the low mantissa bits of `shifted`: 2^n without a conversion.
+    let exponent = shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23;
     let r = madd::<FMA>(n, -0.693_359_4, x);
     let r = madd::<FMA>(n, 2.121_944_4e-4, r);
     let mut p = madd::<FMA>(1.987_569_1e-4, r, 1.398_2e-3);
@@ -155,7 +158,7 @@ fn exp_nonpositive<const FMA: bool>(x: f32) -> f32 {
     p = madd::<FMA>(p, r, 0.166_666_65);
     p = madd::<FMA>(p, r, 0.5);
     let y = madd::<FMA>(p, r * r, r) + 1.0;
-    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    y * f32::from_bits(exponent)
 }
 
 /// Vector lanes the row reductions accumulate in (keeps sums vectorized and their order fixed).
@@ -232,16 +235,32 @@ fn softmax_rows_body<const FMA: bool>(scores: &mut [f32], keep: &[f32]) {
                 }
             }
         }
-        let mut max = [f32::NEG_INFINITY; LANES];
-        for (i, &s) in row.iter().enumerate() {
-            max[i % LANES] = max[i % LANES].max(s);
+        // Whole vectors first (fixed lanes vectorize; `>` instead of `f32::max`, which would
+        // add NaN handling), then the tail.
+        let mut lanes = [f32::NEG_INFINITY; LANES];
+        let mut chunks = row.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (m, &v) in lanes.iter_mut().zip(chunk) {
+                *m = if v > *m { v } else { *m };
+            }
         }
-        let max = max.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = [0f32; LANES];
-        for (i, s) in row.iter_mut().enumerate() {
-            // -inf - max is -inf; exp_nonpositive clamps it to ~1e-38, so zero masked keys below.
-            *s = exp_nonpositive::<FMA>(*s - max);
-            sum[i % LANES] += *s;
+        let mut max = f32::NEG_INFINITY;
+        for &v in lanes.iter().chain(chunks.remainder()) {
+            max = if v > max { v } else { max };
+        }
+        let mut sums = [0f32; LANES];
+        let mut chunks = row.chunks_exact_mut(LANES);
+        for chunk in &mut chunks {
+            for (sum, v) in sums.iter_mut().zip(chunk) {
+                // -inf - max is -inf; exp_nonpositive clamps it to ~1e-38: zeroed below.
+                *v = exp_nonpositive::<FMA>(*v - max);
+                *sum += *v;
+            }
+        }
+        let mut sum = lane_sum(sums);
+        for v in chunks.into_remainder() {
+            *v = exp_nonpositive::<FMA>(*v - max);
+            sum += *v;
         }
         if !all_kept {
             for (s, &k) in row.iter_mut().zip(keep) {
@@ -250,7 +269,7 @@ fn softmax_rows_body<const FMA: bool>(scores: &mut [f32], keep: &[f32]) {
                 }
             }
         }
-        let inv = 1.0 / lane_sum(sum);
+        let inv = 1.0 / sum;
         for s in row.iter_mut() {
             *s *= inv;
         }
@@ -462,12 +481,19 @@ impl candle_core::CustomOp2 for Attention<'_> {
                 let rows = &qkv[doc * s * 3 * hidden..(doc + 1) * s * 3 * hidden];
                 for t in 0..l {
                     let row = &rows[t * 3 * hidden..(t + 1) * 3 * hidden];
-                    let at = head * d;
-                    let (kb, vb) = (hidden + at, 2 * hidden + at);
-                    for i in 0..d {
-                        q[t * d + i] = (row[at + i] + bias[at + i]) * scale;
-                        k[t * d + i] = row[kb + i] + bias[kb + i];
-                        v[t * d + i] = row[vb + i] + bias[vb + i];
+                    for (part, out) in [&mut q, &mut k, &mut v].into_iter().enumerate() {
+                        let at = part * hidden + head * d;
+                        let pairs = row[at..at + d].iter().zip(&bias[at..at + d]);
+                        let out = &mut out[t * d..(t + 1) * d];
+                        if part == 0 {
+                            for (o, (&x, &b)) in out.iter_mut().zip(pairs) {
+                                *o = (x + b) * scale;
+                            }
+                        } else {
+                            for (o, (&x, &b)) in out.iter_mut().zip(pairs) {
+                                *o = x + b;
+                            }
+                        }
                     }
                 }
                 let scores = &mut scores[..l * l];
