@@ -23,7 +23,7 @@ mod classifier_inputs;
 use std::time::{Duration, Instant};
 
 use classifier_inputs::{documents, minilm_dir, write_hashed_ngram};
-use sluice_classifier::{Architecture, Classifier, ClassifierOptions};
+use sluice_classifier::{Architecture, Classifier, ClassifierOptions, LabelSelector};
 
 fn main() {
     if std::env::var_os("SLUICE_SPEED_NO_TUNE").is_none() {
@@ -72,6 +72,8 @@ fn main() {
         options.batch_size = batch;
         options.max_tokens = tokens;
         options.stride = 0;
+        // Any output will do for timing (models with 3+ outputs make `Auto` refuse to pick).
+        options.label = LabelSelector::Index(0);
         let model = Classifier::load(options).unwrap();
         // Two special tokens per window for the transformers; hashed-ngram counts words.
         let words = match model.architecture() {
