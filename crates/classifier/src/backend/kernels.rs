@@ -149,7 +149,11 @@ fn exp_nonpositive<const FMA: bool>(x: f32) -> f32 {
     let shifted = x * std::f32::consts::LOG2_E + ROUND;
     let n = shifted - ROUND;
     // The rounded integer sits in the low mantissa bits of `shifted`: 2^n without a conversion.
-    let exponent = shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23;
+    let exponent = shifted
+        .to_bits()
+        .wrapping_sub(ROUND.to_bits())
+        .wrapping_add(127)
+        << 23;
     let r = madd::<FMA>(n, -0.693_359_4, x);
     let r = madd::<FMA>(n, 2.121_944_4e-4, r);
     let mut p = madd::<FMA>(1.987_569_1e-4, r, 1.398_2e-3);
