@@ -22,6 +22,10 @@ pub const EXIT_CONFIG: u8 = 2;
 pub const EXIT_ERROR: u8 = 3;
 
 fn main() -> ExitCode {
+    // Before any thread or allocation of note: keeps large tensor buffers in the process instead
+    // of unmapping and faulting them in again after every op (+17% to +81% classifier
+    // throughput, see benches/RESULTS.md); the text stages' buffers were reused anyway.
+    sluice_classifier::tune_allocator();
     let args = args::Args::parse();
     init_tracing(args.verbose);
     match commands::dispatch(args.command) {

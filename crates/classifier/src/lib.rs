@@ -16,8 +16,11 @@
 //! classifiers; sentence-transformers encoders (`modules.json`, mean/CLS/max pooling read from the
 //! Pooling module's config, optional Normalize) with a linear head in `head.safetensors`; and
 //! `hashed-ngram`, a fastText-style model (see [below](#hashed-ngram)) for the cheapest tier.
-//! Sentence-transformers encoders are BERT-family only for now. The encoders come from `candle-transformers`; the classification heads it
-//! lacks (BERT, DistilBERT, ModernBERT) are written here on top of its encoders.
+//! Sentence-transformers encoders are BERT-family only for now. BERT, DistilBERT and
+//! sentence-transformers run on this crate's own BERT encoder (`backend/bert_encoder.rs`, fused
+//! CPU kernels, see [Performance](#performance)); XLM-R, ModernBERT and DeBERTa-v2 on
+//! `candle-transformers`' encoders. The classification heads candle lacks (BERT, DistilBERT,
+//! ModernBERT) are written here.
 //!
 //! Every problem with a model directory is a typed [`ClassifierError`] naming the file, and for
 //! weights the tensor, at fault (missing tensors, shape mismatches, unsupported architectures);
@@ -64,6 +67,15 @@
 //! AVX-512 kernels where the CPU has them (run-time dispatch). [`tune_allocator`] sets glibc's
 //! malloc so large tensor buffers are reused instead of being returned to the OS after every op;
 //! it is process-wide, so the binary, not this library, decides to call it at start-up.
+//!
+//! The BERT encoder runs each layer as four matrix products (query, key and value as one) and
+//! three fused passes: attention per (document, head) over real tokens only (padding is skipped,
+//! not masked) with a vectorized softmax, `gelu(x + bias)` with a vectorized exact-form `erf`,
+//! and `layer_norm(x + bias + residual)`. These kernels run on rayon's pool, the one candle's
+//! matrix products use; on GPUs the same maths runs as ordinary candle ops. Windows are batched
+//! by length, so padding stays small; with [`Aggregate::First`] only first windows reach the
+//! model, and [`Classifier::embed`] tokenizes only a prefix long enough for the first window.
+//! Threads: `RAYON_NUM_THREADS` (default: one per core).
 //!
 //! ## hashed-ngram
 //!
@@ -357,13 +369,16 @@ impl Classifier {
         })
     }
 
-    /// Scores documents: one [`DocumentScore`] per input, in order.
+    /// Scores documents: one [`DocumentScore`] per input, in order. With [`Aggregate::First`]
+    /// only each document's first window goes through the model (the others could not change
+    /// its score), so [`DocumentScore::windows`] holds that one score.
     pub fn score(&self, texts: &[&str]) -> Result<Vec<DocumentScore>> {
         let (Some(labels), Some(index)) = (&self.labels, self.label_index) else {
             return Err(ClassifierError::NoHead(self.options.model_dir.clone()));
         };
+        let first_only = self.options.aggregate == Aggregate::First;
         Ok(self
-            .logits(texts)?
+            .logits_of(texts, first_only)?
             .into_iter()
             .map(|doc| {
                 let windows: Vec<f32> = doc
@@ -382,10 +397,20 @@ impl Classifier {
 
     /// Raw logits of every window of every document.
     pub fn logits(&self, texts: &[&str]) -> Result<Vec<DocumentLogits>> {
+        self.logits_of(texts, false)
+    }
+
+    /// Logits of every window, or of each document's first window only.
+    fn logits_of(&self, texts: &[&str], first_only: bool) -> Result<Vec<DocumentLogits>> {
         if self.labels.is_none() {
             return Err(ClassifierError::NoHead(self.options.model_dir.clone()));
         }
-        let encoded = self.encode(texts)?;
+        let mut encoded = self.encode(texts)?;
+        if first_only {
+            for e in &mut encoded {
+                e.windows.truncate(1);
+            }
+        }
         let windows: Vec<&[u32]> = encoded
             .iter()
             .flat_map(|e| e.windows.iter().map(Vec::as_slice))
@@ -407,12 +432,22 @@ impl Classifier {
     /// its first window (like sentence-transformers, which truncates), after pooling and, when the
     /// model has a Normalize module, L2 normalization.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        let encoded = self.encode(texts)?;
+        let cut: Vec<&str> = texts
+            .iter()
+            .map(|t| truncate_to_bytes(t, self.options.max_bytes))
+            .collect();
+        let encoded = self.text.encode_first_windows(&cut)?;
         let windows: Vec<&[u32]> = encoded
             .iter()
             .map(|e| e.windows.first().map_or(&[][..], Vec::as_slice))
             .collect();
         self.run_batched(&windows, |batch| self.backend.embed(batch))
+    }
+
+    /// The token windows the model would see for each document (ids, special tokens included),
+    /// without running it: for inspecting windowing and for timing tokenization alone.
+    pub fn windows(&self, texts: &[&str]) -> Result<Vec<Vec<Vec<u32>>>> {
+        Ok(self.encode(texts)?.into_iter().map(|e| e.windows).collect())
     }
 
     /// SHA-256 (hex) of the weights and config, for audit records (see the crate docs).

@@ -30,6 +30,25 @@ pub fn truncate_to_bytes(text: &str, max_bytes: usize) -> &str {
     &text[..end]
 }
 
+/// Bytes of text tokenized per window token when only the first window is needed. English
+/// averages ~4–5 bytes per WordPiece token; a prefix that turns out too short is detected and the
+/// whole text tokenized, so this only has to be generous, not safe.
+pub(crate) const FIRST_WINDOW_BYTES_PER_TOKEN: usize = 16;
+
+/// The longest prefix of `text` of at most `max_bytes` bytes that ends where a whitespace run
+/// starts (so its last word is whole), or all of `text` when it fits.
+fn word_prefix(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let head = truncate_to_bytes(text, max_bytes);
+    // The char after `head` may continue its last word: back off to the whitespace before it.
+    let Some(space) = head.rfind(char::is_whitespace) else {
+        return text;
+    };
+    head[..space].trim_end()
+}
+
 pub(crate) enum TextEncoder {
     HuggingFace {
         tokenizer: Box<Tokenizer>,
@@ -99,6 +118,31 @@ impl TextEncoder {
         })
     }
 
+    /// The first window of each text (texts are already cut to the byte budget), tokenizing
+    /// only a prefix of long texts: [`FIRST_WINDOW_BYTES_PER_TOKEN`] bytes per window token, cut
+    /// back to the start of a whitespace run so every word in it is whole. Tokenizers work word
+    /// by word, so when that prefix still overflows the window its first window is the text's;
+    /// when it does not (a prefix mostly of spaces, say), the whole text is tokenized instead.
+    /// `tokens` counts the prefix only.
+    pub fn encode_first_windows(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
+        let max_tokens = match self {
+            TextEncoder::HuggingFace { tokenizer, .. } => tokenizer
+                .get_truncation()
+                .map_or(usize::MAX, |t| t.max_length),
+            TextEncoder::Hashed { max_words, .. } => *max_words,
+        };
+        let budget = max_tokens.saturating_mul(FIRST_WINDOW_BYTES_PER_TOKEN);
+        let prefixes: Vec<&str> = texts.iter().map(|t| word_prefix(t, budget)).collect();
+        let mut encoded = self.encode_batch(&prefixes)?;
+        for ((e, text), prefix) in encoded.iter_mut().zip(texts).zip(&prefixes) {
+            if e.windows.len() < 2 && prefix.len() < text.len() {
+                *e = self.encode_batch(&[text])?.remove(0);
+            }
+            e.windows.truncate(1);
+        }
+        Ok(encoded)
+    }
+
     /// Windows of each text (texts are already cut to the byte budget).
     pub fn encode_batch(&self, texts: &[&str]) -> Result<Vec<Encoded>> {
         match self {
@@ -160,5 +204,47 @@ mod tests {
         assert_eq!(truncate_to_bytes("aé", 3), "aé");
         assert_eq!(truncate_to_bytes("日本", 1), "");
         assert_eq!(truncate_to_bytes("", 0), "");
+    }
+
+    /// The first window from a tokenized prefix equals the first window of the whole text, for
+    /// every fixture's tokenizer (WordPiece, SentencePiece, byte-level BPE) and MiniLM's.
+    #[test]
+    fn first_windows_from_a_prefix_match_the_whole_text() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models");
+        let text = "The quick brown fox, jumping over the lazy dog's back: naïve café \
+                    crème brûlée at 12:30!  Tabs\tand\nnewlines   and    spaces... \
+                    ünïcödé, 日本語のテキスト, emoji 🦀 and URLs https://example.com/a?b=c ";
+        let long = text.repeat(20);
+        let spaces = format!("{}{}", " ".repeat(3000), text.repeat(3));
+        let mut paths: Vec<PathBuf> = ["bert", "xlm-roberta", "modernbert", "deberta-v2"]
+            .iter()
+            .map(|name| models.join(name).join("tokenizer.json"))
+            .collect();
+        if let Some(cache) = std::env::var_os("SLUICE_MODEL_CACHE") {
+            let minilm = PathBuf::from(cache).join("all-MiniLM-L6-v2/tokenizer.json");
+            if minilm.is_file() {
+                paths.push(minilm);
+            }
+        }
+        for path in &paths {
+            let name = path.display();
+            for (max_tokens, stride) in [(16, 4), (24, 0)] {
+                let encoder = TextEncoder::hugging_face(path, max_tokens, stride).unwrap();
+                for t in [long.as_str(), &spaces, &long[..200], "short"] {
+                    let full = encoder.encode_batch(&[t]).unwrap().remove(0);
+                    let first = encoder.encode_first_windows(&[t]).unwrap().remove(0);
+                    assert_eq!(first.windows, full.windows[..1], "{name} {max_tokens}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn word_prefix_ends_before_whitespace() {
+        assert_eq!(word_prefix("one two three", 100), "one two three");
+        assert_eq!(word_prefix("one two three", 9), "one two");
+        assert_eq!(word_prefix("one two three", 8), "one two");
+        assert_eq!(word_prefix("one two  \n three", 11), "one two");
+        assert_eq!(word_prefix("onetwothree four", 5), "onetwothree four");
     }
 }

@@ -173,9 +173,12 @@ fn scores_select_labels_and_aggregate() {
     let first = Classifier::load(o.clone())
         .unwrap()
         .score(&[&long.text])
-        .unwrap()[0]
-        .score;
-    assert!((first - want[0]).abs() < 1e-5);
+        .unwrap()
+        .remove(0);
+    assert!((first.score - want[0]).abs() < 1e-5);
+    // Only the first window went through the model; the token count is still the document's.
+    assert_eq!(first.windows.len(), 1);
+    assert_eq!(first.tokens, s.tokens);
 
     // Auto on a 3-label model is an error; so is a label that does not exist.
     o.label = LabelSelector::Auto;

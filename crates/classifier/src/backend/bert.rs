@@ -3,14 +3,16 @@
 
 use candle_core::Tensor;
 use candle_nn::{Linear, Module};
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
+
+use super::bert_encoder::BertEncoder;
 
 use super::{declared_labels, load_err, parse_config, var_builder, Backend, Batch, Loaded};
 use crate::config::{HeadConfig, ModelFiles};
 use crate::error::Result;
 
 pub(crate) struct BertClassifier {
-    model: BertModel,
+    model: BertEncoder,
     pooler: Linear,
     classifier: Linear,
     pad_id: u32,
@@ -29,7 +31,7 @@ pub(crate) fn load(
     let labels = declared_labels(head, files)?;
     let vb = var_builder(weights, files, device)?;
     let err = load_err(files);
-    let model = BertModel::load(vb.pp("bert"), &config).map_err(&err)?;
+    let model = BertEncoder::load(vb.pp("bert"), &config).map_err(&err)?;
     let pooler = candle_nn::linear(
         config.hidden_size,
         config.hidden_size,
@@ -60,7 +62,7 @@ impl Backend for BertClassifier {
         let hidden = self.model.forward(
             &batch.input_ids,
             &batch.token_type_ids,
-            Some(&batch.attention_mask),
+            &batch.attention_mask,
         )?;
         let pooled = self.pooler.forward(&super::first_token(&hidden)?)?.tanh()?;
         Ok(self.classifier.forward(&pooled)?)

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Linear, Module, VarBuilder};
-use candle_transformers::models::bert::{BertModel, Config as BertConfig, HiddenAct};
+use candle_transformers::models::bert::{Config as BertConfig, HiddenAct};
+
+use super::bert_encoder::BertEncoder;
 use serde::Deserialize;
 
 use super::{declared_labels, parse_config, Backend, Batch, Loaded};
@@ -39,7 +41,7 @@ fn default_activation() -> String {
 }
 
 pub(crate) struct DistilBertClassifier {
-    model: BertModel,
+    model: BertEncoder,
     pre_classifier: Linear,
     classifier: Linear,
     pad_id: u32,
@@ -176,7 +178,7 @@ pub(crate) fn load(
         model_type: None,
     };
     let vb = VarBuilder::from_tensors(tensors, DType::F32, device);
-    let model = BertModel::load(vb, &bert_config).map_err(|e| rename_error(err(e)))?;
+    let model = BertEncoder::load(vb, &bert_config).map_err(|e| rename_error(err(e)))?;
     let vb = VarBuilder::from_tensors(head_tensors, DType::F32, device);
     let pre_classifier =
         candle_nn::linear(config.dim, config.dim, vb.pp("pre_classifier")).map_err(err)?;
@@ -200,7 +202,7 @@ impl Backend for DistilBertClassifier {
         let hidden = self.model.forward(
             &batch.input_ids,
             &batch.token_type_ids,
-            Some(&batch.attention_mask),
+            &batch.attention_mask,
         )?;
         let pooled = self
             .pre_classifier

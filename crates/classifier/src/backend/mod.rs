@@ -13,9 +13,11 @@ use crate::config::{HeadConfig, Labels, ModelFiles};
 use crate::error::{weights_error, ClassifierError, Result};
 
 pub(crate) mod bert;
+pub(crate) mod bert_encoder;
 pub(crate) mod deberta;
 pub(crate) mod distilbert;
 pub(crate) mod hashed;
+mod kernels;
 pub(crate) mod modernbert;
 pub(crate) mod sentence;
 pub(crate) mod xlm_roberta;

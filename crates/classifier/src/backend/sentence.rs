@@ -14,7 +14,9 @@ use std::path::Path;
 
 use candle_core::{DType, Tensor};
 use candle_nn::{Linear, Module};
-use candle_transformers::models::bert::{BertModel, Config};
+use candle_transformers::models::bert::Config;
+
+use super::bert_encoder::BertEncoder;
 use serde::Deserialize;
 
 use super::{load_err, parse_config, var_builder, Backend, Batch, Loaded};
@@ -98,7 +100,7 @@ struct EncoderKind {
 }
 
 pub(crate) struct SentenceEncoder {
-    model: BertModel,
+    model: BertEncoder,
     pooling: Pooling,
     normalize: bool,
     head: Option<Head>,
@@ -172,7 +174,7 @@ pub(crate) fn load(
     let config: Config = parse_config(config_bytes, files)?;
     let (pooling, normalize) = read_modules(&files.dir)?;
     let vb = var_builder(weights, files, device)?;
-    let model = BertModel::load(vb, &config).map_err(load_err(files))?;
+    let model = BertEncoder::load(vb, &config).map_err(load_err(files))?;
 
     let head_path = files.dir.join(HEAD_WEIGHTS);
     let (head, labels) = if head_path.is_file() {
@@ -255,7 +257,7 @@ impl SentenceEncoder {
         let hidden = self.model.forward(
             &batch.input_ids,
             &batch.token_type_ids,
-            Some(&batch.attention_mask),
+            &batch.attention_mask,
         )?;
         let pooled = match self.pooling {
             Pooling::Cls => super::first_token(&hidden)?,
