@@ -154,19 +154,11 @@ fn check(args: CheckArgs) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// Loads the config with the `--device` override applied, and tunes the allocator for the
-/// classifier's large tensors when the cascade has one (the text stages don't need it).
+/// Loads the config with the `--device` override applied.
 pub fn load_config(path: &std::path::Path, device: Option<&str>) -> Result<Config> {
     let mut config = Config::from_file(path)?;
     if let Some(device) = device {
         config.set_device(device);
-    }
-    if config
-        .stages
-        .iter()
-        .any(|s| matches!(s, StageConfig::Classifier(_)))
-    {
-        sluice_classifier::tune_allocator();
     }
     Ok(config)
 }

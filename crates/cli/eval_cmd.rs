@@ -52,9 +52,6 @@ pub struct EvalArgs {
 }
 
 pub fn eval_command(args: EvalArgs) -> Result<u8> {
-    // Training and scoring allocate large tensors at every step: keep them in the process
-    // instead of faulting fresh pages in each time (see sluice_classifier::tune_allocator).
-    sluice_classifier::tune_allocator();
     let mut config = Config::from_file(&args.config)?;
     if let Some(device) = &args.device {
         config.set_device(device);

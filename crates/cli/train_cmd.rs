@@ -206,9 +206,6 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 pub fn train_command(args: TrainArgs) -> Result<u8> {
-    // Training and scoring allocate large tensors at every step: keep them in the process
-    // instead of faulting fresh pages in each time (see sluice_classifier::tune_allocator).
-    sluice_classifier::tune_allocator();
     let kind = match args.kind {
         Kind::Head => TrainKind::Head {
             encoder: args

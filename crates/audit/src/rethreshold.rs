@@ -5,7 +5,8 @@
 //! `density` and per-category counts against its `min_*`. So every audited document can be
 //! re-decided without running a stage, and the new output directory is written by walking the
 //! old one in input order (see [`crate::outdir::ShardWalker`]): the same lines cut into the same
-//! chunks (`run.chunk_bytes` over the same line lengths, as `sluice_io::LineChunker` cuts them),
+//! chunks (`run.chunk_bytes` over the same line lengths, at most `MAX_CHUNK_LINES` lines, as
+//! `sluice_io::LineChunker` cuts them),
 //! each chunk's streams compressed as one frame. The result is byte-identical to a fresh
 //! `sluice run` with the new config (`report.json` aside, whose timings differ by nature).
 //!
@@ -47,7 +48,9 @@ use sluice_core::stage::{KeyCounts, Outcome, Reason, StageStats};
 use sluice_core::stages::{ClassifierConfig, ClassifierMode};
 use sluice_core::stats::{Destination, Flow, ShardStats};
 use sluice_core::{Config, Manifest, Report, VERSION};
-use sluice_io::{compress_frame, empty_stream, open_shard, write_atomic, AtomicFile};
+use sluice_io::{
+    compress_frame, empty_stream, open_shard, write_atomic, AtomicFile, MAX_CHUNK_LINES,
+};
 
 use crate::outdir::{Item, OutDir};
 use crate::record::{AuditRecord, StageEvidence, StageRecord, UNCATEGORIZED};
@@ -672,7 +675,7 @@ fn write_output(
             Ok(())
         };
         let mut walker = out.walk(entry)?;
-        let (mut offset, mut in_chunk) = (0u64, 0u64);
+        let (mut offset, mut in_chunk, mut lines_in_chunk) = (0u64, 0u64, 0usize);
         loop {
             let t = Instant::now();
             let item = walker.next_item()?;
@@ -738,9 +741,11 @@ fn write_output(
             };
             offset += size;
             in_chunk += size;
-            if in_chunk >= chunk_bytes {
+            lines_in_chunk += 1;
+            if in_chunk >= chunk_bytes || lines_in_chunk >= MAX_CHUNK_LINES {
                 flush(&mut buffers, &mut files, &mut times)?;
                 in_chunk = 0;
+                lines_in_chunk = 0;
             }
         }
         flush(&mut buffers, &mut files, &mut times)?;

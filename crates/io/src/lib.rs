@@ -48,7 +48,9 @@ mod discover;
 mod error;
 
 pub use atomic::{temp_path, write_atomic, AtomicFile};
-pub use chunker::{Chunk, ChunkerOptions, Line, LineChunker, OVERSIZED_PREFIX_BYTES};
+pub use chunker::{
+    Chunk, ChunkerOptions, Line, LineChunker, MAX_CHUNK_LINES, OVERSIZED_PREFIX_BYTES,
+};
 pub use compression::{
     compress_frame, empty_stream, gzip_level, open_shard, output_name, Compression,
     READ_BUFFER_BYTES,
