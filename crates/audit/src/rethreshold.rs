@@ -41,9 +41,7 @@ use std::time::{Duration, Instant};
 
 use sluice_core::config::{AuditScope, StageConfig};
 use sluice_core::pipeline::OUTPUT_DIRS;
-use sluice_core::run::{
-    FailedShard, ShardCounts, ShardStatus, StepTime, Throughput, MANIFEST, REPORT,
-};
+use sluice_core::run::{FailedShard, ShardCounts, ShardStatus, Throughput, MANIFEST, REPORT};
 use sluice_core::stage::{KeyCounts, Outcome, Reason, StageStats};
 use sluice_core::stages::{ClassifierConfig, ClassifierMode};
 use sluice_core::stats::{Destination, Flow, ShardStats};
@@ -251,35 +249,7 @@ fn redecide_stage(config: &StageConfig, entry: &StageRecord) -> (StageRecord, Ve
             entry.outcome = outcome;
         }
         (StageConfig::Terms(c), StageEvidence::Terms(e)) => {
-            let mut t = Vec::new();
-            let mut push = |name: String, required: f64, actual: f64| {
-                t.push(sluice_core::stages::Threshold {
-                    name,
-                    required,
-                    actual,
-                    crossed: actual >= required,
-                })
-            };
-            push(
-                "min_distinct".into(),
-                c.min_distinct as f64,
-                e.distinct as f64,
-            );
-            push("min_total".into(), c.min_total as f64, e.total as f64);
-            if c.min_weight > 0.0 {
-                push("min_weight".into(), c.min_weight, e.weight);
-            }
-            if c.min_density > 0.0 {
-                push("min_density".into(), c.min_density, e.density);
-            }
-            for (category, &required) in &c.min_per_category {
-                let actual = e.categories.get(category).copied().unwrap_or(0);
-                push(
-                    format!("min_per_category.{category}"),
-                    required as f64,
-                    actual as f64,
-                );
-            }
+            let t = c.thresholds(e.distinct, e.total, e.weight, e.density, &e.categories);
             let fired = t.iter().all(|x| x.crossed);
             e.thresholds = t;
             entry.outcome = if fired {
@@ -848,27 +818,7 @@ fn build_report(
         ("compress".into(), times[1]),
         ("write".into(), times[2]),
     ]);
-    let total_cpu: f64 = steps.iter().map(|(_, t)| t.as_secs_f64()).sum();
-    let timings = steps
-        .into_iter()
-        .map(|(step, time)| {
-            let seconds = time.as_secs_f64();
-            StepTime {
-                step,
-                cpu_seconds: seconds,
-                mb_per_second: if seconds > 0.0 {
-                    processed.bytes as f64 / 1e6 / seconds
-                } else {
-                    0.0
-                },
-                share: if total_cpu > 0.0 {
-                    seconds / total_cpu
-                } else {
-                    0.0
-                },
-            }
-        })
-        .collect();
+    let timings = sluice_core::run::step_times(steps, processed.bytes);
     Report {
         sluice_version: VERSION.to_string(),
         config_hash: manifest.config_hash.clone(),

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sluice_io::{discover_shards, output_name, write_atomic, Compression, Shard};
@@ -385,6 +385,31 @@ fn chunks_in_flight(threads: usize, chunk_bytes: usize) -> usize {
     (2 * threads + 2).min(IN_FLIGHT_BYTES / chunk_bytes).max(4)
 }
 
+/// Each step's CPU time with its share of the total and the MB/s of `bytes` it amounts to.
+pub fn step_times(steps: Vec<(String, Duration)>, bytes: u64) -> Vec<StepTime> {
+    let total_cpu: f64 = steps.iter().map(|(_, t)| t.as_secs_f64()).sum();
+    steps
+        .into_iter()
+        .map(|(step, time)| {
+            let seconds = time.as_secs_f64();
+            StepTime {
+                step,
+                cpu_seconds: seconds,
+                mb_per_second: if seconds > 0.0 {
+                    bytes as f64 / 1e6 / seconds
+                } else {
+                    0.0
+                },
+                share: if total_cpu > 0.0 {
+                    seconds / total_cpu
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect()
+}
+
 fn build_report(
     cascade: &Cascade,
     manifest: &Manifest,
@@ -430,27 +455,7 @@ fn build_report(
         ("compress".into(), timings.compress),
         ("write".into(), timings.write),
     ]);
-    let total_cpu: f64 = steps.iter().map(|(_, t)| t.as_secs_f64()).sum();
-    let step_times = steps
-        .into_iter()
-        .map(|(step, time)| {
-            let seconds = time.as_secs_f64();
-            StepTime {
-                step,
-                cpu_seconds: seconds,
-                mb_per_second: if seconds > 0.0 {
-                    processed.bytes as f64 / 1e6 / seconds
-                } else {
-                    0.0
-                },
-                share: if total_cpu > 0.0 {
-                    seconds / total_cpu
-                } else {
-                    0.0
-                },
-            }
-        })
-        .collect();
+    let step_times = step_times(steps, processed.bytes);
     Report {
         sluice_version: VERSION.to_string(),
         config_hash: cascade.config_hash.clone(),

@@ -214,8 +214,10 @@ impl TermsConfig {
     }
 }
 
-impl TermsStage {
-    fn thresholds(
+impl TermsConfig {
+    /// Every threshold of the stage against a document's counts: what decides whether the
+    /// stage's action fires (all must be crossed), and what `sluice rethreshold` recomputes.
+    pub fn thresholds(
         &self,
         distinct: usize,
         total: usize,
@@ -223,8 +225,7 @@ impl TermsStage {
         density: f64,
         categories: &BTreeMap<String, usize>,
     ) -> Vec<Threshold> {
-        let c = &self.config;
-        let mut out = Vec::with_capacity(4 + c.min_per_category.len());
+        let mut out = Vec::with_capacity(4 + self.min_per_category.len());
         let mut push = |name: String, required: f64, actual: f64| {
             out.push(Threshold {
                 name,
@@ -235,17 +236,17 @@ impl TermsStage {
         };
         push(
             "min_distinct".into(),
-            c.min_distinct as f64,
+            self.min_distinct as f64,
             distinct as f64,
         );
-        push("min_total".into(), c.min_total as f64, total as f64);
-        if c.min_weight > 0.0 {
-            push("min_weight".into(), c.min_weight, weight);
+        push("min_total".into(), self.min_total as f64, total as f64);
+        if self.min_weight > 0.0 {
+            push("min_weight".into(), self.min_weight, weight);
         }
-        if c.min_density > 0.0 {
-            push("min_density".into(), c.min_density, density);
+        if self.min_density > 0.0 {
+            push("min_density".into(), self.min_density, density);
         }
-        for (category, &required) in &c.min_per_category {
+        for (category, &required) in &self.min_per_category {
             let actual = categories.get(category).copied().unwrap_or(0);
             push(
                 format!("min_per_category.{category}"),
@@ -303,7 +304,9 @@ impl Stage for TermsStage {
         }
         let words = count_words(text);
         let density = total as f64 * 1000.0 / words.max(1) as f64;
-        let thresholds = self.thresholds(distinct, total, weight, density, &categories);
+        let thresholds = self
+            .config
+            .thresholds(distinct, total, weight, density, &categories);
         let fired = thresholds.iter().all(|t| t.crossed);
         let outcome = if fired {
             Outcome::from(self.config.action)
