@@ -402,8 +402,6 @@ fn rethreshold_classifier_is_byte_identical_to_a_fresh_run() {
 
     // The cascade (only escalated documents scored) with the default flagged audit: every
     // scored document was escalated, hence recorded, so the thresholds may go down too.
-    // (Text thresholds are left alone here: they change which documents share a batch, and the
-    // model's scores move in the last bit of an f32 with their batch — see the README.)
     let dir = tmp.path().join("escalated");
     std::fs::create_dir_all(&dir).unwrap();
     let config = edited_config(
@@ -428,6 +426,35 @@ fn rethreshold_classifier_is_byte_identical_to_a_fresh_run() {
             "toxicity.review_threshold=0.18",
         ],
     );
+
+    // A text threshold and the classifier's together: fewer documents reach the model, so the
+    // fresh run batches them differently; a document's score must not depend on its batch.
+    let dir = tmp.path().join("together");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = edited_config(
+        &dir,
+        "old.toml",
+        &[],
+        &classifier_stage("escalated", 0.9, 0.5),
+    );
+    let new = edited_config(
+        &dir,
+        "new.toml",
+        &[("min_distinct = 2 ", "min_distinct = 3 ")],
+        &classifier_stage("escalated", 0.25, 0.18),
+    );
+    let report = assert_rethreshold_equals_fresh_run(
+        &dir,
+        &config,
+        &new,
+        &inputs,
+        &[
+            "hazard-terms.min_distinct=3",
+            "toxicity.drop_threshold=0.25",
+            "toxicity.review_threshold=0.18",
+        ],
+    );
+    assert!(report["stages"][2]["evaluated"].as_u64().unwrap() > 0);
 }
 
 #[test]

@@ -2,10 +2,10 @@
 //! written here because candle-transformers has no sequence-classification head for BERT.
 
 use candle_core::Tensor;
-use candle_nn::{Linear, Module};
+use candle_nn::Linear;
 use candle_transformers::models::bert::Config;
 
-use super::bert_encoder::BertEncoder;
+use super::bert_encoder::{fixed_rows_linear, BertEncoder};
 
 use super::{declared_labels, load_err, parse_config, var_builder, Backend, Batch, Loaded};
 use crate::config::{HeadConfig, ModelFiles};
@@ -64,8 +64,8 @@ impl Backend for BertClassifier {
             &batch.token_type_ids,
             &batch.attention_mask,
         )?;
-        let pooled = self.pooler.forward(&super::first_token(&hidden)?)?.tanh()?;
-        Ok(self.classifier.forward(&pooled)?)
+        let pooled = fixed_rows_linear(&self.pooler, &super::first_token(&hidden)?)?.tanh()?;
+        Ok(fixed_rows_linear(&self.classifier, &pooled)?)
     }
 
     fn name(&self) -> &'static str {

@@ -10,10 +10,10 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{Linear, Module, VarBuilder};
+use candle_nn::{Linear, VarBuilder};
 use candle_transformers::models::bert::{Config as BertConfig, HiddenAct};
 
-use super::bert_encoder::BertEncoder;
+use super::bert_encoder::{fixed_rows_linear, BertEncoder};
 use serde::Deserialize;
 
 use super::{declared_labels, parse_config, Backend, Batch, Loaded};
@@ -204,11 +204,9 @@ impl Backend for DistilBertClassifier {
             &batch.token_type_ids,
             &batch.attention_mask,
         )?;
-        let pooled = self
-            .pre_classifier
-            .forward(&super::first_token(&hidden)?)?
-            .relu()?;
-        Ok(self.classifier.forward(&pooled)?)
+        let pooled =
+            fixed_rows_linear(&self.pre_classifier, &super::first_token(&hidden)?)?.relu()?;
+        Ok(fixed_rows_linear(&self.classifier, &pooled)?)
     }
 
     fn name(&self) -> &'static str {

@@ -13,10 +13,10 @@
 use std::path::Path;
 
 use candle_core::{DType, Tensor};
-use candle_nn::{Linear, Module};
+use candle_nn::Linear;
 use candle_transformers::models::bert::Config;
 
-use super::bert_encoder::BertEncoder;
+use super::bert_encoder::{fixed_rows_linear, BertEncoder};
 use serde::Deserialize;
 
 use super::{load_err, parse_config, var_builder, Backend, Batch, Loaded};
@@ -79,15 +79,15 @@ struct HeadShape {
 impl Head {
     fn forward(&self, pooled: &Tensor) -> candle_core::Result<Tensor> {
         match &self.hidden {
-            None => self.output.forward(pooled),
+            None => fixed_rows_linear(&self.output, pooled),
             Some((layer, activation)) => {
-                let x = layer.forward(pooled)?;
+                let x = fixed_rows_linear(layer, pooled)?;
                 let x = match activation {
                     Activation::Relu => x.relu()?,
                     Activation::Gelu => x.gelu_erf()?,
                     Activation::Tanh => x.tanh()?,
                 };
-                self.output.forward(&x)
+                fixed_rows_linear(&self.output, &x)
             }
         }
     }
