@@ -33,7 +33,7 @@ use sluice_classifier::train::data::label_name;
 
 use crate::pipeline::Cascade;
 use crate::stage::{Outcome, Scratch};
-use crate::stages::{ClassifierMode, OnError};
+use crate::stages::{ClassifierMode, ClassifierStage, OnError};
 use crate::stats::Destination;
 
 /// What can stop an evaluation.
@@ -335,8 +335,9 @@ pub fn evaluate(
         let index = cascade.stages.len();
         let wanted: Vec<usize> = (0..docs.len())
             .filter(|&i| {
-                docs[i].before_classifier != Destination::Dropped
-                    && (options.score_all || classifier.wants(escalated[i]))
+                let d = &docs[i];
+                (options.score_all && d.before_classifier != Destination::Dropped)
+                    || classifier.wants(d.before_classifier, escalated[i])
             })
             .collect();
         let to_score: Vec<usize> = if options.score_all {
@@ -346,17 +347,13 @@ pub fn evaluate(
         };
         for batch in to_score.chunks(SCORE_BATCH) {
             let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
-            let scores = classifier.score(&batch_texts);
-            let scores: Vec<Result<_, String>> = match scores {
-                Ok(scores) => scores.into_iter().map(Ok).collect(),
-                Err(message) if classifier.on_error() == OnError::Fail => {
-                    return Err(EvalError::Classifier {
+            let scores =
+                classifier
+                    .score_each(&batch_texts)
+                    .map_err(|message| EvalError::Classifier {
                         stage: classifier.id().to_string(),
                         message,
-                    })
-                }
-                Err(message) => batch.iter().map(|_| Err(message.clone())).collect(),
-            };
+                    })?;
             for (&i, scored) in batch.iter().zip(scores) {
                 let d = &mut docs[i];
                 if let Ok(s) = &scored {
@@ -364,20 +361,14 @@ pub fn evaluate(
                         d.score_all = Some(s.score);
                     }
                 }
-                let stage_judges =
-                    d.before_classifier != Destination::Dropped && classifier.wants(escalated[i]);
-                if !stage_judges {
+                if !classifier.wants(d.before_classifier, escalated[i]) {
                     continue;
                 }
                 d.judged = true;
                 d.score = scored.as_ref().ok().map(|s| s.score);
                 let evidence = classifier.decide(scored, &mut stats[index]);
                 d.classifier = Some(evidence.outcome);
-                d.destination = match evidence.outcome {
-                    Outcome::Drop => Destination::Dropped,
-                    Outcome::Review => Destination::Review,
-                    _ => Destination::Kept,
-                };
+                d.destination = ClassifierStage::destination(evidence.outcome);
             }
         }
     }

@@ -42,7 +42,7 @@ use sluice_io::{
 use crate::config::{AuditScope, Config};
 use crate::document::{Document, FieldExtractor, LineError};
 use crate::stage::{Detail, Evidence, Outcome, Reason, Scratch, Stage, StageStats};
-use crate::stages::{ClassifierStage, OnError};
+use crate::stages::ClassifierStage;
 use crate::stats::{Destination, ShardStats, Timings};
 
 /// The built cascade: stages plus everything needed to turn a line into a verdict and records.
@@ -152,9 +152,9 @@ impl Cascade {
 
     /// Whether the classifier stage will score this document.
     fn wants_classifier(&self, verdict: &Verdict) -> bool {
-        self.classifier.as_ref().is_some_and(|c| {
-            verdict.destination != Destination::Dropped && c.wants(verdict.escalated)
-        })
+        self.classifier
+            .as_ref()
+            .is_some_and(|c| c.wants(verdict.destination, verdict.escalated))
     }
 
     fn audits(&self, verdict: &Verdict) -> bool {
@@ -368,27 +368,17 @@ fn finish_documents(
         if !wanted.is_empty() {
             let texts: Vec<&str> = wanted.iter().map(|&i| &*held[i].doc.text).collect();
             let classify_started = Instant::now();
-            let scores = classifier.score(&texts);
+            let scores = classifier.score_each(&texts);
             out.timings.stages[index] += classify_started.elapsed();
             let stage_stats = &mut out.stats.stages[index];
-            let scores = match scores {
-                Ok(scores) => scores.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(error) if classifier.on_error() == OnError::Fail => {
-                    return Err(format!("classifier {}: {error}", classifier.id()));
-                }
-                Err(error) => wanted.iter().map(|_| Err(error.clone())).collect(),
-            };
+            let scores = scores?;
             for (&i, scored) in wanted.iter().zip(scores) {
                 let j = &mut held[i];
                 stage_stats.evaluated += 1;
                 stage_stats.text_bytes += j.doc.text.len() as u64;
                 let evidence = classifier.decide(scored, stage_stats);
                 stage_stats.record_outcome(evidence.outcome);
-                j.verdict.destination = match evidence.outcome {
-                    Outcome::Drop => Destination::Dropped,
-                    Outcome::Review => Destination::Review,
-                    _ => Destination::Kept,
-                };
+                j.verdict.destination = ClassifierStage::destination(evidence.outcome);
                 j.verdict.evidence.push((index, evidence));
             }
         }

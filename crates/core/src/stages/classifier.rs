@@ -17,6 +17,7 @@ use sluice_classifier::{
 use crate::config::BuildContext;
 use crate::error::ConfigError;
 use crate::stage::{Detail, Evidence, Outcome, Reason, StageStats};
+use crate::stats::Destination;
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -250,9 +251,32 @@ impl ClassifierStage {
         )
     }
 
-    /// Whether a document that reached the classifier (not dropped) should be scored.
-    pub fn wants(&self, escalated: bool) -> bool {
-        escalated || self.config.mode == ClassifierMode::All
+    /// Whether the stage judges a document the text stages sent to `destination`: not one they
+    /// dropped, and, in `mode = "escalated"`, only one they escalated.
+    pub fn wants(&self, destination: Destination, escalated: bool) -> bool {
+        destination != Destination::Dropped
+            && (escalated || self.config.mode == ClassifierMode::All)
+    }
+
+    /// Where a document goes after the stage's outcome for it.
+    pub fn destination(outcome: Outcome) -> Destination {
+        match outcome {
+            Outcome::Drop => Destination::Dropped,
+            Outcome::Review => Destination::Review,
+            _ => Destination::Kept,
+        }
+    }
+
+    /// Scores a batch of texts, one result per text for [`decide`](Self::decide): a model error
+    /// concerns the whole batch, and is returned as the `Err` only with `on_error = "fail"`.
+    pub fn score_each(&self, texts: &[&str]) -> Result<Vec<Result<Scored, String>>, String> {
+        match self.score(texts) {
+            Ok(scores) => Ok(scores.into_iter().map(Ok).collect()),
+            Err(error) if self.config.on_error == OnError::Fail => {
+                Err(format!("classifier {}: {error}", self.id))
+            }
+            Err(error) => Ok(texts.iter().map(|_| Err(error.clone())).collect()),
+        }
     }
 
     /// Scores a batch of texts; an error concerns the whole batch.
@@ -270,10 +294,6 @@ impl ClassifierStage {
                     .collect()
             })
             .map_err(|e| e.to_string())
-    }
-
-    pub fn on_error(&self) -> OnError {
-        self.config.on_error
     }
 
     /// The stage's configuration (thresholds, mode), as written.
