@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use sluice_core::config::{AuditScope, StageConfig};
 use sluice_core::pipeline::OUTPUT_DIRS;
-use sluice_core::run::{FailedShard, ShardCounts, ShardStatus, Throughput, MANIFEST, REPORT};
+use sluice_core::run::{ShardStatus, MANIFEST, REPORT};
 use sluice_core::stage::{KeyCounts, Outcome, Reason, StageStats};
 use sluice_core::stages::{ClassifierConfig, ClassifierMode};
 use sluice_core::stats::{Destination, Flow, ShardStats};
@@ -191,7 +191,7 @@ fn find_stage(config: &Config, name: &str) -> Result<usize, String> {
         return Ok(i);
     }
     let of_type: Vec<usize> = (0..config.stages.len())
-        .filter(|&i| stage_kind(&config.stages[i]) == name)
+        .filter(|&i| config.stages[i].kind() == name)
         .collect();
     match of_type[..] {
         [i] => Ok(i),
@@ -207,14 +207,6 @@ fn find_stage(config: &Config, name: &str) -> Result<usize, String> {
         _ => Err(format!(
             "several stages have type `{name}`: name one by its id"
         )),
-    }
-}
-
-fn stage_kind(stage: &StageConfig) -> &'static str {
-    match stage {
-        StageConfig::Rules(_) => "rules",
-        StageConfig::Terms(_) => "terms",
-        StageConfig::Classifier(_) => "classifier",
     }
 }
 
@@ -783,29 +775,18 @@ fn build_report(
     started: Instant,
     times: [Duration; 3],
 ) -> Report {
-    let stage_stats: Vec<StageStats> = config
+    let stages: Vec<StageStats> = config
         .stages
         .iter()
-        .map(|s| StageStats::new(s.id(), stage_kind(s)))
+        .map(|s| StageStats::new(s.id(), s.kind()))
         .collect();
-    let mut total = ShardStats::new(&stage_stats);
-    let mut failed_shards = Vec::new();
-    let mut done = 0;
+    let mut processed = Flow::default();
     for entry in &manifest.shards {
-        match (&entry.status, &entry.stats) {
-            (ShardStatus::Done, Some(stats)) => {
-                done += 1;
-                total.merge(stats);
-            }
-            (ShardStatus::Failed, _) => failed_shards.push(FailedShard {
-                name: entry.name.clone(),
-                error: entry.error.clone().unwrap_or_default(),
-            }),
-            _ => {}
+        if let (ShardStatus::Done, Some(stats)) = (&entry.status, &entry.stats) {
+            processed.merge(&stats.input);
         }
     }
     let wall = started.elapsed().as_secs_f64().max(1e-9);
-    let processed: Flow = total.input;
     let mut steps = vec![
         ("read".to_string(), times[0]),
         ("parse".into(), Duration::ZERO),
@@ -819,35 +800,7 @@ fn build_report(
         ("write".into(), times[2]),
     ]);
     let timings = sluice_core::run::step_times(steps, processed.bytes);
-    Report {
-        sluice_version: VERSION.to_string(),
-        config_hash: manifest.config_hash.clone(),
-        shards: ShardCounts {
-            total: manifest.shards.len(),
-            done,
-            skipped: 0,
-            failed: failed_shards.len(),
-        },
-        input: total.input,
-        destinations: Destination::ALL
-            .iter()
-            .map(|d| (d.name().to_string(), total.flow(*d)))
-            .collect(),
-        escalated: total.escalated,
-        audited: total.audited,
-        error_kinds: total.error_kinds.clone(),
-        stages: total.stages,
-        failed_shards,
-        throughput: Throughput {
-            documents: processed.documents,
-            bytes: processed.bytes,
-            wall_seconds: wall,
-            docs_per_second: processed.documents as f64 / wall,
-            mb_per_second: processed.bytes as f64 / 1e6 / wall,
-            threads: 1,
-        },
-        timings,
-    }
+    Report::from_manifest(manifest, stages, 0, processed, wall, 1, timings)
 }
 
 #[cfg(test)]

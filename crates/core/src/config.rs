@@ -120,6 +120,15 @@ impl StageConfig {
         }
     }
 
+    /// The stage's `type`, as in reasons, reports and `Stage::kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StageConfig::Rules(_) => "rules",
+            StageConfig::Terms(_) => "terms",
+            StageConfig::Classifier(_) => "classifier",
+        }
+    }
+
     /// A text stage; `None` for the classifier, which the pipeline drives in batches.
     fn build(&self, ctx: &BuildContext) -> Result<Option<Box<dyn Stage>>, ConfigError> {
         Ok(match self {

@@ -385,6 +385,68 @@ fn chunks_in_flight(threads: usize, chunk_bytes: usize) -> usize {
     (2 * threads + 2).min(IN_FLIGHT_BYTES / chunk_bytes).max(4)
 }
 
+impl Report {
+    /// The report of an output directory: totals over the manifest's finished shards (those
+    /// `skipped` were finished by an earlier run), with `processed` — the input this invocation
+    /// handled — timed by `wall`, `threads` and `timings`. `stages` are the cascade's empty
+    /// counters.
+    pub fn from_manifest(
+        manifest: &Manifest,
+        stages: Vec<crate::stage::StageStats>,
+        skipped: usize,
+        processed: Flow,
+        wall: f64,
+        threads: usize,
+        timings: Vec<StepTime>,
+    ) -> Report {
+        let mut total = ShardStats::new(&stages);
+        let mut failed_shards = Vec::new();
+        let mut done = 0;
+        for entry in &manifest.shards {
+            match (&entry.status, &entry.stats) {
+                (ShardStatus::Done, Some(stats)) => {
+                    done += 1;
+                    total.merge(stats);
+                }
+                (ShardStatus::Failed, _) => failed_shards.push(FailedShard {
+                    name: entry.name.clone(),
+                    error: entry.error.clone().unwrap_or_default(),
+                }),
+                _ => {}
+            }
+        }
+        Report {
+            sluice_version: VERSION.to_string(),
+            config_hash: manifest.config_hash.clone(),
+            shards: ShardCounts {
+                total: manifest.shards.len(),
+                done: done - skipped,
+                skipped,
+                failed: failed_shards.len(),
+            },
+            input: total.input,
+            destinations: Destination::ALL
+                .iter()
+                .map(|d| (d.name().to_string(), total.flow(*d)))
+                .collect(),
+            escalated: total.escalated,
+            audited: total.audited,
+            error_kinds: total.error_kinds,
+            stages: total.stages,
+            failed_shards,
+            throughput: Throughput {
+                documents: processed.documents,
+                bytes: processed.bytes,
+                wall_seconds: wall,
+                docs_per_second: processed.documents as f64 / wall,
+                mb_per_second: processed.bytes as f64 / 1e6 / wall,
+                threads,
+            },
+            timings,
+        }
+    }
+}
+
 /// Each step's CPU time with its share of the total and the MB/s of `bytes` it amounts to.
 pub fn step_times(steps: Vec<(String, Duration)>, bytes: u64) -> Vec<StepTime> {
     let total_cpu: f64 = steps.iter().map(|(_, t)| t.as_secs_f64()).sum();
@@ -419,27 +481,10 @@ fn build_report(
     started: Instant,
     timings: &Timings,
 ) -> Report {
-    let mut total = ShardStats::new(&cascade.stage_stats());
-    let mut failed_shards = Vec::new();
-    let mut done = 0;
-    for entry in &manifest.shards {
-        match (&entry.status, &entry.stats) {
-            (ShardStatus::Done, Some(stats)) => {
-                done += 1;
-                total.merge(stats);
-            }
-            (ShardStatus::Failed, _) => failed_shards.push(FailedShard {
-                name: entry.name.clone(),
-                error: entry.error.clone().unwrap_or_default(),
-            }),
-            _ => {}
-        }
-    }
     let mut processed = Flow::default();
     for &i in todo {
         if let Some(stats) = &manifest.shards[i].stats {
-            processed.documents += stats.input.documents;
-            processed.bytes += stats.input.bytes;
+            processed.merge(&stats.input);
         }
     }
     let wall = started.elapsed().as_secs_f64().max(1e-9);
@@ -456,35 +501,15 @@ fn build_report(
         ("write".into(), timings.write),
     ]);
     let step_times = step_times(steps, processed.bytes);
-    Report {
-        sluice_version: VERSION.to_string(),
-        config_hash: cascade.config_hash.clone(),
-        shards: ShardCounts {
-            total: manifest.shards.len(),
-            done: done - skipped,
-            skipped,
-            failed: failed_shards.len(),
-        },
-        input: total.input,
-        destinations: Destination::ALL
-            .iter()
-            .map(|d| (d.name().to_string(), total.flow(*d)))
-            .collect(),
-        escalated: total.escalated,
-        audited: total.audited,
-        error_kinds: total.error_kinds.clone(),
-        stages: total.stages,
-        failed_shards,
-        throughput: Throughput {
-            documents: processed.documents,
-            bytes: processed.bytes,
-            wall_seconds: wall,
-            docs_per_second: processed.documents as f64 / wall,
-            mb_per_second: processed.bytes as f64 / 1e6 / wall,
-            threads,
-        },
-        timings: step_times,
-    }
+    Report::from_manifest(
+        manifest,
+        cascade.stage_stats(),
+        skipped,
+        processed,
+        wall,
+        threads,
+        step_times,
+    )
 }
 
 /// Two shards must not write to the same output files (`a.jsonl` and `a.jsonl.gz` with

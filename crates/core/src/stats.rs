@@ -20,7 +20,7 @@ impl Flow {
         self.documents += 1;
         self.bytes += bytes;
     }
-    fn merge(&mut self, other: &Flow) {
+    pub fn merge(&mut self, other: &Flow) {
         self.documents += other.documents;
         self.bytes += other.bytes;
     }
