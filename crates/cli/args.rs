@@ -18,14 +18,17 @@ pub struct Args {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Filter a corpus: every input line goes to kept/, dropped/, review/ or errors/, flagged
-    /// documents get an audit record, and manifest.json and report.json describe the run.
+    /// documents get an audit record, and manifest.json, report.json and report.html describe the
+    /// run.
     Run(RunArgs),
-    /// Check a config without processing anything: parse it, compile rules, load term lists.
+    /// Check a config without processing anything: parse it, compile rules, load term lists and
+    /// the classifier's model.
     Check(CheckArgs),
     /// Write a synthetic corpus (deterministic for a seed) for benchmarks and trials.
     Generate(GenerateArgs),
     /// Measure throughput: run the cascade at one or more thread counts and report, per step and
-    /// per stage, CPU time, share and MB/s, with end-to-end MB/s, docs/s and peak memory.
+    /// per stage, CPU time, share and MB/s (tokens/s for a classifier), with end-to-end MB/s,
+    /// docs/s and peak memory.
     Bench(BenchArgs),
     /// Read what a run removed and why: summary, show (text with matches marked), export.
     Audit(crate::audit_cmd::AuditArgs),
