@@ -214,11 +214,7 @@ impl ClassifierConfig {
 }
 
 /// One document's score as the model returned it.
-pub struct Scored {
-    pub score: f32,
-    pub windows: Vec<f32>,
-    pub tokens: usize,
-}
+pub type Scored = sluice_classifier::DocumentScore;
 
 impl ClassifierStage {
     pub fn id(&self) -> &str {
@@ -281,19 +277,7 @@ impl ClassifierStage {
 
     /// Scores a batch of texts; an error concerns the whole batch.
     pub fn score(&self, texts: &[&str]) -> Result<Vec<Scored>, String> {
-        self.classifier
-            .score(texts)
-            .map(|scores| {
-                scores
-                    .into_iter()
-                    .map(|s| Scored {
-                        score: s.score,
-                        windows: s.windows,
-                        tokens: s.tokens,
-                    })
-                    .collect()
-            })
-            .map_err(|e| e.to_string())
+        self.classifier.score(texts).map_err(|e| e.to_string())
     }
 
     /// The stage's configuration (thresholds, mode), as written.
