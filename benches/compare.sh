@@ -10,6 +10,7 @@
 #   SHARD_DIR   *.jsonl.zst shards; by default a corpus is generated (SIZE, default 500MB)
 #   CONFIG      the sluice config (default benches/hazard-5000.toml: 5,000 terms)
 #   SLUICE      the sluice binary (default target/release/sluice, built if missing)
+#   REPEAT      runs of each command, alternating; figures are medians (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,13 +46,24 @@ BYTES=$(zstd -dc "${SHARDS[@]}" | wc -c)
 seconds() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
 mbps() { echo "scale=1; $BYTES / 1000000 / $1" | bc -l; }
 
-T_ZSTD=$(seconds zstd -dc "${SHARDS[@]}")
-T_RG=$(seconds bash -c "zstd -dc ${SHARDS[*]} | rg -i -w -F -f $WORK/terms.txt --count-matches")
-T_ONE=$(seconds "$SLUICE" run -c "$CONFIG" -i "$CORPUS" -o "$WORK/out1" -j 1 --force -q)
-T_ALL=$(seconds "$SLUICE" run -c "$CONFIG" -i "$CORPUS" -o "$WORK/outN" -j 0 --force -q)
+# Each command runs REPEAT times, the four in turn, so that a slow spell of a shared machine
+# falls on all of them alike; each figure is the median of its runs.
+REPEAT=${REPEAT:-3}
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+Z=(); R=(); ONE=(); ALL=()
+for _ in $(seq "$REPEAT"); do
+  Z+=("$(seconds zstd -dc "${SHARDS[@]}")")
+  R+=("$(seconds bash -c "zstd -dc ${SHARDS[*]} | rg -i -w -F -f $WORK/terms.txt --count-matches")")
+  ONE+=("$(seconds "$SLUICE" run -c "$CONFIG" -i "$CORPUS" -o "$WORK/out1" -j 1 --force -q)")
+  ALL+=("$(seconds "$SLUICE" run -c "$CONFIG" -i "$CORPUS" -o "$WORK/outN" -j 0 --force -q)")
+done
+T_ZSTD=$(median "${Z[@]}")
+T_RG=$(median "${R[@]}")
+T_ONE=$(median "${ONE[@]}")
+T_ALL=$(median "${ALL[@]}")
 
-printf 'input: %s shards, %.1f MB uncompressed, %d terms, %s cores, config %s\n' \
-  "${#SHARDS[@]}" "$(echo "$BYTES / 1000000" | bc -l)" "$(wc -l < "$WORK/terms.txt")" "$(nproc)" "$CONFIG"
+printf 'input: %s shards, %.1f MB uncompressed, %d terms, %s cores, config %s, median of %s runs\n' \
+  "${#SHARDS[@]}" "$(echo "$BYTES / 1000000" | bc -l)" "$(wc -l < "$WORK/terms.txt")" "$(nproc)" "$CONFIG" "$REPEAT"
 printf '%-44s %8s %8s %10s\n' "command" "seconds" "MB/s" "vs floor"
 row() { printf '%-44s %8.2f %8.1f %9.2fx\n' "$1" "$2" "$(mbps "$2")" "$(echo "$T_RG / $2" | bc -l)"; }
 row "zstd -dc (decompression limit)" "$T_ZSTD"
@@ -59,3 +71,6 @@ row "zstd -dc | rg -i -w -F -f TERMS (floor)" "$T_RG"
 row "sluice run -j 1" "$T_ONE"
 row "sluice run -j $(nproc)" "$T_ALL"
 printf 'thread scaling (end to end): %.2fx\n' "$(echo "$T_ONE / $T_ALL" | bc -l)"
+printf 'each run, sluice -j %s vs floor:' "$(nproc)"
+for i in "${!R[@]}"; do printf ' %.2fx' "$(echo "${R[$i]} / ${ALL[$i]}" | bc -l)"; done
+echo

@@ -21,8 +21,11 @@
 //!   and `"words"`. The generated list is the word index's hard case: its ~5,000 terms share ~100
 //!   first words, 18 of them common English words ("the", "new", "data", ...) that each start ~280
 //!   terms, so every occurrence of such a word in the text verifies ~280 candidates.
-//! * `compress_frame`: `sluice_io::compress_frame` of one 4 MiB chunk of JSONL at zstd levels 1
-//!   and 3 and gzip level 6 (the output side of every worker).
+//! * `compress_frame`: `sluice_io::compress_frame` of one 4 MiB chunk of JSONL at zstd levels
+//!   1, 2 and 3 and gzip levels 1 and 6 (the output side of every worker).
+//! * `text_stages_threads`: the text stages of `benches/hazard-5000.toml` (4 rules, 5,000 terms)
+//!   over every document on a pool of 1 and 2 threads (and every core, if more): the scaling of
+//!   the matching alone.
 //! * `cascade_end_to_end`: `sluice_core::run` with `configs/hazard-cascade.toml` on one thread
 //!   over 2 zstd shards × 10 MB, into a fresh output directory per iteration (fsyncs included;
 //!   removing the directory is not timed).
@@ -442,7 +445,9 @@ fn compress(c: &mut Criterion, f: &Fixture) {
         .throughput(Throughput::Bytes(data.len() as u64));
     for (name, compression, level) in [
         ("zstd_1", Compression::Zstd, 1),
+        ("zstd_2", Compression::Zstd, 2),
         ("zstd_3", Compression::Zstd, 3),
+        ("gzip_1", Compression::Gzip, 1),
         ("gzip_6", Compression::Gzip, 6),
     ] {
         let mut out = Vec::new();
@@ -457,6 +462,57 @@ fn compress(c: &mut Criterion, f: &Fixture) {
                 out.clear();
                 compress_frame(&data, compression, level, &mut out).expect("compress");
                 out.len()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The text stages of `benches/hazard-5000.toml` (4 rules, then 5,000 terms with NFKC) over every
+/// document, on a pool of 1, 2, ... threads: how the matching itself scales, apart from reading,
+/// compression and the pipeline's other threads. Documents go to the threads in runs of 64, each
+/// run with its own scratch and counters, as a worker does with a chunk.
+fn text_stages_threads(c: &mut Criterion, f: &Fixture, docs: &[Document<'_>]) {
+    use rayon::prelude::*;
+    let config = Config::from_file(&repo_root().join("benches/hazard-5000.toml"))
+        .expect("benches/hazard-5000.toml parses");
+    let stages = config.build_stages().expect("stages build");
+    let mut group = c.benchmark_group("text_stages_threads");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Bytes(f.input_bytes));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut counts = vec![1, 2];
+    if cores > 2 {
+        counts.push(cores);
+    }
+    for threads in counts {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("thread pool");
+        group.bench_function(format!("hazard_5000_{threads}_threads"), |b| {
+            b.iter(|| {
+                pool.install(|| {
+                    docs.par_chunks(64)
+                        .map(|run| {
+                            let mut scratch = Scratch::default();
+                            let mut stats: Vec<StageStats> = stages
+                                .iter()
+                                .map(|s| StageStats::new(s.id(), s.kind()))
+                                .collect();
+                            let mut found = 0usize;
+                            for doc in run {
+                                for (stage, stats) in stages.iter().zip(&mut stats) {
+                                    found += usize::from(
+                                        stage.evaluate(doc, &mut scratch, stats).is_some(),
+                                    );
+                                }
+                            }
+                            found
+                        })
+                        .sum::<usize>()
+                })
             })
         });
     }
@@ -535,6 +591,7 @@ fn stages(c: &mut Criterion) {
     rules_stage(c, &fixture, &docs);
     terms_stage(c, &fixture, &docs);
     compress(c, &fixture);
+    text_stages_threads(c, &fixture, &docs);
     cascade_end_to_end(c, &fixture);
 }
 
