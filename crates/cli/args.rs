@@ -128,7 +128,8 @@ pub struct BenchArgs {
     /// Shards of the generated corpus.
     #[arg(long, default_value_t = 8)]
     pub shards: usize,
-    /// Thread counts to sweep, comma-separated (0 = one per core).
+    /// Thread counts to sweep, comma-separated (0 = one per core); with more than one, each runs
+    /// in its own process so that its peak memory is its own.
     #[arg(short = 'j', long, value_delimiter = ',', default_value = "1,0")]
     pub threads: Vec<usize>,
     /// Print JSON instead of tables.

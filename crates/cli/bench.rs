@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sluice_core::config::StageConfig;
 use sluice_core::run::RunOptions;
 use sluice_core::synthetic::{parse_size, write_corpus, SyntheticOptions};
@@ -13,7 +13,7 @@ use sluice_core::{Config, Report};
 use crate::args::BenchArgs;
 use crate::EXIT_OK;
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct BenchReport {
     config: String,
     input: InputSummary,
@@ -22,7 +22,7 @@ struct BenchReport {
     scaling: Vec<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct InputSummary {
     shards: usize,
     documents: u64,
@@ -31,7 +31,7 @@ struct InputSummary {
     generated: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct BenchRun {
     threads: usize,
     wall_seconds: f64,
@@ -44,7 +44,7 @@ struct BenchRun {
     stages: Vec<StageBench>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct StageBench {
     id: String,
     #[serde(rename = "type")]
@@ -101,35 +101,26 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
 
     let mut runs = Vec::new();
     let mut input = None;
-    for &threads in &args.threads {
-        let output = work.path().join(format!("out-{threads}"));
-        reset_peak_memory();
-        let options = RunOptions {
-            inputs: inputs.clone(),
-            output: Some(output.clone()),
-            threads: Some(threads),
-            force: true,
-            progress: None,
-        };
-        let report = sluice_core::run(&config, &options)?;
-        let peak = peak_memory_bytes();
-        if report.failed() {
-            bail!(
-                "{} shards failed: {}",
-                report.shards.failed,
-                report.failed_shards[0].error
-            );
-        }
-        input.get_or_insert(InputSummary {
-            shards: report.shards.total,
-            documents: report.input.documents,
-            bytes: report.input.bytes,
+    if let [threads] = args.threads[..] {
+        let (summary, run) = bench_here(&config, &inputs, threads, &work, args.work_dir.is_some())?;
+        input = Some(InputSummary {
             compressed_bytes,
             generated,
+            ..summary
         });
-        runs.push(bench_run(&report, peak));
-        if args.work_dir.is_none() {
-            let _ = std::fs::remove_dir_all(&output);
+        runs.push(run);
+    } else {
+        // Each thread count in a fresh process, like separate `sluice run`s: peak memory is then
+        // each run's own (the allocator keeps what an earlier run freed), and no run inherits
+        // another's warm caches or threads.
+        for &threads in &args.threads {
+            let mut child = bench_in_child(&args, &inputs, threads)?;
+            input.get_or_insert(InputSummary {
+                compressed_bytes,
+                generated,
+                ..child.input
+            });
+            runs.push(child.runs.remove(0));
         }
     }
     let first = runs.first().map_or(1.0, |r| r.mb_per_second);
@@ -145,6 +136,76 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
         print_table(&result);
     }
     Ok(EXIT_OK)
+}
+
+/// One run at `threads` in this process.
+fn bench_here(
+    config: &Config,
+    inputs: &[String],
+    threads: usize,
+    work: &WorkDir,
+    keep: bool,
+) -> Result<(InputSummary, BenchRun)> {
+    let output = work.path().join(format!("out-{threads}"));
+    reset_peak_memory();
+    let options = RunOptions {
+        inputs: inputs.to_vec(),
+        output: Some(output.clone()),
+        threads: Some(threads),
+        force: true,
+        progress: None,
+    };
+    let report = sluice_core::run(config, &options)?;
+    let peak = peak_memory_bytes();
+    if report.failed() {
+        bail!(
+            "{} shards failed: {}",
+            report.shards.failed,
+            report.failed_shards[0].error
+        );
+    }
+    if !keep {
+        let _ = std::fs::remove_dir_all(&output);
+    }
+    let summary = InputSummary {
+        shards: report.shards.total,
+        documents: report.input.documents,
+        bytes: report.input.bytes,
+        compressed_bytes: 0,
+        generated: false,
+    };
+    Ok((summary, bench_run(&report, peak)))
+}
+
+/// One run at `threads` by a child `sluice bench` on the same inputs, read from its `--json`.
+fn bench_in_child(args: &BenchArgs, inputs: &[String], threads: usize) -> Result<BenchReport> {
+    let exe = std::env::current_exe().context("cannot find the sluice executable")?;
+    let mut command = std::process::Command::new(&exe);
+    command
+        .arg("bench")
+        .arg("--config")
+        .arg(&args.config)
+        .arg("--threads")
+        .arg(threads.to_string())
+        .arg("--json");
+    for input in inputs {
+        command.arg("--input").arg(input);
+    }
+    if let Some(dir) = &args.work_dir {
+        command.arg("--work-dir").arg(dir);
+    }
+    if let Some(device) = &args.device {
+        command.arg("--device").arg(device);
+    }
+    let output = command
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    if !output.status.success() {
+        bail!("the run at {threads} threads failed ({})", output.status);
+    }
+    serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("cannot read the report of the run at {threads} threads"))
 }
 
 fn bench_run(report: &Report, peak: u64) -> BenchRun {

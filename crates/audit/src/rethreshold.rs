@@ -799,7 +799,7 @@ fn build_report(
         ("compress".into(), times[1]),
         ("write".into(), times[2]),
     ]);
-    let timings = sluice_core::run::step_times(steps, processed.bytes);
+    let timings = sluice_core::run::step_times(steps, processed.bytes, None);
     Report::from_manifest(manifest, stages, 0, processed, wall, 1, timings)
 }
 

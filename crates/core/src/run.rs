@@ -20,7 +20,7 @@ use sluice_io::{discover_shards, output_name, write_atomic, Compression, Shard};
 use crate::config::Config;
 use crate::error::RunError;
 use crate::pipeline::{Cascade, Permits, Progress, ShardRunner, OUTPUT_DIRS, VERSION};
-use crate::stats::{Destination, Flow, ShardStats, Timings};
+use crate::stats::{process_cpu_time, Destination, Flow, ShardStats, Timings};
 
 pub const MANIFEST: &str = "manifest.json";
 /// Entries of shards finished since `manifest.json` was last written whole.
@@ -197,7 +197,10 @@ pub struct Report {
 }
 
 /// One step of the pipeline: CPU time summed over threads, the throughput of that step alone on
-/// one core (processed input bytes / its CPU time), and its share of all steps' time.
+/// one core (processed input bytes / its CPU time), and its share of all steps' time. Steps are
+/// timed by the threads doing them (busy time); when the run's threads outnumber the cores that
+/// includes time spent waiting for a core, so the busy times are scaled to add up to the
+/// process's measured CPU time (see [`step_times`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepTime {
     pub step: String,
@@ -322,6 +325,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     let timings = Mutex::new(Timings::new(cascade.stage_count()));
     let manifest_error: Mutex<Option<RunError>> = Mutex::new(None);
     let shard_workers = threads.min(todo.len()).max(1);
+    let cpu_started = process_cpu_time();
     std::thread::scope(|scope| {
         for _ in 0..shard_workers {
             scope.spawn(|| loop {
@@ -359,15 +363,14 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
             });
         }
     });
+    let cpu = cpu_started.and_then(|start| Some(process_cpu_time()?.saturating_sub(start)));
     if let Some(e) = manifest_error.into_inner().expect("lock") {
         return Err(e);
     }
     let manifest = manifest.into_inner().expect("manifest lock");
     manifest.write(&output)?;
     let timings = timings.into_inner().expect("timings lock");
-    let report = build_report(
-        &cascade, &manifest, &todo, skipped, threads, started, &timings,
-    );
+    let report = build_report(&cascade, &manifest, &todo, threads, started, &timings, cpu);
     let mut bytes = serde_json::to_vec_pretty(&report).expect("report serializes");
     bytes.push(b'\n');
     write_atomic(&output.join(REPORT), &bytes)?;
@@ -448,12 +451,24 @@ impl Report {
 }
 
 /// Each step's CPU time with its share of the total and the MB/s of `bytes` it amounts to.
-pub fn step_times(steps: Vec<(String, Duration)>, bytes: u64) -> Vec<StepTime> {
-    let total_cpu: f64 = steps.iter().map(|(_, t)| t.as_secs_f64()).sum();
+/// `steps` are busy times; with `cpu`, the process's CPU time over the same work, each is scaled
+/// by `cpu / sum(steps)`, which keeps the shares and makes the seconds add up to what the
+/// process really used (busy time overstates CPU time when threads wait for a core).
+pub fn step_times(
+    steps: Vec<(String, Duration)>,
+    bytes: u64,
+    cpu: Option<Duration>,
+) -> Vec<StepTime> {
+    let busy: f64 = steps.iter().map(|(_, t)| t.as_secs_f64()).sum();
+    let scale = match cpu {
+        Some(cpu) if busy > 0.0 && cpu > Duration::ZERO => cpu.as_secs_f64() / busy,
+        _ => 1.0,
+    };
+    let total_cpu = busy * scale;
     steps
         .into_iter()
         .map(|(step, time)| {
-            let seconds = time.as_secs_f64();
+            let seconds = time.as_secs_f64() * scale;
             StepTime {
                 step,
                 cpu_seconds: seconds,
@@ -476,11 +491,12 @@ fn build_report(
     cascade: &Cascade,
     manifest: &Manifest,
     todo: &[usize],
-    skipped: usize,
     threads: usize,
     started: Instant,
     timings: &Timings,
+    cpu: Option<Duration>,
 ) -> Report {
+    let skipped = manifest.shards.len() - todo.len();
     let mut processed = Flow::default();
     for &i in todo {
         if let Some(stats) = &manifest.shards[i].stats {
@@ -500,7 +516,7 @@ fn build_report(
         ("compress".into(), timings.compress),
         ("write".into(), timings.write),
     ]);
-    let step_times = step_times(steps, processed.bytes);
+    let step_times = step_times(steps, processed.bytes, cpu);
     Report::from_manifest(
         manifest,
         cascade.stage_stats(),
@@ -612,6 +628,30 @@ mod tests {
         assert!(!dir.path().join(JOURNAL).exists());
         let reloaded = Manifest::load(&dir.path().join(MANIFEST)).unwrap().unwrap();
         assert_eq!(reloaded.shards[0].status, ShardStatus::Done);
+    }
+
+    #[test]
+    fn step_times_are_scaled_to_the_measured_cpu_time_with_shares_kept() {
+        let steps = || {
+            vec![
+                ("read".to_string(), Duration::from_millis(500)),
+                ("compress".to_string(), Duration::from_millis(1500)),
+            ]
+        };
+        let busy = step_times(steps(), 200_000_000, None);
+        assert_eq!(busy[1].cpu_seconds, 1.5);
+        assert_eq!(busy[1].mb_per_second, 200.0 / 1.5);
+        // Threads waited for cores: 2 s busy, 1 s of CPU.
+        let cpu = step_times(steps(), 200_000_000, Some(Duration::from_secs(1)));
+        assert_eq!(cpu[0].cpu_seconds, 0.25);
+        assert_eq!(cpu[1].cpu_seconds, 0.75);
+        assert_eq!(cpu[1].mb_per_second, 200.0 / 0.75);
+        for (a, b) in busy.iter().zip(&cpu) {
+            assert_eq!(a.share, b.share);
+        }
+        // No CPU figure, or none measured: busy times as they are.
+        let zero = step_times(steps(), 1, Some(Duration::ZERO));
+        assert_eq!(zero[0].cpu_seconds, 0.5);
     }
 
     #[test]

@@ -169,3 +169,25 @@ impl Timings {
         self.write += other.write;
     }
 }
+
+/// CPU time (user + system) of the whole process so far, all threads together; `None` where the
+/// platform has no `getrusage`. Used to turn the steps' busy time into CPU time when threads
+/// outnumber cores (see [`crate::run::step_times`]).
+pub fn process_cpu_time() -> Option<Duration> {
+    #[cfg(unix)]
+    {
+        // SAFETY: getrusage only writes the struct it is given, which is fully initialized.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+            return None;
+        }
+        let time = |t: libc::timeval| {
+            Duration::new(t.tv_sec.max(0) as u64, (t.tv_usec.max(0) as u32) * 1000)
+        };
+        Some(time(usage.ru_utime) + time(usage.ru_stime))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
