@@ -163,10 +163,11 @@ pub struct RethresholdArgs {
     /// The new output directory (must not exist or be empty).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Directory of the config file the run was made with: its relative term list paths resolve
-    /// against it (the lists are checked against the run's config hash).
-    #[arg(long, default_value = ".")]
-    pub config_dir: PathBuf,
+    /// Directory of the config file the run was made with: its relative term list and model
+    /// paths resolve against it (they are checked against the run's config hash). By default the
+    /// directory the run recorded in its manifest.
+    #[arg(long)]
+    pub config_dir: Option<PathBuf>,
     /// No summary.
     #[arg(short, long)]
     pub quiet: bool,

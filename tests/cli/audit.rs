@@ -458,6 +458,58 @@ fn rethreshold_classifier_is_byte_identical_to_a_fresh_run() {
 }
 
 #[test]
+fn rethreshold_finds_relative_term_lists_through_the_recorded_config_dir() {
+    // `configs/hazard-cascade.toml` names its list relative to itself; the run is made from the
+    // repository and re-thresholded from elsewhere, with no --config-dir.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    run(
+        Path::new("configs/hazard-cascade.toml"),
+        &[Path::new("fixtures/corpus")],
+        &out,
+    );
+    let manifest = read_json(&out.join("manifest.json"));
+    assert_eq!(
+        Path::new(manifest["config_dir"].as_str().unwrap()),
+        std::path::absolute(repo().join("configs")).unwrap()
+    );
+    let elsewhere = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    let redone = elsewhere(&[
+        "rethreshold",
+        "out",
+        "--set",
+        "hazard-terms.min_distinct=3",
+        "-o",
+        "redone",
+        "-q",
+    ]);
+    assert!(redone.status.success(), "{}", stderr(&redone));
+    // An explicit --config-dir still wins, and a wrong one is refused, naming where it looked.
+    let wrong = elsewhere(&[
+        "rethreshold",
+        "out",
+        "--set",
+        "hazard-terms.min_distinct=3",
+        "-o",
+        "wrong",
+        "--config-dir",
+        ".",
+    ]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
+    assert!(
+        stderr(&wrong).contains("--config-dir"),
+        "{}",
+        stderr(&wrong)
+    );
+}
+
+#[test]
 fn rethreshold_refuses_what_the_audit_cannot_tell_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");

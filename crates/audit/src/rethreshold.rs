@@ -59,9 +59,10 @@ pub struct Options {
     /// `KEY=VALUE` settings.
     pub settings: Vec<String>,
     pub output: PathBuf,
-    /// Directory that relative term list paths of the run's config resolve against (the
-    /// directory of the config file the run was made with).
-    pub config_dir: PathBuf,
+    /// Directory that relative term list and model paths of the run's config resolve against
+    /// (the directory of the config file the run was made with); by default the one the run
+    /// recorded in its manifest, else the working directory.
+    pub config_dir: Option<PathBuf>,
 }
 
 fn refuse(message: impl Into<String>) -> AuditError {
@@ -505,8 +506,13 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
             e.name
         )));
     }
+    let config_dir = options
+        .config_dir
+        .clone()
+        .or_else(|| manifest.config_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
     let mut old = manifest.config.clone();
-    old.base_dir = options.config_dir.clone();
+    old.base_dir = config_dir.clone();
     let old_hash = old.hash().map_err(|e| {
         refuse(format!(
             "{e} (give --config-dir, the directory of the config file the run was made with: \
@@ -517,7 +523,7 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
         return Err(refuse(format!(
             "the run's config with term lists under {} hashes to {old_hash}, not {} as recorded: \
              the lists moved or changed (give --config-dir, the directory of the run's config file)",
-            options.config_dir.display(),
+            config_dir.display(),
             manifest.config_hash
         )));
     }
@@ -746,6 +752,7 @@ fn write_output(
         sluice_version: VERSION.to_string(),
         config_hash: hash.to_string(),
         config: config.clone(),
+        config_dir: std::path::absolute(&config.base_dir).ok(),
         inputs: manifest.inputs.clone(),
         shards,
     };
@@ -866,7 +873,7 @@ mod tests {
             let options = Options {
                 settings: vec![setting.to_string()],
                 output: new.clone(),
-                config_dir: repo.join("configs"),
+                config_dir: Some(repo.join("configs")),
             };
             let report = rethreshold(&old, &options).unwrap();
             let fresh_report: Report =

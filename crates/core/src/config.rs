@@ -473,4 +473,18 @@ mod tests {
         assert_eq!(a.hash().unwrap(), b.hash().unwrap());
         assert_ne!(a.hash().unwrap(), c.hash().unwrap());
     }
+
+    #[test]
+    fn hash_does_not_depend_on_where_the_config_was_loaded_from() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.tsv"), "sarin\tchem\t1\n").unwrap();
+        let text = "[[stages]]\ntype='terms'\nid='t'\nlists=['t.tsv']\naction='escalate'";
+        let absolute = Config::from_toml(text, dir.path()).unwrap();
+        let dotted = Config::from_toml(text, &dir.path().join(".")).unwrap();
+        let before = absolute.hash().unwrap();
+        assert_eq!(before, dotted.hash().unwrap());
+        // The list's bytes are hashed.
+        std::fs::write(dir.path().join("t.tsv"), "soman\tchem\t1\n").unwrap();
+        assert_ne!(before, absolute.hash().unwrap());
+    }
 }

@@ -69,6 +69,10 @@ pub struct Manifest {
     pub sluice_version: String,
     pub config_hash: String,
     pub config: Config,
+    /// Where the config file was (absolute): its relative term list and model paths resolve
+    /// against it, so `sluice rethreshold` can find them again. Absent in older manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_dir: Option<PathBuf>,
     pub inputs: Vec<String>,
     pub shards: Vec<ShardEntry>,
 }
@@ -286,6 +290,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         sluice_version: VERSION.to_string(),
         config_hash: cascade.config_hash.clone(),
         config: config.clone(),
+        config_dir: std::path::absolute(&config.base_dir).ok(),
         inputs: inputs.clone(),
         shards: entries,
     });
@@ -602,6 +607,7 @@ mod tests {
             sluice_version: VERSION.into(),
             config_hash: "h".into(),
             config,
+            config_dir: None,
             inputs: vec![],
             shards: ["a", "b", "c"]
                 .iter()

@@ -145,13 +145,15 @@ impl TermsConfig {
             .collect()
     }
 
-    /// The bytes of every list, for the config hash.
+    /// The bytes of every list, for the config hash, each named as the config names it: the
+    /// hash must not depend on the directory the config was loaded from.
     pub fn list_contents(&self, ctx: &BuildContext) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
         self.list_paths(ctx)
             .into_iter()
-            .map(|(key, path)| {
+            .zip(&self.lists)
+            .map(|((key, path), name)| {
                 std::fs::read(&path)
-                    .map(|bytes| (path.display().to_string(), bytes))
+                    .map(|bytes| (name.display().to_string(), bytes))
                     .map_err(|e| ConfigError::Invalid {
                         key,
                         message: format!("cannot read term list {}: {e}", path.display()),
