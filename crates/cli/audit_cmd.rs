@@ -13,7 +13,7 @@ use sluice_audit::screen::Verdict;
 use sluice_audit::select::Filter;
 use sluice_audit::summary::Summary;
 use sluice_audit::{AuditError, OutDir};
-use sluice_core::stats::Destination;
+use sluice_core::stats::{plural, Destination};
 
 use crate::{EXIT_CONFIG, EXIT_ERROR, EXIT_OK};
 
@@ -243,7 +243,7 @@ fn audit_inner(args: AuditArgs) -> Result<u8> {
                 return Err(e.into());
             }
             w.flush()?;
-            eprintln!("sluice: {shown} documents");
+            eprintln!("sluice: {}", plural(shown, "document"));
         }
         AuditCommand::Export(a) => {
             let mut file: Box<dyn Write> = match &a.output {
@@ -452,13 +452,13 @@ pub fn rethreshold(args: RethresholdArgs) -> Result<u8> {
             if !args.quiet {
                 let d = |n: &str| report.destinations.get(n).map_or(0, |f| f.documents);
                 eprintln!(
-                    "sluice: re-decided {} documents: {} kept, {} dropped, {} review, {} errors; {} audit records; written to {}",
-                    report.input.documents,
+                    "sluice: re-decided {}: {} kept, {} dropped, {} review, {} errors; {}; written to {}",
+                    plural(report.input.documents, "document"),
                     d("kept"),
                     d("dropped"),
                     d("review"),
                     d("errors"),
-                    report.audited,
+                    plural(report.audited, "audit record"),
                     args.output.display()
                 );
             }
@@ -562,8 +562,10 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
         for (key, t) in &summary.reasons {
             writeln!(
                 w,
-                "  {key}: {} documents ({} dropped, {} review)",
-                t.documents, t.dropped, t.review
+                "  {key}: {} ({} dropped, {} review)",
+                plural(t.documents, "document"),
+                t.dropped,
+                t.review
             )?;
         }
     }
@@ -578,8 +580,8 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
     if !summary.scores.is_empty() {
         writeln!(
             w,
-            "classifier: {} documents scored with an audit record",
-            summary.scored
+            "classifier: {} scored with an audit record",
+            plural(summary.scored, "document")
         )?;
     }
     if verdict != Verdict::Accept && args.list > 0 {

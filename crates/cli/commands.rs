@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_core::config::StageConfig;
+use sluice_core::stats::plural;
 use sluice_core::{run::RunOptions, Config, ConfigError, Progress, Report, RunError};
 
 use crate::args::{CheckArgs, Command, GenerateArgs, RunArgs};
@@ -109,23 +110,23 @@ fn summary(report: &Report) -> String {
     let d = |name: &str| report.destinations.get(name).map_or(0, |f| f.documents);
     let t = &report.throughput;
     format!(
-        "sluice: {} shards ({} done, {} skipped, {} failed); {} documents: {} kept, {} dropped, \
-         {} review, {} errors; {} audit records; {:.1} MB in {:.2}s ({:.1} MB/s, {:.0} docs/s, {} threads)",
-        report.shards.total,
+        "sluice: {} ({} done, {} skipped, {} failed); {}: {} kept, {} dropped, \
+         {} review, {} errors; {}; {:.1} MB in {:.2}s ({:.1} MB/s, {:.0} docs/s, {})",
+        plural(report.shards.total as u64, "shard"),
         report.shards.done,
         report.shards.skipped,
         report.shards.failed,
-        report.input.documents,
+        plural(report.input.documents, "document"),
         d("kept"),
         d("dropped"),
         d("review"),
         d("errors"),
-        report.audited,
+        plural(report.audited, "audit record"),
         t.bytes as f64 / 1e6,
         t.wall_seconds,
         t.mb_per_second,
         t.docs_per_second,
-        t.threads,
+        plural(t.threads as u64, "thread"),
     )
 }
 
@@ -188,8 +189,8 @@ fn generate(args: GenerateArgs) -> Result<u8> {
     };
     let paths = write_corpus(&args.output, &options)?;
     eprintln!(
-        "sluice: wrote {} shards, {:.1} MB uncompressed, to {}",
-        paths.len(),
+        "sluice: wrote {}, {:.1} MB uncompressed, to {}",
+        plural(paths.len() as u64, "shard"),
         total_bytes as f64 / 1e6,
         args.output.display()
     );

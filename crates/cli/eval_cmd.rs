@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use sluice_classifier::metrics::BinaryMetrics;
 use sluice_core::eval::{evaluate, EvalError, EvalOptions, EvalReport};
+use sluice_core::stats::plural;
 use sluice_core::{Cascade, Config};
 
 use crate::EXIT_OK;
@@ -193,8 +194,12 @@ pub fn tables(r: &EvalReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "sluice eval: {} documents from {}: {} positive (label {:?}), {} negative",
-        r.documents, r.data, r.positives, r.positive_label, r.negatives
+        "sluice eval: {} from {}: {} positive (label {:?}), {} negative",
+        plural(r.documents, "document"),
+        r.data,
+        r.positives,
+        r.positive_label,
+        r.negatives
     );
     let _ = writeln!(
         s,
@@ -257,17 +262,22 @@ pub fn tables(r: &EvalReport) -> String {
     if let Some(cl) = &r.classifier {
         let _ = writeln!(
             s,
-            "\nclassifier {}: judged {} documents ({} positive), {} failed; drop >= {}, review >= {}",
-            cl.id, cl.judged, cl.judged_positives, cl.failed, cl.drop_threshold, cl.review_threshold
+            "\nclassifier {}: judged {} ({} positive), {} failed; drop >= {}, review >= {}",
+            cl.id,
+            plural(cl.judged, "document"),
+            cl.judged_positives,
+            cl.failed,
+            cl.drop_threshold,
+            cl.review_threshold
         );
         let _ = writeln!(s, "  ROC AUC {} over {}", num(cl.roc_auc), cl.roc_auc_scope);
         match cl.roc_auc_all_documents {
             Some(auc) => {
                 let _ = writeln!(
                     s,
-                    "  ROC AUC {} over all {} documents (--score-all)",
+                    "  ROC AUC {} over all {} (--score-all)",
                     num(Some(auc)),
-                    r.documents
+                    plural(r.documents, "document")
                 );
             }
             None if r

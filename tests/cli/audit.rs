@@ -741,7 +741,7 @@ fn screen_gives_verdicts_and_exit_codes() {
     assert_eq!(code, Some(1), "{text}{err}");
     assert!(text.starts_with("verdict: review\n"), "{text}");
     assert!(text.contains("flagged: 1 (0.99%)"), "{text}");
-    assert!(text.contains("hazard-terms: 1 documents"), "{text}");
+    assert!(text.contains("hazard-terms: 1 document ("), "{text}");
     assert!(
         text.contains("  review.jsonl:101  review  hazard-terms"),
         "{text}"

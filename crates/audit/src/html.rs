@@ -13,7 +13,7 @@
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use sluice_core::stats::Destination;
+use sluice_core::stats::{plural, Destination};
 
 use crate::highlight::{escape, highlight, Style};
 use crate::outdir::{Joined, OutDir};
@@ -257,7 +257,7 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
                 (
                     k.clone(),
                     t.documents as f64,
-                    format!("{} documents", t.documents),
+                    plural(t.documents, "document"),
                 )
             })
             .collect();
@@ -297,13 +297,13 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
             let t = &report.throughput;
             let _ = write!(
                 h,
-                "<p>{} documents, {:.1} MB in {:.2} s: {:.1} MB/s, {:.0} docs/s on {} threads.</p>",
-                t.documents,
+                "<p>{}, {:.1} MB in {:.2} s: {:.1} MB/s, {:.0} docs/s on {}.</p>",
+                plural(t.documents, "document"),
                 t.bytes as f64 / 1e6,
                 t.wall_seconds,
                 t.mb_per_second,
                 t.docs_per_second,
-                t.threads
+                plural(t.threads as u64, "thread")
             );
             let rows: Vec<(String, f64, String)> = report
                 .timings

@@ -34,6 +34,7 @@ use sluice_classifier::train::data::label_name;
 use crate::pipeline::Cascade;
 use crate::stage::{Outcome, Scratch};
 use crate::stages::{ClassifierMode, ClassifierStage, OnError};
+use crate::stats::plural;
 use crate::stats::Destination;
 
 /// What can stop an evaluation.
@@ -518,13 +519,13 @@ pub fn compute(
                 roc_auc: roc_auc(&scores, &truth),
                 roc_auc_scope: match setup.mode {
                     ClassifierMode::Escalated => format!(
-                        "the {} documents the stage scored (mode = \"escalated\": documents the \
+                        "the {} the stage scored (mode = \"escalated\": documents the \
                          text stages did not escalate have no score)",
-                        scores.len()
+                        plural(scores.len() as u64, "document")
                     ),
                     ClassifierMode::All => format!(
-                        "the {} documents the stage scored (all that the text stages did not drop)",
-                        scores.len()
+                        "the {} the stage scored (all that the text stages did not drop)",
+                        plural(scores.len() as u64, "document")
                     ),
                 },
                 roc_auc_all_documents: roc_auc_all.flatten(),

@@ -191,3 +191,25 @@ pub fn process_cpu_time() -> Option<Duration> {
         None
     }
 }
+
+/// `count` and `noun`, with the noun in the plural unless the count is one: "1 document",
+/// "3 documents". For messages only; nouns here take a plain "s".
+pub fn plural(count: u64, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plural_is_singular_only_for_one() {
+        assert_eq!(plural(0, "document"), "0 documents");
+        assert_eq!(plural(1, "document"), "1 document");
+        assert_eq!(plural(2, "audit record"), "2 audit records");
+    }
+}
