@@ -47,33 +47,8 @@ pub struct SummaryArgs {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct SelectArgs {
-    /// A reason: stage id, `stage/rule`, or rule id.
-    #[arg(long)]
-    pub reason: Option<String>,
-    /// A stage id among the reasons.
-    #[arg(long)]
-    pub stage: Option<String>,
-    /// A rule that matched (fired or not).
-    #[arg(long)]
-    pub rule: Option<String>,
-    /// A matched term.
-    #[arg(long)]
-    pub term: Option<String>,
-    /// A category of a matched term.
-    #[arg(long)]
-    pub category: Option<String>,
-    /// kept, dropped or review.
-    #[arg(long, value_parser = parse_decision)]
-    pub decision: Option<Destination>,
-    /// A document id.
-    #[arg(long)]
-    pub id: Option<String>,
-    /// Classifier score at least this (records without a score never match a score range).
-    #[arg(long)]
-    pub min_score: Option<f64>,
-    /// Classifier score at most this.
-    #[arg(long)]
-    pub max_score: Option<f64>,
+    #[command(flatten)]
+    pub filter: Filter,
     /// A uniform random sample of N of the selected records.
     #[arg(long)]
     pub sample: Option<usize>,
@@ -82,29 +57,7 @@ pub struct SelectArgs {
     pub seed: u64,
 }
 
-fn parse_decision(s: &str) -> Result<Destination, String> {
-    match s {
-        "kept" => Ok(Destination::Kept),
-        "dropped" => Ok(Destination::Dropped),
-        "review" => Ok(Destination::Review),
-        _ => Err(format!("`{s}`: expected kept, dropped or review")),
-    }
-}
-
 impl SelectArgs {
-    fn filter(&self) -> Filter {
-        Filter {
-            reason: self.reason.clone(),
-            stage: self.stage.clone(),
-            rule: self.rule.clone(),
-            term: self.term.clone(),
-            category: self.category.clone(),
-            decision: self.decision,
-            id: self.id.clone(),
-            min_score: self.min_score,
-            max_score: self.max_score,
-        }
-    }
     fn sample(&self) -> Option<(usize, u64)> {
         self.sample.map(|n| (n, self.seed))
     }
@@ -230,7 +183,7 @@ fn audit_inner(args: AuditArgs) -> Result<u8> {
             };
             let mut shown = 0u64;
             let mut io_error = None;
-            out.select(&a.select.filter(), a.select.sample(), |j| {
+            out.select(&a.select.filter, a.select.sample(), |j| {
                 shown += 1;
                 if let Err(e) = show(&mut w, &j, style, a.list) {
                     io_error = Some(e);
@@ -261,7 +214,7 @@ fn audit_inner(args: AuditArgs) -> Result<u8> {
             }
             let mut io_error = None;
             let mut count = 0u64;
-            out.select(&a.select.filter(), a.select.sample(), |j| {
+            out.select(&a.select.filter, a.select.sample(), |j| {
                 count += 1;
                 let result = match a.format {
                     Format::Jsonl => export_json(&mut file, &j),

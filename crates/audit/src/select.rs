@@ -4,24 +4,48 @@ use sluice_core::stats::Destination;
 
 use crate::record::AuditRecord;
 
-/// Every condition must hold (an unset condition holds for every record).
+/// Every condition must hold (an unset condition holds for every record). With the `clap`
+/// feature it is also the command line's selection options (the doc comments are their help).
 #[derive(Clone, Debug, Default)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct Filter {
-    /// A reason: a stage id, or `stage/rule`, or a rule id alone.
+    /// A reason: stage id, `stage/rule`, or rule id.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub reason: Option<String>,
     /// A stage id among the reasons.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub stage: Option<String>,
-    /// A rule id that matched (fired or not).
+    /// A rule that matched (fired or not).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub rule: Option<String>,
     /// A matched term (as listed, case-insensitive).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub term: Option<String>,
     /// A category of a matched term.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub category: Option<String>,
+    /// kept, dropped or review.
+    #[cfg_attr(feature = "clap", arg(long, value_parser = parse_decision))]
     pub decision: Option<Destination>,
+    /// A document id.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub id: Option<String>,
-    /// Classifier score range, inclusive; a record without a score never matches a range.
+    /// Classifier score at least this (records without a score never match a score range).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub min_score: Option<f64>,
+    /// Classifier score at most this.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub max_score: Option<f64>,
+}
+
+/// `kept`, `dropped` or `review`: the destinations an audit record can have.
+pub fn parse_decision(s: &str) -> Result<Destination, String> {
+    match s {
+        "kept" => Ok(Destination::Kept),
+        "dropped" => Ok(Destination::Dropped),
+        "review" => Ok(Destination::Review),
+        _ => Err(format!("`{s}`: expected kept, dropped or review")),
+    }
 }
 
 impl Filter {
