@@ -93,6 +93,25 @@ const SHARDS: [&str; 4] = [
     "unicode.jsonl.gz",
 ];
 
+/// `sluice run -c CONFIG -i INPUTS... -o OUT -q EXTRA...`, unchecked (failures are tested too).
+fn run_with(config: &Path, inputs: &[&Path], out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["run", "-c", path_str(config), "-o", path_str(out), "-q", "-i"];
+    args.extend(inputs.iter().map(|p| path_str(p)));
+    args.extend_from_slice(extra);
+    sluice(&args)
+}
+
+/// [`run_with`], which must succeed: the run's `report.json`.
+fn run_ok(config: &Path, inputs: &[&Path], out: &Path, extra: &[&str]) -> Value {
+    let result = run_with(config, inputs, out, extra);
+    assert!(result.status.success(), "{}", stderr(&result));
+    read_json(&out.join("report.json"))
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
 fn run_fixtures(out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "run",
@@ -315,19 +334,7 @@ fn outputs_are_byte_identical_whatever_the_thread_count() {
     let mut trees = Vec::new();
     for (i, threads) in ["1", "8", "8", "3"].iter().enumerate() {
         let out = tmp.path().join(format!("out-{i}"));
-        let result = sluice(&[
-            "run",
-            "-c",
-            config.to_str().unwrap(),
-            "-i",
-            corpus.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "-j",
-            threads,
-            "-q",
-        ]);
-        assert!(result.status.success(), "{}", stderr(&result));
+        run_ok(&config, &[&corpus], &out, &["-j", threads]);
         trees.push(tree(&out));
     }
     assert_eq!(trees[0].len(), 3 * 5 + 1);
@@ -422,16 +429,7 @@ fn rerun_skips_finished_shards_force_redoes_and_a_new_config_needs_force() {
     assert_eq!(read_json(&out.join("report.json"))["shards"]["skipped"], 0);
 
     let config = test_config(tmp.path(), "zstd_level = 5");
-    let other = sluice(&[
-        "run",
-        "-c",
-        config.to_str().unwrap(),
-        "-i",
-        "fixtures/corpus",
-        "-o",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
+    let other = run_with(&config, &[Path::new("fixtures/corpus")], &out, &[]);
     assert_eq!(other.status.code(), Some(2));
     assert!(
         stderr(&other).contains("another config"),
@@ -466,7 +464,7 @@ fn broken_shards_fail_alone_and_bad_lines_go_to_errors() {
     std::fs::write(corpus.join("long.jsonl"), &with_long_line).unwrap();
 
     let out = tmp.path().join("out");
-    let inputs: Vec<String> = [
+    let inputs: Vec<PathBuf> = [
         "good.jsonl.zst",
         "truncated.jsonl.zst",
         "truncated.jsonl.gz",
@@ -475,19 +473,10 @@ fn broken_shards_fail_alone_and_bad_lines_go_to_errors() {
         "long.jsonl",
     ]
     .iter()
-    .map(|n| corpus.join(n).to_string_lossy().into_owned())
+    .map(|n| corpus.join(n))
     .collect();
-    let mut args = vec![
-        "run",
-        "-c",
-        "configs/hazard-cascade.toml",
-        "-o",
-        out.to_str().unwrap(),
-        "-q",
-        "-i",
-    ];
-    args.extend(inputs.iter().map(String::as_str));
-    let result = sluice(&args);
+    let inputs: Vec<&Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let result = run_with(Path::new("configs/hazard-cascade.toml"), &inputs, &out, &[]);
     assert_eq!(result.status.code(), Some(1), "{}", stderr(&result));
     let err = stderr(&result);
     for name in [
@@ -542,15 +531,7 @@ fn config_problems_are_reported_before_any_work() {
         let config = tmp.path().join(format!("c{i}.toml"));
         std::fs::write(&config, toml).unwrap();
         let out = tmp.path().join(format!("out{i}"));
-        let result = sluice(&[
-            "run",
-            "-c",
-            config.to_str().unwrap(),
-            "-i",
-            "fixtures/corpus",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
+        let result = run_with(&config, &[Path::new("fixtures/corpus")], &out, &[]);
         assert_eq!(result.status.code(), Some(2), "{toml}");
         let err = stderr(&result);
         assert!(err.contains(needle), "{err} should name {needle}");
@@ -578,17 +559,7 @@ fn c4_badwords_drops_whole_words_only() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let result = sluice(&[
-        "run",
-        "-c",
-        "configs/c4-badwords.toml",
-        "-i",
-        corpus.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(result.status.success(), "{}", stderr(&result));
+    run_ok(Path::new("configs/c4-badwords.toml"), &[&corpus], &out, &[]);
     assert_eq!(lines(&out.join("kept/c4.jsonl")).len(), 2);
     assert_eq!(lines(&out.join("dropped/c4.jsonl")).len(), 1);
     let audit = json_lines(&out.join("audit/c4.jsonl"));

@@ -20,10 +20,7 @@ fn path(p: &Path) -> &str {
 
 /// `sluice run -c CONFIG -i INPUTS... -o OUT -q`, which must succeed.
 fn run(config: &Path, inputs: &[&Path], out: &Path) {
-    let mut args = vec!["run", "-c", path(config), "-o", path(out), "-q", "-i"];
-    args.extend(inputs.iter().map(|p| path(p)));
-    let result = sluice(&args);
-    assert!(result.status.success(), "{}", stderr(&result));
+    super::run_ok(config, inputs, out, &[]);
 }
 
 /// The test config (see `test_config`) with `(from, to)` replacements, written as `dir/name`.

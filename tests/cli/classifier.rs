@@ -28,20 +28,7 @@ batch_size = 4
 }
 
 fn run(config: &Path, input: &Path, out: &Path, threads: &str) -> Value {
-    let result = sluice(&[
-        "run",
-        "-c",
-        config.to_str().unwrap(),
-        "-i",
-        input.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-        "-j",
-        threads,
-        "-q",
-    ]);
-    assert!(result.status.success(), "{}", stderr(&result));
-    read_json(&out.join("report.json"))
+    super::run_ok(config, &[input], out, &["-j", threads])
 }
 
 fn audit_records(out: &Path) -> Vec<Value> {

@@ -14,6 +14,16 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
+/// `sluice eval --config CONFIG --data EVAL --json - EXTRA...`, which must succeed: its JSON (and
+/// nothing else on stdout).
+fn eval_json(config: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["eval", "--config", path(config), "--data", EVAL, "--json", "-"];
+    args.extend_from_slice(extra);
+    let out = sluice(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("--json - prints only JSON")
+}
+
 /// A small hashed-ngram model (4,096 buckets keep the debug-build test fast).
 fn train_hashed(out: &Path, seed: &str) -> std::process::Output {
     sluice(&[
@@ -117,18 +127,7 @@ fn hashed_ngram_trains_deterministically_and_serves_run_and_eval() {
     // The model in a cascade: `sluice run`.
     let config = cascade_config(tmp.path(), &model, "");
     let run_dir = tmp.path().join("run");
-    let out = sluice(&[
-        "run",
-        "--config",
-        path(&config),
-        "--input",
-        EVAL,
-        "--output",
-        path(&run_dir),
-        "--quiet",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let report = read_json(&run_dir.join("report.json"));
+    let report = super::run_ok(&config, &[Path::new(EVAL)], &run_dir, &[]);
     let destination = |name: &str| report["destinations"][name]["documents"].as_u64().unwrap();
 
     // `sluice eval` on the same cascade and data reaches the same verdicts.
@@ -223,17 +222,7 @@ fn hashed_ngram_trains_deterministically_and_serves_run_and_eval() {
     let all_dir = tmp.path().join("all");
     std::fs::create_dir(&all_dir).unwrap();
     let config = cascade_config(&all_dir, &model, "mode = \"all\"");
-    let out = sluice(&[
-        "eval",
-        "--config",
-        path(&config),
-        "--data",
-        EVAL,
-        "--json",
-        "-",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let eval: Value = serde_json::from_slice(&out.stdout).expect("--json - prints only JSON");
+    let eval = eval_json(&config, &[]);
     assert_eq!(eval["classifier"]["judged"], 200);
     assert_eq!(eval["classifier"]["positives_missed_by_prefilter"], 0);
     assert_eq!(eval["classifier"]["recall_lost_by_prefilter"], 0.0);
@@ -245,29 +234,15 @@ fn hashed_ngram_trains_deterministically_and_serves_run_and_eval() {
         std::fs::copy(repo().join("configs").join(file), configs.join(file)).unwrap();
     }
     let example = configs.join("hazard-classifier.toml");
-    let out = sluice(&[
-        "eval",
-        "--config",
-        path(&example),
-        "--data",
-        EVAL,
-        "--json",
-        "-",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let eval: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let eval = eval_json(&example, &[]);
     assert_eq!(eval["stages"].as_array().unwrap().len(), 3);
     assert_eq!(eval["classifier"]["id"], "hazard-model");
-    let out = sluice(&[
-        "run",
-        "--config",
-        path(&example),
-        "--input",
-        "fixtures/corpus",
-        "--output",
-        path(&tmp.path().join("example-run")),
-        "--quiet",
-    ]);
+    let out = super::run_with(
+        &example,
+        &[Path::new("fixtures/corpus")],
+        &tmp.path().join("example-run"),
+        &[],
+    );
     // fixtures/corpus has malformed lines and a broken shard on purpose: exit 0 or 1, never 2/3.
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
 }
@@ -330,17 +305,7 @@ fn head_trains_on_a_sentence_encoder_with_cached_embeddings() {
     assert_eq!(read_json(&mlp.join("head.json"))["head_activation"], "relu");
     // The stage loads it (a random 16-wide encoder: only that it runs is asserted).
     let config = cascade_config(tmp.path(), &mlp, "mode = \"all\"");
-    let out = sluice(&[
-        "eval",
-        "--config",
-        path(&config),
-        "--data",
-        EVAL,
-        "--json",
-        "-",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let eval: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let eval = eval_json(&config, &[]);
     assert_eq!(eval["classifier"]["judged"], 200);
     assert_eq!(eval["classifier"]["failed"], 0);
 }
@@ -402,19 +367,7 @@ fn bad_training_and_eval_input_fails_with_one_clear_line() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--positive"), "{}", stderr(&out));
     // Without a classifier: per-stage and cascade figures only.
-    let out = sluice(&[
-        "eval",
-        "--config",
-        path(&config),
-        "--data",
-        EVAL,
-        "--positive",
-        "hazard",
-        "--json",
-        "-",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let eval: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let eval = eval_json(&config, &["--positive", "hazard"]);
     assert!(eval.get("classifier").is_none());
     assert!(eval.get("sweep").is_none());
     assert_eq!(eval["stages"][0]["id"], "r");
