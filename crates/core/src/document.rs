@@ -60,6 +60,11 @@ impl FieldExtractor {
         }
     }
 
+    /// The configured text field, as written (`metadata.body`).
+    pub fn text_field(&self) -> &str {
+        &self.text_name
+    }
+
     /// Parses `line` (without its newline). Invalid UTF-8, invalid JSON, a non-object line and
     /// a missing or non-string text field are errors; a missing id is not.
     pub fn extract<'a>(&self, line: &'a [u8]) -> Result<Document<'a>, LineError> {

@@ -27,9 +27,9 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 use sluice_classifier::metrics::{roc_auc, BinaryMetrics, Confusion};
-use sluice_classifier::train::data::label_name;
+use sluice_classifier::train::data::{read_examples, FieldPath};
+use sluice_classifier::train::TrainError;
 
 use crate::pipeline::Cascade;
 use crate::stage::{Outcome, Scratch};
@@ -249,52 +249,30 @@ pub fn evaluate(
     source: &str,
     options: &EvalOptions,
 ) -> Result<EvalReport, EvalError> {
-    let bad = |line: u64, message: String| EvalError::Data {
-        file: source.to_string(),
-        line,
-        message,
-    };
-    let label_path: Vec<&str> = options.label_field.split('.').collect();
-    if label_path.iter().any(|p| p.is_empty()) {
-        return Err(EvalError::Options(format!(
+    // 1. Read every labeled document, the way `sluice train` reads its data (one parse per line).
+    let text_field = FieldPath::parse(cascade.extractor.text_field())
+        .map_err(|e| EvalError::Options(format!("input.text_field: {e}")))?;
+    let label_field = FieldPath::parse(&options.label_field).map_err(|_| {
+        EvalError::Options(format!(
             "--label-field {:?} must be a non-empty dotted path",
             options.label_field
-        )));
-    }
-    // 1. Read every labeled document.
-    let mut texts = Vec::new();
-    let mut labels = Vec::new();
-    for (i, line) in reader.split(b'\n').enumerate() {
-        let number = i as u64 + 1;
-        let line = line.map_err(|e| bad(number, format!("cannot read: {e}")))?;
-        let line = line.strip_suffix(b"\r").unwrap_or(&line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let doc = cascade
-            .extractor
-            .extract(line)
-            .map_err(|e| bad(number, e.message))?;
-        let value: Value = serde_json::from_slice(line).map_err(|e| bad(number, e.to_string()))?;
-        let label = label_path
-            .iter()
-            .try_fold(&value, |v, key| v.get(key))
-            .ok_or_else(|| bad(number, format!("no field {}", options.label_field)))?;
-        let label = label_name(label).ok_or_else(|| {
-            bad(
-                number,
-                format!(
-                    "label field {} is {label}, not a string, integer or boolean",
-                    options.label_field
-                ),
-            )
+        ))
+    })?;
+    let examples =
+        read_examples(reader, source, &text_field, &label_field).map_err(|e| match e {
+            TrainError::Data {
+                file,
+                line,
+                message,
+            } => EvalError::Data {
+                file,
+                line,
+                message,
+            },
+            other => EvalError::Options(other.to_string()),
         })?;
-        texts.push(doc.text.into_owned());
-        labels.push(label);
-    }
-    if texts.is_empty() {
-        return Err(bad(0, "no labeled documents".into()));
-    }
+    let (texts, labels): (Vec<String>, Vec<String>) =
+        examples.into_iter().map(|e| (e.text, e.label)).unzip();
     let mut label_counts: BTreeMap<String, u64> = BTreeMap::new();
     for l in &labels {
         *label_counts.entry(l.clone()).or_default() += 1;
