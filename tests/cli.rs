@@ -95,7 +95,15 @@ const SHARDS: [&str; 4] = [
 
 /// `sluice run -c CONFIG -i INPUTS... -o OUT -q EXTRA...`, unchecked (failures are tested too).
 fn run_with(config: &Path, inputs: &[&Path], out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["run", "-c", path_str(config), "-o", path_str(out), "-q", "-i"];
+    let mut args = vec![
+        "run",
+        "-c",
+        path_str(config),
+        "-o",
+        path_str(out),
+        "-q",
+        "-i",
+    ];
     args.extend(inputs.iter().map(|p| path_str(p)));
     args.extend_from_slice(extra);
     sluice(&args)

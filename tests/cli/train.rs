@@ -17,7 +17,15 @@ fn path(p: &Path) -> &str {
 /// `sluice eval --config CONFIG --data EVAL --json - EXTRA...`, which must succeed: its JSON (and
 /// nothing else on stdout).
 fn eval_json(config: &Path, extra: &[&str]) -> Value {
-    let mut args = vec!["eval", "--config", path(config), "--data", EVAL, "--json", "-"];
+    let mut args = vec![
+        "eval",
+        "--config",
+        path(config),
+        "--data",
+        EVAL,
+        "--json",
+        "-",
+    ];
     args.extend_from_slice(extra);
     let out = sluice(&args);
     assert!(out.status.success(), "{}", stderr(&out));

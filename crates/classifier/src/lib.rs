@@ -120,7 +120,7 @@ use std::path::PathBuf;
 use candle_core::{Device, Tensor};
 use sha2::{Digest, Sha256};
 
-use backend::{Backend, Batch};
+use backend::{Backend, Batch, ModelInfo};
 use config::{detect_architecture, read_file, HeadConfig, ModelFiles};
 pub use config::{Architecture, Labels, ProblemType, SUPPORTED_ARCHITECTURES};
 pub use device::DeviceSpec;
@@ -242,6 +242,7 @@ pub struct DocumentLogits {
 /// A loaded classifier. Cheap to share across threads by reference (`Send + Sync`).
 pub struct Classifier {
     backend: Box<dyn Backend>,
+    info: ModelInfo,
     text: TextEncoder,
     labels: Option<Labels>,
     label_index: Option<usize>,
@@ -344,7 +345,7 @@ impl Classifier {
         };
         // A window longer than the model's position table is lowered to it; the stride is then
         // capped at half the window so that windows still advance.
-        let (max_tokens, stride) = match loaded.backend.max_tokens() {
+        let (max_tokens, stride) = match loaded.info.max_tokens {
             Some(limit) if options.max_tokens > limit => (limit, options.stride.min(limit / 2)),
             _ => (options.max_tokens, options.stride),
         };
@@ -358,6 +359,7 @@ impl Classifier {
         };
         Ok(Classifier {
             backend: loaded.backend,
+            info: loaded.info,
             text,
             labels: loaded.labels,
             label_index,
@@ -441,7 +443,11 @@ impl Classifier {
             .iter()
             .map(|e| e.windows.first().map_or(&[][..], Vec::as_slice))
             .collect();
-        self.run_batched(&windows, |batch| self.backend.embed(batch))
+        self.run_batched(&windows, |batch| {
+            self.backend
+                .embed(batch)
+                .unwrap_or(Err(ClassifierError::NoEmbeddings(self.info.name)))
+        })
     }
 
     /// The token windows the model would see for each document (ids, special tokens included),
@@ -513,8 +519,8 @@ impl Classifier {
     fn make_batch<'a>(&self, windows: impl Iterator<Item = &'a [u32]> + Clone) -> Result<Batch> {
         let b = windows.clone().count();
         let len = windows.clone().map(<[u32]>::len).max().unwrap_or(0).max(1);
-        let pad = self.backend.pad_id();
-        let vocab = self.backend.vocab_size();
+        let pad = self.info.pad_id;
+        let vocab = self.info.vocab_size;
         if let Some(&id) = windows.clone().flatten().find(|&&id| id as usize >= vocab) {
             return Err(ClassifierError::Tokenizer {
                 path: self.options.model_dir.join("tokenizer.json"),

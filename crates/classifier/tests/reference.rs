@@ -230,6 +230,22 @@ fn model_hash_is_sha256_of_weights_then_config() {
 }
 
 /// Copies a fixture into a temp dir so a test can damage it.
+#[test]
+fn embeddings_from_a_model_without_them_name_its_architecture() {
+    for name in ["distilbert", "xlm-roberta"] {
+        let c = Classifier::load(ClassifierOptions::new(fixtures().join(name))).unwrap();
+        let err = c.embed(&["some text"]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("the {name} backend does not produce sentence embeddings")
+        );
+        assert!(
+            c.embed(&[]).unwrap().is_empty(),
+            "nothing to embed is not an error"
+        );
+    }
+}
+
 fn copy_fixture(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let src = fixtures().join(name);

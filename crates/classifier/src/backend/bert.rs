@@ -7,7 +7,9 @@ use candle_transformers::models::bert::Config;
 
 use super::bert_encoder::{fixed_rows_linear, BertEncoder};
 
-use super::{declared_labels, load_err, parse_config, var_builder, Backend, Batch, Loaded};
+use super::{
+    declared_labels, load_err, parse_config, var_builder, Backend, Batch, Loaded, ModelInfo,
+};
 use crate::config::{HeadConfig, ModelFiles};
 use crate::error::Result;
 
@@ -15,9 +17,6 @@ pub(crate) struct BertClassifier {
     model: BertEncoder,
     pooler: Linear,
     classifier: Linear,
-    pad_id: u32,
-    vocab_size: usize,
-    max_positions: usize,
 }
 
 pub(crate) fn load(
@@ -49,10 +48,13 @@ pub(crate) fn load(
             model,
             pooler,
             classifier,
+        }),
+        info: ModelInfo {
+            name: "bert",
             pad_id: config.pad_token_id as u32,
             vocab_size: config.vocab_size,
-            max_positions: config.max_position_embeddings,
-        }),
+            max_tokens: Some(config.max_position_embeddings),
+        },
         labels: Some(labels),
     })
 }
@@ -66,21 +68,5 @@ impl Backend for BertClassifier {
         )?;
         let pooled = fixed_rows_linear(&self.pooler, &super::first_token(&hidden)?)?.tanh()?;
         Ok(fixed_rows_linear(&self.classifier, &pooled)?)
-    }
-
-    fn name(&self) -> &'static str {
-        "bert"
-    }
-
-    fn pad_id(&self) -> u32 {
-        self.pad_id
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
-    fn max_tokens(&self) -> Option<usize> {
-        Some(self.max_positions)
     }
 }

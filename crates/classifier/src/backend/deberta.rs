@@ -4,15 +4,14 @@
 use candle_core::{Device, Tensor};
 use candle_transformers::models::debertav2::{Config, DebertaV2SeqClassificationModel};
 
-use super::{declared_labels, load_err, parse_config, var_builder, Backend, Batch, Loaded};
+use super::{
+    declared_labels, load_err, parse_config, var_builder, Backend, Batch, Loaded, ModelInfo,
+};
 use crate::config::{HeadConfig, ModelFiles};
 use crate::error::{ClassifierError, Result};
 
 pub(crate) struct DebertaClassifier {
     model: DebertaV2SeqClassificationModel,
-    pad_id: u32,
-    vocab_size: usize,
-    max_positions: Option<usize>,
 }
 
 pub(crate) fn load(
@@ -44,16 +43,17 @@ pub(crate) fn load(
     let model = DebertaV2SeqClassificationModel::load(vb.pp("deberta"), &config, None)
         .map_err(load_err(files))?;
     // With relative attention and no absolute positions the length is not bounded by a table.
-    let max_positions = config
+    let max_tokens = config
         .position_biased_input
         .then_some(config.max_position_embeddings);
     Ok(Loaded {
-        backend: Box::new(DebertaClassifier {
-            model,
+        backend: Box::new(DebertaClassifier { model }),
+        info: ModelInfo {
+            name: "deberta-v2",
             pad_id: config.pad_token_id.unwrap_or(0) as u32,
             vocab_size: config.vocab_size,
-            max_positions,
-        }),
+            max_tokens,
+        },
         labels: Some(labels),
     })
 }
@@ -65,21 +65,5 @@ impl Backend for DebertaClassifier {
             Some(batch.token_type_ids.clone()),
             Some(batch.attention_mask.clone()),
         )?)
-    }
-
-    fn name(&self) -> &'static str {
-        "deberta-v2"
-    }
-
-    fn pad_id(&self) -> u32 {
-        self.pad_id
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
-    fn max_tokens(&self) -> Option<usize> {
-        self.max_positions
     }
 }

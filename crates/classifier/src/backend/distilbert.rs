@@ -16,7 +16,7 @@ use candle_transformers::models::bert::{Config as BertConfig, HiddenAct};
 use super::bert_encoder::{fixed_rows_linear, BertEncoder};
 use serde::Deserialize;
 
-use super::{declared_labels, parse_config, Backend, Batch, Loaded};
+use super::{declared_labels, parse_config, Backend, Batch, Loaded, ModelInfo};
 use crate::config::{HeadConfig, ModelFiles};
 use crate::error::{weights_error, ClassifierError, Result};
 
@@ -44,9 +44,6 @@ pub(crate) struct DistilBertClassifier {
     model: BertEncoder,
     pre_classifier: Linear,
     classifier: Linear,
-    pad_id: u32,
-    vocab_size: usize,
-    max_positions: usize,
 }
 
 /// DistilBERT tensor name → the BERT name candle's encoder asks for.
@@ -189,10 +186,13 @@ pub(crate) fn load(
             model,
             pre_classifier,
             classifier,
+        }),
+        info: ModelInfo {
+            name: "distilbert",
             pad_id: config.pad_token_id.unwrap_or(0) as u32,
             vocab_size: config.vocab_size,
-            max_positions: config.max_position_embeddings,
-        }),
+            max_tokens: Some(config.max_position_embeddings),
+        },
         labels: Some(labels),
     })
 }
@@ -207,22 +207,6 @@ impl Backend for DistilBertClassifier {
         let pooled =
             fixed_rows_linear(&self.pre_classifier, &super::first_token(&hidden)?)?.relu()?;
         Ok(fixed_rows_linear(&self.classifier, &pooled)?)
-    }
-
-    fn name(&self) -> &'static str {
-        "distilbert"
-    }
-
-    fn pad_id(&self) -> u32 {
-        self.pad_id
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
-    fn max_tokens(&self) -> Option<usize> {
-        Some(self.max_positions)
     }
 }
 

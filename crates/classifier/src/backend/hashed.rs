@@ -22,7 +22,9 @@ use candle_core::{Device, Tensor};
 use candle_nn::{Embedding, Linear, Module};
 use serde::Deserialize;
 
-use super::{declared_labels, load_err, parse_config, var_builder, Backend, Batch, Loaded};
+use super::{
+    declared_labels, load_err, parse_config, var_builder, Backend, Batch, Loaded, ModelInfo,
+};
 use crate::config::{HeadConfig, ModelFiles};
 use crate::error::{ClassifierError, Result};
 
@@ -132,7 +134,6 @@ impl HashedTokenizer {
 pub(crate) struct HashedNgram {
     embedding: Embedding,
     classifier: Linear,
-    vocab_size: usize,
 }
 
 pub(crate) fn load(
@@ -177,8 +178,13 @@ pub(crate) fn load(
             backend: Box::new(HashedNgram {
                 embedding,
                 classifier,
-                vocab_size: config.num_buckets,
             }),
+            info: ModelInfo {
+                name: "hashed-ngram",
+                pad_id: 0,
+                vocab_size: config.num_buckets,
+                max_tokens: None,
+            },
             labels: Some(labels),
         },
         tokenizer,
@@ -190,22 +196,6 @@ impl Backend for HashedNgram {
         let embedded = self.embedding.forward(&batch.input_ids)?;
         let bag = super::masked_mean(&embedded, &batch.attention_mask)?;
         Ok(self.classifier.forward(&bag)?)
-    }
-
-    fn name(&self) -> &'static str {
-        "hashed-ngram"
-    }
-
-    fn pad_id(&self) -> u32 {
-        0
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
-    fn max_tokens(&self) -> Option<usize> {
-        None
     }
 }
 

@@ -37,28 +37,31 @@ pub(crate) trait Backend: Send + Sync {
     /// `(batch, outputs)` f32 logits (raw head outputs, before softmax/sigmoid).
     fn logits(&self, batch: &Batch) -> Result<Tensor>;
 
-    /// `(batch, hidden)` f32 sentence embeddings. Only sentence-transformers encoders have them.
-    fn embed(&self, _batch: &Batch) -> Result<Tensor> {
-        Err(ClassifierError::NoEmbeddings(self.name()))
+    /// `(batch, hidden)` f32 sentence embeddings, or `None` for a model that has none (only
+    /// sentence-transformers encoders do). The caller reports that, naming the architecture.
+    fn embed(&self, _batch: &Batch) -> Option<Result<Tensor>> {
+        None
     }
+}
 
+/// What the shared code needs to know about a model, read from its config at load time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ModelInfo {
     /// Short name of the architecture family.
-    fn name(&self) -> &'static str;
-
+    pub name: &'static str,
     /// Token id used for padding (matters for models that derive positions from it).
-    fn pad_id(&self) -> u32;
-
-    /// The longest window, in tokens, the model accepts (its position table), if limited.
-    fn max_tokens(&self) -> Option<usize>;
-
+    pub pad_id: u32,
     /// Size of the token embedding table: ids at or above it are rejected before the forward
     /// pass (a tokenizer that does not belong to the weights), instead of failing inside it.
-    fn vocab_size(&self) -> usize;
+    pub vocab_size: usize,
+    /// The longest window, in tokens, the model accepts (its position table), if limited.
+    pub max_tokens: Option<usize>,
 }
 
 /// A backend plus what the shared code needs to know about it.
 pub(crate) struct Loaded {
     pub backend: Box<dyn Backend>,
+    pub info: ModelInfo,
     /// `None` for an encoder without a classification head.
     pub labels: Option<Labels>,
 }

@@ -17,7 +17,9 @@ use candle_transformers::models::modernbert::{Config, ModernBert};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{declared_labels, load_err, parse_config, var_builder, Backend, Batch, Loaded};
+use super::{
+    declared_labels, load_err, parse_config, var_builder, Backend, Batch, Loaded, ModelInfo,
+};
 use crate::config::{HeadConfig, ModelFiles};
 use crate::error::{ClassifierError, Result};
 
@@ -62,9 +64,6 @@ pub(crate) struct ModernBertClassifier {
     classifier: Linear,
     pooling: Pooling,
     gelu_tanh: bool,
-    pad_id: u32,
-    vocab_size: usize,
-    max_positions: usize,
 }
 
 /// Rewrites a `transformers` 4.x/5.x ModernBERT config into the fields candle's `Config` reads.
@@ -195,10 +194,13 @@ pub(crate) fn load(
             classifier,
             pooling,
             gelu_tanh,
+        }),
+        info: ModelInfo {
+            name: "modernbert",
             pad_id: options.pad_token_id.unwrap_or(config.pad_token_id),
             vocab_size: config.vocab_size,
-            max_positions: config.max_position_embeddings,
-        }),
+            max_tokens: Some(config.max_position_embeddings),
+        },
         labels: Some(labels),
     })
 }
@@ -220,21 +222,5 @@ impl Backend for ModernBertClassifier {
         };
         let x = self.norm.forward(&x)?;
         Ok(self.classifier.forward(&x)?)
-    }
-
-    fn name(&self) -> &'static str {
-        "modernbert"
-    }
-
-    fn pad_id(&self) -> u32 {
-        self.pad_id
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
-    fn max_tokens(&self) -> Option<usize> {
-        Some(self.max_positions)
     }
 }

@@ -19,7 +19,7 @@ use candle_transformers::models::bert::Config;
 use super::bert_encoder::{fixed_rows_linear, BertEncoder};
 use serde::Deserialize;
 
-use super::{load_err, parse_config, var_builder, Backend, Batch, Loaded};
+use super::{load_err, parse_config, var_builder, Backend, Batch, Loaded, ModelInfo};
 use crate::config::{read_file, read_json, HeadConfig, Labels, ModelFiles};
 use crate::error::{weights_error, ClassifierError, Result};
 
@@ -104,9 +104,6 @@ pub(crate) struct SentenceEncoder {
     pooling: Pooling,
     normalize: bool,
     head: Option<Head>,
-    pad_id: u32,
-    vocab_size: usize,
-    max_positions: usize,
 }
 
 /// Reads modules.json and the pooling config: (pooling, normalize).
@@ -244,10 +241,13 @@ pub(crate) fn load(
             pooling,
             normalize,
             head,
+        }),
+        info: ModelInfo {
+            name: "sentence-transformers",
             pad_id: config.pad_token_id as u32,
             vocab_size: config.vocab_size,
-            max_positions: config.max_position_embeddings,
-        }),
+            max_tokens: Some(config.max_position_embeddings),
+        },
         labels,
     })
 }
@@ -296,24 +296,8 @@ impl Backend for SentenceEncoder {
         Ok(head.forward(&self.sentence_embeddings(batch)?)?)
     }
 
-    fn embed(&self, batch: &Batch) -> Result<Tensor> {
-        Ok(self.sentence_embeddings(batch)?)
-    }
-
-    fn name(&self) -> &'static str {
-        "sentence-transformers"
-    }
-
-    fn pad_id(&self) -> u32 {
-        self.pad_id
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
-    fn max_tokens(&self) -> Option<usize> {
-        Some(self.max_positions)
+    fn embed(&self, batch: &Batch) -> Option<Result<Tensor>> {
+        Some(self.sentence_embeddings(batch).map_err(Into::into))
     }
 }
 

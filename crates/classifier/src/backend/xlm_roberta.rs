@@ -6,15 +6,13 @@ use candle_transformers::models::xlm_roberta::{Config, XLMRobertaForSequenceClas
 
 use super::{
     declared_labels, load_err, parse_config_with_defaults, var_builder, Backend, Batch, Loaded,
+    ModelInfo,
 };
 use crate::config::{HeadConfig, ModelFiles};
 use crate::error::{ClassifierError, Result};
 
 pub(crate) struct XlmRobertaClassifier {
     model: XLMRobertaForSequenceClassification,
-    pad_id: u32,
-    vocab_size: usize,
-    max_positions: usize,
 }
 
 pub(crate) fn load(
@@ -43,15 +41,18 @@ pub(crate) fn load(
     let model = XLMRobertaForSequenceClassification::new(labels.names().len(), &config, vb)
         .map_err(load_err(files))?;
     Ok(Loaded {
-        backend: Box::new(XlmRobertaClassifier {
-            model,
+        backend: Box::new(XlmRobertaClassifier { model }),
+        info: ModelInfo {
+            name: "xlm-roberta",
             pad_id: config.pad_token_id,
             vocab_size: config.vocab_size,
             // Positions start after the padding index: ids pad+1 ..= pad+len.
-            max_positions: config
-                .max_position_embeddings
-                .saturating_sub(config.pad_token_id as usize + 1),
-        }),
+            max_tokens: Some(
+                config
+                    .max_position_embeddings
+                    .saturating_sub(config.pad_token_id as usize + 1),
+            ),
+        },
         labels: Some(labels),
     })
 }
@@ -63,21 +64,5 @@ impl Backend for XlmRobertaClassifier {
             &batch.attention_mask,
             &batch.token_type_ids,
         )?)
-    }
-
-    fn name(&self) -> &'static str {
-        "xlm-roberta"
-    }
-
-    fn pad_id(&self) -> u32 {
-        self.pad_id
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
-    fn max_tokens(&self) -> Option<usize> {
-        Some(self.max_positions)
     }
 }
