@@ -14,6 +14,9 @@ pub const OVERSIZED_PREFIX_BYTES: usize = 1024;
 /// (~1–5 KB) the byte target closes it first.
 pub const MAX_CHUNK_LINES: usize = 16_384;
 
+/// Room beyond the target reserved for a chunk's last line, which ends after the target.
+const CHUNK_SLACK_BYTES: usize = 64 << 10;
+
 /// Options of a [`LineChunker`].
 #[derive(Clone, Copy, Debug)]
 pub struct ChunkerOptions {
@@ -125,6 +128,11 @@ impl<R: BufRead> LineChunker<R> {
     pub fn next_chunk(&mut self, chunk: &mut Chunk) -> Result<bool, IoError> {
         chunk.data.clear();
         chunk.lines.clear();
+        // One allocation for a fresh chunk instead of doubling up to the target: each regrowth
+        // copies everything read so far (measured: realloc copies ~1% of a run's CPU time).
+        chunk
+            .data
+            .reserve(self.options.target_chunk_bytes.saturating_add(CHUNK_SLACK_BYTES));
         chunk.index = self.next_index;
         if self.done {
             return Ok(false);
