@@ -310,11 +310,14 @@ fn zstd_frame(data: &[u8], level: i32, out: &mut Vec<u8>) -> io::Result<()> {
             return Err(io::Error::other("zstd context unavailable"));
         };
         let start = out.len();
-        let bound = zstd::zstd_safe::compress_bound(data.len());
-        out.resize(start + bound, 0);
-        match compressor.compress_to_buffer(data, &mut out[start..]) {
+        // Compress into the spare capacity after `start` (a cursor there): zero-filling the
+        // whole bound first would write and fault in ~3x the bytes the frame needs.
+        out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+        let mut cursor = io::Cursor::new(&mut *out);
+        cursor.set_position(start as u64);
+        match compressor.compress_to_buffer(data, &mut cursor) {
             Ok(written) => {
-                out.truncate(start + written);
+                debug_assert_eq!(out.len(), start + written);
                 Ok(())
             }
             Err(e) => {
