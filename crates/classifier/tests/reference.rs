@@ -40,12 +40,13 @@ fn test_device() -> sluice_classifier::DeviceSpec {
 }
 
 /// Models whose scores must not depend at all on their batch (see `bert_encoder.rs`).
-const BIT_EXACT_BATCHING: [&str; 5] = [
+const BIT_EXACT_BATCHING: [&str; 6] = [
     "bert",
     "bert-regression",
     "distilbert",
     "st-mean",
     "st-cls-normalize",
+    "hashed-ngram",
 ];
 
 fn options(name: &str, r: &Reference, batch_size: usize) -> ClassifierOptions {

@@ -194,8 +194,13 @@ pub(crate) fn load(
 impl Backend for HashedNgram {
     fn logits(&self, batch: &Batch) -> Result<Tensor> {
         let embedded = self.embedding.forward(&batch.input_ids)?;
+        // The bag is exact whatever the padding (padded rows add zeros); the head runs in fixed
+        // row blocks so that a document's logits do not depend on its batch either.
         let bag = super::masked_mean(&embedded, &batch.attention_mask)?;
-        Ok(self.classifier.forward(&bag)?)
+        Ok(super::bert_encoder::fixed_rows_linear(
+            &self.classifier,
+            &bag,
+        )?)
     }
 }
 
@@ -208,6 +213,63 @@ mod tests {
             num_buckets: 1000,
             word_ngrams: 2,
             lowercase: true,
+        }
+    }
+
+    /// A batch of documents `ids`, right-padded with 0 to the longest.
+    fn batch(ids: &[Vec<u32>]) -> Batch {
+        let len = ids.iter().map(Vec::len).max().unwrap_or(1);
+        let (mut flat, mut mask) = (Vec::new(), Vec::new());
+        for doc in ids {
+            flat.extend(doc.iter().copied().chain(std::iter::repeat(0)).take(len));
+            mask.extend((0..len).map(|i| u32::from(i < doc.len())));
+        }
+        let shape = (ids.len(), len);
+        Batch {
+            input_ids: Tensor::from_vec(flat, shape, &Device::Cpu).unwrap(),
+            attention_mask: Tensor::from_vec(mask, shape, &Device::Cpu).unwrap(),
+            token_type_ids: Tensor::zeros(shape, candle_core::DType::U32, &Device::Cpu).unwrap(),
+        }
+    }
+
+    #[test]
+    fn logits_do_not_depend_on_the_batch_to_the_bit() {
+        // Real-size shapes (gemm picks its summation order from a product's shape: one row, or
+        // at most 64 rows and columns, take other paths than a large batch).
+        let (buckets, dim, labels) = (5000, 100, 2);
+        let embedding = Embedding::new(
+            Tensor::randn(0f32, 1.0, (buckets, dim), &Device::Cpu).unwrap(),
+            dim,
+        );
+        let classifier = Linear::new(
+            Tensor::randn(0f32, 1.0, (labels, dim), &Device::Cpu).unwrap(),
+            Some(Tensor::randn(0f32, 1.0, labels, &Device::Cpu).unwrap()),
+        );
+        let model = HashedNgram {
+            embedding,
+            classifier,
+        };
+        let docs: Vec<Vec<u32>> = (0..150u32)
+            .map(|d| {
+                (0..(1 + d * 7 % 90))
+                    .map(|t| (d * 131 + t * 17) % 5000)
+                    .collect()
+            })
+            .collect();
+        let together: Vec<Vec<f32>> = model.logits(&batch(&docs)).unwrap().to_vec2().unwrap();
+        for (i, doc) in docs.iter().enumerate().step_by(7) {
+            let alone: Vec<Vec<f32>> = model
+                .logits(&batch(std::slice::from_ref(doc)))
+                .unwrap()
+                .to_vec2()
+                .unwrap();
+            let a: Vec<u32> = alone[0].iter().map(|x| x.to_bits()).collect();
+            let b: Vec<u32> = together[i].iter().map(|x| x.to_bits()).collect();
+            assert_eq!(
+                a, b,
+                "document {i}: alone {:?} vs batched {:?}",
+                alone[0], together[i]
+            );
         }
     }
 
