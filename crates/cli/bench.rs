@@ -147,6 +147,7 @@ fn bench_here(
     keep: bool,
 ) -> Result<(InputSummary, BenchRun)> {
     let output = work.path().join(format!("out-{threads}"));
+    crate::commands::cap_model_threads(threads);
     reset_peak_memory();
     let options = RunOptions {
         inputs: inputs.to_vec(),

@@ -61,6 +61,7 @@ impl Progress for Bar {
 
 fn run(args: RunArgs) -> Result<u8> {
     let config = load_config(&args.config, args.device.as_deref())?;
+    cap_model_threads(args.threads.unwrap_or(config.run.threads));
     let bar = (!args.quiet).then(|| {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -128,6 +129,15 @@ fn summary(report: &Report) -> String {
         t.docs_per_second,
         plural(t.threads as u64, "thread"),
     )
+}
+
+/// Makes `--threads N` hold for the classifier too: candle sizes its element-wise thread pool
+/// once, from `CANDLE_NUM_THREADS` or else the core count, whatever pool calls it. Called before
+/// any model is loaded and before the progress bar starts its thread; a value the user set wins.
+pub fn cap_model_threads(threads: usize) {
+    if threads > 0 && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
+    }
 }
 
 fn check(args: CheckArgs) -> Result<u8> {

@@ -75,7 +75,9 @@
 //! matrix products use; on GPUs the same maths runs as ordinary candle ops. Windows are batched
 //! by length, so padding stays small; with [`Aggregate::First`] only first windows reach the
 //! model, and [`Classifier::embed`] tokenizes only a prefix long enough for the first window.
-//! Threads: `RAYON_NUM_THREADS` (default: one per core).
+//! Threads: matrix products and these kernels run on the calling rayon pool (a `sluice run`
+//! worker pool); candle's remaining element-wise ops on candle's own pool, sized once from
+//! `CANDLE_NUM_THREADS`, else `RAYON_NUM_THREADS`, else one per core.
 //!
 //! ## hashed-ngram
 //!

@@ -130,9 +130,11 @@ impl<R: BufRead> LineChunker<R> {
         chunk.lines.clear();
         // One allocation for a fresh chunk instead of doubling up to the target: each regrowth
         // copies everything read so far (measured: realloc copies ~1% of a run's CPU time).
-        chunk
-            .data
-            .reserve(self.options.target_chunk_bytes.saturating_add(CHUNK_SLACK_BYTES));
+        chunk.data.reserve(
+            self.options
+                .target_chunk_bytes
+                .saturating_add(CHUNK_SLACK_BYTES),
+        );
         chunk.index = self.next_index;
         if self.done {
             return Ok(false);
