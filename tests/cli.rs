@@ -447,6 +447,39 @@ fn rerun_skips_finished_shards_force_redoes_and_a_new_config_needs_force() {
 }
 
 #[test]
+fn a_rerun_without_oversized_lines_removes_the_old_spill_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    std::fs::create_dir(&corpus).unwrap();
+    let long = format!("{{\"text\":\"{}\"}}\n", "y".repeat(3000));
+    std::fs::write(
+        corpus.join("s.jsonl"),
+        format!("{{\"text\":\"a\"}}\n{long}"),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    let small = tmp.path().join("small.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &small,
+        text.replace("max_line_bytes = 33554432", "max_line_bytes = 2048"),
+    )
+    .unwrap();
+    run_ok(&small, &[&corpus], &out, &[]);
+    let spill = out.join("errors/oversized/s.jsonl");
+    assert_eq!(std::fs::read_to_string(&spill).unwrap(), long);
+    run_ok(
+        &tmp.path().join("config.toml"),
+        &[&corpus],
+        &out,
+        &["--force"],
+    );
+    assert!(!spill.exists(), "the line fits now: no stale spill file");
+    assert_eq!(lines(&out.join("kept/s.jsonl")).len(), 2);
+}
+
+#[test]
 fn broken_shards_fail_alone_and_bad_lines_go_to_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = tmp.path().join("corpus");
@@ -521,6 +554,24 @@ fn broken_shards_fail_alone_and_bad_lines_go_to_errors() {
     assert_eq!(errors[0]["kind"], "line_too_long");
     assert_eq!(errors[0]["line"], 2);
     assert_eq!(errors[0]["bytes"], (50 << 20) + 11);
+    // Too long to judge, but not lost: the whole line is in errors/oversized/, where the record
+    // says, byte for byte.
+    assert_eq!(errors[0]["spilled_to"], "errors/oversized/long.jsonl");
+    assert_eq!(errors[0]["spill_line"], 1);
+    let spilled = std::fs::read(out.join("errors/oversized/long.jsonl")).unwrap();
+    let start = with_long_line.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let end = start + (50 << 20) + 11 + 1;
+    assert!(
+        spilled == with_long_line[start..end],
+        "the spilled line is the input line"
+    );
+    // Shards without an oversized line get no spill file.
+    assert_eq!(
+        std::fs::read_dir(out.join("errors/oversized"))
+            .unwrap()
+            .count(),
+        1
+    );
     assert_eq!(lines(&out.join("kept/long.jsonl")).len(), 2);
     let report = read_json(&out.join("report.json"));
     assert_eq!(report["shards"]["failed"], 4);

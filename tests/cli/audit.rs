@@ -323,16 +323,28 @@ fn rethreshold_terms_is_byte_identical_to_a_fresh_run() {
     let corpus = tmp.path().join("corpus");
     generate_corpus(&corpus, 3, 300, 11);
     let fixtures = repo().join("fixtures/corpus");
-    let inputs = [corpus.as_path(), fixtures.as_path()];
+    // A shard with a line over max_line_bytes (4096 below): its spill file is carried over too.
+    let long = tmp.path().join("long");
+    std::fs::create_dir_all(&long).unwrap();
+    std::fs::write(
+        long.join("long.jsonl"),
+        format!(
+            "{{\"text\":\"sarin and ricin\"}}\n{{\"text\":\"{}\"}}\n",
+            "x".repeat(5000)
+        ),
+    )
+    .unwrap();
+    let inputs = [corpus.as_path(), fixtures.as_path(), long.as_path()];
+    let small_lines = ("max_line_bytes = 33554432", "max_line_bytes = 4096");
 
     // Raising a threshold works from the default flagged audit.
     let dir = tmp.path().join("raise");
     std::fs::create_dir_all(&dir).unwrap();
-    let config = edited_config(&dir, "old.toml", &[], "");
+    let config = edited_config(&dir, "old.toml", &[small_lines], "");
     let new = edited_config(
         &dir,
         "new.toml",
-        &[("min_distinct = 2 ", "min_distinct = 3 ")],
+        &[small_lines, ("min_distinct = 2 ", "min_distinct = 3 ")],
         "",
     );
     assert_rethreshold_equals_fresh_run(
@@ -341,6 +353,14 @@ fn rethreshold_terms_is_byte_identical_to_a_fresh_run() {
         &new,
         &inputs,
         &["hazard-terms.min_distinct=3"],
+    );
+    let redone = tree(&dir.join("redone"));
+    assert!(
+        redone
+            .keys()
+            .any(|k| k.starts_with("errors/oversized/") && k.ends_with("long/long.jsonl")),
+        "the spill file was carried over: {:?}",
+        redone.keys().collect::<Vec<_>>()
     );
 
     // Lowering one needs the below-threshold evidence: output.audit = "matched".

@@ -40,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sluice_core::config::{AuditScope, StageConfig};
-use sluice_core::pipeline::OUTPUT_DIRS;
+use sluice_core::pipeline::{OUTPUT_DIRS, OVERSIZED_DIR};
 use sluice_core::run::{ShardStatus, MANIFEST, REPORT};
 use sluice_core::stage::{KeyCounts, Outcome, Reason, StageStats};
 use sluice_core::stages::{ClassifierConfig, ClassifierMode};
@@ -736,6 +736,12 @@ fn write_output(
             message: e.to_string(),
         })?;
         write_atomic(&errors_to, &bytes).map_err(|e| write_err(&errors_to, &e))?;
+        // Lines too long to judge, kept whole: streamed, they can be large.
+        let spill_from = out.stream_path(OVERSIZED_DIR, entry);
+        if spill_from.is_file() {
+            let spill_to = output.join(OVERSIZED_DIR).join(&name);
+            copy_atomic(&spill_from, &spill_to).map_err(|e| write_err(&spill_to, &e))?;
+        }
         prune(&mut stats);
         if !stats.balanced() {
             return Err(AuditError::Inconsistent {
@@ -766,6 +772,16 @@ fn write_output(
     let path = output.join(REPORT);
     write_atomic(&path, &bytes).map_err(|e| write_err(&path, &e))?;
     Ok(report)
+}
+
+/// Copies `from` to `to`, streamed; `to` appears only when whole.
+fn copy_atomic(from: &Path, to: &Path) -> std::io::Result<()> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = AtomicFile::create(to).map_err(std::io::Error::other)?;
+    std::io::copy(&mut std::fs::File::open(from)?, &mut file)?;
+    file.finish().map_err(std::io::Error::other)
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {

@@ -27,16 +27,18 @@
 //!   byte-identical for any thread count and from run to run.
 //! * **Nothing lost.** Every line becomes exactly one of kept / dropped / review / errors, and
 //!   is counted there; an output shard appears under its final name only once it is complete.
+//!   A line too long to hold (`input.max_line_bytes`) is streamed by the reader into
+//!   `errors/oversized/S` whole, and its error record points there.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use serde::Serialize;
 use sluice_io::{
     compress_frame, empty_stream, open_shard, output_name, AtomicFile, Chunk, ChunkerOptions,
-    Compression, Line, LineChunker, Shard,
+    CompressedFile, Compression, Line, LineChunker, Shard,
 };
 
 use crate::config::{AuditScope, Config};
@@ -208,6 +210,66 @@ struct ErrorRecord<'a> {
     /// The line, base64-encoded, when it is not valid UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_base64: Option<String>,
+    /// A line over `input.max_line_bytes`: the file (relative to the output directory) that holds
+    /// it whole, and its line number there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spilled_to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    spill_line: Option<u64>,
+}
+
+/// Where a shard's lines over `input.max_line_bytes` are kept whole, under the output directory.
+pub const OVERSIZED_DIR: &str = "errors/oversized";
+
+/// The spill file of a shard's oversized lines, created on the first such line (most shards
+/// have none, and get no file).
+struct OversizedSpill {
+    path: PathBuf,
+    compression: Compression,
+    level: i32,
+    file: Option<CompressedFile>,
+}
+
+impl OversizedSpill {
+    /// Puts the spill file in place; with no oversized line, removes a stale one that an earlier
+    /// run of this shard (say, with a smaller `max_line_bytes`) left.
+    fn finish(self) -> Result<(), String> {
+        match self.file {
+            Some(file) => file.finish().map_err(|e| e.to_string()),
+            None => match std::fs::remove_file(&self.path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(format!("cannot remove {}: {e}", self.path.display()))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+impl std::io::Write for OversizedSpill {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("cannot create {}: {e}", dir.display()),
+                        )
+                    })?;
+                }
+                let file = CompressedFile::create(&self.path, self.compression, self.level)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                self.file.insert(file)
+            }
+        };
+        file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
 }
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -256,6 +318,7 @@ const HELD_DOCUMENTS: usize = 4096;
 fn process_chunk(
     cascade: &Cascade,
     shard: &str,
+    spill_file: &str,
     chunk: &Chunk,
     compression: Compression,
     level: i32,
@@ -313,7 +376,15 @@ fn process_chunk(
                 }
             }
             Err(error) => {
-                write_error(&mut out.raw[ERRORS], shard, line, bytes, size, &error)?;
+                write_error(
+                    &mut out.raw[ERRORS],
+                    shard,
+                    spill_file,
+                    line,
+                    bytes,
+                    size,
+                    &error,
+                )?;
                 out.stats.errors.add(size);
                 *out.stats
                     .error_kinds
@@ -442,6 +513,7 @@ fn finish_documents(
 fn write_error(
     out: &mut Vec<u8>,
     shard: &str,
+    spill_file: &str,
     line: &Line,
     bytes: &[u8],
     size: u64,
@@ -460,6 +532,8 @@ fn write_error(
             (None, None) => Some(base64_encode(bytes)),
             _ => None,
         },
+        spilled_to: line.spill_line.map(|_| spill_file),
+        spill_line: line.spill_line,
     };
     serde_json::to_writer(&mut *out, &record).map_err(|e| e.to_string())?;
     out.push(b'\n');
@@ -548,6 +622,14 @@ impl ShardRunner<'_> {
         let mut chunker = LineChunker::new(reader, options);
         let (tx, rx) = unbounded::<Message>();
         let shard_name = shard.name.as_str();
+        let spill_file = format!("{OVERSIZED_DIR}/{name}");
+        let spill_file = spill_file.as_str();
+        let mut spill = OversizedSpill {
+            path: self.output_dir.join(spill_file),
+            compression,
+            level,
+            file: None,
+        };
 
         let collected = std::thread::scope(|scope| {
             scope.spawn(|| {
@@ -558,7 +640,7 @@ impl ShardRunner<'_> {
                     self.permits.acquire();
                     let mut chunk = Chunk::default();
                     let started = Instant::now();
-                    let read = chunker.next_chunk(&mut chunk);
+                    let read = chunker.next_chunk_spilling(&mut chunk, Some(&mut spill));
                     read_time += started.elapsed();
                     match read {
                         Ok(true) => {
@@ -570,6 +652,7 @@ impl ShardRunner<'_> {
                                     process_chunk(
                                         self.cascade,
                                         shard_name,
+                                        spill_file,
                                         &chunk,
                                         compression,
                                         level,
@@ -615,6 +698,8 @@ impl ShardRunner<'_> {
                     .map_err(|e| format!("cannot write {}: {e}", file.path().display()))?;
             }
         }
+        // The spill first: if it fails, none of the five outputs is in place yet.
+        spill.finish()?;
         for file in files {
             file.finish().map_err(|e| e.to_string())?;
         }

@@ -1,6 +1,6 @@
 //! Splitting a decompressed byte stream into chunks of whole lines, in bounded memory.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Write};
 use std::ops::Range;
 
 use crate::IoError;
@@ -41,6 +41,9 @@ pub struct Line {
     /// `Some(total length without '\n')` when the line was longer than
     /// [`ChunkerOptions::max_line_bytes`].
     pub oversized: Option<u64>,
+    /// For an oversized line read with a spill writer ([`LineChunker::next_chunk_spilling`]):
+    /// its 1-based line number in the spill stream, which holds it whole.
+    pub spill_line: Option<u64>,
 }
 
 /// A run of whole lines.
@@ -79,6 +82,8 @@ pub struct LineChunker<R: BufRead> {
     next_index: u64,
     /// End of input was reached.
     done: bool,
+    /// Oversized lines written to a spill writer so far.
+    spilled: u64,
 }
 
 /// The line being assembled.
@@ -102,7 +107,13 @@ impl<R: BufRead> LineChunker<R> {
             lines_done: 0,
             next_index: 0,
             done: false,
+            spilled: 0,
         }
+    }
+
+    /// Oversized lines written to spill writers so far.
+    pub fn lines_spilled(&self) -> u64 {
+        self.spilled
     }
 
     /// Decompressed bytes consumed so far.
@@ -126,6 +137,18 @@ impl<R: BufRead> LineChunker<R> {
     /// total length. Empty lines are returned as lines with an empty range. Read errors
     /// (including truncated or corrupt compressed input) are returned as [`IoError::Stream`].
     pub fn next_chunk(&mut self, chunk: &mut Chunk) -> Result<bool, IoError> {
+        self.next_chunk_spilling(chunk, None::<&mut io::Sink>)
+    }
+
+    /// [`next_chunk`](Self::next_chunk), and every oversized line is also written whole, with a
+    /// `'\n'`, to `spill` as it streams past (still never buffered whole): the spill stream is
+    /// JSONL of the lines too long to judge, and each such [`Line`] says where it is there.
+    /// A failed write to `spill` is an [`IoError::Spill`].
+    pub fn next_chunk_spilling<W: Write + ?Sized>(
+        &mut self,
+        chunk: &mut Chunk,
+        mut spill: Option<&mut W>,
+    ) -> Result<bool, IoError> {
         chunk.data.clear();
         chunk.lines.clear();
         // One allocation for a fresh chunk instead of doubling up to the target: each regrowth
@@ -142,7 +165,7 @@ impl<R: BufRead> LineChunker<R> {
         let chunk_start = self.consumed;
         let target = self.options.target_chunk_bytes as u64;
         loop {
-            let ended_with_newline = self.read_line(chunk)?;
+            let ended_with_newline = self.read_line(chunk, spill.as_deref_mut())?;
             if !ended_with_newline {
                 self.done = true;
                 break;
@@ -160,7 +183,12 @@ impl<R: BufRead> LineChunker<R> {
 
     /// Reads one line into `chunk`. Returns whether it ended with '\n' (false: end of input; a
     /// non-empty final line without '\n' has been pushed).
-    fn read_line(&mut self, chunk: &mut Chunk) -> Result<bool, IoError> {
+    fn read_line<W: Write + ?Sized>(
+        &mut self,
+        chunk: &mut Chunk,
+        mut spill: Option<&mut W>,
+    ) -> Result<bool, IoError> {
+        let spill_err = |error| IoError::Spill { error };
         let max = self.options.max_line_bytes as u64;
         let mut line = Partial {
             start: chunk.data.len(),
@@ -176,7 +204,10 @@ impl<R: BufRead> LineChunker<R> {
             };
             if buf.is_empty() {
                 if line.len > 0 {
-                    self.push_line(chunk, &line);
+                    if let (true, Some(w)) = (line.oversized, spill.as_deref_mut()) {
+                        w.write_all(b"\n").map_err(spill_err)?;
+                    }
+                    self.push_line(chunk, &line, spill.is_some());
                 }
                 return Ok(false);
             }
@@ -187,10 +218,20 @@ impl<R: BufRead> LineChunker<R> {
             let new_len = line.len + piece.len() as u64;
             if !line.oversized && new_len > max {
                 line.oversized = true;
+                if let Some(w) = spill.as_deref_mut() {
+                    // Everything before this piece is still in the chunk: spill it first.
+                    w.write_all(&chunk.data[line.start..]).map_err(spill_err)?;
+                }
                 let kept = (line.len as usize).min(OVERSIZED_PREFIX_BYTES);
                 chunk.data.truncate(line.start + kept);
             }
             if line.oversized {
+                if let Some(w) = spill.as_deref_mut() {
+                    w.write_all(piece).map_err(spill_err)?;
+                    if newline {
+                        w.write_all(b"\n").map_err(spill_err)?;
+                    }
+                }
                 let have = chunk.data.len() - line.start;
                 if have < OVERSIZED_PREFIX_BYTES {
                     let take = (OVERSIZED_PREFIX_BYTES - have).min(piece.len());
@@ -204,19 +245,24 @@ impl<R: BufRead> LineChunker<R> {
             self.reader.consume(used);
             self.consumed += used as u64;
             if newline {
-                self.push_line(chunk, &line);
+                self.push_line(chunk, &line, spill.is_some());
                 return Ok(true);
             }
         }
     }
 
-    fn push_line(&mut self, chunk: &mut Chunk, line: &Partial) {
+    fn push_line(&mut self, chunk: &mut Chunk, line: &Partial, spilling: bool) {
         self.lines_done += 1;
+        let spill_line = (line.oversized && spilling).then(|| {
+            self.spilled += 1;
+            self.spilled
+        });
         chunk.lines.push(Line {
             number: self.lines_done,
             offset: line.offset,
             range: line.start..chunk.data.len(),
             oversized: line.oversized.then_some(line.len),
+            spill_line,
         });
     }
 }
@@ -335,6 +381,67 @@ mod tests {
             assert_eq!(line.0, i as u64 + 1);
             assert_eq!(line.1, 10 * i as u64);
         }
+    }
+
+    /// Reads `reader` to its end with a spill writer: the lines' spill numbers, and the spill.
+    fn spilled<R: BufRead>(reader: R, options: ChunkerOptions) -> (Vec<Option<u64>>, Vec<u8>) {
+        let mut chunker = LineChunker::new(reader, options);
+        let (mut chunk, mut spill, mut numbers) = (Chunk::default(), Vec::new(), Vec::new());
+        while chunker
+            .next_chunk_spilling(&mut chunk, Some(&mut spill))
+            .unwrap()
+        {
+            numbers.extend(chunk.lines.iter().map(|l| l.spill_line));
+        }
+        assert_eq!(
+            chunker.lines_spilled(),
+            numbers.iter().flatten().count() as u64
+        );
+        (numbers, spill)
+    }
+
+    #[test]
+    fn oversized_lines_are_spilled_whole_and_numbered() {
+        let mut input = b"short\n".to_vec();
+        input.extend_from_slice(&[b'x'; 5000]);
+        input.extend_from_slice(b"\nafter\n");
+        input.extend_from_slice(&[b'y'; 3000]); // final oversized line without '\n'
+        for capacity in [1, 7, 64, 1000, 8192] {
+            let reader = BufReader::with_capacity(capacity, &input[..]);
+            let (numbers, spill) = spilled(reader, opts(1 << 20, 2000));
+            assert_eq!(numbers, [None, Some(1), None, Some(2)]);
+            let mut want = vec![b'x'; 5000];
+            want.push(b'\n');
+            want.extend_from_slice(&[b'y'; 3000]);
+            want.push(b'\n');
+            assert!(spill == want, "capacity {capacity}");
+        }
+        // Without a spill writer nothing is numbered.
+        let flat = collect(&input[..], opts(1 << 20, 2000));
+        assert_eq!(flat[0].1.len(), 4);
+        let mut chunker = LineChunker::new(&input[..], opts(1 << 20, 2000));
+        let mut chunk = Chunk::default();
+        chunker.next_chunk(&mut chunk).unwrap();
+        assert!(chunk.lines.iter().all(|l| l.spill_line.is_none()));
+    }
+
+    #[test]
+    fn a_failing_spill_is_an_error() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::new(io::ErrorKind::StorageFull, "disk full"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut chunker = LineChunker::new(&b"abcdef\n"[..], opts(100, 3));
+        let err = chunker
+            .next_chunk_spilling(&mut Chunk::default(), Some(&mut Full))
+            .unwrap_err();
+        assert!(matches!(err, IoError::Spill { .. }), "{err}");
+        assert!(err.to_string().contains("disk full"), "{err}");
     }
 
     #[test]
@@ -488,6 +595,29 @@ mod tests {
             let b = collect(BufReader::with_capacity(cap_b, &input[..]), options);
             proptest::prop_assert_eq!(&reference, &a);
             proptest::prop_assert_eq!(&reference, &b);
+
+            // With a spill writer: the same chunks, and the spill holds exactly the oversized
+            // lines, whole, each with a '\n', numbered in order.
+            let (numbers, spill) = spilled(BufReader::with_capacity(cap_a, &input[..]), options);
+            let (numbers_b, spill_b) = spilled(BufReader::with_capacity(cap_b, &input[..]), options);
+            proptest::prop_assert_eq!(&numbers, &numbers_b);
+            proptest::prop_assert_eq!(&spill, &spill_b);
+            let mut want_spill = Vec::new();
+            let mut want_numbers = Vec::new();
+            let mut next = 0u64;
+            for (_, off, _, oversized) in lines_of(&reference) {
+                match oversized {
+                    Some(len) => {
+                        want_spill.extend_from_slice(&input[off as usize..(off + len) as usize]);
+                        want_spill.push(b'\n');
+                        next += 1;
+                        want_numbers.push(Some(next));
+                    }
+                    None => want_numbers.push(None),
+                }
+            }
+            proptest::prop_assert_eq!(numbers, want_numbers);
+            proptest::prop_assert_eq!(spill, want_spill);
 
             // The lines reassemble the input (for non-oversized lines), offsets are consistent.
             let lines = lines_of(&reference);

@@ -7,7 +7,7 @@ use std::io::{self, BufRead, BufReader, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::Describe;
-use crate::IoError;
+use crate::{AtomicFile, IoError};
 
 /// Buffer size of the reader [`open_shard`] returns (decompressed side) and of the compressed
 /// input side.
@@ -342,6 +342,73 @@ fn gzip_member(data: &[u8], level: i32, out: &mut Vec<u8>) -> io::Result<()> {
     result
 }
 
+/// A file written through a streaming encoder (for output too large to compress as one frame in
+/// memory): nothing appears under `path` until [`finish`](Self::finish); dropped unfinished, it
+/// leaves nothing behind. The same `compression` and `level` rules as [`compress_frame`].
+pub struct CompressedFile {
+    encoder: Encoder,
+}
+
+enum Encoder {
+    Plain(AtomicFile),
+    Zstd(zstd::stream::write::Encoder<'static, AtomicFile>),
+    Gzip(flate2::write::GzEncoder<AtomicFile>),
+}
+
+impl CompressedFile {
+    pub fn create(path: &Path, compression: Compression, level: i32) -> Result<Self, IoError> {
+        let file = AtomicFile::create(path)?;
+        let compress_err = |error| IoError::Compress { compression, error };
+        let encoder = match compression {
+            Compression::None => Encoder::Plain(file),
+            Compression::Zstd => {
+                let mut e = zstd::stream::write::Encoder::new(file, level).map_err(compress_err)?;
+                e.include_checksum(true).map_err(compress_err)?;
+                Encoder::Zstd(e)
+            }
+            Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                file,
+                flate2::Compression::new(gzip_level(level)),
+            )),
+        };
+        Ok(CompressedFile { encoder })
+    }
+
+    /// Ends the compressed stream, then syncs and renames the file into place.
+    pub fn finish(self) -> Result<(), IoError> {
+        let file = match self.encoder {
+            Encoder::Plain(file) => file,
+            Encoder::Zstd(e) => e.finish().map_err(|error| IoError::Compress {
+                compression: Compression::Zstd,
+                error,
+            })?,
+            Encoder::Gzip(e) => e.finish().map_err(|error| IoError::Compress {
+                compression: Compression::Gzip,
+                error,
+            })?,
+        };
+        file.finish()
+    }
+}
+
+impl Write for CompressedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.encoder {
+            Encoder::Plain(w) => w.write(buf),
+            Encoder::Zstd(w) => w.write(buf),
+            Encoder::Gzip(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.encoder {
+            Encoder::Plain(w) => w.flush(),
+            Encoder::Zstd(w) => w.flush(),
+            Encoder::Gzip(w) => w.flush(),
+        }
+    }
+}
+
 /// Bytes of a valid, empty compressed stream: an empty zstd frame or an empty gzip member (an
 /// empty `Vec` for [`Compression::None`]). Written when a destination got no document, so that
 /// every output file decompresses cleanly.
@@ -582,6 +649,43 @@ mod tests {
             zstd::stream::decode_all(&[0x28, 0xB5, 0x2F, 0xFD, 0x20, 0x00, 0x01, 0x00, 0x00][..])
                 .unwrap();
         assert!(decoded.is_empty());
+    }
+
+    #[test]
+    fn compressed_file_streams_and_appears_only_when_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(5000);
+        let formats = [
+            (Compression::None, "s.jsonl"),
+            (Compression::Zstd, "s.jsonl.zst"),
+            (Compression::Gzip, "s.jsonl.gz"),
+        ];
+        for (finished, (compression, name)) in formats.into_iter().enumerate() {
+            let path = dir.path().join(name);
+            let mut file = CompressedFile::create(&path, compression, 3).unwrap();
+            for piece in data.chunks(777) {
+                file.write_all(piece).unwrap();
+            }
+            assert!(
+                !path.exists(),
+                "{name}: nothing under the final name before finish"
+            );
+            file.finish().unwrap();
+            let (detected, read) = read_all(&path);
+            assert_eq!(detected, compression);
+            assert!(read.unwrap() == data, "{name}: round trip");
+
+            let mut abandoned =
+                CompressedFile::create(&dir.path().join("abandoned"), compression, 3).unwrap();
+            abandoned.write_all(&data).unwrap();
+            drop(abandoned);
+            let files = fs::read_dir(dir.path()).unwrap().count();
+            assert_eq!(
+                files,
+                finished + 1,
+                "{name}: an unfinished file leaves nothing"
+            );
+        }
     }
 
     #[test]

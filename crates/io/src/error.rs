@@ -56,6 +56,9 @@ pub enum IoError {
     /// the stream comes from [`crate::open_shard`] the message names the file.
     #[error("read failed: {}", Describe(error))]
     Stream { error: io::Error },
+    /// Writing an oversized line to its spill file failed (the error names the file).
+    #[error("cannot spill an oversized line: {}", Describe(error))]
+    Spill { error: io::Error },
     /// Compressing a frame failed.
     #[error("cannot compress a {} frame: {}", compression.name(), Describe(error))]
     Compress {
@@ -73,6 +76,7 @@ impl IoError {
             | IoError::Read { error, .. }
             | IoError::Write { error, .. }
             | IoError::Stream { error }
+            | IoError::Spill { error }
             | IoError::Compress { error, .. } => Some(error),
             IoError::NoMatch { .. }
             | IoError::NoInputs

@@ -32,7 +32,9 @@
 //! `fill_buf`/`consume` and `memchr`, reuses the chunk's buffers, and never buffers more than
 //! about `target_chunk_bytes + max_line_bytes` per chunk: a line longer than `max_line_bytes`
 //! (a 10 GB line of a broken dump) keeps only its first [`OVERSIZED_PREFIX_BYTES`] bytes and is
-//! skipped while counting, flagged as [`Line::oversized`] for the caller to report.
+//! skipped while counting, flagged as [`Line::oversized`] for the caller to report; with
+//! [`LineChunker::next_chunk_spilling`] it is also streamed whole into a writer (such as a
+//! [`CompressedFile`]) as it goes by.
 //!
 //! # Atomic outputs
 //!
@@ -52,7 +54,7 @@ pub use chunker::{
     Chunk, ChunkerOptions, Line, LineChunker, MAX_CHUNK_LINES, OVERSIZED_PREFIX_BYTES,
 };
 pub use compression::{
-    compress_frame, empty_stream, gzip_level, open_shard, output_name, Compression,
+    compress_frame, empty_stream, gzip_level, open_shard, output_name, CompressedFile, Compression,
     READ_BUFFER_BYTES,
 };
 pub use discover::{discover_shards, is_shard_file_name, Shard, TEMP_SUFFIX};
