@@ -467,7 +467,7 @@ fn a_rerun_without_oversized_lines_removes_the_old_spill_file() {
     )
     .unwrap();
     run_ok(&small, &[&corpus], &out, &[]);
-    let spill = out.join("errors/oversized/s.jsonl");
+    let spill = out.join("oversized/s.jsonl");
     assert_eq!(std::fs::read_to_string(&spill).unwrap(), long);
     run_ok(
         &tmp.path().join("config.toml"),
@@ -554,11 +554,11 @@ fn broken_shards_fail_alone_and_bad_lines_go_to_errors() {
     assert_eq!(errors[0]["kind"], "line_too_long");
     assert_eq!(errors[0]["line"], 2);
     assert_eq!(errors[0]["bytes"], (50 << 20) + 11);
-    // Too long to judge, but not lost: the whole line is in errors/oversized/, where the record
+    // Too long to judge, but not lost: the whole line is in oversized/, where the record
     // says, byte for byte.
-    assert_eq!(errors[0]["spilled_to"], "errors/oversized/long.jsonl");
+    assert_eq!(errors[0]["spilled_to"], "oversized/long.jsonl");
     assert_eq!(errors[0]["spill_line"], 1);
-    let spilled = std::fs::read(out.join("errors/oversized/long.jsonl")).unwrap();
+    let spilled = std::fs::read(out.join("oversized/long.jsonl")).unwrap();
     let start = with_long_line.iter().position(|&b| b == b'\n').unwrap() + 1;
     let end = start + (50 << 20) + 11 + 1;
     assert!(
@@ -566,12 +566,7 @@ fn broken_shards_fail_alone_and_bad_lines_go_to_errors() {
         "the spilled line is the input line"
     );
     // Shards without an oversized line get no spill file.
-    assert_eq!(
-        std::fs::read_dir(out.join("errors/oversized"))
-            .unwrap()
-            .count(),
-        1
-    );
+    assert_eq!(std::fs::read_dir(out.join("oversized")).unwrap().count(), 1);
     assert_eq!(lines(&out.join("kept/long.jsonl")).len(), 2);
     let report = read_json(&out.join("report.json"));
     assert_eq!(report["shards"]["failed"], 4);

@@ -28,7 +28,7 @@
 //! * **Nothing lost.** Every line becomes exactly one of kept / dropped / review / errors, and
 //!   is counted there; an output shard appears under its final name only once it is complete.
 //!   A line too long to hold (`input.max_line_bytes`) is streamed by the reader into
-//!   `errors/oversized/S` whole, and its error record points there.
+//!   `oversized/S` whole, and its error record points there.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -219,7 +219,7 @@ struct ErrorRecord<'a> {
 }
 
 /// Where a shard's lines over `input.max_line_bytes` are kept whole, under the output directory.
-pub const OVERSIZED_DIR: &str = "errors/oversized";
+pub const OVERSIZED_DIR: &str = "oversized";
 
 /// The spill file of a shard's oversized lines, created on the first such line (most shards
 /// have none, and get no file).
