@@ -4,7 +4,8 @@
 //!
 //! Both follow one recipe: read labeled examples ([`data`]), map labels to class ids, split off a
 //! stratified validation set, turn each example into features (cached sentence embeddings, or
-//! hashed n-gram bucket ids), fit with AdamW on cross-entropy in shuffled mini-batches, measure
+//! hashed n-gram bucket ids), fit with AdamW on cross-entropy in shuffled mini-batches (for
+//! hashed-ngram a hand-written step that updates only the rows a batch touches), measure
 //! the validation set, and write a model directory that [`crate::Classifier::load`] (and so the
 //! `classifier` stage) loads as it is. The directory is written under a temporary name and
 //! renamed into place, and is then loaded once as a check, so a failed run leaves nothing behind
@@ -579,7 +580,10 @@ fn target_tensor(job: &Job<'_>, batch: &[usize]) -> candle_core::Result<Tensor> 
 }
 
 /// Loss and metrics on the validation examples.
-fn validate(job: &Job<'_>, model: &dyn Trainable) -> Result<Option<Validation>, TrainError> {
+pub(crate) fn validate(
+    job: &Job<'_>,
+    model: &dyn Trainable,
+) -> Result<Option<Validation>, TrainError> {
     if job.val_idx.is_empty() {
         return Ok(None);
     }
