@@ -18,8 +18,8 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::{Embedding, Linear, Module};
 
 use super::rng::SplitMix64;
-use super::{label_config, save_tensors, uniform_var, validate, write_json, Job, Outcome};
-use super::{TrainError, TrainKind, Trainable, Validation};
+use super::{fit_with, label_config, save_tensors, uniform_var, write_json, Job, Outcome};
+use super::{Step, TrainError, TrainKind, Trainable};
 use crate::backend::hashed::HashedTokenizer;
 use crate::backend::masked_mean;
 use crate::truncate_to_bytes;
@@ -107,7 +107,8 @@ pub(crate) fn train(
         )?)?,
         dim,
     };
-    let (epoch_losses, validation) = fit_sparse(job, &trainer, rng)?;
+    let mut step = SparseAdamW::new(job, &trainer)?;
+    let (epoch_losses, validation) = fit_with(job, &trainer, rng, &mut step)?;
 
     let mut config = serde_json::Map::new();
     config.insert(
@@ -283,105 +284,96 @@ impl BatchGradients {
     }
 }
 
-/// The training loop of [`super::fit`] (shuffled mini-batches, cross-entropy, progress, the
-/// divergence check, validation after each epoch) with the sparse step described above. The
-/// weights live in plain vectors while fitting and are copied into the candle variables for
-/// validation and at the end.
-fn fit_sparse(
-    job: &Job<'_>,
-    model: &HashedTrainer,
-    rng: &mut SplitMix64,
-) -> Result<(Vec<f32>, Option<Validation>), TrainError> {
-    let o = job.options;
-    let dim = model.dim;
-    let classes = job.classes.len();
-    let mut table: Vec<f32> = model.embedding.as_tensor().flatten_all()?.to_vec1()?;
-    let mut weight: Vec<f32> = model.weight.as_tensor().flatten_all()?.to_vec1()?;
-    let mut bias: Vec<f32> = model.bias.as_tensor().to_vec1()?;
-    let mut table_moments = Moments::new(table.len());
-    let mut weight_moments = Moments::new(weight.len());
-    let mut bias_moments = Moments::new(bias.len());
-    let sync = |table: &[f32], weight: &[f32], bias: &[f32]| -> candle_core::Result<()> {
-        let shape = model.embedding.as_tensor().dims().to_vec();
-        model
-            .embedding
-            .set(&Tensor::from_slice(table, shape, &Device::Cpu)?)?;
-        model
-            .weight
-            .set(&Tensor::from_slice(weight, (classes, dim), &Device::Cpu)?)?;
-        model
-            .bias
-            .set(&Tensor::from_slice(bias, classes, &Device::Cpu)?)
-    };
+/// The sparse step described in the module docs. The weights live in plain vectors while
+/// fitting and are copied into the model's candle variables for validation and saving.
+struct SparseAdamW<'a> {
+    model: &'a HashedTrainer,
+    targets: &'a [usize],
+    learning_rate: f64,
+    weight_decay: f64,
+    table: Vec<f32>,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    table_moments: Moments,
+    weight_moments: Moments,
+    bias_moments: Moments,
+    grads: BatchGradients,
+    /// Steps taken (AdamW's bias correction counts them).
+    t: i32,
+}
 
-    let steps = job.train_idx.len().div_ceil(o.batch_size);
-    job.progress.fitting(o.epochs, steps);
-    let mut order = job.train_idx.to_vec();
-    let mut epoch_losses = Vec::with_capacity(o.epochs);
-    let mut validation = None;
-    let mut t = 0i32;
-    let mut grads = BatchGradients::default();
-    for epoch in 1..=o.epochs {
-        rng.shuffle(&mut order);
-        let mut total = 0.0f64;
-        for batch in order.chunks(o.batch_size) {
-            t += 1;
-            let loss = grads.compute(
-                &model.features,
-                job.targets,
-                batch,
-                &table,
-                &weight,
-                &bias,
-                dim,
-            );
-            let loss = loss as f32;
-            if !loss.is_finite() {
-                return Err(TrainError::Options(format!(
-                    "the loss diverged (epoch {epoch}); lower --lr"
-                )));
-            }
-            let step = AdamStep::new(o.learning_rate, o.weight_decay, t);
-            step.apply(
-                &mut weight,
-                &mut weight_moments.m,
-                &mut weight_moments.v,
-                &grads.weight,
-            );
-            step.apply(
-                &mut bias,
-                &mut bias_moments.m,
-                &mut bias_moments.v,
-                &grads.bias,
-            );
-            for (slot, &id) in grads.touched.iter().enumerate() {
-                let range = id as usize * dim..(id as usize + 1) * dim;
-                step.apply(
-                    &mut table[range.clone()],
-                    &mut table_moments.m[range.clone()],
-                    &mut table_moments.v[range],
-                    &grads.rows[slot * dim..(slot + 1) * dim],
-                );
-            }
-            total += f64::from(loss) * batch.len() as f64;
-            job.progress.step(epoch, loss);
-        }
-        let mean = (total / job.train_idx.len().max(1) as f64) as f32;
-        epoch_losses.push(mean);
-        sync(&table, &weight, &bias)?;
-        validation = validate(job, model)?;
-        job.progress.epoch(
-            epoch,
-            mean,
-            validation
-                .as_ref()
-                .map(|v| (v.loss, v.metrics.accuracy.unwrap_or(0.0))),
+impl<'a> SparseAdamW<'a> {
+    fn new(job: &'a Job<'a>, model: &'a HashedTrainer) -> candle_core::Result<Self> {
+        let table: Vec<f32> = model.embedding.as_tensor().flatten_all()?.to_vec1()?;
+        let weight: Vec<f32> = model.weight.as_tensor().flatten_all()?.to_vec1()?;
+        let bias: Vec<f32> = model.bias.as_tensor().to_vec1()?;
+        Ok(SparseAdamW {
+            model,
+            targets: job.targets,
+            learning_rate: job.options.learning_rate,
+            weight_decay: job.options.weight_decay,
+            table_moments: Moments::new(table.len()),
+            weight_moments: Moments::new(weight.len()),
+            bias_moments: Moments::new(bias.len()),
+            table,
+            weight,
+            bias,
+            grads: BatchGradients::default(),
+            t: 0,
+        })
+    }
+}
+
+impl Step for SparseAdamW<'_> {
+    fn step(&mut self, batch: &[usize]) -> Result<f32, TrainError> {
+        let dim = self.model.dim;
+        let loss = self.grads.compute(
+            &self.model.features,
+            self.targets,
+            batch,
+            &self.table,
+            &self.weight,
+            &self.bias,
+            dim,
         );
+        self.t += 1;
+        let step = AdamStep::new(self.learning_rate, self.weight_decay, self.t);
+        let (g, w, b) = (
+            &self.grads,
+            &mut self.weight_moments,
+            &mut self.bias_moments,
+        );
+        step.apply(&mut self.weight, &mut w.m, &mut w.v, &g.weight);
+        step.apply(&mut self.bias, &mut b.m, &mut b.v, &g.bias);
+        for (slot, &id) in g.touched.iter().enumerate() {
+            let rows = id as usize * dim..(id as usize + 1) * dim;
+            step.apply(
+                &mut self.table[rows.clone()],
+                &mut self.table_moments.m[rows.clone()],
+                &mut self.table_moments.v[rows],
+                &g.rows[slot * dim..(slot + 1) * dim],
+            );
+        }
+        Ok(loss as f32)
     }
-    if o.epochs == 0 {
-        sync(&table, &weight, &bias)?;
+
+    fn sync(&mut self) -> Result<(), TrainError> {
+        let m = self.model;
+        let shape = m.embedding.as_tensor().dims().to_vec();
+        m.embedding
+            .set(&Tensor::from_slice(&self.table, shape, &Device::Cpu)?)?;
+        m.weight.set(&Tensor::from_slice(
+            &self.weight,
+            m.weight.as_tensor().dims(),
+            &Device::Cpu,
+        )?)?;
+        m.bias.set(&Tensor::from_slice(
+            &self.bias,
+            self.bias.len(),
+            &Device::Cpu,
+        )?)?;
+        Ok(())
     }
-    Ok((epoch_losses, validation))
 }
 
 #[cfg(test)]

@@ -523,6 +523,32 @@ pub(crate) fn uniform_var(
     Var::from_tensor(&Tensor::from_vec(values, shape, &Device::Cpu)?)
 }
 
+/// One optimizer step on a batch of example indices, returning the batch's mean loss.
+pub(crate) trait Step {
+    fn step(&mut self, batch: &[usize]) -> Result<f32, TrainError>;
+    /// Makes the model's variables current before validation (for a step that keeps the
+    /// weights elsewhere while fitting).
+    fn sync(&mut self) -> Result<(), TrainError> {
+        Ok(())
+    }
+}
+
+/// Candle's autograd and AdamW on cross-entropy.
+struct CandleAdamW<'a> {
+    job: &'a Job<'a>,
+    model: &'a dyn Trainable,
+    optimizer: AdamW,
+}
+
+impl Step for CandleAdamW<'_> {
+    fn step(&mut self, batch: &[usize]) -> Result<f32, TrainError> {
+        let targets = target_tensor(self.job, batch)?;
+        let loss = candle_nn::loss::cross_entropy(&self.model.logits(batch)?, &targets)?;
+        self.optimizer.backward_step(&loss)?;
+        Ok(loss.to_scalar::<f32>()?)
+    }
+}
+
 /// Fits `model` with AdamW on cross-entropy; returns the mean loss of each epoch and the
 /// validation metrics of the final weights.
 pub(crate) fn fit(
@@ -531,7 +557,7 @@ pub(crate) fn fit(
     rng: &mut SplitMix64,
 ) -> Result<(Vec<f32>, Option<Validation>), TrainError> {
     let o = job.options;
-    let mut optimizer = AdamW::new(
+    let optimizer = AdamW::new(
         model.vars(),
         ParamsAdamW {
             lr: o.learning_rate,
@@ -539,6 +565,23 @@ pub(crate) fn fit(
             ..ParamsAdamW::default()
         },
     )?;
+    let mut step = CandleAdamW {
+        job,
+        model,
+        optimizer,
+    };
+    fit_with(job, model, rng, &mut step)
+}
+
+/// The training loop: shuffled mini-batches, a `step` each, progress, the divergence check,
+/// and validation of `model` after every epoch.
+pub(crate) fn fit_with(
+    job: &Job<'_>,
+    model: &dyn Trainable,
+    rng: &mut SplitMix64,
+    step: &mut dyn Step,
+) -> Result<(Vec<f32>, Option<Validation>), TrainError> {
+    let o = job.options;
     let steps = job.train_idx.len().div_ceil(o.batch_size);
     job.progress.fitting(o.epochs, steps);
     let mut order = job.train_idx.to_vec();
@@ -548,10 +591,7 @@ pub(crate) fn fit(
         rng.shuffle(&mut order);
         let mut total = 0.0f64;
         for batch in order.chunks(o.batch_size) {
-            let targets = target_tensor(job, batch)?;
-            let loss = candle_nn::loss::cross_entropy(&model.logits(batch)?, &targets)?;
-            optimizer.backward_step(&loss)?;
-            let loss = loss.to_scalar::<f32>()?;
+            let loss = step.step(batch)?;
             if !loss.is_finite() {
                 return Err(TrainError::Options(format!(
                     "the loss diverged (epoch {epoch}); lower --lr"
@@ -562,6 +602,7 @@ pub(crate) fn fit(
         }
         let mean = (total / job.train_idx.len().max(1) as f64) as f32;
         epoch_losses.push(mean);
+        step.sync()?;
         validation = validate(job, model)?;
         job.progress.epoch(
             epoch,
@@ -580,10 +621,7 @@ fn target_tensor(job: &Job<'_>, batch: &[usize]) -> candle_core::Result<Tensor> 
 }
 
 /// Loss and metrics on the validation examples.
-pub(crate) fn validate(
-    job: &Job<'_>,
-    model: &dyn Trainable,
-) -> Result<Option<Validation>, TrainError> {
+fn validate(job: &Job<'_>, model: &dyn Trainable) -> Result<Option<Validation>, TrainError> {
     if job.val_idx.is_empty() {
         return Ok(None);
     }
