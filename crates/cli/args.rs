@@ -17,9 +17,9 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Filter a corpus: every input line goes to kept/, dropped/, review/ or errors/, flagged
-    /// documents get an audit record, and manifest.json, report.json and report.html describe the
-    /// run.
+    /// Filter a corpus: every input line goes to kept/, dropped/, review/ or errors/ (lines too
+    /// long to judge also whole to oversized/), flagged documents get an audit record, and
+    /// manifest.json, report.json and report.html describe the run.
     Run(RunArgs),
     /// Check a config without processing anything: parse it, compile rules, load term lists and
     /// the classifier's model.
