@@ -68,6 +68,9 @@ impl FieldExtractor {
     /// Parses `line` (without its newline). Invalid UTF-8, invalid JSON, a non-object line and
     /// a missing or non-string text field are errors; a missing id is not.
     pub fn extract<'a>(&self, line: &'a [u8]) -> Result<Document<'a>, LineError> {
+        // A UTF-8 byte order mark (files saved by some Windows tools start with one) is not JSON;
+        // the line is parsed without it (and written out as it was).
+        let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
         let trimmed = trim_ascii(line);
         if trimmed.is_empty() {
             return Err(LineError::new("empty_line", "empty line"));
@@ -317,6 +320,15 @@ mod tests {
         FieldExtractor::new(text, id)
             .extract(line.as_bytes())
             .map(|d| (d.text.into_owned(), d.id))
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_json() {
+        assert_eq!(
+            ex("text", None, "\u{feff}{\"text\": \"a\"}"),
+            Ok(("a".into(), None))
+        );
+        assert_eq!(ex("text", None, "\u{feff}").unwrap_err().kind, "empty_line");
     }
 
     #[test]
