@@ -1,9 +1,10 @@
 //! The run configuration, as written in TOML by the user.
 //!
 //! Config structs are plain serde data (`deny_unknown_fields` everywhere, so a typo is an error,
-//! not a silently ignored key). They are turned into runtime objects by [`Config::build`], which
-//! compiles regexes and loads term lists *before any document is read*: every config error is
-//! reported up front with the key that caused it.
+//! not a silently ignored key). They are turned into runtime objects by
+//! [`Config::build_stages`] and [`Config::build_classifier`], which compile regexes, load term
+//! lists and the model *before any document is read*: every config error is reported up front
+//! with the key that caused it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

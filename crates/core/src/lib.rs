@@ -14,7 +14,7 @@
 //!   reader thread → chunk tasks on a rayon pool → ordered writer; the cascade's decision rule.
 //! * [`eval`]: the cascade measured on labeled JSONL (`sluice eval`): per-stage and overall
 //!   precision/recall, ROC AUC of the classifier score, recall lost by the prefilter, sweeps.
-//! * [`run`]: many shards, resume from `manifest.json`, the final `report.json`.
+//! * [`run`](mod@run): many shards, resume from `manifest.json`, the final `report.json`.
 //!
 //! Design rules: outputs are byte-identical whatever the thread count (chunk boundaries depend
 //! only on input bytes, each chunk is compressed as its own frame); memory is bounded by a fixed
