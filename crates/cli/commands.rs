@@ -153,8 +153,10 @@ fn check(args: CheckArgs) -> Result<u8> {
     for (stage_config, stage) in config.stages.iter().zip(&cascade.stages) {
         println!("stage {} (type {})", stage.id(), stage.kind());
         match stage_config {
-            StageConfig::Rules(r) => println!("  {} rules", r.rules.len()),
-            StageConfig::Terms(t) => println!("  {} term lists", t.lists.len()),
+            StageConfig::Rules(r) => println!("  {}", plural(r.rules.len() as u64, "rule")),
+            StageConfig::Terms(t) => {
+                println!("  {}", plural(t.lists.len() as u64, "term list"))
+            }
             StageConfig::Classifier(_) => {}
         }
     }
