@@ -60,8 +60,12 @@ EOF
 "$sluice" check -c "$work/gpu.toml" --device "${devices%% *}" || exit 1
 
 for device in $devices; do
-    echo "== sluice bench --device $device"
-    timeout 200 "$sluice" bench -c "$work/gpu.toml" --generate "$size" --seed 1 -j 0 \
+    # On the GPU also one worker thread: what one caller gets, and a fallback if many threads
+    # sharing the device misbehave.
+    threads=0
+    [ "$device" = cuda ] && threads=1,0
+    echo "== sluice bench --device $device -j $threads"
+    timeout 240 "$sluice" bench -c "$work/gpu.toml" --generate "$size" --seed 1 -j "$threads" \
         --device "$device" --json > "$OUT/bench-$device.json"
     echo "exit $?"
 done
