@@ -729,18 +729,14 @@ fn write_output(
                 message: e.to_string(),
             })?;
         }
-        let errors_from = out.stream_path("errors", entry);
-        let errors_to = output.join("errors").join(&name);
-        let bytes = std::fs::read(&errors_from).map_err(|e| AuditError::Read {
-            path: errors_from.clone(),
-            message: e.to_string(),
-        })?;
-        write_atomic(&errors_to, &bytes).map_err(|e| write_err(&errors_to, &e))?;
-        // Lines too long to judge, kept whole: streamed, they can be large.
-        let spill_from = out.stream_path(OVERSIZED_DIR, entry);
-        if spill_from.is_file() {
-            let spill_to = output.join(OVERSIZED_DIR).join(&name);
-            copy_atomic(&spill_from, &spill_to).map_err(|e| write_err(&spill_to, &e))?;
+        // Unparseable lines and lines too long to judge are carried over as they are, streamed
+        // (either can be large); a shard has an oversized/ file only if it had such lines.
+        for (dir, always) in [("errors", true), (OVERSIZED_DIR, false)] {
+            let from = out.stream_path(dir, entry);
+            if always || from.is_file() {
+                let to = output.join(dir).join(&name);
+                copy_atomic(&from, &to).map_err(|e| write_err(&to, &e))?;
+            }
         }
         prune(&mut stats);
         if !stats.balanced() {
@@ -779,8 +775,11 @@ fn copy_atomic(from: &Path, to: &Path) -> std::io::Result<()> {
     if let Some(dir) = to.parent() {
         std::fs::create_dir_all(dir)?;
     }
+    let mut source = std::fs::File::open(from).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot read {}: {e}", from.display()))
+    })?;
     let mut file = AtomicFile::create(to).map_err(std::io::Error::other)?;
-    std::io::copy(&mut std::fs::File::open(from)?, &mut file)?;
+    std::io::copy(&mut source, &mut file)?;
     file.finish().map_err(std::io::Error::other)
 }
 
