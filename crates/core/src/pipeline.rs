@@ -31,14 +31,14 @@
 //!   `oversized/S` whole, and its error record points there.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use serde::Serialize;
 use sluice_io::{
     compress_frame, empty_stream, open_shard, output_name, AtomicFile, Chunk, ChunkerOptions,
-    CompressedFile, Compression, Line, LineChunker, Shard,
+    Compression, LazyCompressedFile, Line, LineChunker, Shard,
 };
 
 use crate::config::{AuditScope, Config};
@@ -220,57 +220,6 @@ struct ErrorRecord<'a> {
 
 /// Where a shard's lines over `input.max_line_bytes` are kept whole, under the output directory.
 pub const OVERSIZED_DIR: &str = "oversized";
-
-/// The spill file of a shard's oversized lines, created on the first such line (most shards
-/// have none, and get no file).
-struct OversizedSpill {
-    path: PathBuf,
-    compression: Compression,
-    level: i32,
-    file: Option<CompressedFile>,
-}
-
-impl OversizedSpill {
-    /// Puts the spill file in place; with no oversized line, removes a stale one that an earlier
-    /// run of this shard (say, with a smaller `max_line_bytes`) left.
-    fn finish(self) -> Result<(), String> {
-        match self.file {
-            Some(file) => file.finish().map_err(|e| e.to_string()),
-            None => match std::fs::remove_file(&self.path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(format!("cannot remove {}: {e}", self.path.display()))
-                }
-                _ => Ok(()),
-            },
-        }
-    }
-}
-
-impl std::io::Write for OversizedSpill {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let file = match &mut self.file {
-            Some(file) => file,
-            None => {
-                if let Some(dir) = self.path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        std::io::Error::new(
-                            e.kind(),
-                            format!("cannot create {}: {e}", dir.display()),
-                        )
-                    })?;
-                }
-                let file = CompressedFile::create(&self.path, self.compression, self.level)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                self.file.insert(file)
-            }
-        };
-        file.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.as_mut().map_or(Ok(()), |f| f.flush())
-    }
-}
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -624,12 +573,9 @@ impl ShardRunner<'_> {
         let shard_name = shard.name.as_str();
         let spill_file = format!("{OVERSIZED_DIR}/{name}");
         let spill_file = spill_file.as_str();
-        let mut spill = OversizedSpill {
-            path: self.output_dir.join(spill_file),
-            compression,
-            level,
-            file: None,
-        };
+        // Created on the shard's first oversized line; most shards have none.
+        let mut spill =
+            LazyCompressedFile::new(self.output_dir.join(spill_file), compression, level);
 
         let collected = std::thread::scope(|scope| {
             scope.spawn(|| {
@@ -699,7 +645,7 @@ impl ShardRunner<'_> {
             }
         }
         // The spill first: if it fails, none of the five outputs is in place yet.
-        spill.finish()?;
+        spill.finish().map_err(|e| e.to_string())?;
         for file in files {
             file.finish().map_err(|e| e.to_string())?;
         }

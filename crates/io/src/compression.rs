@@ -2,7 +2,7 @@
 //! compression of self-contained frames.
 
 use std::cell::RefCell;
-use std::fs::File;
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -409,6 +409,61 @@ impl Write for CompressedFile {
     }
 }
 
+/// A [`CompressedFile`] that is created on the first write, for a stream that is usually empty
+/// (a shard's oversized lines): no write, no file. [`finish`](Self::finish) with nothing written
+/// removes a file an earlier run left under the same path, so the directory says what this run
+/// wrote.
+pub struct LazyCompressedFile {
+    path: PathBuf,
+    compression: Compression,
+    level: i32,
+    file: Option<CompressedFile>,
+}
+
+impl LazyCompressedFile {
+    pub fn new(path: PathBuf, compression: Compression, level: i32) -> Self {
+        LazyCompressedFile {
+            path,
+            compression,
+            level,
+            file: None,
+        }
+    }
+
+    pub fn finish(self) -> Result<(), IoError> {
+        match self.file {
+            Some(file) => file.finish(),
+            None => match fs::remove_file(&self.path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    Err(IoError::write(&self.path, "remove stale", e))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+impl Write for LazyCompressedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                if let Some(dir) = self.path.parent() {
+                    fs::create_dir_all(dir)?;
+                }
+                let file = CompressedFile::create(&self.path, self.compression, self.level)
+                    .map_err(io::Error::other)?;
+                self.file.insert(file)
+            }
+        };
+        file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}
+
 /// Bytes of a valid, empty compressed stream: an empty zstd frame or an empty gzip member (an
 /// empty `Vec` for [`Compression::None`]). Written when a destination got no document, so that
 /// every output file decompresses cleanly.
@@ -686,6 +741,24 @@ mod tests {
                 "{name}: an unfinished file leaves nothing"
             );
         }
+    }
+
+    #[test]
+    fn a_lazy_file_exists_only_once_written_and_clears_a_stale_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/s.jsonl.zst");
+        let mut file = LazyCompressedFile::new(path.clone(), Compression::Zstd, 3);
+        file.write_all(b"{\"text\":\"x\"}\n").unwrap();
+        file.finish().unwrap();
+        assert_eq!(read_all(&path).1.unwrap(), b"{\"text\":\"x\"}\n");
+        // A later run of the same shard that writes nothing leaves nothing.
+        LazyCompressedFile::new(path.clone(), Compression::Zstd, 3)
+            .finish()
+            .unwrap();
+        assert!(!path.exists());
+        LazyCompressedFile::new(path.clone(), Compression::Zstd, 3)
+            .finish()
+            .unwrap();
     }
 
     #[test]

@@ -34,7 +34,7 @@
 //! (a 10 GB line of a broken dump) keeps only its first [`OVERSIZED_PREFIX_BYTES`] bytes and is
 //! skipped while counting, flagged as [`Line::oversized`] for the caller to report; with
 //! [`LineChunker::next_chunk_spilling`] it is also streamed whole into a writer (such as a
-//! [`CompressedFile`]) as it goes by.
+//! [`CompressedFile`], or a [`LazyCompressedFile`] when such lines are rare) as it goes by.
 //!
 //! # Atomic outputs
 //!
@@ -55,7 +55,7 @@ pub use chunker::{
 };
 pub use compression::{
     compress_frame, empty_stream, gzip_level, open_shard, output_name, CompressedFile, Compression,
-    READ_BUFFER_BYTES,
+    LazyCompressedFile, READ_BUFFER_BYTES,
 };
 pub use discover::{discover_shards, is_shard_file_name, Shard, TEMP_SUFFIX};
 pub use error::IoError;
