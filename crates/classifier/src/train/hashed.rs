@@ -10,9 +10,8 @@
 //! layer gets the same dense AdamW update as candle's. Validation and saving still go through
 //! the candle model, so inference and training share one definition of the logits.
 
-use std::path::Path;
-
 use std::collections::HashMap;
+use std::path::Path;
 
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{Embedding, Linear, Module};
@@ -34,14 +33,6 @@ struct HashedTrainer {
 }
 
 impl Trainable for HashedTrainer {
-    fn vars(&self) -> Vec<Var> {
-        vec![
-            self.embedding.clone(),
-            self.weight.clone(),
-            self.bias.clone(),
-        ]
-    }
-
     fn logits(&self, examples: &[usize]) -> candle_core::Result<Tensor> {
         let len = examples
             .iter()
@@ -186,6 +177,27 @@ impl AdamStep {
     }
 }
 
+/// The model's parameters as plain row-major vectors while fitting.
+struct Weights {
+    /// `(buckets, dim)`.
+    table: Vec<f32>,
+    /// `(classes, dim)`.
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    dim: usize,
+}
+
+impl Weights {
+    fn of(model: &HashedTrainer) -> candle_core::Result<Weights> {
+        Ok(Weights {
+            table: model.embedding.as_tensor().flatten_all()?.to_vec1()?,
+            weight: model.weight.as_tensor().flatten_all()?.to_vec1()?,
+            bias: model.bias.as_tensor().to_vec1()?,
+            dim: model.dim,
+        })
+    }
+}
+
 /// The gradients of one batch's mean cross-entropy: dense for the linear layer, and for the
 /// embedding table only the rows the batch touches (`touched[k]` has `rows[k * dim..]`), in
 /// first-seen order. Buffers are reused from batch to batch.
@@ -202,19 +214,22 @@ struct BatchGradients {
 }
 
 impl BatchGradients {
-    /// Fills the gradients for `batch` (example indices into `features`) and returns the mean
-    /// loss.
-    #[allow(clippy::too_many_arguments)]
+    /// Fills the gradients at `weights` for `batch` (example indices into `features`) and
+    /// returns the mean loss.
     fn compute(
         &mut self,
         features: &[Vec<u32>],
         targets: &[usize],
         batch: &[usize],
-        table: &[f32],
-        weight: &[f32],
-        bias: &[f32],
-        dim: usize,
+        weights: &Weights,
     ) -> f64 {
+        let Weights {
+            table,
+            weight,
+            bias,
+            dim,
+        } = weights;
+        let dim = *dim;
         let classes = bias.len();
         let scale = 1.0 / batch.len() as f32;
         self.weight.clear();
@@ -291,9 +306,7 @@ struct SparseAdamW<'a> {
     targets: &'a [usize],
     learning_rate: f64,
     weight_decay: f64,
-    table: Vec<f32>,
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+    weights: Weights,
     table_moments: Moments,
     weight_moments: Moments,
     bias_moments: Moments,
@@ -304,20 +317,16 @@ struct SparseAdamW<'a> {
 
 impl<'a> SparseAdamW<'a> {
     fn new(job: &'a Job<'a>, model: &'a HashedTrainer) -> candle_core::Result<Self> {
-        let table: Vec<f32> = model.embedding.as_tensor().flatten_all()?.to_vec1()?;
-        let weight: Vec<f32> = model.weight.as_tensor().flatten_all()?.to_vec1()?;
-        let bias: Vec<f32> = model.bias.as_tensor().to_vec1()?;
+        let weights = Weights::of(model)?;
         Ok(SparseAdamW {
             model,
             targets: job.targets,
             learning_rate: job.options.learning_rate,
             weight_decay: job.options.weight_decay,
-            table_moments: Moments::new(table.len()),
-            weight_moments: Moments::new(weight.len()),
-            bias_moments: Moments::new(bias.len()),
-            table,
-            weight,
-            bias,
+            table_moments: Moments::new(weights.table.len()),
+            weight_moments: Moments::new(weights.weight.len()),
+            bias_moments: Moments::new(weights.bias.len()),
+            weights,
             grads: BatchGradients::default(),
             t: 0,
         })
@@ -326,31 +335,25 @@ impl<'a> SparseAdamW<'a> {
 
 impl Step for SparseAdamW<'_> {
     fn step(&mut self, batch: &[usize]) -> Result<f32, TrainError> {
-        let dim = self.model.dim;
-        let loss = self.grads.compute(
-            &self.model.features,
-            self.targets,
-            batch,
-            &self.table,
-            &self.weight,
-            &self.bias,
-            dim,
-        );
+        let loss = self
+            .grads
+            .compute(&self.model.features, self.targets, batch, &self.weights);
         self.t += 1;
         let step = AdamStep::new(self.learning_rate, self.weight_decay, self.t);
-        let (g, w, b) = (
-            &self.grads,
+        let (g, w, dim) = (&self.grads, &mut self.weights, self.model.dim);
+        let (wm, bm, tm) = (
             &mut self.weight_moments,
             &mut self.bias_moments,
+            &mut self.table_moments,
         );
-        step.apply(&mut self.weight, &mut w.m, &mut w.v, &g.weight);
-        step.apply(&mut self.bias, &mut b.m, &mut b.v, &g.bias);
+        step.apply(&mut w.weight, &mut wm.m, &mut wm.v, &g.weight);
+        step.apply(&mut w.bias, &mut bm.m, &mut bm.v, &g.bias);
         for (slot, &id) in g.touched.iter().enumerate() {
             let rows = id as usize * dim..(id as usize + 1) * dim;
             step.apply(
-                &mut self.table[rows.clone()],
-                &mut self.table_moments.m[rows.clone()],
-                &mut self.table_moments.v[rows],
+                &mut w.table[rows.clone()],
+                &mut tm.m[rows.clone()],
+                &mut tm.v[rows],
                 &g.rows[slot * dim..(slot + 1) * dim],
             );
         }
@@ -358,20 +361,18 @@ impl Step for SparseAdamW<'_> {
     }
 
     fn sync(&mut self) -> Result<(), TrainError> {
-        let m = self.model;
-        let shape = m.embedding.as_tensor().dims().to_vec();
-        m.embedding
-            .set(&Tensor::from_slice(&self.table, shape, &Device::Cpu)?)?;
-        m.weight.set(&Tensor::from_slice(
-            &self.weight,
-            m.weight.as_tensor().dims(),
-            &Device::Cpu,
-        )?)?;
-        m.bias.set(&Tensor::from_slice(
-            &self.bias,
-            self.bias.len(),
-            &Device::Cpu,
-        )?)?;
+        let (m, w) = (self.model, &self.weights);
+        for (var, values) in [
+            (&m.embedding, &w.table),
+            (&m.weight, &w.weight),
+            (&m.bias, &w.bias),
+        ] {
+            var.set(&Tensor::from_slice(
+                values,
+                var.as_tensor().dims(),
+                &Device::Cpu,
+            )?)?;
+        }
         Ok(())
     }
 }
@@ -408,19 +409,9 @@ mod tests {
                 .to_vec1()
                 .unwrap()
         };
-        let flat =
-            |v: &Var| -> Vec<f32> { v.as_tensor().flatten_all().unwrap().to_vec1().unwrap() };
 
         let mut grads = BatchGradients::default();
-        let mine = grads.compute(
-            &features,
-            &targets,
-            &batch,
-            &flat(&model.embedding),
-            &flat(&model.weight),
-            &flat(&model.bias),
-            dim,
-        );
+        let mine = grads.compute(&features, &targets, &batch, &Weights::of(&model).unwrap());
         let close = |a: &[f32], b: &[f32], what: &str| {
             assert_eq!(a.len(), b.len(), "{what}");
             for (x, y) in a.iter().zip(b) {

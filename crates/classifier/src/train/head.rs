@@ -34,7 +34,7 @@ struct HeadTrainer {
     bias: Var,
 }
 
-impl Trainable for HeadTrainer {
+impl HeadTrainer {
     fn vars(&self) -> Vec<Var> {
         let mut vars = vec![self.weight.clone(), self.bias.clone()];
         if let Some((w, b)) = &self.hidden {
@@ -42,7 +42,9 @@ impl Trainable for HeadTrainer {
         }
         vars
     }
+}
 
+impl Trainable for HeadTrainer {
     fn logits(&self, examples: &[usize]) -> candle_core::Result<Tensor> {
         let index: Vec<u32> = examples.iter().map(|&i| i as u32).collect();
         let index = Tensor::from_vec(index, examples.len(), &Device::Cpu)?;
@@ -109,7 +111,7 @@ pub(crate) fn train(
         weight: uniform_var(rng, &[classes, into_out], bound)?,
         bias: uniform_var(rng, &[classes], bound)?,
     };
-    let (epoch_losses, validation) = fit(job, &trainer, rng)?;
+    let (epoch_losses, validation) = fit(job, &trainer, trainer.vars(), rng)?;
 
     copy_encoder(encoder, &files, dir)?;
     let mut tensors = vec![

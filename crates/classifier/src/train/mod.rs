@@ -505,9 +505,9 @@ pub(crate) struct Outcome {
     pub embeddings_cached: Option<bool>,
 }
 
-/// A model being fitted: its variables and its logits for a batch of example indices.
+/// A model being fitted: its logits for a batch of example indices (validation, and the loss
+/// of candle's autograd step).
 pub(crate) trait Trainable {
-    fn vars(&self) -> Vec<Var>;
     fn logits(&self, examples: &[usize]) -> candle_core::Result<Tensor>;
 }
 
@@ -549,16 +549,17 @@ impl Step for CandleAdamW<'_> {
     }
 }
 
-/// Fits `model` with AdamW on cross-entropy; returns the mean loss of each epoch and the
-/// validation metrics of the final weights.
+/// Fits `model`'s `vars` with candle's autograd and AdamW on cross-entropy; returns the mean
+/// loss of each epoch and the validation metrics of the final weights.
 pub(crate) fn fit(
     job: &Job<'_>,
     model: &dyn Trainable,
+    vars: Vec<Var>,
     rng: &mut SplitMix64,
 ) -> Result<(Vec<f32>, Option<Validation>), TrainError> {
     let o = job.options;
     let optimizer = AdamW::new(
-        model.vars(),
+        vars,
         ParamsAdamW {
             lr: o.learning_rate,
             weight_decay: o.weight_decay,
