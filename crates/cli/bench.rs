@@ -102,13 +102,15 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
     let mut runs = Vec::new();
     let mut input = None;
     if let [threads] = args.threads[..] {
-        let (summary, run) = bench_here(&config, &inputs, threads, &work, args.work_dir.is_some())?;
+        let (report, peak) = run_here(&config, &inputs, threads, &work, args.work_dir.is_some())?;
         input = Some(InputSummary {
+            shards: report.shards.total,
+            documents: report.input.documents,
+            bytes: report.input.bytes,
             compressed_bytes,
             generated,
-            ..summary
         });
-        runs.push(run);
+        runs.push(bench_run(&report, peak));
     } else {
         // Each thread count in a fresh process, like separate `sluice run`s: peak memory is then
         // each run's own (the allocator keeps what an earlier run freed), and no run inherits
@@ -138,14 +140,14 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// One run at `threads` in this process.
-fn bench_here(
+/// One run at `threads` in this process: its report and peak memory.
+fn run_here(
     config: &Config,
     inputs: &[String],
     threads: usize,
     work: &WorkDir,
     keep: bool,
-) -> Result<(InputSummary, BenchRun)> {
+) -> Result<(Report, u64)> {
     let output = work.path().join(format!("out-{threads}"));
     crate::commands::cap_model_threads(threads);
     reset_peak_memory();
@@ -168,14 +170,7 @@ fn bench_here(
     if !keep {
         let _ = std::fs::remove_dir_all(&output);
     }
-    let summary = InputSummary {
-        shards: report.shards.total,
-        documents: report.input.documents,
-        bytes: report.input.bytes,
-        compressed_bytes: 0,
-        generated: false,
-    };
-    Ok((summary, bench_run(&report, peak)))
+    Ok((report, peak))
 }
 
 /// One run at `threads` by a child `sluice bench` on the same inputs, read from its `--json`.
