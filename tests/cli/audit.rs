@@ -7,15 +7,12 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 use super::{
-    generate_corpus, json_lines, lines, read_json, repo, sluice, stderr, test_config, tree,
+    generate_corpus, json_lines, lines, path_str as path, read_json, repo, sluice, stderr,
+    test_config, tree,
 };
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// `sluice run -c CONFIG -i INPUTS... -o OUT -q`, which must succeed.
@@ -276,15 +273,23 @@ fn export_joins_text_from_compressed_shards_as_jsonl_and_csv() {
     }
 }
 
-/// Runs `config` and `new_config` on `inputs`; re-thresholds the first run with `settings`;
-/// asserts the result equals the second run byte for byte (reports aside). Returns the report.
+/// A config as `edited_config` makes it: replacements, then text appended.
+type Edits<'a> = (&'a [(&'a str, &'a str)], &'a str);
+
+/// In `dir` (created), runs the test config with the `old` and with the `new` edits on `inputs`;
+/// re-thresholds the first run with `settings`; asserts the result equals the second run byte
+/// for byte (reports aside). Returns the report.
 fn assert_rethreshold_equals_fresh_run(
     dir: &Path,
-    config: &Path,
-    new_config: &Path,
+    old: Edits<'_>,
+    new: Edits<'_>,
     inputs: &[&Path],
     settings: &[&str],
 ) -> Value {
+    std::fs::create_dir_all(dir).unwrap();
+    let config = edited_config(dir, "old.toml", old.0, old.1);
+    let new_config = edited_config(dir, "new.toml", new.0, new.1);
+    let (config, new_config) = (config.as_path(), new_config.as_path());
     let old = dir.join("old");
     let fresh = dir.join("fresh");
     let redone = dir.join("redone");
@@ -339,18 +344,13 @@ fn rethreshold_terms_is_byte_identical_to_a_fresh_run() {
 
     // Raising a threshold works from the default flagged audit.
     let dir = tmp.path().join("raise");
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = edited_config(&dir, "old.toml", &[small_lines], "");
-    let new = edited_config(
-        &dir,
-        "new.toml",
-        &[small_lines, ("min_distinct = 2 ", "min_distinct = 3 ")],
-        "",
-    );
     assert_rethreshold_equals_fresh_run(
         &dir,
-        &config,
-        &new,
+        (&[small_lines], ""),
+        (
+            &[small_lines, ("min_distinct = 2 ", "min_distinct = 3 ")],
+            "",
+        ),
         &inputs,
         &["hazard-terms.min_distinct=3"],
     );
@@ -364,17 +364,14 @@ fn rethreshold_terms_is_byte_identical_to_a_fresh_run() {
     );
 
     // Lowering one needs the below-threshold evidence: output.audit = "matched".
-    let dir = tmp.path().join("lower");
-    std::fs::create_dir_all(&dir).unwrap();
     let matched = ("audit = \"flagged\"", "audit = \"matched\"");
-    let config = edited_config(&dir, "old.toml", &[matched], "");
-    let new = edited_config(
-        &dir,
-        "new.toml",
-        &[matched, ("min_distinct = 2 ", "min_distinct = 1 ")],
-        "",
+    assert_rethreshold_equals_fresh_run(
+        &tmp.path().join("lower"),
+        (&[matched], ""),
+        (&[matched, ("min_distinct = 2 ", "min_distinct = 1 ")], ""),
+        &inputs,
+        &["terms.min_distinct=1"],
     );
-    assert_rethreshold_equals_fresh_run(&dir, &config, &new, &inputs, &["terms.min_distinct=1"]);
 }
 
 #[test]
@@ -387,25 +384,11 @@ fn rethreshold_classifier_is_byte_identical_to_a_fresh_run() {
 
     // Every document scored (mode = "all"), all evidence recorded; lower both thresholds. The
     // random fixture model scores between about 0.1 and 0.35.
-    let dir = tmp.path().join("all");
-    std::fs::create_dir_all(&dir).unwrap();
     let matched = ("audit = \"flagged\"", "audit = \"matched\"");
-    let config = edited_config(
-        &dir,
-        "old.toml",
-        &[matched],
-        &classifier_stage("all", 0.9, 0.5),
-    );
-    let new = edited_config(
-        &dir,
-        "new.toml",
-        &[matched],
-        &classifier_stage("all", 0.25, 0.2),
-    );
     let report = assert_rethreshold_equals_fresh_run(
-        &dir,
-        &config,
-        &new,
+        &tmp.path().join("all"),
+        (&[matched], &classifier_stage("all", 0.9, 0.5)),
+        (&[matched], &classifier_stage("all", 0.25, 0.2)),
         &inputs,
         &[
             "classifier.drop_threshold=0.25",
@@ -419,24 +402,10 @@ fn rethreshold_classifier_is_byte_identical_to_a_fresh_run() {
 
     // The cascade (only escalated documents scored) with the default flagged audit: every
     // scored document was escalated, hence recorded, so the thresholds may go down too.
-    let dir = tmp.path().join("escalated");
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = edited_config(
-        &dir,
-        "old.toml",
-        &[],
-        &classifier_stage("escalated", 0.9, 0.5),
-    );
-    let new = edited_config(
-        &dir,
-        "new.toml",
-        &[],
-        &classifier_stage("escalated", 0.25, 0.18),
-    );
     assert_rethreshold_equals_fresh_run(
-        &dir,
-        &config,
-        &new,
+        &tmp.path().join("escalated"),
+        (&[], &classifier_stage("escalated", 0.9, 0.5)),
+        (&[], &classifier_stage("escalated", 0.25, 0.18)),
         &inputs,
         &[
             "toxicity.drop_threshold=0.25",
@@ -446,24 +415,13 @@ fn rethreshold_classifier_is_byte_identical_to_a_fresh_run() {
 
     // A text threshold and the classifier's together: fewer documents reach the model, so the
     // fresh run batches them differently; a document's score must not depend on its batch.
-    let dir = tmp.path().join("together");
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = edited_config(
-        &dir,
-        "old.toml",
-        &[],
-        &classifier_stage("escalated", 0.9, 0.5),
-    );
-    let new = edited_config(
-        &dir,
-        "new.toml",
-        &[("min_distinct = 2 ", "min_distinct = 3 ")],
-        &classifier_stage("escalated", 0.25, 0.18),
-    );
     let report = assert_rethreshold_equals_fresh_run(
-        &dir,
-        &config,
-        &new,
+        &tmp.path().join("together"),
+        (&[], &classifier_stage("escalated", 0.9, 0.5)),
+        (
+            &[("min_distinct = 2 ", "min_distinct = 3 ")],
+            &classifier_stage("escalated", 0.25, 0.18),
+        ),
         &inputs,
         &[
             "hazard-terms.min_distinct=3",

@@ -5,14 +5,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{read_json, repo, sluice, stderr};
+use super::{path_str as path, read_json, repo, sluice, stderr};
 
 const TRAIN: &str = "fixtures/labeled/hazard-train.jsonl";
 const EVAL: &str = "fixtures/labeled/hazard-eval.jsonl";
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
 
 /// `sluice eval --config CONFIG --data EVAL --json - EXTRA...`, which must succeed: its JSON (and
 /// nothing else on stdout).
