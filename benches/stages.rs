@@ -44,8 +44,10 @@ use criterion::{
 };
 use sluice_core::config::StageConfig;
 use sluice_core::document::{Document, FieldExtractor};
-use sluice_core::stage::{Scratch, Stage, StageStats};
-use sluice_core::stages::{Normalize, RulesStrategy, TermEngine, TermsConfig};
+use sluice_core::rng::SplitMix64 as Rng;
+use sluice_core::stages::rules::RulesStrategy;
+use sluice_core::stages::terms::{Normalize, TermEngine, TermsConfig};
+use sluice_core::stages::Stage;
 use sluice_core::synthetic::{write_corpus, SyntheticOptions};
 use sluice_core::{Config, RunOptions};
 use sluice_io::{compress_frame, open_shard, Chunk, ChunkerOptions, Compression, LineChunker};
@@ -93,38 +95,26 @@ const LEADS: &str = "\
     the new data model system network software water energy public local high large small \
     early national research science";
 
-/// splitmix64, as in the synthetic generator: deterministic without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn pick<'a>(&mut self, words: &[&'a str]) -> &'a str {
-        words[(self.next() % words.len() as u64) as usize]
-    }
+fn pick<'a>(rng: &mut Rng, words: &[&'a str]) -> &'a str {
+    words[rng.below(words.len())]
 }
 
 /// `count` distinct 1–3 word phrases, each with at least one word of [`TERM_WORDS`].
 fn generate_terms(count: usize) -> Vec<String> {
     let words: Vec<&str> = TERM_WORDS.split_whitespace().collect();
     let leads: Vec<&str> = LEADS.split_whitespace().collect();
-    let mut rng = Rng(5000);
+    let mut rng = Rng::new(5000);
     let mut seen = HashSet::new();
     let mut terms = Vec::with_capacity(count);
     while terms.len() < count {
-        let term = match rng.next() % 3 {
-            0 => rng.pick(&words).to_string(),
-            1 => format!("{} {}", rng.pick(&leads), rng.pick(&words)),
+        let term = match rng.next_u64() % 3 {
+            0 => pick(&mut rng, &words).to_string(),
+            1 => format!("{} {}", pick(&mut rng, &leads), pick(&mut rng, &words)),
             _ => format!(
                 "{} {} {}",
-                rng.pick(&leads),
-                rng.pick(&words),
-                rng.pick(&words)
+                pick(&mut rng, &leads),
+                pick(&mut rng, &words),
+                pick(&mut rng, &words)
             ),
         };
         if seen.insert(term.clone()) {
@@ -277,26 +267,44 @@ impl Fixture {
     }
 }
 
-fn stage(config: &Config, index: usize) -> Box<dyn Stage> {
-    config
+/// Stage `index` of `config`, built, with its config (which decides its evidence).
+fn stage(config: &Config, index: usize) -> (StageConfig, Stage) {
+    let stage = config
         .build_stages()
         .expect("stages build")
-        .swap_remove(index)
+        .swap_remove(index);
+    (config.stages[index].clone(), stage)
+}
+
+/// Measures and decides `doc` as the cascade does; whether the stage found something.
+fn judge(
+    config: &StageConfig,
+    stage: &Stage,
+    doc: &Document<'_>,
+    scratch: &mut sluice_core::stages::Scratch,
+) -> bool {
+    match stage.measure(doc, scratch) {
+        Some(mut evidence) => {
+            config.decide(&mut evidence);
+            black_box(&evidence);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Documents on which `stage` returns evidence, for the one-line sanity summary.
-fn matched(stage: &dyn Stage, docs: &[Document<'_>]) -> usize {
-    let mut scratch = Scratch::default();
-    let mut stats = StageStats::new(stage.id(), stage.kind());
+fn matched(stage: &(StageConfig, Stage), docs: &[Document<'_>]) -> usize {
+    let mut scratch = stage.1.new_scratch();
     docs.iter()
-        .filter(|d| stage.evaluate(d, &mut scratch, &mut stats).is_some())
+        .filter(|d| judge(&stage.0, &stage.1, d, &mut scratch))
         .count()
 }
 
 fn bench_stage(
     group: &mut BenchmarkGroup<'_, WallTime>,
     name: &str,
-    stage: &dyn Stage,
+    stage: &(StageConfig, Stage),
     docs: &[Document<'_>],
 ) {
     eprintln!(
@@ -306,13 +314,12 @@ fn bench_stage(
     );
     group.bench_function(name, |b| {
         b.iter(|| {
-            let mut scratch = Scratch::default();
-            let mut stats = StageStats::new(stage.id(), stage.kind());
+            let mut scratch = stage.1.new_scratch();
             let mut found = 0usize;
             for doc in docs {
-                found += usize::from(stage.evaluate(doc, &mut scratch, &mut stats).is_some());
+                found += usize::from(judge(&stage.0, &stage.1, doc, &mut scratch));
             }
-            black_box((found, stats))
+            black_box(found)
         })
     });
 }
@@ -369,7 +376,7 @@ fn rules_stage(c: &mut Criterion, f: &Fixture, docs: &[Document<'_>]) {
         .throughput(Throughput::Bytes(f.input_bytes));
     for (name, config) in [("hazard_cascade", &f.config), ("hazard_cascade_set", &set)] {
         let rules = stage(config, 0);
-        bench_stage(&mut group, name, rules.as_ref(), docs);
+        bench_stage(&mut group, name, &rules, docs);
     }
     group.finish();
 }
@@ -423,7 +430,7 @@ fn terms_stage(c: &mut Criterion, f: &Fixture, docs: &[Document<'_>]) {
         .throughput(Throughput::Bytes(f.input_bytes));
     for (name, config) in &variants {
         let terms = stage(config, 1);
-        bench_stage(&mut group, name, terms.as_ref(), docs);
+        bench_stage(&mut group, name, &terms, docs);
     }
     group.finish();
 }
@@ -496,17 +503,14 @@ fn text_stages_threads(c: &mut Criterion, f: &Fixture, docs: &[Document<'_>]) {
                 pool.install(|| {
                     docs.par_chunks(64)
                         .map(|run| {
-                            let mut scratch = Scratch::default();
-                            let mut stats: Vec<StageStats> = stages
-                                .iter()
-                                .map(|s| StageStats::new(s.id(), s.kind()))
-                                .collect();
+                            let mut scratch: Vec<_> =
+                                stages.iter().map(Stage::new_scratch).collect();
                             let mut found = 0usize;
                             for doc in run {
-                                for (stage, stats) in stages.iter().zip(&mut stats) {
-                                    found += usize::from(
-                                        stage.evaluate(doc, &mut scratch, stats).is_some(),
-                                    );
+                                for ((stage, config), scratch) in
+                                    stages.iter().zip(&config.stages).zip(&mut scratch)
+                                {
+                                    found += usize::from(judge(config, stage, doc, scratch));
                                 }
                             }
                             found

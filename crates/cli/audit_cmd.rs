@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
 use sluice_audit::highlight::{highlight, Style};
 use sluice_audit::outdir::Joined;
-use sluice_audit::record::StageEvidence;
 use sluice_audit::screen::Verdict;
 use sluice_audit::select::Filter;
 use sluice_audit::summary::Summary;
@@ -255,58 +254,16 @@ fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Re
     }
     writeln!(w, "== {head}")?;
     for stage in &r.stages {
-        let detail = match &stage.evidence {
-            StageEvidence::Rules(e) => e
-                .rules
-                .iter()
-                .map(|h| {
-                    format!(
-                        "{} x{} (min {}{})",
-                        h.id,
-                        h.matches,
-                        h.min_matches,
-                        if h.fired { ", fired" } else { "" }
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-            StageEvidence::Terms(e) => format!(
-                "distinct {}, total {}, weight {}, density {:.1}/1000 words; {}",
-                e.distinct,
-                e.total,
-                e.weight,
-                e.density,
-                e.terms
-                    .iter()
-                    .map(|t| format!(
-                        "{} ({}) x{}",
-                        t.term,
-                        t.category.as_deref().unwrap_or("-"),
-                        t.count
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            StageEvidence::Classifier(e) => format!(
-                "score {} (review >= {}, drop >= {}){}",
-                e.score.map_or("-".into(), |s| s.to_string()),
-                e.review_threshold,
-                e.drop_threshold,
-                e.error
-                    .as_deref()
-                    .map_or(String::new(), |x| format!("; error: {x}"))
-            ),
-        };
         writeln!(
             w,
             "   {} ({}): {}: {}",
             stage.stage,
-            stage.kind,
-            serde_json::to_value(stage.outcome)
+            stage.evidence.kind(),
+            serde_json::to_value(stage.evidence.outcome())
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
-            detail
+            stage.evidence.describe()
         )?;
     }
     match &j.text {
@@ -328,7 +285,7 @@ struct ExportLine<'a> {
     terms: Vec<&'a str>,
     score: Option<f32>,
     text: Option<&'a str>,
-    record: &'a sluice_audit::record::AuditRecord,
+    record: &'a sluice_audit::Record,
 }
 
 fn export_json(w: &mut impl Write, j: &Joined) -> std::io::Result<()> {
@@ -340,7 +297,7 @@ fn export_json(w: &mut impl Write, j: &Joined) -> std::io::Result<()> {
         decision: r.decision,
         escalated: r.escalated,
         reasons: r.reason_keys(),
-        terms: r.terms().map(|(t, _, _)| t).collect(),
+        terms: r.keys("terms"),
         score: r.score(),
         text: j.text.as_deref(),
         record: r,
@@ -360,13 +317,13 @@ fn csv_field(s: &str) -> String {
 fn export_csv(w: &mut impl Write, j: &Joined) -> std::io::Result<()> {
     let r = &j.record;
     let fields = [
-        r.id.clone(),
-        r.shard.clone(),
+        r.id.to_string(),
+        r.shard.to_string(),
         r.line.to_string(),
         r.decision.name().to_string(),
         r.escalated.to_string(),
         r.reason_keys().join(";"),
-        r.terms().map(|(t, _, _)| t).collect::<Vec<_>>().join(";"),
+        r.keys("terms").join(";"),
         r.score().map_or(String::new(), |s| s.to_string()),
         j.text.clone().unwrap_or_default(),
     ];

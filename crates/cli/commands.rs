@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use sluice_core::config::StageConfig;
 use sluice_core::stats::plural;
 use sluice_core::{run::RunOptions, Config, ConfigError, Progress, Report, RunError};
 
@@ -150,19 +149,10 @@ fn check(args: CheckArgs) -> Result<u8> {
         .with_context(|| format!("config {}", args.config.display()))?;
     println!("config {} is valid", args.config.display());
     println!("config hash: {}", config.hash()?);
-    for (stage_config, stage) in config.stages.iter().zip(&cascade.stages) {
+    for i in 0..cascade.stage_count() {
+        let stage = cascade.stage_config(i);
         println!("stage {} (type {})", stage.id(), stage.kind());
-        match stage_config {
-            StageConfig::Rules(r) => println!("  {}", plural(r.rules.len() as u64, "rule")),
-            StageConfig::Terms(t) => {
-                println!("  {}", plural(t.lists.len() as u64, "term list"))
-            }
-            StageConfig::Classifier(_) => {}
-        }
-    }
-    if let Some(classifier) = &cascade.classifier {
-        println!("stage {} (type classifier)", classifier.id());
-        println!("  {}", classifier.describe());
+        println!("  {}", cascade.stage(i).describe());
     }
     Ok(EXIT_OK)
 }

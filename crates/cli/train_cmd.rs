@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_classifier::metrics::BinaryMetrics;
 use sluice_classifier::train::{
-    data, train, FieldPath, TrainError, TrainKind, TrainOptions, TrainProgress, TrainReport,
+    train, TrainError, TrainKind, TrainOptions, TrainProgress, TrainReport,
 };
 use sluice_classifier::DeviceSpec;
 
@@ -252,15 +252,15 @@ pub fn train_command(args: TrainArgs) -> Result<u8> {
     options.positive = args.positive.clone();
 
     let (text_field, label_field) = match (
-        FieldPath::parse(&args.text_field),
-        FieldPath::parse(&args.label_field),
+        sluice_core::document::FieldPath::parse(&args.text_field),
+        sluice_core::document::FieldPath::parse(&args.label_field),
     ) {
         (Ok(t), Ok(l)) => (t, l),
         (Err(e), _) | (_, Err(e)) => return usage_error(e),
     };
     let (_, reader) = sluice_io::open_shard(&args.data)
         .with_context(|| format!("cannot open --data {}", args.data.display()))?;
-    let examples = match data::read_examples(
+    let examples = match sluice_core::labeled::read_examples(
         reader,
         &args.data.display().to_string(),
         &text_field,
@@ -279,7 +279,7 @@ pub fn train_command(args: TrainArgs) -> Result<u8> {
     let report = match result {
         Ok(report) => report,
         // Bad options or data: nothing was written, a usage error like a bad config.
-        Err(e @ (TrainError::Options(_) | TrainError::Data { .. })) => return usage_error(e),
+        Err(e @ TrainError::Options(_)) => return usage_error(e),
         Err(e) => return Err(e.into()),
     };
     if args.json {

@@ -5,7 +5,7 @@
 //! than trusted (slicing a `str` inside a character would panic). Overlapping spans (a rule and a
 //! term on the same words) are merged.
 
-use crate::record::LabeledSpan;
+use sluice_core::stage::LabeledSpan;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Style {

@@ -9,7 +9,8 @@
 //! * [`outdir`]: the directory: manifest, report, and a [`outdir::ShardWalker`] that rebuilds a
 //!   shard's input order by merging kept/dropped/review with the audit and error records (an
 //!   audit record names its line and destination; unaudited documents are in `kept/` in order).
-//! * [`record`]: the audit record as typed data, readable and re-writable byte for byte.
+//! * audit and error records are `sluice_core::records`' types, the ones the pipeline writes:
+//!   a reader that does not know a stage's evidence cannot compile.
 //! * [`select`]: filters (reason, rule, term, category, decision, id, score range) and
 //!   deterministic reservoir sampling with a seeded PRNG.
 //! * [`highlight`]: matched spans (byte offsets into the text, on character boundaries) marked
@@ -17,15 +18,15 @@
 //! * [`summary`]: counts per destination, reason, term, shard and a score histogram.
 //! * [`html`]: the self-contained `report.html` (inline CSS and SVG; one measuring script, pinned
 //!   by its hash in the page's Content-Security-Policy).
-//! * [`rethreshold`]: re-decides every audited document from its recorded evidence under new
-//!   thresholds and writes a new output directory byte-identical to a fresh run.
+//! * [`rethreshold`]: decides every audited document again from its recorded evidence under new
+//!   thresholds, with the run's own decision code and shard writer, into a new output directory
+//!   byte-identical to a fresh run.
 //! * [`screen`]: the accept / review / reject verdict on a fine-tuning dataset.
 
 mod error;
 pub mod highlight;
 pub mod html;
 pub mod outdir;
-pub mod record;
 pub mod rethreshold;
 pub mod screen;
 pub mod select;
@@ -33,3 +34,6 @@ pub mod summary;
 
 pub use error::AuditError;
 pub use outdir::OutDir;
+
+/// An audit record read from a file.
+pub type Record = sluice_core::records::AuditRecord<'static>;

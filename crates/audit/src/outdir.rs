@@ -4,13 +4,13 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sluice_core::records::ErrorRecord;
 use sluice_core::run::{ShardEntry, ShardStatus, MANIFEST, REPORT};
 use sluice_core::stats::Destination;
 use sluice_core::{Manifest, Report};
 use sluice_io::open_shard;
 
-use crate::record::AuditRecord;
-use crate::AuditError;
+use crate::{AuditError, Record};
 
 /// A run's output directory: its manifest and report, and readers for its shards.
 pub struct OutDir {
@@ -70,15 +70,15 @@ impl OutDir {
     }
 
     /// The audit records of one shard, in line order.
-    pub fn records(&self, entry: &ShardEntry) -> Result<Records<AuditRecord>, AuditError> {
+    pub fn records(&self, entry: &ShardEntry) -> Result<Records<Record>, AuditError> {
         Ok(Records {
             lines: self.lines("audit", entry)?,
             _kind: std::marker::PhantomData,
         })
     }
 
-    /// The error records of one shard (only the fields needed to place them).
-    pub fn errors(&self, entry: &ShardEntry) -> Result<Records<ErrorRecord>, AuditError> {
+    /// The error records of one shard.
+    pub fn errors(&self, entry: &ShardEntry) -> Result<Records<ErrorRecord<'static>>, AuditError> {
         Ok(Records {
             lines: self.lines("errors", entry)?,
             _kind: std::marker::PhantomData,
@@ -162,16 +162,6 @@ impl<T: for<'de> Deserialize<'de>> Iterator for Records<T> {
     }
 }
 
-/// What is needed of an error record to put it back in its place.
-#[derive(Clone, Debug, Deserialize)]
-pub struct ErrorRecord {
-    pub line: u64,
-    pub offset: u64,
-    /// Length of the line without its `'\n'`.
-    pub bytes: u64,
-    pub kind: String,
-}
-
 /// One line of a shard, in input order.
 pub enum Item<'a> {
     /// A document: its raw line, where it went, and its audit record when it has one.
@@ -179,10 +169,10 @@ pub enum Item<'a> {
         line: u64,
         raw: &'a [u8],
         destination: Destination,
-        record: Option<AuditRecord>,
+        record: Option<Record>,
     },
     /// A line in `errors/`.
-    Error(ErrorRecord),
+    Error(ErrorRecord<'static>),
 }
 
 /// Rebuilds a shard's input order: line `n` is an error when an error record names it, the
@@ -193,8 +183,8 @@ pub struct ShardWalker {
     total: u64,
     next: u64,
     streams: [LineReader; 3],
-    records: std::iter::Peekable<Records<AuditRecord>>,
-    errors: std::iter::Peekable<Records<ErrorRecord>>,
+    records: std::iter::Peekable<Records<Record>>,
+    errors: std::iter::Peekable<Records<ErrorRecord<'static>>>,
 }
 
 impl ShardWalker {
@@ -284,7 +274,7 @@ impl ShardWalker {
 
 /// A selected record with its document's text (decoded from the joined line).
 pub struct Joined {
-    pub record: AuditRecord,
+    pub record: Record,
     /// The raw line as it is in the output shard.
     pub raw: Vec<u8>,
     /// The document text, when the line yields one with the run's `text_field`.
@@ -300,11 +290,11 @@ impl OutDir {
 
     /// Joins records with their documents' lines: each shard with a wanted record is walked once,
     /// up to its last wanted line. The result keeps `records`' order.
-    pub fn join(&self, records: Vec<AuditRecord>) -> Result<Vec<Joined>, AuditError> {
+    pub fn join(&self, records: Vec<Record>) -> Result<Vec<Joined>, AuditError> {
         let extractor = self.extractor();
         let mut by_shard: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
         for (i, r) in records.iter().enumerate() {
-            by_shard.entry(r.shard.clone()).or_default().push(i);
+            by_shard.entry(r.shard.to_string()).or_default().push(i);
         }
         let mut raws: Vec<Option<Vec<u8>>> = vec![None; records.len()];
         for (shard, mut wanted) in by_shard {

@@ -2,7 +2,8 @@
 
 use sluice_core::stats::Destination;
 
-use crate::record::AuditRecord;
+use crate::Record;
+use sluice_core::rng::SplitMix64 as Rng;
 
 /// Every condition must hold (an unset condition holds for every record). With the `clap`
 /// feature it is also the command line's selection options (the doc comments are their help).
@@ -49,7 +50,7 @@ pub fn parse_decision(s: &str) -> Result<Destination, String> {
 }
 
 impl Filter {
-    pub fn matches(&self, r: &AuditRecord) -> bool {
+    pub fn matches(&self, r: &Record) -> bool {
         if let Some(reason) = &self.reason {
             let hit = r.reasons.iter().any(|x| {
                 x.stage == *reason
@@ -68,27 +69,24 @@ impl Filter {
             }
         }
         if let Some(rule) = &self.rule {
-            if !r.rules().any(|id| id == rule) {
+            if !r.has_key("rules", |id| id == rule) {
                 return false;
             }
         }
         if let Some(term) = &self.term {
-            if !r
-                .terms()
-                .any(|(t, _, _)| t.eq_ignore_ascii_case(term) || t == term)
-            {
+            if !r.has_key("terms", |t| t.eq_ignore_ascii_case(term) || t == term) {
                 return false;
             }
         }
         if let Some(category) = &self.category {
-            if !r.terms().any(|(_, c, _)| c == category) {
+            if !r.has_key("categories", |c| c == category) {
                 return false;
             }
         }
         if self.decision.is_some_and(|d| d != r.decision) {
             return false;
         }
-        if self.id.as_ref().is_some_and(|id| *id != r.id) {
+        if self.id.as_ref().is_some_and(|id| *id != *r.id) {
             return false;
         }
         if self.min_score.is_some() || self.max_score.is_some() {
@@ -102,35 +100,6 @@ impl Filter {
             }
         }
         true
-    }
-}
-
-/// SplitMix64: tiny, fast, and the same numbers on every platform for a seed.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`), without modulo bias.
-    pub fn below(&mut self, n: u64) -> u64 {
-        let zone = u64::MAX - u64::MAX % n;
-        loop {
-            let x = self.next_u64();
-            if x < zone {
-                return x % n;
-            }
-        }
     }
 }
 
@@ -160,7 +129,7 @@ impl<T> Reservoir<T> {
         if self.items.len() < self.capacity {
             self.items.push((index, item));
         } else if self.capacity > 0 {
-            let j = self.rng.below(self.seen) as usize;
+            let j = self.rng.below_exact(self.seen) as usize;
             if j < self.capacity {
                 self.items[j] = (index, item);
             }

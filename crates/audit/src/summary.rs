@@ -7,8 +7,8 @@ use serde::Deserialize;
 use sluice_core::stats::Destination;
 
 use crate::outdir::OutDir;
-use crate::record::UNCATEGORIZED;
 use crate::AuditError;
+use sluice_core::stages::terms::UNCATEGORIZED;
 use std::borrow::Cow;
 
 /// Bins of the score histogram over `[0, 1]`.

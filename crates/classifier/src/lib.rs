@@ -114,6 +114,7 @@ mod config;
 mod device;
 mod error;
 pub mod metrics;
+pub mod rng;
 mod text;
 pub mod train;
 
@@ -265,6 +266,24 @@ impl std::fmt::Debug for Classifier {
             .field("model_hash", &self.model_hash)
             .finish_non_exhaustive()
     }
+}
+
+/// The files of the model in `dir` that define its scores (those present of `config.json`,
+/// `model.safetensors`, `tokenizer.json`, a sentence-transformers head and pooling config): what a
+/// pipeline hashes into its config hash.
+pub fn model_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        backend::sentence::HEAD_WEIGHTS,
+        backend::sentence::HEAD_CONFIG,
+        "1_Pooling/config.json",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .filter(|p| p.is_file())
+    .collect()
 }
 
 fn hash_files(paths: &[PathBuf], first: &[u8]) -> Result<String> {
@@ -486,6 +505,22 @@ impl Classifier {
     /// The options the classifier was loaded with.
     pub fn options(&self) -> &ClassifierOptions {
         &self.options
+    }
+
+    /// Whether a document's score is bit-for-bit independent of the other documents in its call.
+    /// True on the CPU for the encoders and heads this crate writes (BERT, DistilBERT,
+    /// sentence-transformers, hashed-ngram: their products sum in a batch-independent order);
+    /// false for candle's own encoders (XLM-R, ModernBERT, DeBERTa-v2) and on accelerators, where
+    /// it is not established.
+    pub fn batch_exact(&self) -> bool {
+        matches!(self.device, Device::Cpu)
+            && matches!(
+                self.architecture,
+                Architecture::Bert
+                    | Architecture::DistilBert
+                    | Architecture::SentenceTransformer
+                    | Architecture::HashedNgram
+            )
     }
 
     fn encode(&self, texts: &[&str]) -> Result<Vec<text::Encoded>> {

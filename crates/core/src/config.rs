@@ -2,9 +2,10 @@
 //!
 //! Config structs are plain serde data (`deny_unknown_fields` everywhere, so a typo is an error,
 //! not a silently ignored key). They are turned into runtime objects by
-//! [`Config::build_stages`] and [`Config::build_classifier`], which compile regexes, load term
-//! lists and the model *before any document is read*: every config error is reported up front
-//! with the key that caused it.
+//! [`Config::build_stages`], which compiles regexes, loads term lists and models *before any
+//! document is read*: every config error is reported up front with the key that caused it. The
+//! stage tables themselves are [`StageConfig`], generated from the stage registry in
+//! `stages/mod.rs`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,8 +15,9 @@ use sha2::{Digest, Sha256};
 use sluice_io::Compression;
 
 use crate::error::ConfigError;
-use crate::stage::Stage;
-use crate::stages::{hash_files, ClassifierConfig, ClassifierStage, RulesConfig, TermsConfig};
+use crate::stage::BuildContext;
+use crate::stages::Stage;
+pub use crate::stages::StageConfig;
 
 /// The whole file.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -102,77 +104,8 @@ pub struct RunConfig {
     pub chunk_bytes: usize,
 }
 
-/// One stage of the cascade. Adding a stage: a variant here, a file in `stages/`, a test.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum StageConfig {
-    Rules(RulesConfig),
-    Terms(TermsConfig),
-    /// Must be the last stage; see `stages/classifier.rs`.
-    Classifier(ClassifierConfig),
-}
-
-impl StageConfig {
-    pub fn id(&self) -> &str {
-        match self {
-            StageConfig::Rules(c) => &c.id,
-            StageConfig::Terms(c) => &c.id,
-            StageConfig::Classifier(c) => &c.id,
-        }
-    }
-
-    /// The stage's `type`, as in reasons, reports and `Stage::kind`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            StageConfig::Rules(_) => "rules",
-            StageConfig::Terms(_) => "terms",
-            StageConfig::Classifier(_) => "classifier",
-        }
-    }
-
-    /// A text stage; `None` for the classifier, which the pipeline drives in batches.
-    fn build(&self, ctx: &BuildContext) -> Result<Option<Box<dyn Stage>>, ConfigError> {
-        Ok(match self {
-            StageConfig::Rules(c) => Some(Box::new(c.build(ctx)?)),
-            StageConfig::Terms(c) => Some(Box::new(c.build(ctx)?)),
-            StageConfig::Classifier(_) => None,
-        })
-    }
-
-    /// Bytes that define this stage's behaviour beyond the config text (term list contents).
-    fn external_inputs(&self, ctx: &BuildContext) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
-        match self {
-            StageConfig::Rules(_) => Ok(Vec::new()),
-            StageConfig::Terms(c) => c.list_contents(ctx),
-            StageConfig::Classifier(c) => {
-                let files = c.model_files(ctx);
-                let digest = hash_files(&files).map_err(|e| ConfigError::Invalid {
-                    key: format!("{}.model", ctx.key),
-                    message: format!("cannot read model: {e}"),
-                })?;
-                Ok(vec![("model".into(), digest)])
-            }
-        }
-    }
-}
-
-/// What a stage needs to build itself.
-pub struct BuildContext<'a> {
-    pub base_dir: &'a Path,
-    pub max_spans: usize,
-    /// Config key prefix for error messages, e.g. `stages[1] (hazard-terms)`.
-    pub key: String,
-}
-
-impl BuildContext<'_> {
-    pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            self.base_dir.join(path)
-        }
-    }
-}
+/// Stages in one cascade at most (a verdict records the stages it reached as bits of a `u64`).
+pub const MAX_STAGES: usize = 64;
 
 fn default_text_field() -> String {
     "text".into()
@@ -291,16 +224,19 @@ impl Config {
         if self.run.chunk_bytes < 4096 {
             return Err(invalid("run.chunk_bytes", "must be at least 4096"));
         }
+        if self.stages.len() > MAX_STAGES {
+            return Err(invalid(
+                "stages",
+                &format!(
+                    "at most {MAX_STAGES} stages (there are {})",
+                    self.stages.len()
+                ),
+            ));
+        }
         let mut seen = BTreeMap::new();
         for (i, stage) in self.stages.iter().enumerate() {
             if stage.id().is_empty() {
                 return Err(invalid(&format!("stages[{i}].id"), "must not be empty"));
-            }
-            if matches!(stage, StageConfig::Classifier(_)) && i + 1 != self.stages.len() {
-                return Err(invalid(
-                    &format!("stages[{i}]"),
-                    "a classifier stage must be the last stage",
-                ));
             }
             if let Some(first) = seen.insert(stage.id().to_string(), i) {
                 return Err(invalid(
@@ -320,34 +256,18 @@ impl Config {
         }
     }
 
-    /// Compiles every text stage (all but the classifier). Fails before any work starts,
-    /// naming the offending key.
-    pub fn build_stages(&self) -> Result<Vec<Box<dyn Stage>>, ConfigError> {
+    /// Builds every stage, in order. Fails before any work starts, naming the offending key.
+    pub fn build_stages(&self) -> Result<Vec<Stage>, ConfigError> {
         self.validate()?;
-        let mut stages = Vec::new();
-        for i in 0..self.stages.len() {
-            stages.extend(self.stages[i].build(&self.context(i))?);
-        }
-        Ok(stages)
+        (0..self.stages.len())
+            .map(|i| self.stages[i].build(&self.context(i)))
+            .collect()
     }
 
-    /// Loads the classifier stage's model, when there is one.
-    pub fn build_classifier(&self) -> Result<Option<ClassifierStage>, ConfigError> {
-        self.validate()?;
-        match self.stages.last() {
-            Some(StageConfig::Classifier(c)) => {
-                Ok(Some(c.build(&self.context(self.stages.len() - 1))?))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Sets the device of the classifier stage (the `--device` flag).
+    /// Sets the device of every stage that runs a model (the `--device` flag).
     pub fn set_device(&mut self, device: &str) {
         for stage in &mut self.stages {
-            if let StageConfig::Classifier(c) = stage {
-                c.device = device.to_string();
-            }
+            stage.set_device(device);
         }
     }
 
@@ -400,7 +320,7 @@ impl Config {
         let mut hasher = Sha256::new();
         hasher.update(serde_json::to_vec(&hashed).expect("config serializes"));
         for i in 0..self.stages.len() {
-            for (name, bytes) in self.stages[i].external_inputs(&self.context(i))? {
+            for (name, bytes) in self.stages[i].hashed_inputs(&self.context(i))? {
                 hasher.update(name.as_bytes());
                 hasher.update((bytes.len() as u64).to_le_bytes());
                 hasher.update(&bytes);

@@ -10,13 +10,29 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-/// A dotted field path, split once at build time.
-#[derive(Clone, Debug)]
+/// A field path: dots descend into nested objects (`metadata.body`), split once at build time.
+/// The one definition for runs (`input.text_field`), `sluice train` and `sluice eval`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FieldPath(Vec<String>);
 
 impl FieldPath {
-    pub fn parse(path: &str) -> FieldPath {
-        FieldPath(path.split('.').map(str::to_string).collect())
+    /// Parses `a.b.c`; every part must be non-empty.
+    pub fn parse(path: &str) -> Result<FieldPath, String> {
+        if path.split('.').any(str::is_empty) {
+            return Err(format!("field {path:?} must be a non-empty dotted path"));
+        }
+        Ok(FieldPath(path.split('.').map(str::to_string).collect()))
+    }
+
+    /// The value at this path in a parsed JSON value, if any.
+    pub fn get<'v>(&self, value: &'v serde_json::Value) -> Option<&'v serde_json::Value> {
+        self.0.iter().try_fold(value, |v, key| v.get(key))
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0.join("."))
     }
 }
 
@@ -52,10 +68,13 @@ pub struct FieldExtractor {
 }
 
 impl FieldExtractor {
+    /// An extractor of `text_field` and `id_field` (paths the config validated; an invalid one
+    /// simply finds nothing).
     pub fn new(text_field: &str, id_field: Option<&str>) -> FieldExtractor {
+        let path = |p: &str| FieldPath(p.split('.').map(str::to_string).collect());
         FieldExtractor {
-            text: FieldPath::parse(text_field),
-            id: id_field.map(FieldPath::parse),
+            text: path(text_field),
+            id: id_field.map(path),
             text_name: text_field.to_string(),
         }
     }

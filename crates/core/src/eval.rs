@@ -1,8 +1,8 @@
 //! Measuring a cascade on labeled data (`sluice eval`).
 //!
-//! Every labeled document goes through the same [`Cascade`] a run builds: the text stages via
-//! [`Cascade::judge`], then the classifier in batches exactly as `process_chunk` applies it
-//! (`wants`, `score`, `decide`), so the verdicts are those `sluice run` would give. What is
+//! Every labeled document goes through the same [`Cascade`] a run builds, deciding through the
+//! same code ([`Cascade::judge_all`]: per-document stages, then the classifier in batches), so the
+//! verdicts are those `sluice run` would give. What is
 //! measured, with a document's label as the truth ("positive" = the `--positive` label):
 //!
 //! * **Per stage**, over all documents: a text stage *flags* a document it drops or escalates;
@@ -28,12 +28,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sluice_classifier::metrics::{roc_auc, BinaryMetrics, Confusion};
-use sluice_classifier::train::data::{read_examples, FieldPath};
-use sluice_classifier::train::TrainError;
 
+use crate::decision::{Outcome, Verdict};
+use crate::document::{Document, FieldPath};
+use crate::labeled::read_examples;
 use crate::pipeline::Cascade;
-use crate::stage::{Outcome, Scratch};
-use crate::stages::{ClassifierMode, ClassifierStage, OnError};
+use crate::stages::classifier::{ClassifierMode, ClassifierStage, OnError};
+use crate::stages::StageConfig;
 use crate::stats::plural;
 use crate::stats::Destination;
 
@@ -97,9 +98,11 @@ impl Default for EvalOptions {
 pub struct DocOutcome {
     /// Truth.
     pub positive: bool,
-    /// Each text stage's outcome (`None`: no evidence, or not reached after a drop).
+    /// Each stage's outcome (`None`: no evidence, or not reached).
     pub stages: Vec<Option<Outcome>>,
-    /// Where the text stages alone send it.
+    /// Whether each stage looked at it.
+    pub reached: Vec<bool>,
+    /// Where the stages before the classifier send it.
     pub before_classifier: Destination,
     /// Whether the classifier stage judged it (scored, or failed on it).
     pub judged: bool,
@@ -210,6 +213,34 @@ pub struct EvalReport {
 /// Documents scored per classifier call.
 const SCORE_BATCH: usize = 256;
 
+/// The classifier stage of a cascade: its index, settings and runtime (`sluice eval` measures one).
+fn classifier_of(
+    cascade: &Cascade,
+) -> Result<Option<(usize, ClassifierSetup, &ClassifierStage)>, EvalError> {
+    let mut found = None;
+    for i in 0..cascade.stage_count() {
+        let (StageConfig::Classifier(config), Some(stage)) = (
+            cascade.stage_config(i),
+            cascade.stage(i).downcast::<ClassifierStage>(),
+        ) else {
+            continue;
+        };
+        if found.is_some() {
+            return Err(EvalError::Options(
+                "sluice eval measures one classifier stage; this config has several".into(),
+            ));
+        }
+        let setup = ClassifierSetup {
+            mode: config.mode,
+            drop_threshold: config.drop_threshold,
+            review_threshold: config.review_threshold,
+            on_error: config.on_error,
+        };
+        found = Some((i, setup, stage));
+    }
+    Ok(found)
+}
+
 /// The positive label: the one given; else the classifier's score label when the data has it;
 /// else `1` or `true` when the labels are 0/1 or false/true.
 pub fn positive_label(
@@ -259,17 +290,10 @@ pub fn evaluate(
         ))
     })?;
     let examples =
-        read_examples(reader, source, &text_field, &label_field).map_err(|e| match e {
-            TrainError::Data {
-                file,
-                line,
-                message,
-            } => EvalError::Data {
-                file,
-                line,
-                message,
-            },
-            other => EvalError::Options(other.to_string()),
+        read_examples(reader, source, &text_field, &label_field).map_err(|e| EvalError::Data {
+            file: e.file,
+            line: e.line,
+            message: e.message,
         })?;
     let (texts, labels): (Vec<String>, Vec<String>) =
         examples.into_iter().map(|e| (e.text, e.label)).unzip();
@@ -277,97 +301,93 @@ pub fn evaluate(
     for l in &labels {
         *label_counts.entry(l.clone()).or_default() += 1;
     }
-    let score_label = cascade.classifier.as_ref().and_then(|c| c.score_label());
+    let classifier = classifier_of(cascade)?;
+    let score_label = classifier.as_ref().and_then(|(_, _, c)| c.score_label());
     let positive = positive_label(&label_counts, options.positive.as_deref(), score_label)?;
 
-    // 2. The text stages, one document at a time, as in a run.
-    let mut stats = cascade.stage_stats();
+    // 2. The cascade, exactly as in a run (the batched classifier in calls of SCORE_BATCH).
     let mut times = vec![Duration::ZERO; cascade.stage_count()];
-    let mut scratch = Scratch::default();
-    let mut docs: Vec<DocOutcome> = Vec::with_capacity(texts.len());
-    let mut escalated = Vec::with_capacity(texts.len());
-    for (text, label) in texts.iter().zip(&labels) {
-        let doc = crate::document::Document {
-            text: std::borrow::Cow::Borrowed(text.as_str()),
-            id: None,
-        };
-        let verdict = cascade.judge(&doc, &mut scratch, &mut stats, &mut times);
-        let mut stages = vec![None; cascade.stages.len()];
-        for (i, e) in &verdict.evidence {
-            stages[*i] = Some(e.outcome);
-        }
-        escalated.push(verdict.escalated);
-        docs.push(DocOutcome {
-            positive: *label == positive,
-            stages,
-            before_classifier: verdict.destination,
-            judged: false,
-            classifier: None,
-            score: None,
-            score_all: None,
-            destination: verdict.destination,
-        });
+    let mut scratch = cascade.new_scratch();
+    let mut judged: Vec<(Document, Verdict)> = texts
+        .iter()
+        .map(|text| {
+            let doc = Document {
+                text: std::borrow::Cow::Borrowed(text.as_str()),
+                id: None,
+            };
+            (doc, Verdict::new())
+        })
+        .collect();
+    for group in judged.chunks_mut(SCORE_BATCH) {
+        cascade
+            .judge_all(group, &mut scratch, &mut times)
+            .map_err(|e| EvalError::Classifier {
+                stage: classifier
+                    .as_ref()
+                    .map_or("?", |(i, _, _)| cascade.stage_id(*i))
+                    .to_string(),
+                message: e.message,
+            })?;
     }
+    let index = classifier.as_ref().map(|(i, _, _)| *i);
+    let mut docs: Vec<DocOutcome> = judged
+        .iter()
+        .zip(&labels)
+        .map(|((_, verdict), label)| {
+            let stages: Vec<Option<Outcome>> = (0..cascade.stage_count())
+                .map(|i| verdict.evidence_of(i).map(|e| e.outcome()))
+                .collect();
+            // The verdict of the stages before the classifier, by the cascade's own rule.
+            let mut before = Verdict::new();
+            for (i, e) in &verdict.evidence {
+                if index.is_none_or(|c| *i < c) {
+                    before.record(*i, cascade.stage_config(*i), Some(e.clone()));
+                }
+            }
+            let judged = index.is_some_and(|c| verdict.reached(c));
+            DocOutcome {
+                positive: *label == positive,
+                reached: (0..cascade.stage_count())
+                    .map(|i| verdict.reached(i))
+                    .collect(),
+                before_classifier: before.destination,
+                judged,
+                classifier: index.and_then(|c| stages[c]),
+                score: index
+                    .and_then(|c| verdict.evidence_of(c))
+                    .and_then(|e| e.score()),
+                score_all: None,
+                destination: verdict.destination,
+                stages,
+            }
+        })
+        .collect();
 
-    // 3. The classifier, batched, deciding exactly as the pipeline does.
-    if let Some(classifier) = &cascade.classifier {
-        let index = cascade.stages.len();
-        let wanted: Vec<usize> = (0..docs.len())
-            .filter(|&i| {
-                let d = &docs[i];
-                (options.score_all && d.before_classifier != Destination::Dropped)
-                    || classifier.wants(d.before_classifier, escalated[i])
-            })
-            .collect();
-        let to_score: Vec<usize> = if options.score_all {
-            (0..docs.len()).collect()
-        } else {
-            wanted.clone()
-        };
-        for batch in to_score.chunks(SCORE_BATCH) {
-            let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
-            let scores =
-                classifier
-                    .score_each(&batch_texts)
-                    .map_err(|message| EvalError::Classifier {
-                        stage: classifier.id().to_string(),
-                        message,
-                    })?;
-            for (&i, scored) in batch.iter().zip(scores) {
-                let d = &mut docs[i];
-                if let Ok(s) = &scored {
-                    if options.score_all {
-                        d.score_all = Some(s.score);
-                    }
+    // 3. With score_all, the model's score of every document, verdicts unchanged.
+    if let (true, Some((i, _, _))) = (options.score_all, &classifier) {
+        let stage = cascade.stage(*i);
+        for (batch, outcomes) in texts.chunks(SCORE_BATCH).zip(docs.chunks_mut(SCORE_BATCH)) {
+            let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+            let scored = stage.measure_batch(&batch, &mut scratch[*i]).map_err(|e| {
+                EvalError::Classifier {
+                    stage: cascade.stage_id(*i).to_string(),
+                    message: e.message,
                 }
-                if !classifier.wants(d.before_classifier, escalated[i]) {
-                    continue;
-                }
-                d.judged = true;
-                d.score = scored.as_ref().ok().map(|s| s.score);
-                let evidence = classifier.decide(scored, &mut stats[index]);
-                d.classifier = Some(evidence.outcome);
-                d.destination = ClassifierStage::destination(evidence.outcome);
+            })?;
+            for (d, evidence) in outcomes.iter_mut().zip(scored) {
+                d.score_all = evidence.and_then(|e| e.score());
             }
         }
     }
 
     let names: Vec<(String, String)> = (0..cascade.stage_count())
         .map(|i| {
-            let (id, kind) = cascade.stage_name(i);
-            (id.to_string(), kind.to_string())
+            let c = cascade.stage_config(i);
+            (c.id().to_string(), c.kind().to_string())
         })
         .collect();
-    let classifier_setup = cascade.classifier.as_ref().map(|c| {
-        let config = c.config();
-        ClassifierSetup {
-            mode: config.mode,
-            drop_threshold: config.drop_threshold,
-            review_threshold: config.review_threshold,
-            on_error: config.on_error,
-        }
-    });
-    let mut report = compute(&names, classifier_setup.as_ref(), &docs, options);
+    let setup = classifier.map(|(i, setup, _)| (i, setup));
+    let mut report = compute(&names, setup.as_ref(), &docs, options);
     report.data = source.to_string();
     report.config_hash = cascade.config_hash.clone();
     report.positive_label = positive;
@@ -392,36 +412,22 @@ fn fraction(n: u64, of: u64) -> f64 {
     }
 }
 
-/// The report from per-document outcomes. `stages` names every stage, the classifier last when
-/// `classifier` is given.
+/// The report from per-document outcomes. `stages` names every stage; `classifier` is the
+/// classifier stage's index and settings, when there is one.
 pub fn compute(
     stages: &[(String, String)],
-    classifier: Option<&ClassifierSetup>,
+    classifier: Option<&(usize, ClassifierSetup)>,
     docs: &[DocOutcome],
     options: &EvalOptions,
 ) -> EvalReport {
     let n = docs.len() as u64;
     let positives = docs.iter().filter(|d| d.positive).count() as u64;
     let review_flags = options.review_is_positive;
-    let text_stages = stages.len() - usize::from(classifier.is_some());
 
     let mut stage_evals = Vec::new();
     for (i, (id, kind)) in stages.iter().enumerate() {
-        let outcome_of = |d: &DocOutcome| {
-            if i < text_stages {
-                d.stages[i]
-            } else {
-                d.classifier
-            }
-        };
-        let reached = |d: &DocOutcome| {
-            if i < text_stages {
-                // A stage sees a document unless an earlier stage dropped it.
-                !d.stages[..i].contains(&Some(Outcome::Drop))
-            } else {
-                d.judged
-            }
-        };
+        let outcome_of = |d: &DocOutcome| d.stages[i];
+        let reached = |d: &DocOutcome| d.reached[i];
         let count = |o: Outcome| docs.iter().filter(|d| outcome_of(d) == Some(o)).count() as u64;
         let flagged = |d: &DocOutcome| match outcome_of(d) {
             Some(Outcome::Drop | Outcome::Escalate) => true,
@@ -461,7 +467,7 @@ pub fn compute(
 
     let (classifier_eval, sweep) = match classifier {
         None => (None, Vec::new()),
-        Some(setup) => {
+        Some((index, setup)) => {
             let judged: Vec<&DocOutcome> = docs.iter().filter(|d| d.judged).collect();
             let scored: Vec<(f32, bool)> = judged
                 .iter()
@@ -485,7 +491,7 @@ pub fn compute(
                 Some(Outcome::Review) => review_flags,
                 _ => false,
             };
-            let id = stages.last().map(|s| s.0.clone()).unwrap_or_default();
+            let id = stages[*index].0.clone();
             let eval = ClassifierEval {
                 id,
                 mode: setup.mode,
@@ -626,7 +632,8 @@ mod tests {
         };
         DocOutcome {
             positive,
-            stages: vec![text_outcome],
+            stages: vec![text_outcome, classifier],
+            reached: vec![true, judged],
             before_classifier: before,
             judged,
             classifier,
@@ -636,13 +643,16 @@ mod tests {
         }
     }
 
-    fn setup() -> ClassifierSetup {
-        ClassifierSetup {
-            mode: ClassifierMode::Escalated,
-            drop_threshold: 0.8,
-            review_threshold: 0.5,
-            on_error: OnError::Review,
-        }
+    fn setup() -> (usize, ClassifierSetup) {
+        (
+            1,
+            ClassifierSetup {
+                mode: ClassifierMode::Escalated,
+                drop_threshold: 0.8,
+                review_threshold: 0.5,
+                on_error: OnError::Review,
+            },
+        )
     }
 
     fn names() -> Vec<(String, String)> {

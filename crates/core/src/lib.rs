@@ -6,14 +6,17 @@
 //!
 //! * [`config`]: the TOML config (serde structs with `deny_unknown_fields`), validated and
 //!   compiled into stages before any document is read.
-//! * [`stage`]: the `Stage` trait: a document in, optional [`stage::Evidence`] out, with an
-//!   [`stage::Outcome`] (`pass`, `tag`, `escalate`, `drop`).
-//! * [`stages`]: one file per stage type (`rules`: a `RegexSet` pass; `terms`: large term
-//!   lists on aho-corasick via `sluice-terms`).
-//! * [`pipeline`]: **the one file that shows how a document flows** from a shard to a verdict:
-//!   reader thread → chunk tasks on a rayon pool → ordered writer; the cascade's decision rule.
-//! * [`eval`]: the cascade measured on labeled JSONL (`sluice eval`): per-stage and overall
-//!   precision/recall, ROC AUC of the classifier score, recall lost by the prefilter, sweeps.
+//! * [`stage`]: what a stage is: its config decides, its runtime measures, its evidence is
+//!   recorded, counted and explained (three traits, see the module essay).
+//! * [`stages`]: one file per stage type and the registry (one line per type) that generates the
+//!   enums the rest works with.
+//! * [`decision`]: **the cascade's rule**, written once: outcomes, how they combine into a
+//!   verdict, how a verdict is counted. `run`, `eval` and `rethreshold` decide through it.
+//! * [`pipeline`]: how a document flows from a shard to a verdict, in three files in flow order:
+//!   the shard (reader thread, worker pool, ordered writer), the chunk, the cascade.
+//! * [`records`]: audit and error records, one type each for writing and reading.
+//! * [`output`]: a shard's output streams, their encoding and where the bytes live.
+//! * [`eval`]: the cascade measured on labeled JSONL (`sluice eval`); [`labeled`] reads it.
 //! * [`run`](mod@run): many shards, resume from `manifest.json`, the final `report.json`.
 //!
 //! Design rules: outputs are byte-identical whatever the thread count (chunk boundaries depend
@@ -22,17 +25,25 @@
 //! every outcome is counted by reason.
 
 pub mod config;
+pub mod decision;
 pub mod document;
 mod error;
 pub mod eval;
+pub mod labeled;
+pub mod output;
 pub mod pipeline;
+pub mod records;
 pub mod run;
 pub mod stage;
 pub mod stages;
 pub mod stats;
 pub mod synthetic;
 
+/// The seeded generator sluice uses wherever a seed must give the same numbers (samples,
+/// synthetic corpora, training), from the classifier crate.
+pub use sluice_classifier::rng;
+
 pub use config::Config;
 pub use error::{ConfigError, RunError};
-pub use pipeline::{Cascade, Progress, VERSION};
+pub use pipeline::{Cascade, Progress, ShardError, VERSION};
 pub use run::{run, Manifest, Report, RunOptions};

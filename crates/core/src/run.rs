@@ -19,7 +19,8 @@ use sluice_io::{discover_shards, output_name, write_atomic, Compression, Shard};
 
 use crate::config::Config;
 use crate::error::RunError;
-use crate::pipeline::{Cascade, Permits, Progress, ShardRunner, OUTPUT_DIRS, VERSION};
+use crate::output::{LocalDir, Stream};
+use crate::pipeline::{Cascade, Permits, Progress, ShardRunner, VERSION};
 use crate::stats::{process_cpu_time, Destination, Flow, ShardStats, Timings};
 
 pub const MANIFEST: &str = "manifest.json";
@@ -306,12 +307,13 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         .build()
         .map_err(|e| RunError::Threads(e.to_string()))?;
     let permits = Permits::new(chunks_in_flight(threads, cascade.chunk_bytes));
+    let storage = LocalDir::new(&output);
     let runner = ShardRunner {
         cascade: &cascade,
         config,
         pool: &pool,
         permits: &permits,
-        output_dir: &output,
+        storage: &storage,
         progress: options.progress,
     };
     tracing::info!(
@@ -359,7 +361,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                     Err(error) => {
                         tracing::error!(shard = %shard.name, %error, "shard failed");
                         entry.status = ShardStatus::Failed;
-                        entry.error = Some(error);
+                        entry.error = Some(error.to_string());
                     }
                 }
                 if let Err(e) = append_journal(&output, &m.shards[index]) {
@@ -514,7 +516,7 @@ fn build_report(
         ("parse".into(), timings.parse),
     ];
     for (i, time) in timings.stages.iter().enumerate() {
-        steps.push((format!("stage:{}", cascade.stage_name(i).0), *time));
+        steps.push((format!("stage:{}", cascade.stage_id(i)), *time));
     }
     steps.extend([
         ("route".to_string(), timings.route),
@@ -560,8 +562,8 @@ fn prepare_output_dir(output: &Path) -> Result<(), RunError> {
             path: output.to_path_buf(),
         });
     }
-    for dir in OUTPUT_DIRS {
-        let path = output.join(dir);
+    for stream in Stream::ALL {
+        let path = output.join(stream.dir());
         std::fs::create_dir_all(&path).map_err(|source| {
             if output.is_file() {
                 RunError::OutputIsFile {
@@ -577,9 +579,9 @@ fn prepare_output_dir(output: &Path) -> Result<(), RunError> {
 
 fn outputs_exist(output: &Path, entry: &ShardEntry) -> bool {
     entry.output_name.as_ref().is_some_and(|name| {
-        OUTPUT_DIRS
+        Stream::ALL
             .iter()
-            .all(|dir| output.join(dir).join(name).is_file())
+            .all(|stream| output.join(stream.dir()).join(name).is_file())
     })
 }
 

@@ -108,6 +108,21 @@ impl ShardStats {
         out == self.input.documents && bytes == self.input.bytes
     }
 
+    /// Takes `other`'s counts out: `rethreshold` replaces the old contribution of each
+    /// re-decided document by its new one (keys no document counts any more are forgotten).
+    pub fn subtract(&mut self, other: &ShardStats) {
+        for d in Destination::ALL {
+            let (mine, theirs) = (self.flow_mut(d), other.flow(d));
+            mine.documents = mine.documents.wrapping_sub(theirs.documents);
+            mine.bytes = mine.bytes.wrapping_sub(theirs.bytes);
+        }
+        self.escalated = self.escalated.wrapping_sub(other.escalated);
+        self.audited = self.audited.wrapping_sub(other.audited);
+        for (mine, theirs) in self.stages.iter_mut().zip(&other.stages) {
+            mine.subtract(theirs);
+        }
+    }
+
     pub fn merge(&mut self, other: &ShardStats) {
         self.input.merge(&other.input);
         self.kept.merge(&other.kept);

@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use sluice_classifier::rng::SplitMix64 as Rng;
 use sluice_io::{compress_frame, AtomicFile, Compression};
 
 const WORDS: &[&str] = &[
@@ -222,29 +223,11 @@ const ACCENTED: &[&str] = &[
     "😀",
 ];
 
-/// splitmix64: tiny, fast, and the same on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Standard normal (Box-Muller).
-    fn normal(&mut self) -> f64 {
-        let u = self.unit().max(1e-12);
-        let v = self.unit();
-        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
-    }
+/// Standard normal (Box-Muller).
+fn normal(rng: &mut Rng) -> f64 {
+    let u = rng.next_f64().max(1e-12);
+    let v = rng.next_f64();
+    (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
 }
 
 /// What to generate.
@@ -264,8 +247,8 @@ pub struct SyntheticOptions {
 /// One JSON line (without newline) of document number `n`.
 fn document(rng: &mut Rng, n: u64, options: &SyntheticOptions, out: &mut String) {
     // Log-normal length: median e^8 ≈ 3 KB.
-    let target = (8.0 + 0.9 * rng.normal()).exp().clamp(200.0, 100_000.0) as usize;
-    let accented = rng.unit() < 0.05;
+    let target = (8.0 + 0.9 * normal(rng)).exp().clamp(200.0, 100_000.0) as usize;
+    let accented = rng.next_f64() < 0.05;
     let mut text = String::with_capacity(target + 64);
     let mut sentence_start = true;
     while text.len() < target {
@@ -297,7 +280,7 @@ fn document(rng: &mut Rng, n: u64, options: &SyntheticOptions, out: &mut String)
             _ => text.push(' '),
         }
     }
-    if !options.terms.is_empty() && rng.unit() < options.hit_rate {
+    if !options.terms.is_empty() && rng.next_f64() < options.hit_rate {
         for _ in 0..1 + rng.below(3) {
             let term = &options.terms[rng.below(options.terms.len())];
             // Insert at a word boundary inside the text.
@@ -312,7 +295,7 @@ fn document(rng: &mut Rng, n: u64, options: &SyntheticOptions, out: &mut String)
     out.push_str("{\"id\":\"doc-");
     out.push_str(&n.to_string());
     out.push_str("\",\"url\":\"https://example.com/");
-    out.push_str(&format!("{:x}", rng.next() & 0xffff_ffff));
+    out.push_str(&format!("{:x}", rng.next_u64() & 0xffff_ffff));
     out.push_str("\",\"text\":");
     out.push_str(&serde_json::to_string(&text).expect("strings serialize"));
     out.push('}');
@@ -325,7 +308,7 @@ pub fn write_corpus(
 ) -> Result<Vec<PathBuf>, sluice_io::IoError> {
     let shards = options.shards.max(1);
     let per_shard = options.total_bytes.div_ceil(shards as u64);
-    let mut rng = Rng(options.seed);
+    let mut rng = Rng::new(options.seed);
     let mut paths = Vec::with_capacity(shards);
     let mut line = String::new();
     let mut n = 0u64;

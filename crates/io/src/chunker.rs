@@ -14,6 +14,13 @@ pub const OVERSIZED_PREFIX_BYTES: usize = 1024;
 /// (~1–5 KB) the byte target closes it first.
 pub const MAX_CHUNK_LINES: usize = 16_384;
 
+/// The chunk cut: whether a chunk holding `lines` lines and `bytes` stream bytes (line bytes plus
+/// their `'\n'`) closes after its last line. Whatever re-cuts a shard's lines into the same
+/// chunks (`sluice rethreshold`) asks this too.
+pub fn chunk_is_full(bytes: u64, lines: usize, target_chunk_bytes: usize) -> bool {
+    bytes >= target_chunk_bytes as u64 || lines >= MAX_CHUNK_LINES
+}
+
 /// Room beyond the target reserved for a chunk's last line, which ends after the target.
 const CHUNK_SLACK_BYTES: usize = 64 << 10;
 
@@ -158,14 +165,14 @@ impl<R: BufRead> LineChunker<R> {
             return Ok(false);
         }
         let chunk_start = self.consumed;
-        let target = self.options.target_chunk_bytes as u64;
         loop {
             let ended_with_newline = self.read_line(chunk, spill.as_deref_mut())?;
             if !ended_with_newline {
                 self.done = true;
                 break;
             }
-            if self.consumed - chunk_start >= target || chunk.lines.len() >= MAX_CHUNK_LINES {
+            let bytes = self.consumed - chunk_start;
+            if chunk_is_full(bytes, chunk.lines.len(), self.options.target_chunk_bytes) {
                 break;
             }
         }

@@ -342,56 +342,55 @@ fn gzip_member(data: &[u8], level: i32, out: &mut Vec<u8>) -> io::Result<()> {
     result
 }
 
-/// A file written through a streaming encoder (for output too large to compress as one frame in
-/// memory): nothing appears under `path` until [`finish`](Self::finish); dropped unfinished, it
-/// leaves nothing behind. The same `compression` and `level` rules as [`compress_frame`].
-pub struct CompressedFile {
-    encoder: Encoder,
+/// A writer through a streaming encoder, for output too large to compress as one frame in
+/// memory: the same `compression` and `level` rules as [`compress_frame`].
+/// [`finish`](Self::finish) ends the compressed stream and hands back the inner writer.
+pub struct CompressedWriter<W: Write> {
+    encoder: Encoder<W>,
 }
 
-enum Encoder {
-    Plain(AtomicFile),
-    Zstd(zstd::stream::write::Encoder<'static, AtomicFile>),
-    Gzip(flate2::write::GzEncoder<AtomicFile>),
+enum Encoder<W: Write> {
+    Plain(W),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    Gzip(flate2::write::GzEncoder<W>),
 }
 
-impl CompressedFile {
-    pub fn create(path: &Path, compression: Compression, level: i32) -> Result<Self, IoError> {
-        let file = AtomicFile::create(path)?;
+impl<W: Write> CompressedWriter<W> {
+    pub fn new(inner: W, compression: Compression, level: i32) -> Result<Self, IoError> {
         let compress_err = |error| IoError::Compress { compression, error };
         let encoder = match compression {
-            Compression::None => Encoder::Plain(file),
+            Compression::None => Encoder::Plain(inner),
             Compression::Zstd => {
-                let mut e = zstd::stream::write::Encoder::new(file, level).map_err(compress_err)?;
+                let mut e =
+                    zstd::stream::write::Encoder::new(inner, level).map_err(compress_err)?;
                 e.include_checksum(true).map_err(compress_err)?;
                 Encoder::Zstd(e)
             }
             Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-                file,
+                inner,
                 flate2::Compression::new(gzip_level(level)),
             )),
         };
-        Ok(CompressedFile { encoder })
+        Ok(CompressedWriter { encoder })
     }
 
-    /// Ends the compressed stream, then syncs and renames the file into place.
-    pub fn finish(self) -> Result<(), IoError> {
-        let file = match self.encoder {
-            Encoder::Plain(file) => file,
+    /// Ends the compressed stream; returns the inner writer.
+    pub fn finish(self) -> Result<W, IoError> {
+        match self.encoder {
+            Encoder::Plain(w) => Ok(w),
             Encoder::Zstd(e) => e.finish().map_err(|error| IoError::Compress {
                 compression: Compression::Zstd,
                 error,
-            })?,
+            }),
             Encoder::Gzip(e) => e.finish().map_err(|error| IoError::Compress {
                 compression: Compression::Gzip,
                 error,
-            })?,
-        };
-        file.finish()
+            }),
+        }
     }
 }
 
-impl Write for CompressedFile {
+impl<W: Write> Write for CompressedWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.encoder {
             Encoder::Plain(w) => w.write(buf),
@@ -406,6 +405,36 @@ impl Write for CompressedFile {
             Encoder::Zstd(w) => w.flush(),
             Encoder::Gzip(w) => w.flush(),
         }
+    }
+}
+
+/// A file written through a streaming encoder ([`CompressedWriter`] over an [`AtomicFile`]):
+/// nothing appears under `path` until [`finish`](Self::finish); dropped unfinished, it leaves
+/// nothing behind.
+pub struct CompressedFile {
+    writer: CompressedWriter<AtomicFile>,
+}
+
+impl CompressedFile {
+    pub fn create(path: &Path, compression: Compression, level: i32) -> Result<Self, IoError> {
+        Ok(CompressedFile {
+            writer: CompressedWriter::new(AtomicFile::create(path)?, compression, level)?,
+        })
+    }
+
+    /// Ends the compressed stream, then syncs and renames the file into place.
+    pub fn finish(self) -> Result<(), IoError> {
+        self.writer.finish()?.finish()
+    }
+}
+
+impl Write for CompressedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
     }
 }
 

@@ -51,11 +51,12 @@ mod error;
 
 pub use atomic::{temp_path, write_atomic, AtomicFile};
 pub use chunker::{
-    Chunk, ChunkerOptions, Line, LineChunker, MAX_CHUNK_LINES, OVERSIZED_PREFIX_BYTES,
+    chunk_is_full, Chunk, ChunkerOptions, Line, LineChunker, MAX_CHUNK_LINES,
+    OVERSIZED_PREFIX_BYTES,
 };
 pub use compression::{
-    compress_frame, empty_stream, gzip_level, open_shard, output_name, CompressedFile, Compression,
-    LazyCompressedFile, READ_BUFFER_BYTES,
+    compress_frame, empty_stream, gzip_level, open_shard, output_name, CompressedFile,
+    CompressedWriter, Compression, LazyCompressedFile, READ_BUFFER_BYTES,
 };
 pub use discover::{discover_shards, is_shard_file_name, Shard, TEMP_SUFFIX};
 pub use error::IoError;

@@ -1,116 +1,23 @@
-//! Labeled JSONL: reading it, mapping labels to class ids, splitting off a validation set.
+//! Labeled examples (read by `sluice_core::labeled`): mapping labels to class ids, splitting off a
+//! validation set.
 //!
-//! A label may be a JSON string, integer or boolean; each distinct value is a class named by its
-//! text (`1`, `true`, `hazard`). Class ids are assigned in this order: the order given by
+//! Each distinct label is a class named by its text (`1`, `true`, `hazard`). Class ids are
+//! assigned in this order: the order given by
 //! `--labels` when there is one; otherwise integer-valued names in numeric order, other names in
 //! byte order; then, for two classes, the `--positive` class is moved to id 1 (the output the
 //! classifier stage scores by default).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
-
-use serde_json::Value;
-
-use super::rng::SplitMix64;
 use super::TrainError;
+use crate::rng::SplitMix64;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// A field path: dots descend into nested objects (`metadata.label`), as in `input.text_field`.
-#[derive(Debug, Clone)]
-pub struct FieldPath(Vec<String>);
-
-impl FieldPath {
-    /// Parses `a.b.c`.
-    pub fn parse(path: &str) -> Result<FieldPath, TrainError> {
-        if path.split('.').any(str::is_empty) {
-            return Err(TrainError::Options(format!(
-                "field {path:?} must be a non-empty dotted path"
-            )));
-        }
-        Ok(FieldPath(path.split('.').map(str::to_string).collect()))
-    }
-
-    /// The value at this path, if any.
-    pub fn get<'v>(&self, value: &'v Value) -> Option<&'v Value> {
-        self.0.iter().try_fold(value, |v, key| v.get(key))
-    }
-
-    /// The path as written.
-    pub fn display(&self) -> String {
-        self.0.join(".")
-    }
-}
-
-/// The class name of a label value: strings as they are, integers and booleans as written in
-/// JSON. `None` for other types (null, floats, arrays, objects).
-pub fn label_name(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// One labeled line.
+/// One labeled example: a text and the class name of its label.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
     /// The text.
     pub text: String,
-    /// The label's class name (see [`label_name`]).
+    /// The label's class name (`hazard`, `1`, `true`).
     pub label: String,
-}
-
-/// Reads labeled JSONL. Blank lines are skipped; any other line that is not a JSON object with a
-/// string text field and a string/integer/boolean label field is an error naming its line.
-pub fn read_examples(
-    reader: impl BufRead,
-    source: &str,
-    text_field: &FieldPath,
-    label_field: &FieldPath,
-) -> Result<Vec<Example>, TrainError> {
-    let mut examples = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let number = i as u64 + 1;
-        let bad = |message: String| TrainError::Data {
-            file: source.to_string(),
-            line: number,
-            message,
-        };
-        let line = line.map_err(|e| bad(format!("cannot read: {e}")))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value: Value =
-            serde_json::from_str(&line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-        let text = match text_field.get(&value) {
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => {
-                return Err(bad(format!(
-                    "field {} is not a string",
-                    text_field.display()
-                )))
-            }
-            None => return Err(bad(format!("no field {}", text_field.display()))),
-        };
-        let label = match label_field.get(&value) {
-            Some(v) => label_name(v).ok_or_else(|| {
-                bad(format!(
-                    "label field {} is {v}, not a string, integer or boolean",
-                    label_field.display()
-                ))
-            })?,
-            None => return Err(bad(format!("no field {}", label_field.display()))),
-        };
-        examples.push(Example { text, label });
-    }
-    if examples.is_empty() {
-        return Err(TrainError::Data {
-            file: source.to_string(),
-            line: 0,
-            message: "no examples".into(),
-        });
-    }
-    Ok(examples)
 }
 
 /// Class names in id order (see the module docs for the rules).
@@ -212,35 +119,6 @@ mod tests {
                 label: l.to_string(),
             })
             .collect()
-    }
-
-    #[test]
-    fn labels_strings_ints_and_bools() {
-        let data = b"{\"text\": \"a\", \"label\": \"hazard\"}\n{\"text\": \"b\", \"label\": 1}\n\n";
-        let text = FieldPath::parse("text").unwrap();
-        let label = FieldPath::parse("label").unwrap();
-        let got = read_examples(&data[..], "d.jsonl", &text, &label).unwrap();
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0].label, "hazard");
-        assert_eq!(got[1].label, "1");
-        let nested_line = br#"{"meta": {"body": "c"}, "label": true}"#;
-        let err = read_examples(&nested_line[..], "d.jsonl", &text, &label).unwrap_err();
-        assert_eq!(err.to_string(), "d.jsonl:1: no field text");
-        let nested = FieldPath::parse("meta.body").unwrap();
-        let got = read_examples(&nested_line[..], "d.jsonl", &nested, &label).unwrap();
-        assert_eq!((got[0].text.as_str(), got[0].label.as_str()), ("c", "true"));
-        assert!(read_examples(&b"\n"[..], "e", &text, &label).is_err());
-        for bad in [
-            &br#"{"text": "a", "label": 0.5}"#[..],
-            br#"{"text": 3, "label": 1}"#,
-            b"not json",
-        ] {
-            let err = read_examples(bad, "x", &text, &label)
-                .unwrap_err()
-                .to_string();
-            assert!(err.starts_with("x:1: "), "{err}");
-        }
-        assert!(FieldPath::parse("a..b").is_err());
     }
 
     #[test]

@@ -16,11 +16,11 @@ use std::path::Path;
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{Embedding, Linear, Module};
 
-use super::rng::SplitMix64;
 use super::{fit_with, label_config, save_tensors, uniform_var, write_json, Job, Outcome};
 use super::{Step, TrainError, TrainKind, Trainable};
 use crate::backend::hashed::HashedTokenizer;
 use crate::backend::masked_mean;
+use crate::rng::SplitMix64;
 use crate::truncate_to_bytes;
 
 struct HashedTrainer {

@@ -17,10 +17,10 @@ use candle_nn::{Linear, Module};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::rng::SplitMix64;
 use super::{fit, hex, io_err, label_config, save_tensors, uniform_var, write_json};
 use super::{Job, Outcome, TrainError, TrainKind, Trainable};
 use crate::backend::sentence::{HEAD_CONFIG, HEAD_WEIGHTS};
+use crate::rng::SplitMix64;
 use crate::{Architecture, Classifier, ClassifierOptions};
 
 /// Examples embedded per call, between progress reports.

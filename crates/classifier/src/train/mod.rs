@@ -23,7 +23,6 @@
 pub mod data;
 mod hashed;
 mod head;
-pub mod rng;
 
 use std::path::{Path, PathBuf};
 
@@ -33,9 +32,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::metrics::{multi_class, BinaryMetrics, Confusion, MultiClassMetrics};
+use crate::rng::SplitMix64;
 use crate::{ClassifierError, DeviceSpec};
-pub use data::{Example, FieldPath};
-use rng::SplitMix64;
+pub use data::Example;
 
 /// Everything that can stop a training run.
 #[derive(Debug, thiserror::Error)]
@@ -44,16 +43,6 @@ pub enum TrainError {
     /// An option is out of range or inconsistent with the data.
     #[error("{0}")]
     Options(String),
-    /// A line of the training data is unusable.
-    #[error("{file}:{line}: {message}")]
-    Data {
-        /// The data file.
-        file: String,
-        /// 1-based line number (0: the file as a whole).
-        line: u64,
-        /// What is wrong.
-        message: String,
-    },
     /// The encoder could not be loaded or run, or the written model does not load.
     #[error(transparent)]
     Model(#[from] ClassifierError),

@@ -1,11 +1,14 @@
 //! `type = "classifier"`: a transformer (or hashed-n-gram) model judges documents, by default
-//! only those an earlier stage escalated. It must be the last stage.
+//! only those an earlier stage escalated.
 //!
-//! Unlike the text stages it works on batches: the pipeline collects the documents of a chunk
-//! that need a score, scores them in one call (the model crate groups windows by length to waste
-//! little padding), then decides each: score ≥ `drop_threshold` → dropped, score ≥
-//! `review_threshold` → review, else kept. The audit records every window's score and the
-//! aggregate, with both thresholds, so a maintainer can re-threshold without recomputing.
+//! It is an ordinary stage with a batch entry point: the pipeline holds the documents that want a
+//! score and hands them over in batches (gathering several chunks' worth when the model's scores
+//! do not depend on the batch, see `pipeline/gather.rs`); the model crate groups windows by
+//! length to waste little padding. Its decision, from the recorded score: score >=
+//! `drop_threshold` → dropped, score >= `review_threshold` → review, else kept, even when an
+//! earlier stage escalated the document (the classifier settles escalations). A model error gives
+//! the `on_error` outcome. The audit records every window's score and the aggregate with both
+//! thresholds, so a maintainer can re-threshold without recomputing.
 
 use std::path::{Path, PathBuf};
 
@@ -14,10 +17,12 @@ use sluice_classifier::{
     Aggregate, Classifier, ClassifierError, ClassifierOptions, DeviceSpec, LabelSelector,
 };
 
-use crate::config::BuildContext;
+use crate::decision::{Outcome, Verdict};
 use crate::error::ConfigError;
-use crate::stage::{Detail, Evidence, Outcome, Reason, StageStats};
-use crate::stats::Destination;
+use crate::stage::{
+    parse_number, BuildContext, Setting, StageError, StageEvidence, StageKind, StageRuntime,
+    StageStats,
+};
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -120,6 +125,7 @@ pub struct ClassifierEvidence {
     /// Every window's score, in text order.
     pub windows: Vec<f32>,
     pub tokens: usize,
+    /// The thresholds the score was compared with (filled in by the decision).
     pub drop_threshold: f64,
     pub review_threshold: f64,
     pub model_hash: String,
@@ -137,40 +143,36 @@ impl ClassifierConfig {
     pub fn model_dir(&self, ctx: &BuildContext) -> PathBuf {
         ctx.resolve(&self.model)
     }
+}
 
-    /// The model's files, for the config hash.
-    pub fn model_files(&self, ctx: &BuildContext) -> Vec<PathBuf> {
-        let dir = self.model_dir(ctx);
-        [
-            "config.json",
-            "model.safetensors",
-            "tokenizer.json",
-            "head.safetensors",
-            "head.json",
-            "1_Pooling/config.json",
-        ]
-        .iter()
-        .map(|f| dir.join(f))
-        .filter(|p| p.is_file())
-        .collect()
+impl StageKind for ClassifierConfig {
+    type Runtime = ClassifierStage;
+    type Evidence = ClassifierEvidence;
+
+    fn id(&self) -> &str {
+        &self.id
     }
 
-    pub fn build(&self, ctx: &BuildContext) -> Result<ClassifierStage, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            key: format!("{}.{key}", ctx.key),
-            message,
-        };
+    /// The model's files, streamed through sha256.
+    fn hashed_inputs(&self, ctx: &BuildContext) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
+        let files = sluice_classifier::model_files(&self.model_dir(ctx));
+        let digest = hash_files(&files)
+            .map_err(|e| ctx.invalid("model", format!("cannot read model: {e}")))?;
+        Ok(vec![("model".into(), digest)])
+    }
+
+    fn build(&self, ctx: &BuildContext) -> Result<ClassifierStage, ConfigError> {
         if !(0.0..=1.0).contains(&self.review_threshold)
             || self.review_threshold > self.drop_threshold
         {
-            return Err(invalid(
+            return Err(ctx.invalid(
                 "review_threshold",
-                "must be between 0 and 1 and at most drop_threshold".into(),
+                "must be between 0 and 1 and at most drop_threshold",
             ));
         }
         let dir = self.model_dir(ctx);
         if !dir.is_dir() {
-            return Err(invalid(
+            return Err(ctx.invalid(
                 "model",
                 format!("model directory {} does not exist", dir.display()),
             ));
@@ -178,7 +180,7 @@ impl ClassifierConfig {
         let device: DeviceSpec = self
             .device
             .parse()
-            .map_err(|e| invalid("device", format!("{e}")))?;
+            .map_err(|e| ctx.invalid("device", format!("{e}")))?;
         let options = ClassifierOptions {
             model_dir: dir,
             device,
@@ -203,7 +205,7 @@ impl ClassifierConfig {
                 ClassifierError::UnknownLabel { .. } => "label",
                 _ => "model",
             };
-            invalid(key, e.to_string())
+            ctx.invalid(key, e.to_string())
         })?;
         Ok(ClassifierStage {
             id: self.id.clone(),
@@ -211,22 +213,140 @@ impl ClassifierConfig {
             config: self.clone(),
         })
     }
-}
 
-/// One document's score as the model returned it.
-pub type Scored = sluice_classifier::DocumentScore;
-
-impl ClassifierStage {
-    pub fn id(&self) -> &str {
-        &self.id
+    /// Not a document an earlier stage dropped (the cascade sees to that) and, in
+    /// `mode = "escalated"`, only one an earlier stage escalated.
+    fn wants(&self, verdict: &Verdict) -> bool {
+        verdict.escalated || self.mode == ClassifierMode::All
     }
 
+    fn settles_escalation(&self) -> bool {
+        true
+    }
+
+    fn set_device(&mut self, device: &str) {
+        self.device = device.to_string();
+    }
+
+    fn decide(&self, e: &mut ClassifierEvidence) -> Outcome {
+        e.drop_threshold = self.drop_threshold;
+        e.review_threshold = self.review_threshold;
+        match (e.score, &e.error) {
+            (Some(score), None) => {
+                let score = f64::from(score);
+                if score >= self.drop_threshold {
+                    Outcome::Drop
+                } else if score >= self.review_threshold {
+                    Outcome::Review
+                } else {
+                    Outcome::Pass
+                }
+            }
+            // The model failed on it: `on_error` decides, whatever the thresholds.
+            _ => match self.on_error {
+                OnError::Drop => Outcome::Drop,
+                OnError::Review | OnError::Fail => Outcome::Review,
+                OnError::Keep => Outcome::Pass,
+            },
+        }
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<Setting, String> {
+        let old_review = self.review_threshold;
+        let x = parse_number(value, 0.0, f64::MAX)?;
+        match key {
+            "drop_threshold" => self.drop_threshold = x,
+            "review_threshold" => self.review_threshold = x,
+            other => {
+                return Err(format!(
+                    "classifier stage `{}` has no threshold `{other}` (drop_threshold, review_threshold)",
+                    self.id
+                ))
+            }
+        }
+        // In mode = "all", scored documents below the old review threshold may have no record;
+        // they stay unflagged as long as neither threshold goes below it. In the default mode
+        // every scored document was escalated, so it has a record.
+        Ok(Setting {
+            loosens: self.mode == ClassifierMode::All
+                && self.review_threshold.min(self.drop_threshold) < old_review,
+        })
+    }
+}
+
+impl ClassifierStage {
     pub fn model_hash(&self) -> &str {
         self.classifier.model_hash()
     }
 
+    /// The name of the model output whose probability is the score (`hazard`, `LABEL_1`).
+    pub fn score_label(&self) -> Option<&str> {
+        let names = self.classifier.labels()?.names();
+        names
+            .get(self.classifier.label_index()?)
+            .map(String::as_str)
+    }
+}
+
+impl StageRuntime for ClassifierStage {
+    type Evidence = ClassifierEvidence;
+    type Scratch = ();
+
+    fn measure(
+        &self,
+        doc: &crate::document::Document<'_>,
+        scratch: &mut (),
+    ) -> Option<ClassifierEvidence> {
+        // One document is a batch of one; an `on_error = "fail"` error has nowhere to go here
+        // and is recorded as the document's error (the pipeline always calls `measure_batch`).
+        match self.measure_batch(&[&doc.text], scratch) {
+            Ok(mut all) => all.pop().flatten(),
+            Err(error) => Some(self.failed(error.message)),
+        }
+    }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    /// Scores the batch; a model error concerns the whole batch: with `on_error = "fail"` it
+    /// fails the shard, otherwise every document records it (and `on_error` decides them).
+    fn measure_batch(
+        &self,
+        texts: &[&str],
+        _scratch: &mut (),
+    ) -> Result<Vec<Option<ClassifierEvidence>>, StageError> {
+        match self.classifier.score(texts) {
+            Ok(scores) => Ok(scores
+                .into_iter()
+                .map(|s| {
+                    Some(ClassifierEvidence {
+                        score: Some(s.score),
+                        windows: s.windows,
+                        tokens: s.tokens,
+                        drop_threshold: 0.0,
+                        review_threshold: 0.0,
+                        model_hash: self.model_hash().to_string(),
+                        error: None,
+                    })
+                })
+                .collect()),
+            Err(error) if self.config.on_error == OnError::Fail => Err(StageError {
+                message: format!("classifier {}: {error}", self.id),
+            }),
+            Err(error) => Ok(texts
+                .iter()
+                .map(|_| Some(self.failed(error.to_string())))
+                .collect()),
+        }
+    }
+
+    fn batch_exact(&self) -> bool {
+        self.classifier.batch_exact()
+    }
+
     /// One line about the loaded model, for `sluice check` and logs.
-    pub fn describe(&self) -> String {
+    fn describe(&self) -> String {
         let c = &self.classifier;
         let label = match (c.labels(), c.label_index()) {
             (Some(labels), Some(i)) => format!(
@@ -246,115 +366,42 @@ impl ClassifierStage {
             c.model_hash(),
         )
     }
+}
 
-    /// Whether the stage judges a document the text stages sent to `destination`: not one they
-    /// dropped, and, in `mode = "escalated"`, only one they escalated.
-    pub fn wants(&self, destination: Destination, escalated: bool) -> bool {
-        destination != Destination::Dropped
-            && (escalated || self.config.mode == ClassifierMode::All)
-    }
-
-    /// Where a document goes after the stage's outcome for it.
-    pub fn destination(outcome: Outcome) -> Destination {
-        match outcome {
-            Outcome::Drop => Destination::Dropped,
-            Outcome::Review => Destination::Review,
-            _ => Destination::Kept,
+impl ClassifierStage {
+    fn failed(&self, error: String) -> ClassifierEvidence {
+        ClassifierEvidence {
+            score: None,
+            windows: Vec::new(),
+            tokens: 0,
+            drop_threshold: 0.0,
+            review_threshold: 0.0,
+            model_hash: self.model_hash().to_string(),
+            error: Some(error),
         }
     }
+}
 
-    /// Scores a batch of texts, one result per text for [`decide`](Self::decide): a model error
-    /// concerns the whole batch, and is returned as the `Err` only with `on_error = "fail"`.
-    pub fn score_each(&self, texts: &[&str]) -> Result<Vec<Result<Scored, String>>, String> {
-        match self.score(texts) {
-            Ok(scores) => Ok(scores.into_iter().map(Ok).collect()),
-            Err(error) if self.config.on_error == OnError::Fail => {
-                Err(format!("classifier {}: {error}", self.id))
-            }
-            Err(error) => Ok(texts.iter().map(|_| Err(error.clone())).collect()),
-        }
+impl StageEvidence for ClassifierEvidence {
+    fn count(&self, _outcome: Outcome, stats: &mut StageStats) {
+        stats.tokens += self.tokens as u64;
+        stats.failed += u64::from(self.error.is_some());
     }
 
-    /// Scores a batch of texts; an error concerns the whole batch.
-    pub fn score(&self, texts: &[&str]) -> Result<Vec<Scored>, String> {
-        self.classifier.score(texts).map_err(|e| e.to_string())
+    fn describe(&self) -> String {
+        format!(
+            "score {} (review >= {}, drop >= {}){}",
+            self.score.map_or("-".into(), |s| s.to_string()),
+            self.review_threshold,
+            self.drop_threshold,
+            self.error
+                .as_deref()
+                .map_or(String::new(), |x| format!("; error: {x}"))
+        )
     }
 
-    /// The stage's configuration (thresholds, mode), as written.
-    pub fn config(&self) -> &ClassifierConfig {
-        &self.config
-    }
-
-    /// The name of the model output whose probability is the score (`hazard`, `LABEL_1`).
-    pub fn score_label(&self) -> Option<&str> {
-        let names = self.classifier.labels()?.names();
-        names
-            .get(self.classifier.label_index()?)
-            .map(String::as_str)
-    }
-
-    /// The verdict for one document from its score (or the model's error), counted in `stats`.
-    pub fn decide(&self, scored: Result<Scored, String>, stats: &mut StageStats) -> Evidence {
-        let c = &self.config;
-        let (outcome, evidence) = match scored {
-            Ok(s) => {
-                let score = f64::from(s.score);
-                let outcome = if score >= c.drop_threshold {
-                    Outcome::Drop
-                } else if score >= c.review_threshold {
-                    Outcome::Review
-                } else {
-                    Outcome::Pass
-                };
-                stats.tokens += s.tokens as u64;
-                (
-                    outcome,
-                    ClassifierEvidence {
-                        score: Some(s.score),
-                        windows: s.windows,
-                        tokens: s.tokens,
-                        drop_threshold: c.drop_threshold,
-                        review_threshold: c.review_threshold,
-                        model_hash: self.model_hash().to_string(),
-                        error: None,
-                    },
-                )
-            }
-            Err(error) => {
-                stats.failed += 1;
-                let outcome = match c.on_error {
-                    OnError::Drop => Outcome::Drop,
-                    OnError::Review | OnError::Fail => Outcome::Review,
-                    OnError::Keep => Outcome::Pass,
-                };
-                (
-                    outcome,
-                    ClassifierEvidence {
-                        score: None,
-                        windows: Vec::new(),
-                        tokens: 0,
-                        drop_threshold: c.drop_threshold,
-                        review_threshold: c.review_threshold,
-                        model_hash: self.model_hash().to_string(),
-                        error: Some(error),
-                    },
-                )
-            }
-        };
-        let reasons = if outcome == Outcome::Pass {
-            Vec::new()
-        } else {
-            vec![Reason {
-                stage: self.id.clone(),
-                rule: None,
-                action: outcome,
-            }]
-        };
-        Evidence {
-            outcome,
-            reasons,
-            detail: Detail::Classifier(evidence),
-        }
+    fn score(&self) -> Option<f32> {
+        self.score
     }
 }
 

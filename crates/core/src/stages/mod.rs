@@ -1,18 +1,211 @@
-//! The stages of the cascade, one file each: a serde config struct, its `build()`, the runtime
-//! stage implementing [`crate::stage::Stage`], and the evidence it records.
+//! The stage types, one file each, and **the registry**: one line per type below.
+//!
+//! A stage file holds a serde config implementing [`StageKind`] (with the decision and the
+//! `--set` thresholds), a runtime implementing [`StageRuntime`] and an evidence type implementing
+//! [`StageEvidence`]. The `stages!` line names the module, the variant, the config type and the
+//! `type = "..."` the config file uses; from the list the macro generates the enums the rest of
+//! sluice works with:
+//!
+//! * [`StageConfig`]: a `[[stages]]` table, tagged by `type`;
+//! * [`Stage`]: the built runtime stages;
+//! * [`Evidence`]: a stage's decided evidence ([`Judged`]: outcome plus evidence), tagged by
+//!   `type` in audit records: the one type that both writes and reads them;
+//! * [`Scratch`]: per-thread buffers.
+//!
+//! Nothing else in the code base names a stage type, so adding one is: a file, a line here, its
+//! tests and docs.
 
-mod classifier;
-mod rules;
-mod terms;
+use serde::{Deserialize, Serialize};
 
-pub use classifier::{
-    hash_files, AggregateConfig, ClassifierConfig, ClassifierEvidence, ClassifierMode,
-    ClassifierStage, LabelConfig, OnError, Scored,
+use crate::decision::{Outcome, Reason, Verdict};
+use crate::document::Document;
+use crate::error::ConfigError;
+use crate::stage::{
+    BuildContext, LabeledSpan, Setting, StageError, StageEvidence, StageKind, StageRuntime,
+    StageStats,
 };
-pub use rules::{
-    RuleConfig, RuleHit, RulesConfig, RulesEvidence, RulesStage, RulesStrategy, Span,
-    EACH_MAX_RULES,
-};
-pub use terms::{
-    Normalize, TermCount, TermEngine, TermSpan, TermsConfig, TermsEvidence, TermsStage, Threshold,
-};
+
+/// A stage's evidence with the outcome its config decided: what an audit record's `stages[]`
+/// entry holds (`{"stage": ..., "type": ..., "outcome": ..., <evidence fields>}`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Judged<E> {
+    pub outcome: Outcome,
+    #[serde(flatten)]
+    pub evidence: E,
+}
+
+macro_rules! stages {
+    ($($module:ident :: $variant:ident ($config:ident) = $name:literal;)*) => {
+        $(pub mod $module;)*
+
+        /// One `[[stages]]` table of the config, tagged by `type`.
+        #[derive(Clone, Debug, Deserialize, Serialize)]
+        #[serde(tag = "type")]
+        pub enum StageConfig {
+            $(#[serde(rename = $name)] $variant($module::$config),)*
+        }
+
+        /// A built stage, ready to measure documents. Shared by every worker thread.
+        // A handful exist per run, matched on every document: not worth a box's indirection.
+        #[allow(clippy::large_enum_variant)]
+        pub enum Stage {
+            $($variant(<$module::$config as StageKind>::Runtime),)*
+        }
+
+        /// A stage's decided evidence about a document, tagged by `type` in audit records.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type")]
+        pub enum Evidence {
+            $(#[serde(rename = $name)] $variant(Judged<<$module::$config as StageKind>::Evidence>),)*
+        }
+
+        /// Per-thread buffers of one stage.
+        pub enum Scratch {
+            $($variant(<<$module::$config as StageKind>::Runtime as StageRuntime>::Scratch),)*
+        }
+
+        impl StageConfig {
+            pub fn id(&self) -> &str {
+                match self { $(StageConfig::$variant(c) => c.id(),)* }
+            }
+
+            /// The stage's `type` (`rules`, `terms`, ...), as in reasons, reports and records.
+            pub fn kind(&self) -> &'static str {
+                match self { $(StageConfig::$variant(_) => $name,)* }
+            }
+
+            pub fn build(&self, ctx: &BuildContext) -> Result<Stage, ConfigError> {
+                match self { $(StageConfig::$variant(c) => c.build(ctx).map(Stage::$variant),)* }
+            }
+
+            pub fn hashed_inputs(
+                &self,
+                ctx: &BuildContext,
+            ) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
+                match self { $(StageConfig::$variant(c) => c.hashed_inputs(ctx),)* }
+            }
+
+            pub fn wants(&self, verdict: &Verdict) -> bool {
+                match self { $(StageConfig::$variant(c) => c.wants(verdict),)* }
+            }
+
+            pub fn settles_escalation(&self) -> bool {
+                match self { $(StageConfig::$variant(c) => c.settles_escalation(),)* }
+            }
+
+            /// Decides `evidence` under this config (see [`StageKind::decide`]); `false` when the
+            /// evidence is of another stage type than the config (a corrupt audit record).
+            pub fn decide(&self, evidence: &mut Evidence) -> bool {
+                match (self, evidence) {
+                    $((StageConfig::$variant(c), Evidence::$variant(j)) => {
+                        j.outcome = c.decide(&mut j.evidence);
+                        true
+                    })*
+                    #[allow(unreachable_patterns)]
+                    _ => false,
+                }
+            }
+
+            pub fn set_device(&mut self, device: &str) {
+                match self { $(StageConfig::$variant(c) => c.set_device(device),)* }
+            }
+
+            /// `sluice rethreshold --set ID.KEY=VALUE` (see [`StageKind::set`]).
+            pub fn set(&mut self, key: &str, value: &str) -> Result<Setting, String> {
+                match self { $(StageConfig::$variant(c) => c.set(key, value),)* }
+            }
+        }
+
+        impl Stage {
+            pub fn new_scratch(&self) -> Scratch {
+                match self { $(Stage::$variant(_) => Scratch::$variant(Default::default()),)* }
+            }
+
+            /// Measures one document (see [`StageRuntime::measure`]); the evidence's outcome is
+            /// `pass` until its config decides it.
+            pub fn measure(&self, doc: &Document<'_>, scratch: &mut Scratch) -> Option<Evidence> {
+                match (self, scratch) {
+                    $((Stage::$variant(s), Scratch::$variant(scratch)) => s
+                        .measure(doc, scratch)
+                        .map(|evidence| Evidence::$variant(Judged { outcome: Outcome::Pass, evidence })),)*
+                    #[allow(unreachable_patterns)]
+                    _ => unreachable!("scratch of another stage"),
+                }
+            }
+
+            /// Measures a batch (see [`StageRuntime::measure_batch`]).
+            pub fn measure_batch(
+                &self,
+                texts: &[&str],
+                scratch: &mut Scratch,
+            ) -> Result<Vec<Option<Evidence>>, StageError> {
+                match (self, scratch) {
+                    $((Stage::$variant(s), Scratch::$variant(scratch)) => Ok(s
+                        .measure_batch(texts, scratch)?
+                        .into_iter()
+                        .map(|e| e.map(|evidence| Evidence::$variant(Judged { outcome: Outcome::Pass, evidence })))
+                        .collect()),)*
+                    #[allow(unreachable_patterns)]
+                    _ => unreachable!("scratch of another stage"),
+                }
+            }
+
+            pub fn batched(&self) -> bool {
+                match self { $(Stage::$variant(s) => s.batched(),)* }
+            }
+
+            pub fn batch_exact(&self) -> bool {
+                match self { $(Stage::$variant(s) => s.batch_exact(),)* }
+            }
+
+            pub fn describe(&self) -> String {
+                match self { $(Stage::$variant(s) => s.describe(),)* }
+            }
+
+            /// The stage's runtime, when it is of type `T` (for callers that need its own API).
+            pub fn downcast<T: 'static>(&self) -> Option<&T> {
+                match self { $(Stage::$variant(s) => (s as &dyn std::any::Any).downcast_ref::<T>(),)* }
+            }
+        }
+
+        impl Evidence {
+            pub fn kind(&self) -> &'static str {
+                match self { $(Evidence::$variant(_) => $name,)* }
+            }
+
+            pub fn outcome(&self) -> Outcome {
+                match self { $(Evidence::$variant(j) => j.outcome,)* }
+            }
+
+            pub fn reasons(&self, stage: &str, out: &mut Vec<Reason>) {
+                match self { $(Evidence::$variant(j) => j.evidence.reasons(stage, j.outcome, out),)* }
+            }
+
+            pub fn count(&self, stats: &mut StageStats) {
+                match self { $(Evidence::$variant(j) => j.evidence.count(j.outcome, stats),)* }
+            }
+
+            pub fn describe(&self) -> String {
+                match self { $(Evidence::$variant(j) => j.evidence.describe(),)* }
+            }
+
+            pub fn spans(&self, stage: &str, out: &mut Vec<LabeledSpan>) {
+                match self { $(Evidence::$variant(j) => j.evidence.spans(stage, out),)* }
+            }
+
+            pub fn keys(&self, family: &str) -> Vec<&str> {
+                match self { $(Evidence::$variant(j) => j.evidence.keys(family),)* }
+            }
+
+            pub fn score(&self) -> Option<f32> {
+                match self { $(Evidence::$variant(j) => j.evidence.score(),)* }
+            }
+        }
+    };
+}
+
+stages! {
+    rules::Rules(RulesConfig) = "rules";
+    terms::Terms(TermsConfig) = "terms";
+    classifier::Classifier(ClassifierConfig) = "classifier";
+}

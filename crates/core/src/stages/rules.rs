@@ -15,11 +15,12 @@
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::config::BuildContext;
+use crate::decision::{fire, Action, Outcome, Reason};
 use crate::document::Document;
 use crate::error::ConfigError;
 use crate::stage::{
-    count_key, Action, Detail, Evidence, Outcome, Reason, Scratch, Stage, StageStats,
+    parse_count, BuildContext, LabeledSpan, Setting, StageEvidence, StageKind, StageRuntime,
+    StageStats,
 };
 
 /// Compiled regexes may use this much memory each; generous, so big alternations still build.
@@ -67,7 +68,6 @@ fn one() -> usize {
 }
 
 pub struct RulesStage {
-    id: String,
     /// `Some` when the stage scans with one `RegexSet`, `None` when it runs each rule.
     set: Option<RegexSet>,
     rules: Vec<CompiledRule>,
@@ -106,8 +106,15 @@ pub struct Span {
     pub end: usize,
 }
 
-impl RulesConfig {
-    pub fn build(&self, ctx: &BuildContext) -> Result<RulesStage, ConfigError> {
+impl StageKind for RulesConfig {
+    type Runtime = RulesStage;
+    type Evidence = RulesEvidence;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn build(&self, ctx: &BuildContext) -> Result<RulesStage, ConfigError> {
         let mut rules = Vec::with_capacity(self.rules.len());
         let mut patterns = Vec::with_capacity(self.rules.len());
         let mut seen = std::collections::BTreeSet::new();
@@ -155,16 +162,52 @@ impl RulesConfig {
         let set = RegexSetBuilder::new(&patterns)
             .size_limit(REGEX_SIZE_LIMIT)
             .build()
-            .map_err(|e| ConfigError::Invalid {
-                key: format!("{}.rules", ctx.key),
-                message: format!("cannot combine rules: {}", one_line(&e.to_string())),
+            .map_err(|e| {
+                ctx.invalid(
+                    "rules",
+                    format!("cannot combine rules: {}", one_line(&e.to_string())),
+                )
             })?;
         Ok(RulesStage {
-            id: self.id.clone(),
             set: use_set.then_some(set),
             rules,
             max_spans: ctx.max_spans,
         })
+    }
+
+    /// Each rule that matched fires when it matched `min_matches` times or more; the stage's
+    /// outcome is the strongest action of its fired rules (`pass` when none fired).
+    fn decide(&self, evidence: &mut RulesEvidence) -> Outcome {
+        let mut outcome = Outcome::Pass;
+        // Hits are in rule order, as the config lists them: one forward scan finds each.
+        let mut rules = self.rules.iter();
+        for hit in &mut evidence.rules {
+            if let Some(rule) = rules.by_ref().find(|r| r.id == hit.id) {
+                hit.min_matches = rule.min_matches;
+            }
+            hit.fired = hit.matches >= hit.min_matches;
+            outcome = outcome.max(fire(hit.fired, hit.action));
+        }
+        outcome
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<Setting, String> {
+        let Some(rule_id) = key.strip_suffix(".min_matches") else {
+            return Err(format!(
+                "rules stage `{}`: only RULE_ID.min_matches can be set",
+                self.id
+            ));
+        };
+        let stage = self.id.clone();
+        let rule = self
+            .rules
+            .iter_mut()
+            .find(|r| r.id == rule_id)
+            .ok_or_else(|| format!("no rule `{rule_id}` in stage `{stage}`"))?;
+        let n = parse_count(value, 1)?;
+        let loosens = n < rule.min_matches;
+        rule.min_matches = n;
+        Ok(Setting { loosens })
     }
 }
 
@@ -172,21 +215,11 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-impl Stage for RulesStage {
-    fn id(&self) -> &str {
-        &self.id
-    }
+impl StageRuntime for RulesStage {
+    type Evidence = RulesEvidence;
+    type Scratch = ();
 
-    fn kind(&self) -> &'static str {
-        "rules"
-    }
-
-    fn evaluate(
-        &self,
-        doc: &Document<'_>,
-        _scratch: &mut Scratch,
-        stats: &mut StageStats,
-    ) -> Option<Evidence> {
+    fn measure(&self, doc: &Document<'_>, _scratch: &mut ()) -> Option<RulesEvidence> {
         let text: &str = &doc.text;
         let matched: Vec<usize> = match &self.set {
             Some(set) => set.matches(text).into_iter().collect(),
@@ -197,51 +230,95 @@ impl Stage for RulesStage {
         if matched.is_empty() {
             return None;
         }
-        let mut hits = Vec::new();
-        let mut outcome = Outcome::Pass;
-        let mut reasons = Vec::new();
-        for index in matched {
-            let rule = &self.rules[index];
-            let mut spans = Vec::new();
-            let mut matches = 0;
-            for m in rule.regex.find_iter(text) {
-                matches += 1;
-                if spans.len() < self.max_spans {
-                    spans.push(Span {
-                        start: m.start(),
-                        end: m.end(),
-                    });
+        let hits = matched
+            .into_iter()
+            .map(|index| {
+                let rule = &self.rules[index];
+                let mut spans = Vec::new();
+                let mut matches = 0;
+                for m in rule.regex.find_iter(text) {
+                    matches += 1;
+                    if spans.len() < self.max_spans {
+                        spans.push(Span {
+                            start: m.start(),
+                            end: m.end(),
+                        });
+                    }
                 }
-            }
-            let fired = matches >= rule.min_matches;
-            let rule_outcome = if fired {
-                Outcome::from(rule.action)
-            } else {
-                Outcome::Pass
-            };
-            if fired {
-                outcome = outcome.max(rule_outcome);
-                reasons.push(Reason {
-                    stage: self.id.clone(),
-                    rule: Some(rule.id.clone()),
-                    action: rule_outcome,
-                });
-            }
-            count_key(&mut stats.rules, &rule.id, matches as u64, rule_outcome);
-            hits.push(RuleHit {
-                id: rule.id.clone(),
-                action: rule.action,
-                fired,
-                matches,
-                min_matches: rule.min_matches,
-                spans,
+                RuleHit {
+                    id: rule.id.clone(),
+                    action: rule.action,
+                    fired: false,
+                    matches,
+                    min_matches: rule.min_matches,
+                    spans,
+                }
+            })
+            .collect();
+        Some(RulesEvidence { rules: hits })
+    }
+
+    fn describe(&self) -> String {
+        crate::stats::plural(self.rules.len() as u64, "rule")
+    }
+}
+
+impl StageEvidence for RulesEvidence {
+    /// One reason per fired rule.
+    fn reasons(&self, stage: &str, _outcome: Outcome, out: &mut Vec<Reason>) {
+        for hit in self.rules.iter().filter(|h| h.fired) {
+            out.push(Reason {
+                stage: stage.to_string(),
+                rule: Some(hit.id.clone()),
+                action: Outcome::from(hit.action),
             });
         }
-        Some(Evidence {
-            outcome,
-            reasons,
-            detail: Detail::Rules(RulesEvidence { rules: hits }),
-        })
+    }
+
+    fn count(&self, _outcome: Outcome, stats: &mut StageStats) {
+        for hit in &self.rules {
+            stats.count_key(
+                "rules",
+                &hit.id,
+                hit.matches as u64,
+                fire(hit.fired, hit.action),
+            );
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.rules
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} x{} (min {}{})",
+                    h.id,
+                    h.matches,
+                    h.min_matches,
+                    if h.fired { ", fired" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn spans(&self, stage: &str, out: &mut Vec<LabeledSpan>) {
+        for hit in &self.rules {
+            for s in &hit.spans {
+                out.push(LabeledSpan {
+                    start: s.start,
+                    end: s.end,
+                    label: format!("{stage}/{}", hit.id),
+                });
+            }
+        }
+    }
+
+    fn keys(&self, family: &str) -> Vec<&str> {
+        match family {
+            "rules" => self.rules.iter().map(|h| h.id.as_str()).collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -251,30 +328,34 @@ mod tests {
     use std::borrow::Cow;
     use std::path::Path;
 
-    fn stage(toml_rules: &str) -> Result<RulesStage, ConfigError> {
+    /// A built rules stage with its config: measuring and deciding, as the cascade does.
+    struct Built(RulesConfig, RulesStage);
+
+    fn stage(toml_rules: &str) -> Result<Built, ConfigError> {
         stage_with(toml_rules, "auto")
     }
 
-    fn stage_with(toml_rules: &str, strategy: &str) -> Result<RulesStage, ConfigError> {
+    fn stage_with(toml_rules: &str, strategy: &str) -> Result<Built, ConfigError> {
         let config: RulesConfig =
             toml::from_str(&format!("id = 'r'\nstrategy = '{strategy}'\n{toml_rules}")).unwrap();
-        config.build(&BuildContext {
+        let built = config.build(&BuildContext {
             base_dir: Path::new("."),
             max_spans: 2,
             key: "stages[0] (r)".into(),
-        })
+        })?;
+        Ok(Built(config, built))
     }
 
-    fn run(stage: &RulesStage, text: &str) -> Option<Evidence> {
+    fn run(stage: &Built, text: &str) -> Option<(Outcome, RulesEvidence, Vec<Reason>)> {
         let doc = Document {
             text: Cow::Borrowed(text),
             id: None,
         };
-        stage.evaluate(
-            &doc,
-            &mut Scratch::default(),
-            &mut StageStats::new("r", "rules"),
-        )
+        let mut evidence = stage.1.measure(&doc, &mut ())?;
+        let outcome = stage.0.decide(&mut evidence);
+        let mut reasons = Vec::new();
+        evidence.reasons("r", outcome, &mut reasons);
+        Some((outcome, evidence, reasons))
     }
 
     #[test]
@@ -285,9 +366,8 @@ mod tests {
         )
         .unwrap();
         let text = "é needle and a SYNTHESIS ROUTE, needle, needle";
-        let e = run(&s, text).unwrap();
-        assert_eq!(e.outcome, Outcome::Drop);
-        let Detail::Rules(r) = e.detail else { panic!() };
+        let (outcome, r, reasons) = run(&s, text).unwrap();
+        assert_eq!(outcome, Outcome::Drop);
         assert_eq!(r.rules.len(), 2);
         let t = &r.rules[0];
         assert_eq!(
@@ -300,7 +380,7 @@ mod tests {
         }
         let span = r.rules[1].spans[0];
         assert_eq!(&text[span.start..span.end], "SYNTHESIS ROUTE");
-        assert_eq!(e.reasons.len(), 2);
+        assert_eq!(reasons.len(), 2);
         assert!(run(&s, "nothing here").is_none());
     }
 
@@ -311,7 +391,7 @@ mod tests {
                      [[rules]]\nid='c'\npattern='x{3}'\nmin_matches=2\naction='tag'";
         let each = stage_with(rules, "each").unwrap();
         let set = stage_with(rules, "set").unwrap();
-        assert!(each.set.is_none() && set.set.is_some());
+        assert!(each.1.set.is_none() && set.1.set.is_some());
         for text in [
             "STEP BY STEP: a bomb, ricin",
             "sarin xxx xxx é",
@@ -319,24 +399,23 @@ mod tests {
             "nothing",
             "Ünïcödé step by step — bomb",
         ] {
-            let (a, b) = (run(&each, text), run(&set, text));
-            assert_eq!(a.is_some(), b.is_some(), "{text}");
-            if let (Some(a), Some(b)) = (a, b) {
-                assert_eq!(a.outcome, b.outcome, "{text}");
-                assert_eq!(a.reasons, b.reasons, "{text}");
-                let (Detail::Rules(a), Detail::Rules(b)) = (a.detail, b.detail) else {
-                    panic!()
-                };
-                assert_eq!(a, b, "{text}");
-            }
+            assert_eq!(run(&each, text), run(&set, text), "{text}");
         }
     }
 
     #[test]
-    fn min_matches_holds_back_firing() {
-        let s = stage("[[rules]]\nid='x'\npattern='ab'\nmin_matches=3\naction='escalate'").unwrap();
-        assert_eq!(run(&s, "ab ab").unwrap().outcome, Outcome::Pass);
-        assert_eq!(run(&s, "ab ab ab").unwrap().outcome, Outcome::Escalate);
+    fn min_matches_holds_back_firing_and_rethresholding_decides_again() {
+        let mut s = stage("[[rules]]\nid='x'\npattern='ab'\nmin_matches=3\naction='escalate'").unwrap();
+        assert_eq!(run(&s, "ab ab").unwrap().0, Outcome::Pass);
+        let (outcome, mut evidence, _) = run(&s, "ab ab ab").unwrap();
+        assert_eq!(outcome, Outcome::Escalate);
+        // The recorded evidence, decided again under a raised min_matches, as rethreshold does.
+        assert_eq!(s.0.set("x.min_matches", "4"), Ok(Setting { loosens: false }));
+        assert_eq!(s.0.decide(&mut evidence), Outcome::Pass);
+        assert_eq!((evidence.rules[0].min_matches, evidence.rules[0].fired), (4, false));
+        assert_eq!(s.0.set("x.min_matches", "2"), Ok(Setting { loosens: true }));
+        assert!(s.0.set("y.min_matches", "2").unwrap_err().contains("no rule `y` in stage `r`"));
+        assert!(s.0.set("x.min_matches", "0").is_err());
     }
 
     #[test]

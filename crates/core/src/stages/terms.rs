@@ -12,13 +12,16 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use sluice_terms::{count_words, load_term_list, Engine, MatcherOptions, TermMatcher};
+use sluice_terms::{
+    count_words, load_term_list, Engine, MatchScratch, MatcherOptions, TermMatch, TermMatcher,
+};
 
-use crate::config::BuildContext;
+use crate::decision::{fire, Action, Outcome};
 use crate::document::Document;
 use crate::error::ConfigError;
 use crate::stage::{
-    count_key, Action, Detail, Evidence, Outcome, Reason, Scratch, Stage, StageStats,
+    parse_count, parse_number, BuildContext, LabeledSpan, Setting, StageEvidence, StageKind,
+    StageRuntime, StageStats,
 };
 
 /// Category used in counters for terms listed without one.
@@ -87,9 +90,8 @@ fn one() -> usize {
 }
 
 pub struct TermsStage {
-    id: String,
     matcher: TermMatcher,
-    config: TermsConfig,
+    lists: usize,
     max_spans: usize,
 }
 
@@ -109,6 +111,7 @@ pub struct TermsEvidence {
     /// Byte spans into the document text, in text order, at most `output.max_spans`.
     pub spans: Vec<TermSpan>,
     pub spans_truncated: bool,
+    /// Every threshold and the value it was compared with (filled in by the decision).
     pub thresholds: Vec<Threshold>,
 }
 
@@ -136,6 +139,13 @@ pub struct Threshold {
     pub crossed: bool,
 }
 
+/// Names of the thresholds, as in evidence and in `--set STAGE.NAME=VALUE`.
+const MIN_DISTINCT: &str = "min_distinct";
+const MIN_TOTAL: &str = "min_total";
+const MIN_WEIGHT: &str = "min_weight";
+const MIN_DENSITY: &str = "min_density";
+const MIN_PER_CATEGORY: &str = "min_per_category.";
+
 impl TermsConfig {
     fn list_paths(&self, ctx: &BuildContext) -> Vec<(String, PathBuf)> {
         self.lists
@@ -145,9 +155,53 @@ impl TermsConfig {
             .collect()
     }
 
-    /// The bytes of every list, for the config hash, each named as the config names it: the
-    /// hash must not depend on the directory the config was loaded from.
-    pub fn list_contents(&self, ctx: &BuildContext) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
+    /// Every threshold of the stage against a document's counts: the stage fires when all are
+    /// crossed.
+    fn thresholds(&self, e: &TermsEvidence) -> Vec<Threshold> {
+        let mut out = Vec::with_capacity(4 + self.min_per_category.len());
+        let mut push = |name: String, required: f64, actual: f64| {
+            out.push(Threshold {
+                name,
+                required,
+                actual,
+                crossed: actual >= required,
+            })
+        };
+        push(
+            MIN_DISTINCT.into(),
+            self.min_distinct as f64,
+            e.distinct as f64,
+        );
+        push(MIN_TOTAL.into(), self.min_total as f64, e.total as f64);
+        if self.min_weight > 0.0 {
+            push(MIN_WEIGHT.into(), self.min_weight, e.weight);
+        }
+        if self.min_density > 0.0 {
+            push(MIN_DENSITY.into(), self.min_density, e.density);
+        }
+        for (category, &required) in &self.min_per_category {
+            let actual = e.categories.get(category).copied().unwrap_or(0);
+            push(
+                format!("{MIN_PER_CATEGORY}{category}"),
+                required as f64,
+                actual as f64,
+            );
+        }
+        out
+    }
+}
+
+impl StageKind for TermsConfig {
+    type Runtime = TermsStage;
+    type Evidence = TermsEvidence;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The bytes of every list, each named as the config names it: the hash must not depend on
+    /// the directory the config was loaded from.
+    fn hashed_inputs(&self, ctx: &BuildContext) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
         self.list_paths(ctx)
             .into_iter()
             .zip(&self.lists)
@@ -162,18 +216,15 @@ impl TermsConfig {
             .collect()
     }
 
-    pub fn build(&self, ctx: &BuildContext) -> Result<TermsStage, ConfigError> {
+    fn build(&self, ctx: &BuildContext) -> Result<TermsStage, ConfigError> {
         let invalid = |key: String, message: String| ConfigError::Invalid { key, message };
         if self.lists.is_empty() {
-            return Err(invalid(
-                format!("{}.lists", ctx.key),
-                "name at least one term list".into(),
-            ));
+            return Err(ctx.invalid("lists", "name at least one term list"));
         }
         if self.min_distinct == 0 || self.min_total == 0 {
-            return Err(invalid(
-                format!("{}.min_distinct", ctx.key),
-                "min_distinct and min_total must be at least 1".into(),
+            return Err(ctx.invalid(
+                MIN_DISTINCT,
+                "min_distinct and min_total must be at least 1",
             ));
         }
         let mut entries = Vec::new();
@@ -189,10 +240,7 @@ impl TermsConfig {
             entries.extend(list);
         }
         if entries.is_empty() {
-            return Err(invalid(
-                format!("{}.lists", ctx.key),
-                "the term lists hold no term".into(),
-            ));
+            return Err(ctx.invalid("lists", "the term lists hold no term"));
         }
         let options = MatcherOptions {
             whole_word: self.whole_word,
@@ -206,85 +254,81 @@ impl TermsConfig {
             },
         };
         let matcher = TermMatcher::new(entries, options)
-            .map_err(|e| invalid(format!("{}.lists", ctx.key), e.to_string()))?;
+            .map_err(|e| ctx.invalid("lists", e.to_string()))?;
         Ok(TermsStage {
-            id: self.id.clone(),
             matcher,
-            config: self.clone(),
+            lists: self.lists.len(),
             max_spans: ctx.max_spans,
         })
     }
-}
 
-impl TermsConfig {
-    /// Every threshold of the stage against a document's counts: what decides whether the
-    /// stage's action fires (all must be crossed), and what `sluice rethreshold` recomputes.
-    pub fn thresholds(
-        &self,
-        distinct: usize,
-        total: usize,
-        weight: f64,
-        density: f64,
-        categories: &BTreeMap<String, usize>,
-    ) -> Vec<Threshold> {
-        let mut out = Vec::with_capacity(4 + self.min_per_category.len());
-        let mut push = |name: String, required: f64, actual: f64| {
-            out.push(Threshold {
-                name,
-                required,
-                actual,
-                crossed: actual >= required,
-            })
+    /// The stage fires when every threshold is crossed; the thresholds and the values compared
+    /// are recorded in the evidence.
+    fn decide(&self, evidence: &mut TermsEvidence) -> Outcome {
+        evidence.thresholds = self.thresholds(evidence);
+        fire(evidence.thresholds.iter().all(|t| t.crossed), self.action)
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Result<Setting, String> {
+        let loosens = match key {
+            MIN_DISTINCT => {
+                let n = parse_count(value, 1)?;
+                std::mem::replace(&mut self.min_distinct, n) > n
+            }
+            MIN_TOTAL => {
+                let n = parse_count(value, 1)?;
+                std::mem::replace(&mut self.min_total, n) > n
+            }
+            MIN_WEIGHT => {
+                let x = parse_number(value, 0.0, f64::MAX)?;
+                std::mem::replace(&mut self.min_weight, x) > x
+            }
+            MIN_DENSITY => {
+                let x = parse_number(value, 0.0, f64::MAX)?;
+                std::mem::replace(&mut self.min_density, x) > x
+            }
+            other => match other.strip_prefix(MIN_PER_CATEGORY) {
+                Some(category) if !category.is_empty() => {
+                    let n = parse_count(value, 0)?;
+                    self.min_per_category
+                        .insert(category.to_string(), n)
+                        .unwrap_or(0)
+                        > n
+                }
+                _ => {
+                    return Err(format!(
+                        "terms stage `{}` has no threshold `{other}` (min_distinct, min_total, \
+                         min_weight, min_density, min_per_category.CAT)",
+                        self.id
+                    ))
+                }
+            },
         };
-        push(
-            "min_distinct".into(),
-            self.min_distinct as f64,
-            distinct as f64,
-        );
-        push("min_total".into(), self.min_total as f64, total as f64);
-        if self.min_weight > 0.0 {
-            push("min_weight".into(), self.min_weight, weight);
-        }
-        if self.min_density > 0.0 {
-            push("min_density".into(), self.min_density, density);
-        }
-        for (category, &required) in &self.min_per_category {
-            let actual = categories.get(category).copied().unwrap_or(0);
-            push(
-                format!("min_per_category.{category}"),
-                required as f64,
-                actual as f64,
-            );
-        }
-        out
+        Ok(Setting { loosens })
     }
 }
 
-impl Stage for TermsStage {
-    fn id(&self) -> &str {
-        &self.id
-    }
+/// A worker's buffers for the matcher.
+#[derive(Default)]
+pub struct TermsScratch {
+    matcher: MatchScratch,
+    matches: Vec<TermMatch>,
+}
 
-    fn kind(&self) -> &'static str {
-        "terms"
-    }
+impl StageRuntime for TermsStage {
+    type Evidence = TermsEvidence;
+    type Scratch = TermsScratch;
 
-    fn evaluate(
-        &self,
-        doc: &Document<'_>,
-        scratch: &mut Scratch,
-        stats: &mut StageStats,
-    ) -> Option<Evidence> {
+    fn measure(&self, doc: &Document<'_>, scratch: &mut TermsScratch) -> Option<TermsEvidence> {
         let text: &str = &doc.text;
-        let matches = &mut scratch.term_matches;
+        let matches = &mut scratch.matches;
         matches.clear();
-        self.matcher
-            .find_into(text, &mut scratch.term_scratch, matches);
+        self.matcher.find_into(text, &mut scratch.matcher, matches);
         if matches.is_empty() {
             return None;
         }
         let entries = self.matcher.terms();
-        // Distinct terms with their hit counts, in first-seen order of term index.
+        // Distinct terms with their hit counts, in order of term index.
         let mut ids: Vec<u32> = matches.iter().map(|m| m.term).collect();
         ids.sort_unstable();
         let mut counts: Vec<(u32, usize)> = Vec::new();
@@ -295,36 +339,15 @@ impl Stage for TermsStage {
             }
         }
         let total = matches.len();
-        let distinct = counts.len();
         let mut weight = 0.0;
         let mut categories: BTreeMap<String, usize> = BTreeMap::new();
-        for &(id, _) in &counts {
-            let entry = &entries[id as usize];
-            weight += f64::from(entry.weight);
-            let category = entry.category.as_deref().unwrap_or(UNCATEGORIZED);
-            *categories.entry(category.to_string()).or_default() += 1;
-        }
-        let words = count_words(text);
-        let density = total as f64 * 1000.0 / words.max(1) as f64;
-        let thresholds = self
-            .config
-            .thresholds(distinct, total, weight, density, &categories);
-        let fired = thresholds.iter().all(|t| t.crossed);
-        let outcome = if fired {
-            Outcome::from(self.config.action)
-        } else {
-            Outcome::Pass
-        };
-
-        let mut category_hits: BTreeMap<&str, usize> = BTreeMap::new();
         let terms = counts
             .iter()
             .map(|&(id, count)| {
                 let entry = &entries[id as usize];
-                count_key(&mut stats.terms, &entry.term, count as u64, outcome);
-                *category_hits
-                    .entry(entry.category.as_deref().unwrap_or(UNCATEGORIZED))
-                    .or_default() += count;
+                weight += f64::from(entry.weight);
+                let category = entry.category.as_deref().unwrap_or(UNCATEGORIZED);
+                *categories.entry(category.to_string()).or_default() += 1;
                 TermCount {
                     term: entry.term.clone(),
                     category: entry.category.clone(),
@@ -332,9 +355,7 @@ impl Stage for TermsStage {
                 }
             })
             .collect();
-        for (category, hits) in category_hits {
-            count_key(&mut stats.categories, category, hits as u64, outcome);
-        }
+        let words = count_words(text);
         let spans = matches
             .iter()
             .take(self.max_spans)
@@ -344,31 +365,77 @@ impl Stage for TermsStage {
                 end: m.end,
             })
             .collect();
-        let reasons = if fired {
-            vec![Reason {
-                stage: self.id.clone(),
-                rule: None,
-                action: outcome,
-            }]
-        } else {
-            Vec::new()
-        };
-        Some(Evidence {
-            outcome,
-            reasons,
-            detail: Detail::Terms(TermsEvidence {
-                distinct,
-                total,
-                weight,
-                words,
-                density,
-                categories,
-                terms,
-                spans,
-                spans_truncated: total > self.max_spans,
-                thresholds,
-            }),
+        Some(TermsEvidence {
+            distinct: counts.len(),
+            total,
+            weight,
+            words,
+            density: total as f64 * 1000.0 / words.max(1) as f64,
+            categories,
+            terms,
+            spans,
+            spans_truncated: total > self.max_spans,
+            thresholds: Vec::new(),
         })
+    }
+
+    fn describe(&self) -> String {
+        crate::stats::plural(self.lists as u64, "term list")
+    }
+}
+
+impl StageEvidence for TermsEvidence {
+    fn count(&self, outcome: Outcome, stats: &mut StageStats) {
+        let mut category_hits: BTreeMap<&str, u64> = BTreeMap::new();
+        for t in &self.terms {
+            stats.count_key("terms", &t.term, t.count as u64, outcome);
+            *category_hits
+                .entry(t.category.as_deref().unwrap_or(UNCATEGORIZED))
+                .or_default() += t.count as u64;
+        }
+        for (category, hits) in category_hits {
+            stats.count_key("categories", category, hits, outcome);
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "distinct {}, total {}, weight {}, density {:.1}/1000 words; {}",
+            self.distinct,
+            self.total,
+            self.weight,
+            self.density,
+            self.terms
+                .iter()
+                .map(|t| format!(
+                    "{} ({}) x{}",
+                    t.term,
+                    t.category.as_deref().unwrap_or("-"),
+                    t.count
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    fn spans(&self, _stage: &str, out: &mut Vec<LabeledSpan>) {
+        out.extend(self.spans.iter().map(|s| LabeledSpan {
+            start: s.start,
+            end: s.end,
+            label: s.term.clone(),
+        }));
+    }
+
+    fn keys(&self, family: &str) -> Vec<&str> {
+        match family {
+            "terms" => self.terms.iter().map(|t| t.term.as_str()).collect(),
+            "categories" => self
+                .terms
+                .iter()
+                .map(|t| t.category.as_deref().unwrap_or(UNCATEGORIZED))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -378,7 +445,9 @@ mod tests {
     use std::borrow::Cow;
     use std::io::Write;
 
-    fn stage(extra: &str, list: &str) -> (tempfile::TempDir, Result<TermsStage, ConfigError>) {
+    type Built = (TermsConfig, TermsStage);
+
+    fn stage(extra: &str, list: &str) -> (tempfile::TempDir, Result<Built, ConfigError>) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::File::create(dir.path().join("t.tsv"))
             .unwrap()
@@ -388,26 +457,23 @@ mod tests {
             "id = 't'\nlists = ['t.tsv']\naction = 'escalate'\n{extra}"
         ))
         .unwrap();
-        let built = config.build(&BuildContext {
-            base_dir: dir.path(),
-            max_spans: 3,
-            key: "stages[1] (t)".into(),
-        });
+        let built = config
+            .build(&BuildContext {
+                base_dir: dir.path(),
+                max_spans: 3,
+                key: "stages[1] (t)".into(),
+            })
+            .map(|stage| (config, stage));
         (dir, built)
     }
 
-    fn run(stage: &TermsStage, text: &str) -> Option<(Outcome, TermsEvidence)> {
+    fn run(stage: &Built, text: &str) -> Option<(Outcome, TermsEvidence)> {
         let doc = Document {
             text: Cow::Borrowed(text),
             id: None,
         };
-        let mut stats = StageStats::new("t", "terms");
-        stage
-            .evaluate(&doc, &mut Scratch::default(), &mut stats)
-            .map(|e| match e.detail {
-                Detail::Terms(t) => (e.outcome, t),
-                _ => unreachable!("a terms stage gives terms evidence"),
-            })
+        let mut evidence = stage.1.measure(&doc, &mut TermsScratch::default())?;
+        Some((stage.0.decide(&mut evidence), evidence))
     }
 
     #[test]
@@ -476,5 +542,23 @@ mod tests {
             err.contains("stages[1] (t).lists[0]") && err.contains("nope.txt"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn rethresholding_decides_recorded_evidence_again() {
+        let (_d, s) = stage("min_distinct = 2", "sarin\tchem\nanthrax\tbio\n");
+        let (mut config, stage) = s.unwrap();
+        let (outcome, mut evidence) = run(&(config.clone(), stage), "sarin and anthrax").unwrap();
+        assert_eq!(outcome, Outcome::Escalate);
+        assert_eq!(config.set("min_distinct", "3"), Ok(Setting { loosens: false }));
+        assert_eq!(config.decide(&mut evidence), Outcome::Pass);
+        assert_eq!(evidence.thresholds[0].required, 3.0);
+        assert!(!evidence.thresholds[0].crossed);
+        assert_eq!(config.set("min_per_category.bio", "1"), Ok(Setting { loosens: false }));
+        assert_eq!(config.set("min_per_category.bio", "0"), Ok(Setting { loosens: true }));
+        assert_eq!(config.set("min_weight", "0.5"), Ok(Setting { loosens: false }));
+        for (key, value) in [("min_distinct", "0"), ("min_weight", "-1"), ("min_weight", "nan"), ("bogus", "1")] {
+            assert!(config.set(key, value).is_err(), "{key}={value}");
+        }
     }
 }

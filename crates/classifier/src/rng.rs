@@ -1,6 +1,8 @@
-//! A tiny seeded generator (SplitMix64) for weight initialization and shuffling. Written here
-//! rather than taken from `rand` so that a seed's stream can never change under a dependency
-//! upgrade: the same seed must give the same model bytes in every sluice build.
+//! A tiny seeded generator (SplitMix64), the one sluice uses everywhere a seed must give the same
+//! numbers: weight initialization and shuffling in training, audit samples, synthetic corpora,
+//! benchmark inputs. Written here rather than taken from `rand` so that a seed's stream can never
+//! change under a dependency upgrade: the same seed must give the same model bytes, the same
+//! sample and the same corpus in every sluice build.
 
 /// SplitMix64 (Steele, Lea & Flood 2014), the seeding generator of xoshiro.
 #[derive(Debug, Clone)]
@@ -28,14 +30,32 @@ impl SplitMix64 {
         (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
 
+    /// Uniform in `[0, 1)`, 53 bits of precision.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
     /// Uniform in `[-bound, bound)`.
     pub fn symmetric(&mut self, bound: f32) -> f32 {
         (self.next_f32() * 2.0 - 1.0) * bound
     }
 
-    /// Uniform in `0..n` (n > 0); the modulo bias is below 2^-40 for any realistic n.
+    /// Uniform in `0..n` (n > 0) by a modulo; the bias is below 2^-40 for any realistic n.
+    /// Training's shuffles use it (their streams must not change).
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
+    }
+
+    /// Uniform in `0..n` (`n > 0`) without modulo bias (rejection sampling): for samples a
+    /// reviewer relies on.
+    pub fn below_exact(&mut self, n: u64) -> u64 {
+        let zone = u64::MAX - u64::MAX % n;
+        loop {
+            let x = self.next_u64();
+            if x < zone {
+                return x % n;
+            }
+        }
     }
 
     /// Fisher-Yates shuffle.

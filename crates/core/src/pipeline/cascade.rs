@@ -1,0 +1,230 @@
+//! The built cascade: the stages in order, and how a document (or a group of them) goes through
+//! them.
+//!
+//! For each stage in config order: if the verdict so far lets the stage see the document
+//! ([`Verdict::wants`]: never after a drop, and only what the stage asks for), the stage measures
+//! it, the stage's config decides the evidence, and [`Verdict::record`] combines the outcome.
+//! Stages that measure in batches (a model) split the cascade into segments: the per-document
+//! stages before the first batched stage run as each line is parsed ([`Cascade::judge_until_batch`]),
+//! and the rest runs on a group of documents ([`Cascade::judge_rest`]), the batched stage seeing
+//! all of the group's documents that want it in one call.
+
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use crate::config::{AuditScope, Config};
+use crate::decision::Verdict;
+use crate::document::{Document, FieldExtractor};
+use crate::error::ConfigError;
+use crate::stage::{StageError, StageStats};
+use crate::stages::{Scratch, Stage, StageConfig};
+
+use super::chunk::BATCH_DOCUMENTS;
+use super::gather::Gatherers;
+
+/// The built cascade: stages plus everything needed to turn a line into a verdict and records.
+pub struct Cascade {
+    configs: Vec<StageConfig>,
+    stages: Vec<Stage>,
+    /// Consecutive stages run together: a run of per-document stages, or one batched stage.
+    segments: Vec<Segment>,
+    pub extractor: FieldExtractor,
+    pub audit: AuditScope,
+    pub config_hash: String,
+    pub max_line_bytes: usize,
+    pub chunk_bytes: usize,
+    /// Batched stages' calls gathered across chunks, while a run has them started.
+    gatherers: Gatherers,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Segment {
+    stages: Range<usize>,
+    batched: bool,
+}
+
+impl Cascade {
+    /// Builds every stage (compiling rules, loading lists and models) before any document is
+    /// read; errors name the config key.
+    pub fn new(config: &Config) -> Result<Cascade, ConfigError> {
+        let stages = config.build_stages()?;
+        let mut segments: Vec<Segment> = Vec::new();
+        for (i, stage) in stages.iter().enumerate() {
+            let batched = stage.batched();
+            match segments.last_mut() {
+                Some(last) if !batched && !last.batched => last.stages.end = i + 1,
+                _ => segments.push(Segment {
+                    stages: i..i + 1,
+                    batched,
+                }),
+            }
+        }
+        Ok(Cascade {
+            configs: config.stages.clone(),
+            stages,
+            segments,
+            extractor: FieldExtractor::new(
+                &config.input.text_field,
+                config.input.id_field.as_deref(),
+            ),
+            audit: config.output.audit,
+            config_hash: config.hash()?,
+            max_line_bytes: config.input.max_line_bytes,
+            chunk_bytes: config.run.chunk_bytes,
+            gatherers: Gatherers::default(),
+        })
+    }
+
+    pub fn stage_count(&self) -> usize {
+        self.stages.len()
+    }
+
+    pub fn stage_id(&self, i: usize) -> &str {
+        self.configs[i].id()
+    }
+
+    pub fn stage_config(&self, i: usize) -> &StageConfig {
+        &self.configs[i]
+    }
+
+    pub fn stage(&self, i: usize) -> &Stage {
+        &self.stages[i]
+    }
+
+    /// Empty counters, one per stage, in cascade order.
+    pub fn stage_stats(&self) -> Vec<StageStats> {
+        self.configs
+            .iter()
+            .map(|c| StageStats::new(c.id(), c.kind()))
+            .collect()
+    }
+
+    /// A worker's buffers, one per stage.
+    pub fn new_scratch(&self) -> Vec<Scratch> {
+        self.stages.iter().map(Stage::new_scratch).collect()
+    }
+
+    /// Whether some stage measures in batches (then documents are judged in groups).
+    pub fn has_batched_stage(&self) -> bool {
+        self.segments.iter().any(|s| s.batched)
+    }
+
+    /// Whether the first batched stage will want this document (for cutting groups).
+    pub fn wants_first_batch(&self, verdict: &Verdict) -> bool {
+        self.segments
+            .iter()
+            .find(|s| s.batched)
+            .is_some_and(|s| verdict.wants(&self.configs[s.stages.start]))
+    }
+
+    /// Runs the per-document stages before the first batched stage (all stages when none is
+    /// batched) on one document. `times` has one entry per stage.
+    pub fn judge_until_batch(
+        &self,
+        doc: &Document<'_>,
+        verdict: &mut Verdict,
+        scratch: &mut [Scratch],
+        times: &mut [Duration],
+    ) {
+        if let Some(first) = self.segments.first().filter(|s| !s.batched) {
+            self.judge_one(first.stages.clone(), doc, verdict, scratch, times);
+        }
+    }
+
+    /// Runs the rest of the cascade (from the first batched stage on) on a group of documents
+    /// that went through [`judge_until_batch`](Self::judge_until_batch).
+    pub fn judge_rest(
+        &self,
+        group: &mut [(Document<'_>, Verdict)],
+        scratch: &mut [Scratch],
+        times: &mut [Duration],
+    ) -> Result<(), StageError> {
+        let first = usize::from(self.segments.first().is_some_and(|s| !s.batched));
+        for segment in &self.segments[first..] {
+            if segment.batched {
+                self.judge_batch(segment.stages.start, group, scratch, times)?;
+            } else {
+                for (doc, verdict) in group.iter_mut() {
+                    self.judge_one(segment.stages.clone(), doc, verdict, scratch, times);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole cascade on a group of documents (as `sluice eval` uses it).
+    pub fn judge_all(
+        &self,
+        group: &mut [(Document<'_>, Verdict)],
+        scratch: &mut [Scratch],
+        times: &mut [Duration],
+    ) -> Result<(), StageError> {
+        for (doc, verdict) in group.iter_mut() {
+            self.judge_until_batch(doc, verdict, scratch, times);
+        }
+        self.judge_rest(group, scratch, times)
+    }
+
+    /// Per-document stages `range` on one document.
+    fn judge_one(
+        &self,
+        range: Range<usize>,
+        doc: &Document<'_>,
+        verdict: &mut Verdict,
+        scratch: &mut [Scratch],
+        times: &mut [Duration],
+    ) {
+        for i in range {
+            let config = &self.configs[i];
+            if !verdict.wants(config) {
+                if verdict.is_dropped() {
+                    break;
+                }
+                continue;
+            }
+            let started = Instant::now();
+            let mut found = self.stages[i].measure(doc, &mut scratch[i]);
+            if let Some(evidence) = &mut found {
+                config.decide(evidence);
+            }
+            times[i] += started.elapsed();
+            verdict.record(i, config, found);
+        }
+    }
+
+    /// Batched stage `i` on the documents of `group` that want it, in calls of at most
+    /// [`BATCH_DOCUMENTS`] documents (gathered with other chunks' when a run allows it).
+    fn judge_batch(
+        &self,
+        i: usize,
+        group: &mut [(Document<'_>, Verdict)],
+        scratch: &mut [Scratch],
+        times: &mut [Duration],
+    ) -> Result<(), StageError> {
+        let config = &self.configs[i];
+        let wanted: Vec<usize> = (0..group.len())
+            .filter(|&d| group[d].1.wants(config))
+            .collect();
+        for call in wanted.chunks(BATCH_DOCUMENTS) {
+            let texts: Vec<&str> = call.iter().map(|&d| &*group[d].0.text).collect();
+            let started = Instant::now();
+            let measured = match self.gatherers.get(i) {
+                Some(gatherer) => gatherer.measure(&self.stages[i], &texts, &mut scratch[i])?,
+                None => self.stages[i].measure_batch(&texts, &mut scratch[i])?,
+            };
+            for (&d, mut found) in call.iter().zip(measured) {
+                if let Some(evidence) = &mut found {
+                    config.decide(evidence);
+                }
+                group[d].1.record(i, config, found);
+            }
+            times[i] += started.elapsed();
+        }
+        Ok(())
+    }
+
+    /// Lets batched stages gather calls across chunks while `run` goes on (see `gather.rs`).
+    pub fn gatherers(&self) -> &Gatherers {
+        &self.gatherers
+    }
+}

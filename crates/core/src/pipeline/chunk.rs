@@ -1,0 +1,241 @@
+//! One chunk, line by line: parse, judge, route, record, encode.
+//!
+//! Each line is parsed into a [`Document`] or becomes an error record. A document goes through
+//! the cascade's per-document stages at once. Without a batched stage it is then routed at once;
+//! with one, documents wait in a group until enough of them want the batched stage (or too many
+//! wait), when the rest of the cascade runs on the whole group and its documents are routed in
+//! line order. Where groups are cut depends only on the chunk's content, so outputs stay
+//! identical whatever the thread count.
+//!
+//! Routing a document: its raw line goes to the stream of its destination, its verdict is counted
+//! (`ShardStats::count_verdict`), and, when the audit scope asks for it, its audit record is
+//! written. Finally the chunk's five streams are encoded as one frame each.
+
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
+
+use sluice_io::{Chunk, Line};
+
+use super::{Cascade, ShardError};
+use crate::decision::Verdict;
+use crate::document::{Document, LineError};
+use crate::output::{ChunkStreams, Encoding, Frames, Stream};
+use crate::records::{AuditRecord, ErrorRecord};
+use crate::stats::{ShardStats, Timings};
+
+/// What every chunk of a shard shares.
+pub struct Context<'a> {
+    pub cascade: &'a Cascade,
+    /// The shard's name, as in records.
+    pub shard: &'a str,
+    /// Where the shard's oversized lines are kept, relative to the output directory.
+    pub spill_name: &'a str,
+    pub encoding: Encoding,
+}
+
+/// What a worker hands back for one chunk: encoded frames per stream, and counters.
+pub struct ChunkOutput {
+    pub frames: Frames,
+    pub stats: ShardStats,
+    pub timings: Timings,
+    /// Uncompressed input bytes of the chunk.
+    pub bytes: u64,
+}
+
+/// Documents held for a batched stage: enough for well-filled batches, few enough that a chunk of
+/// tiny documents does not hold 100,000 verdicts at once.
+pub const BATCH_DOCUMENTS: usize = 256;
+const HELD_DOCUMENTS: usize = 4096;
+
+/// A document of the chunk waiting for the rest of the cascade, and where its line is.
+struct Held<'c> {
+    line: &'c Line,
+    bytes: &'c [u8],
+    /// Line bytes with the newline.
+    size: u64,
+}
+
+/// Judges every line of a chunk and encodes the five streams.
+pub fn process(ctx: &Context<'_>, chunk: &Chunk) -> Result<ChunkOutput, ShardError> {
+    let started = Instant::now();
+    let cascade = ctx.cascade;
+    let mut out = Output {
+        stats: ShardStats::new(&cascade.stage_stats()),
+        timings: Timings::new(cascade.stage_count()),
+        streams: ChunkStreams::default(),
+        id_buf: String::new(),
+    };
+    // Most lines usually go to kept: one allocation instead of doubling up to the chunk's size.
+    out.streams
+        .reserve(Stream::Kept, chunk.data.len() + chunk.lines.len());
+    let mut scratch = cascade.new_scratch();
+    let mut held: Vec<Held> = Vec::new();
+    let mut judged: Vec<(Document, Verdict)> = Vec::new();
+    let mut wanted = 0;
+    for line in &chunk.lines {
+        let bytes = &chunk.data[line.range.clone()];
+        let size = line.oversized.unwrap_or(bytes.len() as u64) + 1;
+        out.stats.input.add(size);
+        let parse_started = Instant::now();
+        let parsed = match line.oversized {
+            Some(len) => Err(LineError {
+                kind: "line_too_long",
+                message: format!(
+                    "line is {len} bytes, over input.max_line_bytes ({})",
+                    cascade.max_line_bytes
+                ),
+            }),
+            None => cascade.extractor.extract(bytes),
+        };
+        out.timings.parse += parse_started.elapsed();
+        let doc = match parsed {
+            Ok(doc) => doc,
+            Err(error) => {
+                out.error(ctx, line, bytes, size, &error)?;
+                continue;
+            }
+        };
+        let mut verdict = Verdict::new();
+        cascade.judge_until_batch(&doc, &mut verdict, &mut scratch, &mut out.timings.stages);
+        if !cascade.has_batched_stage() {
+            out.route(ctx, line, bytes, size, &doc, verdict)?;
+            continue;
+        }
+        wanted += usize::from(cascade.wants_first_batch(&verdict));
+        held.push(Held { line, bytes, size });
+        judged.push((doc, verdict));
+        if wanted >= BATCH_DOCUMENTS || held.len() >= HELD_DOCUMENTS {
+            out.finish_group(ctx, &mut held, &mut judged, &mut scratch)?;
+            wanted = 0;
+        }
+    }
+    out.finish_group(ctx, &mut held, &mut judged, &mut scratch)?;
+
+    let Output {
+        stats,
+        mut timings,
+        mut streams,
+        ..
+    } = out;
+    let compress_started = Instant::now();
+    let frames = streams.encode(ctx.encoding)?;
+    timings.compress = compress_started.elapsed();
+    let accounted = timings.parse + timings.stages.iter().sum::<Duration>() + timings.compress;
+    timings.route = started.elapsed().saturating_sub(accounted);
+    Ok(ChunkOutput {
+        frames,
+        stats,
+        timings,
+        bytes: chunk.data.len() as u64,
+    })
+}
+
+/// What a chunk has produced so far.
+struct Output {
+    stats: ShardStats,
+    timings: Timings,
+    streams: ChunkStreams,
+    id_buf: String,
+}
+
+impl Output {
+    /// Runs the rest of the cascade on the held group, then routes its documents in line order.
+    fn finish_group(
+        &mut self,
+        ctx: &Context<'_>,
+        held: &mut Vec<Held>,
+        judged: &mut Vec<(Document, Verdict)>,
+        scratch: &mut [crate::stages::Scratch],
+    ) -> Result<(), ShardError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        ctx.cascade
+            .judge_rest(judged, scratch, &mut self.timings.stages)?;
+        for (h, (doc, verdict)) in held.drain(..).zip(judged.drain(..)) {
+            self.route(ctx, h.line, h.bytes, h.size, &doc, verdict)?;
+        }
+        Ok(())
+    }
+
+    /// Sends a judged document's line to its destination, counts its verdict and writes its
+    /// audit record when the scope asks for one.
+    fn route(
+        &mut self,
+        ctx: &Context<'_>,
+        line: &Line,
+        bytes: &[u8],
+        size: u64,
+        doc: &Document<'_>,
+        verdict: Verdict,
+    ) -> Result<(), ShardError> {
+        let cascade = ctx.cascade;
+        self.streams.line(Stream::of(verdict.destination), bytes);
+        let audited = verdict.audited(cascade.audit);
+        self.stats
+            .count_verdict(&verdict, doc.text.len() as u64, size, audited);
+        if !audited {
+            return Ok(());
+        }
+        let id: &str = match &doc.id {
+            Some(id) => id,
+            None => {
+                self.id_buf.clear();
+                use std::fmt::Write;
+                let _ = write!(self.id_buf, "{}:{}", ctx.shard, line.number);
+                &self.id_buf
+            }
+        };
+        let record = AuditRecord::of_verdict(
+            id,
+            ctx.shard,
+            line.number,
+            line.offset,
+            verdict,
+            |i| cascade.stage_id(i),
+            &cascade.config_hash,
+        );
+        self.streams.record(Stream::Audit, &record)?;
+        Ok(())
+    }
+
+    /// A line that is not a document: its error record, counted by kind.
+    fn error(
+        &mut self,
+        ctx: &Context<'_>,
+        line: &Line,
+        bytes: &[u8],
+        size: u64,
+        error: &LineError,
+    ) -> Result<(), ShardError> {
+        let utf8 = std::str::from_utf8(bytes).ok();
+        let record = ErrorRecord {
+            shard: Cow::Borrowed(ctx.shard),
+            line: line.number,
+            offset: line.offset,
+            bytes: size - 1,
+            kind: Cow::Borrowed(error.kind),
+            error: Cow::Borrowed(&error.message),
+            raw: utf8.filter(|_| line.oversized.is_none()).map(Cow::Borrowed),
+            raw_base64: match (utf8, line.oversized) {
+                (None, None) => Some(base64_encode(bytes)),
+                _ => None,
+            },
+            spilled_to: line.spill_line.map(|_| Cow::Borrowed(ctx.spill_name)),
+            spill_line: line.spill_line,
+        };
+        self.streams.record(Stream::Errors, &record)?;
+        self.stats.errors.add(size);
+        *self
+            .stats
+            .error_kinds
+            .entry(error.kind.to_string())
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

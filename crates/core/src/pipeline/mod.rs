@@ -1,0 +1,295 @@
+//! How one shard flows from its file to verdicts and output shards. Three files, in flow order:
+//!
+//! 1. **this file**, the shard: a reader thread cuts the decompressed shard into chunks (each
+//!    taken with a permit), chunk tasks run on the worker pool, and the shard thread appends
+//!    their frames in chunk order through a [`ShardWriter`](crate::output::ShardWriter);
+//! 2. [`chunk`]: one chunk: each line is parsed (`document.rs`) or becomes an error record;
+//!    documents go through the cascade, then each raw line goes to its destination stream, its
+//!    audit record is written and its verdict counted; the five streams are encoded as frames;
+//! 3. [`cascade`]: one document (or a batch of them) through the stages, in order, each measuring
+//!    and its config deciding (`decision.rs` combines the outcomes).
+//!
+//! ```text
+//!  reader thread                 worker pool (rayon)                   shard thread
+//!  ─────────────                 ───────────────────                   ────────────
+//!  decompress, cut lines   ──▶   per chunk: parse, cascade (text  ──▶  reorder by chunk index,
+//!  into ~4 MiB chunks            stages per document, batched          append frames to kept/
+//!  (waits for a permit);         stages per group of documents),       dropped/review/audit/
+//!  long lines → oversized/       route, records, encode frames         errors, release permit
+//! ```
+//!
+//! * **Bounded memory.** A chunk is read only after taking a permit from a pool shared by all
+//!   shards; the permit comes back when the chunk's output has been written. Memory is about
+//!   `permits × chunk size × ~5`, whatever the shard size or count; permits are capped by
+//!   bytes, not by threads (see `run::IN_FLIGHT_BYTES`).
+//! * **Determinism.** Chunk boundaries depend only on the input bytes; each chunk's outputs are
+//!   encoded as self-contained frames and appended in chunk order. The output is therefore
+//!   byte-identical for any thread count and from run to run.
+//! * **Nothing lost.** Every line becomes exactly one of kept / dropped / review / errors, and
+//!   is counted there; an output shard appears under its final name only once it is complete.
+//!   A line too long to hold (`input.max_line_bytes`) is streamed by the reader into
+//!   `oversized/S` whole, and its error record points there.
+
+pub mod cascade;
+pub mod chunk;
+pub mod gather;
+
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use sluice_io::{
+    open_shard, output_name, Chunk, ChunkerOptions, Compression, IoError, LineChunker, Shard,
+};
+
+use crate::config::Config;
+use crate::output::{Encoding, ShardWriter, Storage, StreamSinks, WriteError};
+use crate::stage::StageError;
+use crate::stats::{ShardStats, Timings};
+
+pub use cascade::Cascade;
+use chunk::ChunkOutput;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Why a shard failed. The run records it and goes on with the other shards.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    /// The shard cannot be opened or read (missing, corrupt, truncated).
+    #[error(transparent)]
+    Read(#[from] IoError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// A stage failed on a whole batch (a model error with `on_error = "fail"`).
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    #[error("cannot write a record: {0}")]
+    Record(#[from] serde_json::Error),
+    /// A bug: a chunk task panicked.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// A counting semaphore shared by every shard: a chunk is read only with a permit in hand.
+pub struct Permits {
+    give: Sender<()>,
+    take: Receiver<()>,
+}
+
+impl Permits {
+    pub fn new(count: usize) -> Permits {
+        let (give, take) = bounded(count);
+        for _ in 0..count {
+            give.send(()).expect("channel has room");
+        }
+        Permits { give, take }
+    }
+    fn acquire(&self) {
+        self.take.recv().expect("permits outlive their users");
+    }
+    fn release(&self) {
+        let _ = self.give.send(());
+    }
+}
+
+/// Called as chunks complete, for progress display.
+pub trait Progress: Send + Sync {
+    fn chunk_done(&self, uncompressed_bytes: u64);
+}
+
+/// Everything a shard run needs, shared across shards.
+pub struct ShardRunner<'a> {
+    pub cascade: &'a Cascade,
+    pub config: &'a Config,
+    pub pool: &'a rayon::ThreadPool,
+    pub permits: &'a Permits,
+    pub storage: &'a dyn Storage,
+    pub progress: Option<&'a dyn Progress>,
+}
+
+/// A shard that completed: its counters and output names.
+pub struct ShardDone {
+    pub stats: ShardStats,
+    pub timings: Timings,
+    pub input_compression: Compression,
+    pub output_compression: Compression,
+    pub output_name: String,
+}
+
+/// What the reader sends the shard thread.
+enum Message {
+    Chunk(u64, Result<Box<ChunkOutput>, ShardError>),
+    End {
+        chunks: u64,
+        error: Option<ShardError>,
+        read_time: Duration,
+    },
+}
+
+impl ShardRunner<'_> {
+    /// Filters one shard into its five outputs. On error nothing appears under a final name; the
+    /// caller marks the shard failed and goes on.
+    pub fn run(&self, shard: &Shard) -> Result<ShardDone, ShardError> {
+        let (input_compression, reader) = open_shard(&shard.path)?;
+        let compression = self.config.output_compression(input_compression);
+        let encoding = Encoding {
+            compression,
+            level: self.config.compression_level(compression),
+        };
+        let name = output_name(&shard.name, compression);
+        let mut writer = ShardWriter::create(self.storage, &name, encoding)?;
+        let spill_name = writer.spill_name().to_string();
+        let chunker = LineChunker::new(
+            reader,
+            ChunkerOptions {
+                target_chunk_bytes: self.cascade.chunk_bytes,
+                max_line_bytes: self.cascade.max_line_bytes,
+            },
+        );
+        let (tx, rx) = unbounded::<Message>();
+        let (streams, spill) = writer.parts();
+        let context = chunk::Context {
+            cascade: self.cascade,
+            shard: &shard.name,
+            spill_name: &spill_name,
+            encoding,
+        };
+        let collected = std::thread::scope(|scope| {
+            scope.spawn(|| self.read(chunker, spill, &context, tx));
+            self.collect(&rx, streams)
+        });
+        let (stats, mut timings) = collected?;
+        let write_started = Instant::now();
+        writer.finish()?;
+        timings.write += write_started.elapsed();
+        Ok(ShardDone {
+            stats,
+            timings,
+            input_compression,
+            output_compression: compression,
+            output_name: name,
+        })
+    }
+
+    /// The reader thread: takes a permit, reads a chunk (streaming oversized lines into the
+    /// spill), hands it to the pool; at the end (or on a read error) says how many chunks there
+    /// were.
+    fn read<R: std::io::BufRead>(
+        &self,
+        mut chunker: LineChunker<R>,
+        spill: &mut crate::output::Spill<'_>,
+        context: &chunk::Context<'_>,
+        tx: Sender<Message>,
+    ) {
+        let mut chunks = 0u64;
+        let mut read_time = Duration::ZERO;
+        let error = self.pool.in_place_scope(|tasks| loop {
+            self.permits.acquire();
+            let mut chunk = Chunk::default();
+            let started = Instant::now();
+            let read = chunker.next_chunk_spilling(&mut chunk, Some(&mut *spill));
+            read_time += started.elapsed();
+            match read {
+                Ok(true) => {
+                    let index = chunks;
+                    chunks += 1;
+                    let tx = tx.clone();
+                    tasks.spawn(move |_| {
+                        let result =
+                            catch_unwind(AssertUnwindSafe(|| chunk::process(context, &chunk)))
+                                .unwrap_or_else(|panic| {
+                                    Err(ShardError::Internal(panic_message(panic)))
+                                })
+                                .map(Box::new);
+                        let _ = tx.send(Message::Chunk(index, result));
+                    });
+                }
+                Ok(false) => {
+                    self.permits.release();
+                    break None;
+                }
+                Err(e) => {
+                    self.permits.release();
+                    break Some(ShardError::Read(e));
+                }
+            }
+        });
+        let _ = tx.send(Message::End {
+            chunks,
+            error,
+            read_time,
+        });
+    }
+
+    /// The shard thread: receives chunk results, writes them in chunk order, returns permits.
+    /// Keeps draining after a failure so that every permit comes back.
+    fn collect(
+        &self,
+        rx: &Receiver<Message>,
+        streams: &mut StreamSinks<'_>,
+    ) -> Result<(ShardStats, Timings), ShardError> {
+        let mut stats = ShardStats::new(&self.cascade.stage_stats());
+        let mut timings = Timings::new(self.cascade.stage_count());
+        let mut failure: Option<ShardError> = None;
+        let mut pending = BTreeMap::new();
+        let mut next = 0u64;
+        let mut total: Option<u64> = None;
+        while total != Some(next) {
+            match rx.recv() {
+                Ok(Message::Chunk(index, result)) => {
+                    pending.insert(index, result);
+                }
+                Ok(Message::End {
+                    chunks,
+                    error,
+                    read_time,
+                }) => {
+                    timings.read += read_time;
+                    total = Some(chunks);
+                    if failure.is_none() {
+                        failure = error;
+                    }
+                }
+                Err(_) => {
+                    failure.get_or_insert(ShardError::Internal("reader vanished".into()));
+                    break;
+                }
+            }
+            while let Some(result) = pending.remove(&next) {
+                next += 1;
+                self.permits.release();
+                if failure.is_some() {
+                    continue;
+                }
+                match result {
+                    Ok(out) => {
+                        let write_started = Instant::now();
+                        if let Err(e) = streams.write(&out.frames) {
+                            failure = Some(e.into());
+                        }
+                        timings.write += write_started.elapsed();
+                        stats.merge(&out.stats);
+                        timings.merge(&out.timings);
+                        if let Some(p) = self.progress {
+                            p.chunk_done(out.bytes);
+                        }
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((stats, timings)),
+        }
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
