@@ -62,7 +62,7 @@ struct StageBench {
 }
 
 pub fn bench(args: BenchArgs) -> Result<u8> {
-    let config = crate::commands::load_config(&args.config, args.device.as_deref())?;
+    let config = crate::common::load_config(&args.config, args.device.as_deref())?;
     config.build_stages()?;
     let work = match &args.work_dir {
         Some(dir) => WorkDir::Kept(dir.clone()),
@@ -149,7 +149,7 @@ fn run_here(
     keep: bool,
 ) -> Result<(Report, u64)> {
     let output = work.path().join(format!("out-{threads}"));
-    crate::commands::cap_model_threads(threads);
+    crate::common::cap_model_threads(threads);
     reset_peak_memory();
     let options = RunOptions {
         inputs: inputs.to_vec(),

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use sluice_core::stats::plural;
-use sluice_core::{run::RunOptions, Config, ConfigError, Progress, Report, RunError};
+use sluice_core::{run::RunOptions, ConfigError, Progress, Report, RunError};
 
 use crate::args::{CheckArgs, Command, GenerateArgs, RunArgs};
 use crate::{EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_SHARDS_FAILED};
@@ -59,8 +59,8 @@ impl Progress for Bar {
 }
 
 fn run(args: RunArgs) -> Result<u8> {
-    let config = load_config(&args.config, args.device.as_deref())?;
-    cap_model_threads(args.threads.unwrap_or(config.run.threads));
+    let config = crate::common::load_config(&args.config, args.device.as_deref())?;
+    crate::common::cap_model_threads(args.threads.unwrap_or(config.run.threads));
     let bar = (!args.quiet).then(|| {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -130,20 +130,8 @@ fn summary(report: &Report) -> String {
     )
 }
 
-/// Makes `--threads N` hold for the classifier too: candle sizes its element-wise thread pool
-/// once, from `CANDLE_NUM_THREADS` or else the core count, whatever pool calls it. Called before
-/// any model is loaded and before the progress bar starts its thread; a value the user set wins.
-pub fn cap_model_threads(threads: usize) {
-    if threads > 0 && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
-    }
-}
-
 fn check(args: CheckArgs) -> Result<u8> {
-    let mut config = Config::from_file(&args.config)?;
-    if let Some(device) = &args.device {
-        config.set_device(device);
-    }
+    let config = crate::common::load_config(&args.config, args.device.as_deref())?;
     // Builds every stage, the classifier's model included, exactly as `run` would.
     let cascade = sluice_core::Cascade::new(&config)
         .with_context(|| format!("config {}", args.config.display()))?;
@@ -155,15 +143,6 @@ fn check(args: CheckArgs) -> Result<u8> {
         println!("  {}", cascade.stage(i).describe());
     }
     Ok(EXIT_OK)
-}
-
-/// Loads the config with the `--device` override applied.
-pub fn load_config(path: &std::path::Path, device: Option<&str>) -> Result<Config> {
-    let mut config = Config::from_file(path)?;
-    if let Some(device) = device {
-        config.set_device(device);
-    }
-    Ok(config)
 }
 
 fn generate(args: GenerateArgs) -> Result<u8> {

@@ -5,6 +5,7 @@ mod args;
 mod audit_cmd;
 mod bench;
 mod commands;
+mod common;
 mod eval_cmd;
 mod train_cmd;
 
