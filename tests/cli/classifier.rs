@@ -167,6 +167,50 @@ fn with_a_classifier_outputs_are_identical_whatever_the_thread_count() {
         assert!(t == &trees[0], "outputs differ between thread counts");
     }
 
+    // Calls gathered across chunks (the fixture BERT's scores do not depend on the batch): the
+    // same outputs, in far fewer calls than chunks. The manifest records the config, which now
+    // has the gather keys: compared apart, without them.
+    let gathered_config = tmp.path().join("gathered.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "chunk_bytes = 4096",
+        "chunk_bytes = 4096\ngather_documents = 512\ngather_wait_ms = 50",
+    );
+    std::fs::write(&gathered_config, text).unwrap();
+    let out = tmp.path().join("out-gathered");
+    let result = run_with(&gathered_config, &[&corpus], &out, &["-j", "3", "-v"]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let log = stderr(&result);
+    assert!(
+        !log.contains('\x1b'),
+        "colour codes in a log that is not a terminal: {log}"
+    );
+    let calls: u64 = log
+        .lines()
+        .find(|l| l.contains("gathered calls"))
+        .and_then(|l| l.split("calls=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no gathered calls in the log: {log}"));
+    // Each chunk closes at its first line end after 4096 bytes: at least this many chunks, and
+    // without gathering a call (at least) for each.
+    let report = read_json(&out.join("report.json"));
+    let chunks = report["input"]["bytes"].as_u64().unwrap() as usize / 8192;
+    let mut gathered = tree(&out);
+    let mut plain = trees[0].clone();
+    let manifest = |t: &mut BTreeMap<String, Vec<u8>>| -> Value {
+        serde_json::from_slice(&t.remove("manifest.json").unwrap()).unwrap()
+    };
+    assert_eq!(
+        manifest(&mut gathered)["shards"],
+        manifest(&mut plain)["shards"]
+    );
+    assert!(gathered == plain, "gathering changed the outputs");
+    assert!(
+        calls > 0 && (calls as usize) < chunks,
+        "{calls} calls for over {} chunks",
+        2 * chunks
+    );
+
     // One chunk per shard (400 documents): the pipeline cuts each chunk into several classifier
     // calls, which must not depend on the thread count either.
     let text = std::fs::read_to_string(&config)

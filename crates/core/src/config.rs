@@ -102,6 +102,26 @@ pub struct RunConfig {
     /// Uncompressed bytes per chunk: the unit of parallel work and of output compression frames.
     #[serde(default = "default_chunk_bytes")]
     pub chunk_bytes: usize,
+    /// Batched stages (a model) gather up to this many documents from several chunks into one
+    /// call; 0 (the default) keeps calls per chunk. See `pipeline/gather.rs`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gather_documents: usize,
+    /// How long a gathered request waits for others, at most.
+    #[serde(
+        default = "default_gather_wait_ms",
+        skip_serializing_if = "is_default_gather_wait"
+    )]
+    pub gather_wait_ms: u64,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+fn default_gather_wait_ms() -> u64 {
+    10
+}
+fn is_default_gather_wait(ms: &u64) -> bool {
+    *ms == default_gather_wait_ms()
 }
 
 /// Stages in one cascade at most (a verdict records the stages it reached as bits of a `u64`).
@@ -159,6 +179,8 @@ impl Default for RunConfig {
         RunConfig {
             threads: 0,
             chunk_bytes: default_chunk_bytes(),
+            gather_documents: 0,
+            gather_wait_ms: default_gather_wait_ms(),
         }
     }
 }
@@ -223,6 +245,15 @@ impl Config {
         }
         if self.run.chunk_bytes < 4096 {
             return Err(invalid("run.chunk_bytes", "must be at least 4096"));
+        }
+        if self.run.gather_documents > 1 << 16 {
+            return Err(invalid("run.gather_documents", "must be at most 65536"));
+        }
+        if self.run.gather_wait_ms > 60_000 {
+            return Err(invalid(
+                "run.gather_wait_ms",
+                "must be at most 60000 (a minute)",
+            ));
         }
         if self.stages.len() > MAX_STAGES {
             return Err(invalid(

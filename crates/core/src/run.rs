@@ -20,6 +20,7 @@ use sluice_io::{discover_shards, output_name, write_atomic, Compression, Shard};
 use crate::config::Config;
 use crate::error::RunError;
 use crate::output::{LocalDir, Stream};
+use crate::pipeline::gather::GatherOptions;
 use crate::pipeline::{Cascade, Permits, Progress, ShardRunner, VERSION};
 use crate::stats::{process_cpu_time, Destination, Flow, ShardStats, Timings};
 
@@ -230,7 +231,7 @@ impl Report {
 /// shard that fails is recorded in the manifest and report while the others complete.
 pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     let started = Instant::now();
-    let cascade = Cascade::new(config)?;
+    let mut cascade = Cascade::new(config)?;
     let inputs = if options.inputs.is_empty() {
         config.input.paths.clone()
     } else {
@@ -306,6 +307,26 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         .thread_name(|i| format!("sluice-worker-{i}"))
         .build()
         .map_err(|e| RunError::Threads(e.to_string()))?;
+    if config.run.gather_documents > 0 {
+        let (gathering, not) = cascade
+            .start_gathering(
+                GatherOptions {
+                    documents: config.run.gather_documents,
+                    wait: Duration::from_millis(config.run.gather_wait_ms),
+                },
+                threads,
+            )
+            .map_err(RunError::Threads)?;
+        tracing::info!(stages = ?gathering, "batched stages gather their calls across chunks");
+        if !not.is_empty() {
+            tracing::warn!(
+                stages = ?not,
+                "these stages' scores depend on their batch: their calls stay per chunk, so that \
+                 outputs stay byte-identical (run.gather_documents does not apply to them)"
+            );
+        }
+    }
+    let cascade = cascade;
     let permits = Permits::new(chunks_in_flight(threads, cascade.chunk_bytes));
     let storage = LocalDir::new(&output);
     let runner = ShardRunner {
@@ -371,6 +392,14 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         }
     });
     let cpu = cpu_started.and_then(|start| Some(process_cpu_time()?.saturating_sub(start)));
+    for (stage, calls, documents) in cascade.gatherers().calls() {
+        tracing::info!(
+            stage = cascade.stage_id(stage),
+            calls,
+            documents,
+            "gathered calls"
+        );
+    }
     if let Some(e) = manifest_error.into_inner().expect("lock") {
         return Err(e);
     }

@@ -20,7 +20,7 @@ use crate::stage::{StageError, StageStats};
 use crate::stages::{Scratch, Stage, StageConfig};
 
 use super::chunk::BATCH_DOCUMENTS;
-use super::gather::Gatherers;
+use super::gather::{GatherOptions, Gatherers};
 
 /// The built cascade: stages plus everything needed to turn a line into a verdict and records.
 pub struct Cascade {
@@ -208,9 +208,12 @@ impl Cascade {
         for call in wanted.chunks(BATCH_DOCUMENTS) {
             let texts: Vec<&str> = call.iter().map(|&d| &*group[d].0.text).collect();
             let started = Instant::now();
+            let stage = &self.stages[i];
             let measured = match self.gatherers.get(i) {
-                Some(gatherer) => gatherer.measure(&self.stages[i], &texts, &mut scratch[i])?,
-                None => self.stages[i].measure_batch(&texts, &mut scratch[i])?,
+                Some(gatherer) => {
+                    gatherer.measure(&texts, |all| stage.measure_batch(all, &mut scratch[i]))?
+                }
+                None => stage.measure_batch(&texts, &mut scratch[i])?,
             };
             for (&d, mut found) in call.iter().zip(measured) {
                 if let Some(evidence) = &mut found {
@@ -223,7 +226,30 @@ impl Cascade {
         Ok(())
     }
 
-    /// Lets batched stages gather calls across chunks while `run` goes on (see `gather.rs`).
+    /// Lets batched stages gather their calls across chunks and shards (see `gather.rs`): those
+    /// whose measurements do not depend on the batch, their calls on a pool of `threads`. Returns the ids of the batched stages that
+    /// gather, and of those that cannot (their calls stay per group).
+    pub fn start_gathering(
+        &mut self,
+        options: GatherOptions,
+        threads: usize,
+    ) -> Result<(Vec<String>, Vec<String>), String> {
+        let (mut gathering, mut not) = (Vec::new(), Vec::new());
+        for (i, stage) in self.stages.iter().enumerate() {
+            if !stage.batched() {
+                continue;
+            }
+            if stage.batch_exact() {
+                self.gatherers.start(i, options, threads)?;
+                gathering.push(self.configs[i].id().to_string());
+            } else {
+                not.push(self.configs[i].id().to_string());
+            }
+        }
+        Ok((gathering, not))
+    }
+
+    /// The gatherers a run started, with what they did.
     pub fn gatherers(&self) -> &Gatherers {
         &self.gatherers
     }

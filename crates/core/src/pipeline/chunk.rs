@@ -59,6 +59,8 @@ struct Held<'c> {
 pub fn process(ctx: &Context<'_>, chunk: &Chunk) -> Result<ChunkOutput, ShardError> {
     let started = Instant::now();
     let cascade = ctx.cascade;
+    // While this chunk is judged it may hand documents to a gatherer (see `gather.rs`).
+    let _at_work = cascade.gatherers().at_work();
     let mut out = Output {
         stats: ShardStats::new(&cascade.stage_stats()),
         timings: Timings::new(cascade.stage_count()),
