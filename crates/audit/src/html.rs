@@ -263,6 +263,39 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
             .collect();
         h.push_str(&bar_chart("categories", &rows, "#8e24aa"));
     }
+    for (stage, family, keys) in summary.stage_key_counts() {
+        let _ = write!(
+            h,
+            "<h2>Stage {}: documents per {}</h2>",
+            escape(stage),
+            escape(family)
+        );
+        let rows: Vec<(String, f64, String)> = keys
+            .iter()
+            .map(|(k, c)| {
+                (
+                    k.clone(),
+                    c.docs as f64,
+                    format!(
+                        "{} ({} dropped, {} escalated, {} tagged)",
+                        c.docs, c.dropped, c.escalated, c.tagged
+                    ),
+                )
+            })
+            .collect();
+        // An element id from config names: only [a-z0-9-] (the names are escaped where shown).
+        let id: String = format!("keys-{stage}-{family}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        h.push_str(&bar_chart(&id, &rows, "#6d4c41"));
+    }
     h.push_str("<h2>Top matched terms</h2>");
     let rows: Vec<(String, f64, String)> = summary
         .top_terms(20)
@@ -343,7 +376,7 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
         "<h2>Sampled dropped documents</h2><p>{} of {dropped_total} dropped documents (seed 0).</p>",
         sample.len()
     );
-    h.push_str("<table id=\"sample\"><tr><th>id</th><th>where</th><th>reasons</th><th>text (matches marked)</th></tr>");
+    h.push_str("<table id=\"sample\"><tr><th>id</th><th>where</th><th>reasons</th><th>evidence</th><th>text (matches marked)</th></tr>");
     for j in sample {
         let r = &j.record;
         let text = match &j.text {
@@ -360,13 +393,27 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
             }
             None => "<span class=\"muted\">(text not found)</span>".into(),
         };
+        // Each stage explains its own evidence (StageEvidence::describe), as in `audit show`.
+        let evidence: Vec<String> = r
+            .stages
+            .iter()
+            .map(|s| {
+                format!(
+                    "<div>{} ({}): {}</div>",
+                    escape(&s.stage),
+                    escape(s.evidence.kind()),
+                    escape(&s.evidence.describe())
+                )
+            })
+            .collect();
         let _ = write!(
             h,
-            "<tr class=\"doc\"><td>{}</td><td>{}:{}</td><td>{}</td><td><div class=\"text\">{text}</div></td></tr>",
+            "<tr class=\"doc\"><td>{}</td><td>{}:{}</td><td>{}</td><td>{}</td><td><div class=\"text\">{text}</div></td></tr>",
             escape(&r.id),
             escape(&r.shard),
             r.line,
             escape(&r.reason_keys().join(", ")),
+            evidence.concat(),
         );
     }
     h.push_str("</table></body></html>\n");

@@ -8,6 +8,7 @@ use sluice_core::stats::Destination;
 
 use crate::outdir::OutDir;
 use crate::AuditError;
+use sluice_core::stage::{KeyCounts, StageStats};
 use sluice_core::stages::terms::UNCATEGORIZED;
 use std::borrow::Cow;
 
@@ -53,7 +54,14 @@ pub struct Summary {
     pub scored: u64,
     /// `(drop, review)` thresholds of the classifier, when records carry them.
     pub thresholds: Option<(f64, f64)>,
+    /// Every stage's counters over all documents of the done shards (from the manifest): its
+    /// per-key counts (`languages`, `rules`, ...) include documents without an audit record.
+    pub stage_counts: Vec<StageStats>,
 }
+
+/// Key families the summary shows from audit records (terms, with their categories), so its
+/// per-stage tables leave them out.
+const FROM_RECORDS: [&str; 2] = ["terms", "categories"];
 
 /// Only what the summary needs of an audit record, borrowed from the line where possible: spans,
 /// thresholds and windows are skipped unparsed. About twice as fast as reading whole records.
@@ -130,6 +138,13 @@ impl Summary {
                 ..ShardCounts::default()
             };
             if let Some(stats) = &entry.stats {
+                if s.stage_counts.is_empty() {
+                    s.stage_counts = stats.stages.clone();
+                } else {
+                    for (mine, theirs) in s.stage_counts.iter_mut().zip(&stats.stages) {
+                        mine.merge(theirs);
+                    }
+                }
                 counts.documents = stats.input.documents;
                 counts.kept = stats.kept.documents;
                 counts.dropped = stats.dropped.documents;
@@ -218,6 +233,20 @@ impl Summary {
         }
     }
 
+    /// `(stage id, family, counts)` of every stage's per-key counters but those shown from the
+    /// audit records (terms and categories), in cascade order.
+    pub fn stage_key_counts(&self) -> Vec<(&str, &str, &BTreeMap<String, KeyCounts>)> {
+        self.stage_counts
+            .iter()
+            .flat_map(|s| {
+                s.keys
+                    .iter()
+                    .filter(|(family, _)| !FROM_RECORDS.contains(family))
+                    .map(move |(family, keys)| (s.id.as_str(), family, keys))
+            })
+            .collect()
+    }
+
     /// The most frequent terms by documents (then hits, then name).
     pub fn top_terms(&self, n: usize) -> Vec<(&str, Tally)> {
         let mut terms: Vec<(&str, Tally)> =
@@ -267,6 +296,27 @@ impl Summary {
         };
         table(&mut o, "per reason (stage, stage/rule)", &self.reasons);
         table(&mut o, "per term category", &self.categories);
+        for (stage, family, keys) in self.stage_key_counts() {
+            let _ = writeln!(o, "\nstage {stage}, per {family} (all documents):");
+            let width = keys
+                .keys()
+                .map(|k| k.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(8);
+            let _ = writeln!(
+                o,
+                "  {:<width$} {:>10} {:>10} {:>10} {:>10}",
+                "", "documents", "dropped", "escalated", "tagged"
+            );
+            for (key, c) in keys {
+                let _ = writeln!(
+                    o,
+                    "  {key:<width$} {:>10} {:>10} {:>10} {:>10}",
+                    c.docs, c.dropped, c.escalated, c.tagged
+                );
+            }
+        }
         let _ = writeln!(o, "\ntop matched terms:");
         let terms = self.top_terms(top);
         if terms.is_empty() {
