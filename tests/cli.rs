@@ -783,5 +783,7 @@ fn bench_reports_every_step_stage_and_run_as_json() {
 mod audit;
 #[path = "cli/classifier.rs"]
 mod classifier;
+#[path = "cli/language.rs"]
+mod language;
 #[path = "cli/train.rs"]
 mod train;

@@ -207,5 +207,6 @@ macro_rules! stages {
 stages! {
     rules::Rules(RulesConfig) = "rules";
     terms::Terms(TermsConfig) = "terms";
+    language::Language(LanguageConfig) = "language";
     classifier::Classifier(ClassifierConfig) = "classifier";
 }
