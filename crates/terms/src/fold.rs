@@ -72,13 +72,49 @@ pub(crate) fn starts_segment(c: char) -> bool {
     canonical_combining_class(d) == 0 && nfkc_qc_yes(d)
 }
 
-/// The fold/normalize pipeline applied to a whole string (terms; tests use it on spans).
+/// What happens to the case of terms and text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mapping {
+    /// Case-sensitive: chars are kept.
+    Keep,
+    /// Simple case folding ([`fold_char`]).
+    Fold,
+    /// Python's `str.lower()` (see `python.rs`).
+    Lower,
+}
+
+impl Mapping {
+    #[cfg(test)]
+    pub(crate) fn from_case_insensitive(case_insensitive: bool) -> Self {
+        if case_insensitive {
+            Mapping::Fold
+        } else {
+            Mapping::Keep
+        }
+    }
+}
+
+/// The fold/normalize pipeline applied to a whole string (tests use it on spans).
+#[cfg(test)]
 pub(crate) fn normalize_str(s: &str, case_insensitive: bool, nfkc: bool) -> String {
-    let fold = |c: char| if case_insensitive { fold_char(c) } else { c };
-    if nfkc {
-        s.nfkc().map(fold).collect()
-    } else {
-        s.chars().map(fold).collect()
+    normalize(s, Mapping::from_case_insensitive(case_insensitive), nfkc)
+}
+
+/// The pipeline with any [`Mapping`]: NFKC (if on), then the mapping. With [`Mapping::Lower`]
+/// this is Python's `unicodedata.normalize("NFKC", s).lower()` (or `s.lower()`).
+pub(crate) fn normalize(s: &str, mapping: Mapping, nfkc: bool) -> String {
+    let fold = |c: char| {
+        if mapping == Mapping::Fold {
+            fold_char(c)
+        } else {
+            c
+        }
+    };
+    match (mapping, nfkc) {
+        (Mapping::Lower, true) => crate::python::lower_str(&s.nfkc().collect::<String>()),
+        (Mapping::Lower, false) => crate::python::lower_str(s),
+        (_, true) => s.nfkc().map(fold).collect(),
+        (_, false) => s.chars().map(fold).collect(),
     }
 }
 
@@ -183,13 +219,26 @@ impl MatchScratch {
         });
     }
 
-    /// Fold (and optionally NFKC-normalize) `text` into `self.buf`, recording the offset map.
-    ///
-    /// ASCII runs are copied verbatim (the automaton is ASCII-case-insensitive when folding is
-    /// on); each other char, or with NFKC each segment (a char that starts a segment plus the
-    /// following chars that may combine with it), is normalized and folded on its own. Segments
-    /// whose output equals their input join the surrounding identity run.
+    /// [`map_text`](Self::map_text) with folding or none (tests).
+    #[cfg(test)]
     pub(crate) fn fold_text(&mut self, text: &str, case_insensitive: bool, nfkc: bool) {
+        self.map_text(text, Mapping::from_case_insensitive(case_insensitive), nfkc);
+    }
+
+    /// Fold or lower (and optionally NFKC-normalize) `text` into `self.buf`, recording the offset
+    /// map.
+    ///
+    /// ASCII runs are copied verbatim (the automaton is ASCII-case-insensitive when folding or
+    /// lowering is on); each other char, or with NFKC each segment (a char that starts a segment
+    /// plus the following chars that may combine with it), is normalized and mapped on its own.
+    /// Segments whose output equals their input join the surrounding identity run.
+    ///
+    /// With [`Mapping::Lower`] each char gets Python's `lower()`, which may be longer (`İ` →
+    /// `i̇`: the piece maps as a whole, like an NFKC expansion); a `Σ` is judged by the
+    /// Final_Sigma rule on the original text, so without NFKC the buffer is exactly
+    /// `text.lower()` up to ASCII case. With NFKC, a `Σ` that a segment normalizes to is judged
+    /// on the original chars around that segment.
+    pub(crate) fn map_text(&mut self, text: &str, mapping: Mapping, nfkc: bool) {
         self.buf.clear();
         self.pieces.clear();
         let bytes = text.as_bytes();
@@ -238,15 +287,23 @@ impl MatchScratch {
             let out_start = self.buf.len();
             let single = seg_end == i + c.len_utf8();
             if single && (!nfkc || info.nfkc_qc_yes) {
-                self.buf.push(if case_insensitive { info.fold } else { c });
+                match mapping {
+                    Mapping::Keep => self.buf.push(c),
+                    Mapping::Fold => self.buf.push(info.fold),
+                    Mapping::Lower => crate::python::push_lower(&mut self.buf, text, i, c),
+                }
             } else {
                 for d in text[i..seg_end].nfkc() {
-                    let d = if case_insensitive {
-                        self.cache.get(d).fold
-                    } else {
-                        d
-                    };
-                    self.buf.push(d);
+                    match mapping {
+                        Mapping::Keep => self.buf.push(d),
+                        Mapping::Fold => {
+                            let f = self.cache.get(d).fold;
+                            self.buf.push(f);
+                        }
+                        Mapping::Lower => {
+                            crate::python::push_lower_in_segment(&mut self.buf, text, i, seg_end, d)
+                        }
+                    }
                 }
             }
             if self.buf.as_bytes()[out_start..] == bytes[i..seg_end] {

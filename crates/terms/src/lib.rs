@@ -40,12 +40,26 @@
 //!
 //! # Whole words
 //!
-//! Word chars are the regex crate's Unicode `\w` ([`count_words`] uses the same definition). A
+//! Word chars are by default the regex crate's Unicode `\w` ([`count_words`] uses the same
+//! definition; see [`WordChars`] and [`Boundary`] for the alternatives). A
 //! match is kept only if the original chars just before and after it are not word chars, tested
 //! only on the sides where the term's own edge char is a word char (so `c++` or `#tag` behave).
 //! A candidate that fails does not hide other matches: the search tries the shorter terms that
 //! start at the same place, longest first, then resumes one char later; the argument that this
 //! yields exactly the leftmost-longest valid matches is in the source.
+//!
+//! # Peer semantics
+//!
+//! Three options reproduce a Python peer exactly (datatrove's `C4BadWordsFilter`, a regex
+//! `(?:\W|^)(term|…)(?:\W|$)` searched in `text.lower()`): [`WordChars::Python`] (Python's `\w`,
+//! `c.isalnum() or c == "_"`), [`CaseMode::Lower`] (`str.lower()`: the full lowercase mapping and
+//! the Final_Sigma rule; the whole-word test then looks at the lowered text, whose `İ` ends in a
+//! combining mark) and [`Boundary::Flanked`] (a non-word char or the text's edge on both sides of
+//! every match, whatever the term's edge chars). Their tables are generated from CPython 3.11
+//! (Unicode 14.0.0) by `scripts/python_unicode.py`, which checks them on every code point; the
+//! tests compare the matcher with CPython's answers on generated cases. `İ` → `i̇` makes the
+//! lowered text longer: such a char is one piece of the offset map, like an NFKC expansion, so
+//! spans still fall on the original text's char boundaries.
 //!
 //! # Engine
 //!
@@ -60,19 +74,27 @@ mod error;
 mod fold;
 mod list;
 mod matcher;
+mod python;
 mod words;
 
 pub use error::TermsError;
 pub use fold::MatchScratch;
 pub use list::{load_term_list, TermEntry};
 pub use matcher::{
-    Engine, MatcherOptions, TermMatch, TermMatcher, DFA_MAX_PATTERN_BYTES, DFA_MAX_TERMS,
-    WORDS_MIN_TERMS,
+    Boundary, CaseMode, Engine, MatcherOptions, TermMatch, TermMatcher, WordChars,
+    DFA_MAX_PATTERN_BYTES, DFA_MAX_TERMS, WORDS_MIN_TERMS,
 };
+pub use python::{PYTHON_VERSION, UNICODE_VERSION as PYTHON_UNICODE_VERSION};
 
 /// Number of words in `text`: maximal runs of word chars (the regex crate's Unicode `\w`, the
-/// same definition the whole-word test uses).
+/// same definition the whole-word test uses by default).
 pub fn count_words(text: &str) -> usize {
+    count_words_with(text, WordChars::Unicode)
+}
+
+/// Number of words in `text` under `word_chars`: maximal runs of word chars. With
+/// [`WordChars::Python`] this is `len(re.findall(r"\w+", text))`.
+pub fn count_words_with(text: &str, word_chars: WordChars) -> usize {
     if text.is_ascii() {
         let mut count = 0;
         let mut in_word = false;
@@ -86,7 +108,7 @@ pub fn count_words(text: &str) -> usize {
     let mut count = 0;
     let mut in_word = false;
     for c in text.chars() {
-        let w = fold::is_word_char(c);
+        let w = word_chars.is_word(c);
         count += usize::from(w && !in_word);
         in_word = w;
     }
@@ -94,4 +116,8 @@ pub fn count_words(text: &str) -> usize {
 }
 
 #[cfg(test)]
+mod python_cases;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_python;

@@ -10,6 +10,7 @@ fn opts(whole_word: bool, case_insensitive: bool, normalize_nfkc: bool) -> Match
         case_insensitive,
         normalize_nfkc,
         engine: Engine::Auto,
+        ..MatcherOptions::default()
     }
 }
 

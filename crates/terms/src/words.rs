@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::fold::is_ascii_word_byte;
-use crate::matcher::TermMatch;
+use crate::matcher::{TermMatch, WordChars};
 
 /// `WORD[b]`: whether ASCII byte `b` is a word byte (`[0-9A-Za-z_]`); non-ASCII bytes never
 /// reach the word index.
@@ -55,8 +55,14 @@ fn filter_key(word: &[u8]) -> usize {
 
 impl WordIndex {
     /// `None` unless every pattern starts with a word char (a term starting with `#` or `.` can
-    /// start mid-word, which word starts would miss).
-    pub(crate) fn new(patterns: &[String], fold: bool) -> Option<WordIndex> {
+    /// start mid-word, which word starts would miss). `flanked`: every match needs a non-word
+    /// char (or the text's end) after it, whatever the term's last char.
+    pub(crate) fn new(
+        patterns: &[String],
+        fold: bool,
+        word_chars: WordChars,
+        flanked: bool,
+    ) -> Option<WordIndex> {
         let mut first_words: HashMap<Box<[u8]>, Vec<u32>, BuildHasherDefault<FxHasher>> =
             HashMap::default();
         let mut filter = vec![false; 32 << 10];
@@ -65,7 +71,7 @@ impl WordIndex {
             if !pattern
                 .chars()
                 .next()
-                .is_some_and(crate::fold::is_word_char)
+                .is_some_and(|c| word_chars.is_word(c))
             {
                 return None;
             }
@@ -89,7 +95,7 @@ impl WordIndex {
             patterns: patterns.iter().map(|p| p.as_bytes().into()).collect(),
             last_is_word: patterns
                 .iter()
-                .map(|p| p.chars().next_back().is_some_and(crate::fold::is_word_char))
+                .map(|p| flanked || p.chars().next_back().is_some_and(|c| word_chars.is_word(c)))
                 .collect(),
             fold,
         })
@@ -204,6 +210,7 @@ mod tests {
                 case_insensitive,
                 normalize_nfkc: true,
                 engine,
+                ..MatcherOptions::default()
             },
         )
         .unwrap()

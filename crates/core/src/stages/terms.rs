@@ -13,7 +13,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sluice_terms::{
-    count_words, load_term_list, Engine, MatchScratch, MatcherOptions, TermMatch, TermMatcher,
+    load_term_list, Boundary, CaseMode, Engine, MatchScratch, MatcherOptions, TermMatch,
+    TermMatcher, WordChars,
 };
 
 use crate::decision::{fire, Action, Outcome};
@@ -68,6 +69,17 @@ pub struct TermsConfig {
     pub normalize: Normalize,
     #[serde(default)]
     pub engine: TermEngine,
+    /// Word chars for `whole_word` and word counts: `unicode` (regex `\w`) or `python`
+    /// (`isalnum() or "_"`). Not serialized when default, so existing config hashes stay.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub word_chars: WordCharsSetting,
+    /// With `case_insensitive`: `fold` (simple case folding) or `lower` (Python's `str.lower()`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub case: CaseSetting,
+    /// `word-edges` (a side is checked where the term's edge is a word char) or `flanked`
+    /// (both sides, always: C4's `(?:\W|^)term(?:\W|$)`).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub boundary: BoundarySetting,
     #[serde(default = "one")]
     pub min_distinct: usize,
     #[serde(default = "one")]
@@ -80,6 +92,34 @@ pub struct TermsConfig {
     #[serde(default)]
     pub min_per_category: BTreeMap<String, usize>,
     pub action: Action,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WordCharsSetting {
+    #[default]
+    Unicode,
+    Python,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CaseSetting {
+    #[default]
+    Fold,
+    Lower,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BoundarySetting {
+    #[default]
+    WordEdges,
+    Flanked,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 fn yes() -> bool {
@@ -252,7 +292,25 @@ impl StageKind for TermsConfig {
                 TermEngine::Nfa => Engine::Nfa,
                 TermEngine::Words => Engine::Words,
             },
+            word_chars: match self.word_chars {
+                WordCharsSetting::Unicode => WordChars::Unicode,
+                WordCharsSetting::Python => WordChars::Python,
+            },
+            case: match self.case {
+                CaseSetting::Fold => CaseMode::Fold,
+                CaseSetting::Lower => CaseMode::Lower,
+            },
+            boundary: match self.boundary {
+                BoundarySetting::WordEdges => Boundary::WordEdges,
+                BoundarySetting::Flanked => Boundary::Flanked,
+            },
         };
+        if self.case != CaseSetting::Fold && !self.case_insensitive {
+            return Err(ctx.invalid(
+                "case",
+                "case applies only with case_insensitive = true",
+            ));
+        }
         let matcher = TermMatcher::new(entries, options)
             .map_err(|e| ctx.invalid("lists", e.to_string()))?;
         Ok(TermsStage {
@@ -355,7 +413,7 @@ impl StageRuntime for TermsStage {
                 }
             })
             .collect();
-        let words = count_words(text);
+        let words = self.matcher.count_words(text);
         let spans = matches
             .iter()
             .take(self.max_spans)
@@ -523,6 +581,39 @@ mod tests {
         let (_d, s) = stage("", "x\n");
         let (_, e) = run(&s.unwrap(), "x x x x x").unwrap();
         assert_eq!((e.total, e.spans.len(), e.spans_truncated), (5, 3, true));
+    }
+
+    #[test]
+    fn python_semantics_options() {
+        // The C4 preset's settings: Python's `\w` (a combining mark ends a word), lower(), flanked.
+        let c4 = "word_chars = 'python'\ncase = 'lower'\nboundary = 'flanked'";
+        let (_d, s) = stage(c4, "ass\n\u{1F595}\n");
+        let s = s.unwrap();
+        assert_eq!(run(&s, "ASS\u{0301}").unwrap().1.words, 1);
+        assert!(run(&s, "x\u{1F595}").is_none());
+        assert!(run(&s, "A\u{017F}S").is_none());
+        let (_d, s) = stage("", "ass\n\u{1F595}\n");
+        let s = s.unwrap();
+        assert!(run(&s, "ASS\u{0301}").is_none());
+        assert!(run(&s, "x\u{1F595}").is_some());
+        // Defaults are not serialized (config hashes of existing configs stay the same).
+        let config: TermsConfig =
+            toml::from_str("id = 't'\nlists = ['t.tsv']\naction = 'drop'").unwrap();
+        let json = serde_json::to_string(&config).unwrap();
+        assert!(
+            !json.contains("word_chars") && !json.contains("case\"") && !json.contains("boundary")
+        );
+        let config: TermsConfig = toml::from_str(&format!(
+            "id = 't'\nlists = ['t.tsv']\naction = 'drop'\n{c4}"
+        ))
+        .unwrap();
+        let json = serde_json::to_string(&config).unwrap();
+        assert!(
+            json.contains(r#""word_chars":"python","case":"lower","boundary":"flanked""#),
+            "{json}"
+        );
+        let (_d, s) = stage("case_insensitive = false\ncase = 'lower'", "x\n");
+        assert!(s.err().unwrap().to_string().contains("stages[1] (t).case"));
     }
 
     #[test]
