@@ -8,6 +8,10 @@
 #   OLD   a sluice binary, or a git revision (built in a worktree under target-same/)
 #   NEW   a sluice binary (default target/release/sluice, built if missing)
 #   SIZE  size of the generated corpus (default 200MB)
+#   REAL  a directory of real-text shards to add as a scenario (e.g. .cache/real-corpus/corpus
+#         from benches/real-corpus.sh)
+#   CONFIG_REV  the git revision whose configs/ are used (default: OLD when it is a revision,
+#         else HEAD): both binaries must accept them
 # Exit 0 when every scenario matches, 1 otherwise (the differing files are listed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +24,10 @@ SIZE=${SIZE:-200MB}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
+CONFIG_REV=${CONFIG_REV:-HEAD}
 if [ ! -x "$OLD" ]; then
   rev=$(git rev-parse --verify "$OLD^{commit}")
+  CONFIG_REV=$rev
   tree=$REPO/target-same/$rev
   if [ ! -x "$tree/target/release/sluice" ]; then
     rm -rf "$tree"
@@ -42,9 +48,8 @@ MODELS=$WORK/models
 # Configs: the shipped ones, with the model path pointed at $MODELS, plus variants.
 CONFIGS=$WORK/configs
 mkdir -p "$CONFIGS"
-cp -r configs/lists "$CONFIGS/lists"
-cp configs/hazard-cascade.toml configs/c4-badwords.toml "$CONFIGS/"
-sed "s#^model = .*#model = \"$MODELS/hazard-ngram\"#" configs/hazard-classifier.toml > "$CONFIGS/hazard-classifier.toml"
+git archive "$CONFIG_REV" configs | tar -x -C "$WORK"
+sed -i "s#^model = .*#model = \"$MODELS/hazard-ngram\"#" "$CONFIGS/hazard-classifier.toml"
 sed 's/^audit = "flagged"/audit = "matched"/' "$CONFIGS/hazard-cascade.toml" > "$CONFIGS/cascade-matched.toml"
 sed 's/^mode = "escalated"/mode = "all"/; s/^audit = "flagged"/audit = "matched"/' \
   "$CONFIGS/hazard-classifier.toml" > "$CONFIGS/classifier-all.toml"
@@ -106,4 +111,8 @@ scenario "generated-$SIZE-cascade" hazard-cascade.toml "$GEN" terms.min_distinct
 scenario "generated-$SIZE-classifier" hazard-classifier.toml "$GEN" classifier.drop_threshold=0.6
 scenario "generated-$SIZE-classifier-all" classifier-all.toml "$GEN" terms.min_distinct=1
 scenario "generated-$SIZE-c4" c4-badwords.toml "$GEN"
+if [ -n "${REAL:-}" ]; then
+  scenario real-cascade hazard-cascade.toml "$REAL" terms.min_distinct=3
+  scenario real-c4 c4-badwords.toml "$REAL"
+fi
 exit $failed
