@@ -197,3 +197,140 @@ impl ShardStats {
         self.audited += u64::from(audited);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::classifier::{ClassifierConfig, ClassifierEvidence};
+    use crate::stages::rules::{RuleHit, RulesEvidence};
+    use crate::stages::Judged;
+
+    fn rules_stage(id: &str) -> StageConfig {
+        StageConfig::Rules(toml::from_str(&format!("id = '{id}'")).unwrap())
+    }
+
+    fn classifier(mode: &str) -> StageConfig {
+        StageConfig::Classifier(
+            toml::from_str::<ClassifierConfig>(&format!(
+                "id = 'model'\nmodel = 'm'\nmode = '{mode}'\ndrop_threshold = 0.8\nreview_threshold = 0.5"
+            ))
+            .unwrap(),
+        )
+    }
+
+    fn rules_evidence(outcome: Outcome, rule: &str) -> Evidence {
+        Evidence::Rules(Judged {
+            outcome,
+            evidence: RulesEvidence {
+                rules: vec![RuleHit {
+                    id: rule.into(),
+                    action: Action::Drop,
+                    fired: outcome != Outcome::Pass,
+                    matches: 1,
+                    min_matches: 1,
+                    spans: vec![],
+                }],
+            },
+        })
+    }
+
+    fn scored(outcome: Outcome) -> Evidence {
+        Evidence::Classifier(Judged {
+            outcome,
+            evidence: ClassifierEvidence {
+                score: Some(0.1),
+                windows: vec![0.1],
+                tokens: 3,
+                drop_threshold: 0.8,
+                review_threshold: 0.5,
+                model_hash: "h".into(),
+                error: None,
+            },
+        })
+    }
+
+    #[test]
+    fn the_first_drop_wins_and_ends_the_cascade() {
+        let (a, b) = (rules_stage("a"), rules_stage("b"));
+        let mut v = Verdict::new();
+        assert!(v.wants(&a));
+        v.record(0, &a, Some(rules_evidence(Outcome::Drop, "x")));
+        assert_eq!(v.destination, Destination::Dropped);
+        // No stage sees a dropped document.
+        assert!(!v.wants(&b));
+        assert!(v.reached(0) && !v.reached(1));
+    }
+
+    #[test]
+    fn escalation_goes_to_review_unless_a_judge_settles_it() {
+        let (terms, model) = (rules_stage("t"), classifier("escalated"));
+        let mut v = Verdict::new();
+        assert!(
+            !v.wants(&model),
+            "the default mode sees escalated documents only"
+        );
+        v.record(0, &terms, Some(rules_evidence(Outcome::Escalate, "x")));
+        assert_eq!((v.destination, v.escalated), (Destination::Review, true));
+        assert!(v.wants(&model));
+        // The classifier's pass keeps it; a text stage's pass would not have.
+        let mut settled = v.clone();
+        settled.record(1, &model, Some(scored(Outcome::Pass)));
+        assert_eq!(
+            (settled.destination, settled.escalated),
+            (Destination::Kept, true)
+        );
+        let mut kept_for_review = v.clone();
+        kept_for_review.record(1, &terms, Some(rules_evidence(Outcome::Pass, "y")));
+        assert_eq!(kept_for_review.destination, Destination::Review);
+        // Review and drop from the judge.
+        let mut review = v.clone();
+        review.record(1, &model, Some(scored(Outcome::Review)));
+        assert_eq!(review.destination, Destination::Review);
+        // mode = "all" sees what was not escalated too.
+        assert!(Verdict::new().wants(&classifier("all")));
+    }
+
+    #[test]
+    fn audit_scope_reasons_and_counting() {
+        let a = rules_stage("a");
+        let mut passed = Verdict::new();
+        passed.record(0, &a, Some(rules_evidence(Outcome::Pass, "x")));
+        assert!(!passed.audited(AuditScope::Flagged));
+        assert!(passed.audited(AuditScope::Matched));
+        assert!(!Verdict::new().audited(AuditScope::Matched));
+        let mut dropped = Verdict::new();
+        dropped.record(0, &a, Some(rules_evidence(Outcome::Drop, "x")));
+        let reasons = dropped.reasons(&|_| "a");
+        assert_eq!(
+            reasons,
+            [Reason {
+                stage: "a".into(),
+                rule: Some("x".into()),
+                action: Outcome::Drop
+            }]
+        );
+        // Counting: reached stages, outcomes, per-key counts, destination.
+        let stages = vec![
+            crate::stage::StageStats::new("a", "rules"),
+            crate::stage::StageStats::new("b", "rules"),
+        ];
+        let mut stats = ShardStats::new(&stages);
+        stats.count_verdict(&dropped, 10, 21, true);
+        stats.count_verdict(&passed, 5, 11, false);
+        let a_stats = &stats.stages[0];
+        assert_eq!(
+            (
+                a_stats.evaluated,
+                a_stats.text_bytes,
+                a_stats.matched,
+                a_stats.dropped,
+                a_stats.passed
+            ),
+            (2, 15, 2, 1, 1)
+        );
+        assert_eq!(a_stats.keys.get("rules").unwrap()["x"].docs, 2);
+        assert_eq!(stats.stages[1].evaluated, 0);
+        assert_eq!((stats.dropped.documents, stats.dropped.bytes), (1, 21));
+        assert_eq!((stats.kept.documents, stats.audited), (1, 1));
+    }
+}

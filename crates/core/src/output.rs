@@ -125,6 +125,13 @@ impl ChunkStreams {
 #[derive(Default, Debug)]
 pub struct Frames([Vec<u8>; 5]);
 
+impl Frames {
+    /// The encoded frame of `stream`.
+    pub fn of(&self, stream: Stream) -> &[u8] {
+        &self.0[stream.index()]
+    }
+}
+
 /// Where output bytes live (see the module docs). Names are relative, `/`-separated.
 pub trait Storage: Send + Sync {
     /// A new output that appears under `name` only when finished.

@@ -241,3 +241,135 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use sluice_io::{Compression, LineChunker};
+
+    fn repo() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// The rules and terms of the hazard cascade, then `extra` stages (TOML).
+    fn cascade(extra: &str) -> Cascade {
+        let text = std::fs::read_to_string(repo().join("configs/hazard-cascade.toml")).unwrap();
+        let config =
+            Config::from_toml(&format!("{text}\n{extra}"), &repo().join("configs")).unwrap();
+        Cascade::new(&config).unwrap()
+    }
+
+    /// `n` documents, every seventh with two hazard terms, every thirteenth not JSON.
+    fn chunk(n: usize) -> Chunk {
+        let mut data = Vec::new();
+        for i in 0..n {
+            let line = match (i % 7, i % 13) {
+                (_, 12) => format!("not json {i}"),
+                (0, _) => format!("{{\"id\": \"d{i}\", \"text\": \"sarin and tabun, note {i}\"}}"),
+                _ => format!("{{\"id\": \"d{i}\", \"text\": \"an ordinary note, number {i}\"}}"),
+            };
+            data.extend_from_slice(line.as_bytes());
+            data.push(b'\n');
+        }
+        let mut chunker = LineChunker::new(
+            &data[..],
+            sluice_io::ChunkerOptions {
+                target_chunk_bytes: 1 << 20,
+                max_line_bytes: 1 << 20,
+            },
+        );
+        let mut chunk = Chunk::default();
+        assert!(chunker.next_chunk(&mut chunk).unwrap());
+        chunk
+    }
+
+    fn process_with(cascade: &Cascade, chunk: &Chunk) -> ChunkOutput {
+        let ctx = Context {
+            cascade,
+            shard: "s.jsonl",
+            spill_name: "oversized/s.jsonl",
+            encoding: Encoding {
+                compression: Compression::None,
+                level: 0,
+            },
+        };
+        process(&ctx, chunk).unwrap()
+    }
+
+    #[test]
+    fn every_line_lands_in_one_stream_and_is_counted() {
+        let cascade = cascade("");
+        assert!(!cascade.has_batched_stage());
+        let out = process_with(&cascade, &chunk(100));
+        let s = &out.stats;
+        assert!(s.balanced(), "{s:?}");
+        assert_eq!(s.input.documents, 100);
+        // 7 lines are not JSON; of the rest, every seventh escalates (two distinct terms).
+        assert_eq!(s.errors.documents, 7);
+        assert_eq!(s.review.documents, 14);
+        assert_eq!(s.escalated, 14);
+        assert_eq!(s.audited, 14);
+        assert_eq!(s.error_kinds["invalid_json"], 7);
+        let terms = &s.stages[1];
+        assert_eq!((terms.evaluated, terms.escalated), (93, 14));
+        assert_eq!(terms.keys.get("terms").unwrap()["sarin"].docs, 14);
+        // The review stream holds exactly those lines, in order; audit one record each.
+        let review = String::from_utf8(out.frames.of(Stream::Review).to_vec()).unwrap();
+        assert_eq!(review.lines().count(), 14);
+        assert!(review.lines().all(|l| l.contains("sarin")));
+        let audit = String::from_utf8(out.frames.of(Stream::Audit).to_vec()).unwrap();
+        let first: crate::records::AuditRecord =
+            serde_json::from_str(audit.lines().next().unwrap()).unwrap();
+        assert_eq!((first.id.as_ref(), first.line), ("d0", 1));
+    }
+
+    #[test]
+    fn a_batched_stage_sees_groups_and_decides_as_one_document_at_a_time() {
+        let model = repo().join("fixtures/models/hashed-ngram");
+        let stage = format!(
+            "[[stages]]\ntype = 'classifier'\nid = 'model'\nmodel = {model:?}\nlabel = 'toxic'\n\
+             mode = 'all'\ndrop_threshold = 0.9\nreview_threshold = 0.2\n"
+        );
+        let cascade = cascade(&stage);
+        assert!(cascade.has_batched_stage());
+        // 700 documents: the held group is cut at 256 documents that want the model.
+        let chunk = chunk(700);
+        let out = process_with(&cascade, &chunk);
+        assert!(out.stats.balanced());
+        let model_stats = &out.stats.stages[2];
+        assert_eq!(
+            model_stats.evaluated,
+            700 - 53,
+            "every parsed document is scored"
+        );
+        assert_eq!(
+            model_stats.passed + model_stats.reviewed + model_stats.dropped,
+            model_stats.evaluated
+        );
+        // The same documents, judged as one group through the whole cascade (as eval does),
+        // get the same verdicts: groups do not change a decision.
+        let mut scratch = cascade.new_scratch();
+        let mut times = vec![std::time::Duration::ZERO; cascade.stage_count()];
+        let mut group: Vec<(Document, Verdict)> = (0..chunk.lines.len())
+            .filter_map(|i| cascade.extractor.extract(chunk.line_bytes(i)).ok())
+            .map(|d| (d, Verdict::new()))
+            .collect();
+        cascade
+            .judge_all(&mut group, &mut scratch, &mut times)
+            .unwrap();
+        let destinations = |d| group.iter().filter(|(_, v)| v.destination == d).count() as u64;
+        assert_eq!(
+            destinations(crate::stats::Destination::Kept),
+            out.stats.kept.documents
+        );
+        assert_eq!(
+            destinations(crate::stats::Destination::Review),
+            out.stats.review.documents
+        );
+        assert_eq!(
+            destinations(crate::stats::Destination::Dropped),
+            out.stats.dropped.documents
+        );
+    }
+}

@@ -422,3 +422,74 @@ fn file_name(path: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(on_error: &str) -> ClassifierConfig {
+        toml::from_str(&format!(
+            "id = 'm'\nmodel = 'x'\ndrop_threshold = 0.8\nreview_threshold = 0.5\non_error = '{on_error}'"
+        ))
+        .unwrap()
+    }
+
+    fn evidence(score: Option<f32>, error: Option<&str>) -> ClassifierEvidence {
+        ClassifierEvidence {
+            score,
+            windows: score.into_iter().collect(),
+            tokens: 4,
+            drop_threshold: 0.0,
+            review_threshold: 0.0,
+            model_hash: "h".into(),
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn scores_decide_by_the_thresholds_and_record_them() {
+        let c = config("review");
+        for (score, outcome) in [
+            (0.9, Outcome::Drop),
+            (0.8, Outcome::Drop),
+            (0.6, Outcome::Review),
+            (0.5, Outcome::Review),
+            (0.1, Outcome::Pass),
+        ] {
+            let mut e = evidence(Some(score), None);
+            assert_eq!(c.decide(&mut e), outcome, "{score}");
+            assert_eq!((e.drop_threshold, e.review_threshold), (0.8, 0.5));
+        }
+    }
+
+    #[test]
+    fn a_model_error_gets_the_on_error_outcome_whatever_the_thresholds() {
+        for (on_error, outcome) in [
+            ("drop", Outcome::Drop),
+            ("review", Outcome::Review),
+            ("fail", Outcome::Review),
+            ("keep", Outcome::Pass),
+        ] {
+            let mut e = evidence(None, Some("model failed"));
+            assert_eq!(config(on_error).decide(&mut e), outcome, "{on_error}");
+        }
+    }
+
+    #[test]
+    fn thresholds_can_be_re_set_and_loosening_depends_on_the_mode() {
+        let mut c = config("review");
+        assert_eq!(c.set("drop_threshold", "0.7"), Ok(Setting { loosens: false }));
+        assert_eq!(c.set("review_threshold", "0.2"), Ok(Setting { loosens: false }));
+        let mut all = config("review");
+        all.mode = ClassifierMode::All;
+        assert_eq!(all.set("review_threshold", "0.2"), Ok(Setting { loosens: true }));
+        assert_eq!(all.set("review_threshold", "0.6"), Ok(Setting { loosens: false }));
+        assert!(c.set("drop_threshold", "nan").is_err());
+        assert!(c.set("threshold", "0.5").unwrap_err().contains("no threshold `threshold`"));
+        // Counted: tokens and failures.
+        let mut stats = StageStats::new("m", "classifier");
+        evidence(Some(0.1), None).count(Outcome::Pass, &mut stats);
+        evidence(None, Some("x")).count(Outcome::Review, &mut stats);
+        assert_eq!((stats.tokens, stats.failed), (8, 1));
+    }
+}
