@@ -270,52 +270,35 @@ impl Summary {
             let _ = writeln!(o, "  {name:<8} {n:>10}  {:>6.2}%", pct(n, total));
         }
         let _ = writeln!(o, "audit records: {}", self.audited);
-        let table = |o: &mut String, title: &str, map: &BTreeMap<String, Tally>| {
-            let _ = writeln!(o, "\n{title}:");
-            if map.is_empty() {
-                let _ = writeln!(o, "  (none)");
-            }
-            let width = map
-                .keys()
-                .map(|k| k.chars().count())
-                .max()
-                .unwrap_or(0)
-                .max(8);
-            let _ = writeln!(
-                o,
-                "  {:<width$} {:>10} {:>10} {:>10}",
-                "", "documents", "dropped", "review"
-            );
-            for (key, t) in map {
-                let _ = writeln!(
-                    o,
-                    "  {key:<width$} {:>10} {:>10} {:>10}",
-                    t.documents, t.dropped, t.review
-                );
-            }
+        let tallies = |map: &BTreeMap<String, Tally>| -> Vec<(String, Vec<u64>)> {
+            map.iter()
+                .map(|(k, t)| (k.clone(), vec![t.documents, t.dropped, t.review]))
+                .collect()
         };
-        table(&mut o, "per reason (stage, stage/rule)", &self.reasons);
-        table(&mut o, "per term category", &self.categories);
+        let columns = ["documents", "dropped", "review"];
+        table(
+            &mut o,
+            "per reason (stage, stage/rule)",
+            &columns,
+            tallies(&self.reasons),
+        );
+        table(
+            &mut o,
+            "per term category",
+            &columns,
+            tallies(&self.categories),
+        );
         for (stage, family, keys) in self.stage_key_counts() {
-            let _ = writeln!(o, "\nstage {stage}, per {family} (all documents):");
-            let width = keys
-                .keys()
-                .map(|k| k.chars().count())
-                .max()
-                .unwrap_or(0)
-                .max(8);
-            let _ = writeln!(
-                o,
-                "  {:<width$} {:>10} {:>10} {:>10} {:>10}",
-                "", "documents", "dropped", "escalated", "tagged"
+            let rows = keys
+                .iter()
+                .map(|(k, c)| (k.clone(), vec![c.docs, c.dropped, c.escalated, c.tagged]))
+                .collect();
+            table(
+                &mut o,
+                &format!("stage {stage}, per {family} (all documents)"),
+                &["documents", "dropped", "escalated", "tagged"],
+                rows,
             );
-            for (key, c) in keys {
-                let _ = writeln!(
-                    o,
-                    "  {key:<width$} {:>10} {:>10} {:>10} {:>10}",
-                    c.docs, c.dropped, c.escalated, c.tagged
-                );
-            }
         }
         let _ = writeln!(o, "\ntop matched terms:");
         let terms = self.top_terms(top);
@@ -364,6 +347,32 @@ impl Summary {
             );
         }
         o
+    }
+}
+
+/// A titled table: one row per key, a column per count.
+fn table(o: &mut String, title: &str, columns: &[&str], rows: Vec<(String, Vec<u64>)>) {
+    let _ = writeln!(o, "\n{title}:");
+    if rows.is_empty() {
+        let _ = writeln!(o, "  (none)");
+    }
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(8);
+    let _ = write!(o, "  {:<width$}", "");
+    for c in columns {
+        let _ = write!(o, " {c:>10}");
+    }
+    o.push('\n');
+    for (key, counts) in rows {
+        let _ = write!(o, "  {key:<width$}");
+        for n in counts {
+            let _ = write!(o, " {n:>10}");
+        }
+        o.push('\n');
     }
 }
 
