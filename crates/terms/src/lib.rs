@@ -79,10 +79,11 @@ mod words;
 
 pub use error::TermsError;
 pub use fold::MatchScratch;
+pub use fold::WordChars;
 pub use list::{load_term_list, TermEntry};
 pub use matcher::{
-    Boundary, CaseMode, Engine, MatcherOptions, TermMatch, TermMatcher, WordChars,
-    DFA_MAX_PATTERN_BYTES, DFA_MAX_TERMS, WORDS_MIN_TERMS,
+    Boundary, CaseMode, Engine, MatcherOptions, TermMatcher, DFA_MAX_PATTERN_BYTES, DFA_MAX_TERMS,
+    WORDS_MIN_TERMS,
 };
 pub use python::{PYTHON_VERSION, UNICODE_VERSION as PYTHON_UNICODE_VERSION};
 
@@ -113,6 +114,18 @@ pub fn count_words_with(text: &str, word_chars: WordChars) -> usize {
         in_word = w;
     }
     count
+}
+
+/// One match: the index of the term in [`TermMatcher::terms`] and a byte span of the original
+/// text, always on char boundaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TermMatch {
+    /// Index into [`TermMatcher::terms`].
+    pub term: u32,
+    /// Start byte offset in the original text.
+    pub start: usize,
+    /// End byte offset (exclusive) in the original text.
+    pub end: usize,
 }
 
 #[cfg(test)]

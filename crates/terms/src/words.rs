@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::fold::is_ascii_word_byte;
-use crate::matcher::{TermMatch, WordChars};
+use crate::{TermMatch, WordChars};
 
 /// `WORD[b]`: whether ASCII byte `b` is a word byte (`[0-9A-Za-z_]`); non-ASCII bytes never
 /// reach the word index.
