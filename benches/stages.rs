@@ -544,10 +544,9 @@ fn cascade_end_to_end(c: &mut Criterion, f: &Fixture) {
         "cascade_end_to_end: {} documents, {} bytes in; {}",
         report.input.documents,
         report.input.bytes,
-        report
-            .destinations
+        sluice_core::stats::Destination::ALL
             .iter()
-            .map(|(k, v)| format!("{k} {}", v.documents))
+            .map(|d| format!("{} {}", d.name(), report.destinations.get(*d).documents))
             .collect::<Vec<_>>()
             .join(", ")
     );

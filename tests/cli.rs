@@ -697,10 +697,7 @@ mod properties {
                 lines.len() - usize::from(data.ends_with(b"\n") && lines.last().is_some_and(Vec::is_empty))
             };
             prop_assert_eq!(one.input.documents, expected as u64);
-            let total: u64 = one.destinations.values().map(|f| f.documents).sum();
-            let bytes: u64 = one.destinations.values().map(|f| f.bytes).sum();
-            prop_assert_eq!(total, one.input.documents);
-            prop_assert_eq!(bytes, one.input.bytes);
+            prop_assert_eq!(one.destinations.total(), one.input);
             prop_assert_eq!(tree(&tmp.path().join("one")), tree(&tmp.path().join("four")));
             prop_assert_eq!(one.destinations, four.destinations);
         }

@@ -360,14 +360,14 @@ pub fn rethreshold(args: RethresholdArgs) -> Result<u8> {
             let report = sluice_audit::rethreshold::rethreshold(&args.out_dir, &options)?;
             sluice_audit::html::write_report(&args.output)?;
             if !args.quiet {
-                let d = |n: &str| report.destinations.get(n).map_or(0, |f| f.documents);
+                let d = |d: Destination| report.destinations.get(d).documents;
                 eprintln!(
                     "sluice: re-decided {}: {} kept, {} dropped, {} review, {} errors; {}; written to {}",
                     plural(report.input.documents, "document"),
-                    d("kept"),
-                    d("dropped"),
-                    d("review"),
-                    d("errors"),
+                    d(Destination::Kept),
+                    d(Destination::Dropped),
+                    d(Destination::Review),
+                    d(Destination::Errors),
                     plural(report.audited, "audit record"),
                     args.output.display()
                 );
@@ -433,11 +433,11 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
         }
         anyhow::bail!("the dataset could not be read whole");
     }
-    let d = |n: &str| report.destinations.get(n).map_or(0, |f| f.documents);
+    let d = |d: Destination| report.destinations.get(d).documents;
     let documents = report.input.documents;
-    let mut flagged = d("dropped") + d("review");
+    let mut flagged = d(Destination::Dropped) + d(Destination::Review);
     if limits.errors_are_flagged {
-        flagged += d("errors");
+        flagged += d(Destination::Errors);
     }
     let verdict = sluice_audit::screen::verdict(&limits, documents, flagged);
     let out = OutDir::open(&output)?;
@@ -454,9 +454,9 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
         "verdict: {}\ndocuments: {documents}, flagged: {flagged} ({:.2}%): {} dropped, {} review, {} errors",
         verdict.name(),
         fraction * 100.0,
-        d("dropped"),
-        d("review"),
-        d("errors"),
+        d(Destination::Dropped),
+        d(Destination::Review),
+        d(Destination::Errors),
     )?;
     writeln!(
         w,

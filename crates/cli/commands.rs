@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use sluice_core::stats::plural;
+use sluice_core::stats::{plural, Destination};
 use sluice_core::{run::RunOptions, ConfigError, Progress, Report, RunError};
 
 use crate::args::{CheckArgs, Command, GenerateArgs, RunArgs};
@@ -107,7 +107,7 @@ fn run(args: RunArgs) -> Result<u8> {
 }
 
 fn summary(report: &Report) -> String {
-    let d = |name: &str| report.destinations.get(name).map_or(0, |f| f.documents);
+    let d = |d: Destination| report.destinations.get(d).documents;
     let t = &report.throughput;
     format!(
         "sluice: {} ({} done, {} skipped, {} failed); {}: {} kept, {} dropped, \
@@ -117,10 +117,10 @@ fn summary(report: &Report) -> String {
         report.shards.skipped,
         report.shards.failed,
         plural(report.input.documents, "document"),
-        d("kept"),
-        d("dropped"),
-        d("review"),
-        d("errors"),
+        d(Destination::Kept),
+        d(Destination::Dropped),
+        d(Destination::Review),
+        d(Destination::Errors),
         plural(report.audited, "audit record"),
         t.bytes as f64 / 1e6,
         t.wall_seconds,

@@ -203,12 +203,12 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
     );
 
     // Cards and destinations.
-    let total: u64 = summary.destinations.values().sum();
+    let total = summary.destinations.total().documents;
     h.push_str("<div class=\"cards\">");
     let _ = write!(h, "<div class=\"card\"><b>{total}</b>documents</div>");
-    for name in ["kept", "dropped", "review", "errors"] {
-        let n = summary.destinations.get(name).copied().unwrap_or(0);
-        let _ = write!(h, "<div class=\"card\"><b>{n}</b>{name}</div>");
+    for d in Destination::ALL {
+        let n = summary.destinations.get(d).documents;
+        let _ = write!(h, "<div class=\"card\"><b>{n}</b>{}</div>", d.name());
     }
     let _ = write!(
         h,
@@ -217,16 +217,16 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
         summary.shards.len()
     );
     h.push_str("<h2>Documents per destination</h2>");
-    let rows: Vec<(String, f64, String)> = ["kept", "dropped", "review", "errors"]
+    let rows: Vec<(String, f64, String)> = Destination::ALL
         .iter()
-        .map(|name| {
-            let n = summary.destinations.get(*name).copied().unwrap_or(0);
+        .map(|d| {
+            let n = summary.destinations.get(*d).documents;
             let pct = if total > 0 {
                 n as f64 * 100.0 / total as f64
             } else {
                 0.0
             };
-            (name.to_string(), n as f64, format!("{n} ({pct:.1}%)"))
+            (d.name().to_string(), n as f64, format!("{n} ({pct:.1}%)"))
         })
         .collect();
     h.push_str(&bar_chart("destinations", &rows, ""));

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::Deserialize;
-use sluice_core::stats::Destination;
+use sluice_core::stats::{Destination, Destinations};
 
 use crate::outdir::OutDir;
 use crate::AuditError;
@@ -38,7 +38,7 @@ pub struct Tally {
 #[derive(Clone, Debug, Default)]
 pub struct Summary {
     /// Documents per destination (from the manifest's shard counts).
-    pub destinations: BTreeMap<String, u64>,
+    pub destinations: Destinations,
     pub audited: u64,
     /// Per reason (`stage` or `stage/rule`).
     pub reasons: BTreeMap<String, Tally>,
@@ -151,13 +151,8 @@ impl Summary {
                 counts.review = stats.review.documents;
                 counts.errors = stats.errors.documents;
             }
-            for (name, n) in [
-                ("kept", counts.kept),
-                ("dropped", counts.dropped),
-                ("review", counts.review),
-                ("errors", counts.errors),
-            ] {
-                *s.destinations.entry(name.into()).or_default() += n;
+            if let Some(stats) = &entry.stats {
+                s.destinations.merge(&stats.destinations());
             }
             let mut lines = out.lines("audit", entry)?;
             let mut number = 0u64;
@@ -263,11 +258,16 @@ impl Summary {
     /// The summary as text for a terminal.
     pub fn render(&self, top: usize) -> String {
         let mut o = String::new();
-        let total: u64 = self.destinations.values().sum();
+        let total = self.destinations.total().documents;
         let _ = writeln!(o, "documents: {total}");
-        for name in ["kept", "dropped", "review", "errors"] {
-            let n = self.destinations.get(name).copied().unwrap_or(0);
-            let _ = writeln!(o, "  {name:<8} {n:>10}  {:>6.2}%", pct(n, total));
+        for d in [
+            Destination::Kept,
+            Destination::Dropped,
+            Destination::Review,
+            Destination::Errors,
+        ] {
+            let n = self.destinations.get(d).documents;
+            let _ = writeln!(o, "  {:<8} {n:>10}  {:>6.2}%", d.name(), pct(n, total));
         }
         let _ = writeln!(o, "audit records: {}", self.audited);
         let tallies = |map: &BTreeMap<String, Tally>| -> Vec<(String, Vec<u64>)> {

@@ -22,7 +22,7 @@ use crate::error::RunError;
 use crate::output::{LocalDir, Stream};
 use crate::pipeline::gather::GatherOptions;
 use crate::pipeline::{Cascade, Permits, Progress, ShardRunner, VERSION};
-use crate::stats::{process_cpu_time, Destination, Flow, ShardStats, Timings};
+use crate::stats::{process_cpu_time, Destinations, Flow, ShardStats, Timings};
 
 pub const MANIFEST: &str = "manifest.json";
 /// Entries of shards finished since `manifest.json` was last written whole.
@@ -191,7 +191,7 @@ pub struct Report {
     pub shards: ShardCounts,
     /// Documents and bytes in, and per destination; in = kept + dropped + review + errors.
     pub input: Flow,
-    pub destinations: BTreeMap<String, Flow>,
+    pub destinations: Destinations,
     pub escalated: u64,
     pub audited: u64,
     pub error_kinds: BTreeMap<String, u64>,
@@ -464,10 +464,7 @@ impl Report {
                 failed: failed_shards.len(),
             },
             input: total.input,
-            destinations: Destination::ALL
-                .iter()
-                .map(|d| (d.name().to_string(), total.flow(*d)))
-                .collect(),
+            destinations: total.destinations(),
             escalated: total.escalated,
             audited: total.audited,
             error_kinds: total.error_kinds,

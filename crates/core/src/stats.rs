@@ -54,6 +54,42 @@ impl Destination {
     }
 }
 
+/// Documents and bytes per destination (the fields in the order `report.json` has them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destinations {
+    pub dropped: Flow,
+    pub errors: Flow,
+    pub kept: Flow,
+    pub review: Flow,
+}
+
+impl Destinations {
+    pub fn get(&self, destination: Destination) -> Flow {
+        match destination {
+            Destination::Kept => self.kept,
+            Destination::Dropped => self.dropped,
+            Destination::Review => self.review,
+            Destination::Errors => self.errors,
+        }
+    }
+
+    /// All documents: kept + dropped + review + errors.
+    pub fn total(&self) -> Flow {
+        let mut total = Flow::default();
+        for d in Destination::ALL {
+            total.merge(&self.get(d));
+        }
+        total
+    }
+
+    pub fn merge(&mut self, other: &Destinations) {
+        self.dropped.merge(&other.dropped);
+        self.errors.merge(&other.errors);
+        self.kept.merge(&other.kept);
+        self.review.merge(&other.review);
+    }
+}
+
 /// Counters of one shard (or, merged, of a run).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ShardStats {
@@ -95,6 +131,16 @@ impl ShardStats {
             Destination::Dropped => self.dropped,
             Destination::Review => self.review,
             Destination::Errors => self.errors,
+        }
+    }
+
+    /// Documents and bytes per destination.
+    pub fn destinations(&self) -> Destinations {
+        Destinations {
+            dropped: self.dropped,
+            errors: self.errors,
+            kept: self.kept,
+            review: self.review,
         }
     }
 
