@@ -114,6 +114,15 @@ pub fn parse_number(value: &str, min: f64, max: f64) -> Result<f64, String> {
         })
 }
 
+/// A `--set` value that must be a finite number.
+pub fn parse_finite(value: &str) -> Result<f64, String> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .ok_or_else(|| format!("`{value}` is not a finite number"))
+}
+
 /// The runtime half of a stage type: measures documents, shared by every worker thread.
 pub trait StageRuntime: Send + Sync {
     /// The evidence type ([`StageKind::Evidence`]).

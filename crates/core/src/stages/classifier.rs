@@ -20,7 +20,7 @@ use sluice_classifier::{
 use crate::decision::{Outcome, Verdict};
 use crate::error::ConfigError;
 use crate::stage::{
-    parse_number, BuildContext, Setting, StageError, StageEvidence, StageKind, StageRuntime,
+    parse_finite, BuildContext, Setting, StageError, StageEvidence, StageKind, StageRuntime,
     StageStats,
 };
 
@@ -162,12 +162,18 @@ impl StageKind for ClassifierConfig {
     }
 
     fn build(&self, ctx: &BuildContext) -> Result<ClassifierStage, ConfigError> {
-        if !(0.0..=1.0).contains(&self.review_threshold)
-            || self.review_threshold > self.drop_threshold
-        {
+        for (key, value) in [
+            ("drop_threshold", self.drop_threshold),
+            ("review_threshold", self.review_threshold),
+        ] {
+            if !value.is_finite() {
+                return Err(ctx.invalid(key, format!("must be a finite number, not {value}")));
+            }
+        }
+        if self.review_threshold > self.drop_threshold {
             return Err(ctx.invalid(
                 "review_threshold",
-                "must be between 0 and 1 and at most drop_threshold",
+                "must be at most drop_threshold",
             ));
         }
         let dir = self.model_dir(ctx);
@@ -207,6 +213,26 @@ impl StageKind for ClassifierConfig {
             };
             ctx.invalid(key, e.to_string())
         })?;
+        // Probabilities lie in [0, 1]: a threshold outside would never (or always) hold. A
+        // regression head's raw value has no such range.
+        let probability = classifier
+            .labels()
+            .is_none_or(|l| l.problem_type() != sluice_classifier::ProblemType::Regression);
+        if probability {
+            for (key, value) in [
+                ("review_threshold", self.review_threshold),
+                ("drop_threshold", self.drop_threshold),
+            ] {
+                if !(0.0..=1.0).contains(&value) {
+                    return Err(ctx.invalid(
+                        key,
+                        format!(
+                            "must be between 0 and 1 (the score is a probability), not {value}"
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(ClassifierStage {
             id: self.id.clone(),
             classifier,
@@ -253,7 +279,8 @@ impl StageKind for ClassifierConfig {
 
     fn set(&mut self, key: &str, value: &str) -> Result<Setting, String> {
         let old_review = self.review_threshold;
-        let x = parse_number(value, 0.0, f64::MAX)?;
+        // The range is checked with the other thresholds when the stage is built.
+        let x = parse_finite(value)?;
         match key {
             "drop_threshold" => self.drop_threshold = x,
             "review_threshold" => self.review_threshold = x,
@@ -491,5 +518,42 @@ mod tests {
         evidence(Some(0.1), None).count(Outcome::Pass, &mut stats);
         evidence(None, Some("x")).count(Outcome::Review, &mut stats);
         assert_eq!((stats.tokens, stats.failed), (8, 1));
+    }
+
+    #[test]
+    fn thresholds_must_be_finite_and_probabilities_between_0_and_1() {
+        let fixture = |name: &str| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../fixtures/models")
+                .join(name)
+        };
+        let build = |model: &str, drop: &str, review: &str| {
+            let config: ClassifierConfig = toml::from_str(&format!(
+                "id = 'm'\nmodel = {:?}\nlabel = 0\ndrop_threshold = {drop}\nreview_threshold = {review}",
+                fixture(model)
+            ))
+            .unwrap();
+            config
+                .build(&BuildContext {
+                    base_dir: std::path::Path::new("."),
+                    max_spans: 1,
+                    key: "stages[2] (m)".into(),
+                })
+                .err()
+                .map(|e| e.to_string())
+        };
+        assert_eq!(build("hashed-ngram", "0.8", "0.5"), None);
+        for (drop, review, key) in [
+            ("nan", "0.5", "drop_threshold: must be a finite number"),
+            ("0.8", "inf", "review_threshold: must be a finite number"),
+            ("1.5", "0.5", "drop_threshold: must be between 0 and 1"),
+            ("0.8", "-0.1", "review_threshold: must be between 0 and 1"),
+            ("0.4", "0.5", "review_threshold: must be at most drop_threshold"),
+        ] {
+            let err = build("hashed-ngram", drop, review).expect("refused");
+            assert!(err.contains(&format!("stages[2] (m).{key}")), "{drop} {review}: {err}");
+        }
+        // A regression head's raw value is not a probability: any finite thresholds.
+        assert_eq!(build("bert-regression", "3.5", "-2"), None);
     }
 }

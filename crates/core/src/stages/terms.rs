@@ -267,6 +267,12 @@ impl StageKind for TermsConfig {
                 "min_distinct and min_total must be at least 1",
             ));
         }
+        // A NaN threshold would compare false against everything (and hash like any other NaN).
+        for (key, value) in [(MIN_WEIGHT, self.min_weight), (MIN_DENSITY, self.min_density)] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(ctx.invalid(key, format!("must be a finite number of at least 0, not {value}")));
+            }
+        }
         let mut entries = Vec::new();
         for (key, path) in self.list_paths(ctx) {
             if !path.is_file() {
@@ -281,6 +287,24 @@ impl StageKind for TermsConfig {
         }
         if entries.is_empty() {
             return Err(ctx.invalid("lists", "the term lists hold no term"));
+        }
+        // A threshold on a category no term has could never be met: the stage would never fire.
+        let categories: std::collections::BTreeSet<&str> = entries
+            .iter()
+            .map(|e| e.category.as_deref().unwrap_or(UNCATEGORIZED))
+            .collect();
+        if let Some(missing) = self
+            .min_per_category
+            .keys()
+            .find(|c| !categories.contains(c.as_str()))
+        {
+            return Err(ctx.invalid(
+                &format!("{MIN_PER_CATEGORY}{missing}"),
+                format!(
+                    "no term of the lists has category `{missing}` (categories: {})",
+                    categories.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
         }
         let options = MatcherOptions {
             whole_word: self.whole_word,
@@ -650,6 +674,20 @@ mod tests {
         assert_eq!(config.set("min_weight", "0.5"), Ok(Setting { loosens: false }));
         for (key, value) in [("min_distinct", "0"), ("min_weight", "-1"), ("min_weight", "nan"), ("bogus", "1")] {
             assert!(config.set(key, value).is_err(), "{key}={value}");
+        }
+    }
+
+    #[test]
+    fn numeric_thresholds_must_be_finite_and_not_negative() {
+        for (extra, key) in [
+            ("min_weight = nan", "min_weight"),
+            ("min_weight = -1.0", "min_weight"),
+            ("min_density = inf", "min_density"),
+            ("min_per_category = { bio = 1 }", "min_per_category.bio"),
+        ] {
+            let (_d, s) = stage(extra, "x\n");
+            let err = s.err().unwrap().to_string();
+            assert!(err.contains(&format!("stages[1] (t).{key}")), "{extra}: {err}");
         }
     }
 }
