@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
-use sluice_audit::highlight::{highlight, Style};
+use sluice_audit::highlight::{highlight, visible, Style};
 use sluice_audit::outdir::Joined;
 use sluice_audit::screen::Verdict;
 use sluice_audit::select::Filter;
@@ -239,7 +239,8 @@ fn audit_inner(args: AuditArgs) -> Result<u8> {
 
 fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Result<()> {
     let r = &j.record;
-    let mut head = format!(
+    // Everything from the corpus or the run is written with terminal controls made visible.
+    let mut head = visible(&format!(
         "{}  {}:{}  {}{}  reasons: {}",
         r.id,
         r.shard,
@@ -247,15 +248,14 @@ fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Re
         r.decision.name(),
         if r.escalated { " (escalated)" } else { "" },
         r.reason_keys().join(", ")
-    );
+    ));
     if list {
         head.push('\n');
         return w.write_all(head.as_bytes());
     }
     writeln!(w, "== {head}")?;
     for stage in &r.stages {
-        writeln!(
-            w,
+        let line = format!(
             "   {} ({}): {}: {}",
             stage.stage,
             stage.evidence.kind(),
@@ -264,7 +264,8 @@ fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Re
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
             stage.evidence.describe()
-        )?;
+        );
+        writeln!(w, "{}", visible(&line))?;
     }
     match &j.text {
         Some(text) => writeln!(w, "{}\n", highlight(text, &r.spans(), style)),

@@ -189,6 +189,40 @@ fn show_marks_unicode_spans_and_colours_only_a_terminal() {
 }
 
 #[test]
+fn show_writes_terminal_controls_from_the_corpus_visibly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    std::fs::create_dir(&corpus).unwrap();
+    // An id and a text with clear-screen, window-title and clipboard (OSC 52) sequences, a CR
+    // and a right-to-left override around two hazard terms.
+    let line = serde_json::json!({
+        "id": "evil\u{1b}[2J",
+        "text": "\u{1b}]0;pwned\u{7}sarin\rand tabun\u{1b}]52;c;ZXZpbA==\u{7} \u{202e}txt",
+    });
+    std::fs::write(corpus.join("evil.jsonl"), format!("{line}\n")).unwrap();
+    let out = tmp.path().join("out");
+    run(
+        &repo().join("configs/hazard-cascade.toml"),
+        &[&corpus],
+        &out,
+    );
+    for color in ["never", "always"] {
+        let result = sluice(&["audit", path(&out), "show", "--color", color]);
+        assert!(result.status.success(), "{}", stderr(&result));
+        let text = stdout(&result);
+        assert!(text.contains("evil\\x1b[2J"), "{text:?}");
+        assert!(
+            text.contains("\\x1b]0;pwned\\x07") && text.contains("\\r"),
+            "{text:?}"
+        );
+        assert!(!text.contains('\r') && !text.contains('\u{7}') && !text.contains('\u{202e}'));
+        // The only escape sequences left are the marks of the two terms, in colour.
+        let expected = if color == "always" { 4 } else { 0 };
+        assert_eq!(text.matches('\x1b').count(), expected, "{color}: {text:?}");
+    }
+}
+
+#[test]
 fn samples_are_deterministic_per_seed() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");

@@ -51,7 +51,7 @@ pub fn highlight(text: &str, spans: &[LabeledSpan], style: Style) -> String {
     };
     let piece = |out: &mut String, s: &str| match style {
         Style::Html => escape_into(out, s),
-        _ => out.push_str(s),
+        _ => visible_into(out, s),
     };
     let mut out = String::with_capacity(text.len() + 16 * spans.len());
     let mut at = 0;
@@ -63,6 +63,36 @@ pub fn highlight(text: &str, spans: &[LabeledSpan], style: Style) -> String {
         at = b;
     }
     piece(&mut out, &text[at..]);
+    out
+}
+
+/// Appends `s` with every character that could act on a terminal shown instead: C0 and C1
+/// control characters but newline and tab (escape sequences that clear the screen, set the window
+/// title or write the clipboard start with ESC or a C1 code; a CR overwrites the line), DEL, and
+/// the bidirectional overrides and isolates (which reorder what is displayed). They are written
+/// as `\x1b`, `\r`, `\u{202e}`: the reader sees that they are there and what they are.
+pub fn visible_into(out: &mut String, s: &str) {
+    use std::fmt::Write;
+    for c in s.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || (0x7f..=0x9f).contains(&(c as u32)) => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// `s` with terminal controls made visible (see [`visible_into`]), for ids, names and one-line
+/// fields printed to a terminal.
+pub fn visible(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    visible_into(&mut out, s);
     out
 }
 
@@ -146,5 +176,29 @@ mod tests {
                     .contains('<')
         );
         assert_eq!(escape("a<b>&'\""), "a&lt;b&gt;&amp;&#39;&quot;");
+    }
+
+    #[test]
+    fn terminal_controls_in_the_corpus_are_shown_not_obeyed() {
+        // Clear screen, set the window title, OSC 52 clipboard write, CR, a C1 CSI, RTL override.
+        let text =
+            "a\x1b[2Jb\x1b]0;owned\x07c\x1b]52;c;ZXZpbA==\x07\rd\u{9b}31m\u{202e}txt\tend\nnext";
+        for style in [Style::Markers, Style::Ansi] {
+            let shown = highlight(text, &[], style);
+            assert!(!shown.contains('\x1b') && !shown.contains('\r') && !shown.contains('\u{9b}'));
+            assert!(
+                !shown.contains('\u{202e}') && !shown.contains('\x07'),
+                "{shown:?}"
+            );
+            assert!(
+                shown.contains("\\x1b[2J") && shown.contains("\\r") && shown.contains("\\u{202e}")
+            );
+            assert!(shown.contains("\tend\nnext"), "tab and newline stay");
+        }
+        // The marks themselves are the only escape sequences in the Ansi style.
+        let at = text.find("txt").unwrap();
+        let shown = highlight(text, &[span(at, at + 3)], Style::Ansi);
+        assert_eq!(shown.matches('\x1b').count(), 2, "{shown:?}");
+        assert_eq!(visible("id\x1b[31m"), "id\\x1b[31m");
     }
 }
