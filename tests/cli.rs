@@ -422,6 +422,77 @@ fn a_killed_run_resumes_to_byte_identical_outputs() {
 }
 
 #[test]
+fn sigterm_and_sigint_stop_cleanly_and_the_rerun_resumes_to_the_same_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    generate_corpus(&corpus, 24, 1500, 11);
+    let config = test_config(tmp.path(), "zstd_level = 19");
+    let args = |out: &Path| {
+        vec![
+            "run".to_string(),
+            "-c".into(),
+            config.to_str().unwrap().into(),
+            "-i".into(),
+            corpus.to_str().unwrap().into(),
+            "-o".into(),
+            out.to_str().unwrap().into(),
+            "-j".into(),
+            "1".into(),
+            "-q".into(),
+        ]
+    };
+    let reference = tmp.path().join("reference");
+    assert!(Command::new(BIN)
+        .args(args(&reference))
+        .status()
+        .unwrap()
+        .success());
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        let out = tmp.path().join(format!("stopped-{signal}"));
+        let child = Command::new(BIN)
+            .args(args(&out))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Once a shard is done, ask the run to stop.
+        let journal = out.join("manifest.journal.jsonl");
+        for _ in 0..6000 {
+            if journal.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+        let result = child.wait_with_output().unwrap();
+        let message = stderr(&result);
+        assert_eq!(result.status.code(), Some(code), "{signal}: {message}");
+        assert!(
+            message.contains("run the same command again to resume"),
+            "{message}"
+        );
+        assert_eq!(message.lines().count(), 1, "{message}");
+        // Nothing half-written, the manifest says what is left.
+        assert!(!tree(&out).keys().any(|k| k.ends_with(".tmp-sluice")));
+        let manifest = read_json(&out.join("manifest.json"));
+        let pending = manifest["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "pending")
+            .count();
+        assert!(pending > 0 && pending < 24, "{pending} pending");
+        // The same command again finishes the job, byte for byte as if never stopped.
+        let resumed = Command::new(BIN).args(args(&out)).output().unwrap();
+        assert!(resumed.status.success(), "{}", stderr(&resumed));
+        assert_eq!(tree(&out), tree(&reference), "{signal}");
+    }
+}
+
+#[test]
 fn rerun_skips_finished_shards_force_redoes_and_a_new_config_needs_force() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
@@ -668,6 +739,7 @@ mod properties {
             threads: Some(threads),
             force: false,
             progress: None,
+            stop: None,
         };
         sluice_core::run(&config, &options).unwrap()
     }

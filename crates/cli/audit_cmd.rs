@@ -426,6 +426,7 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
         threads: args.threads,
         force: true,
         progress: None,
+        stop: Some(crate::common::stop_on_signals()),
     };
     let report = sluice_core::run(&config, &options)?;
     if report.failed() {

@@ -33,6 +33,8 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         }
         if let Some(run) = cause.downcast_ref::<RunError>() {
             return match run {
+                // As a shell reports a command a signal ended: 130 for SIGINT, 143 for SIGTERM.
+                RunError::Interrupted { signal, .. } => 128 + *signal as u8,
                 RunError::Config(_)
                 | RunError::NoInput
                 | RunError::NoOutput
@@ -81,6 +83,7 @@ fn run(args: RunArgs) -> Result<u8> {
         threads: args.threads,
         force: args.force,
         progress: bar.as_ref().map(|b| b as &dyn Progress),
+        stop: Some(crate::common::stop_on_signals()),
     };
     let result = sluice_core::run(&config, &options);
     if let Some(bar) = &bar {

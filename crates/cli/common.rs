@@ -1,6 +1,9 @@
 //! What several commands share: loading a config with its `--device` override, and sizing the
 //! model's thread pool from `--threads`.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::{Arc, OnceLock};
+
 use anyhow::Result;
 use sluice_core::Config;
 
@@ -20,4 +23,22 @@ pub fn cap_model_threads(threads: usize) {
     if threads > 0 && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
         std::env::set_var("CANDLE_NUM_THREADS", threads.to_string());
     }
+}
+
+/// The flag a long command stops on: SIGINT or SIGTERM store their number there (the run stops
+/// taking chunks, removes its temporary files and says how to resume); a second such signal ends
+/// the process at once, as without a handler.
+pub fn stop_on_signals() -> &'static AtomicUsize {
+    static STOP: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
+    STOP.get_or_init(|| {
+        let stop = Arc::new(AtomicUsize::new(0));
+        let again = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // Registered first, so it sees `again` as it was before this signal set it.
+            let _ = signal_hook::flag::register_conditional_default(signal, again.clone());
+            let _ = signal_hook::flag::register(signal, again.clone());
+            let _ = signal_hook::flag::register_usize(signal, stop.clone(), signal as usize);
+        }
+        stop
+    })
 }

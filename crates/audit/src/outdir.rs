@@ -402,6 +402,7 @@ pub(crate) mod tests {
             threads: Some(1),
             force: true,
             progress: None,
+            stop: None,
         };
         sluice_core::run(&config, &options).unwrap();
     }

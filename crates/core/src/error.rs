@@ -46,4 +46,16 @@ pub enum RunError {
     DuplicateShardName { name: String },
     #[error("cannot start worker threads: {0}")]
     Threads(String),
+    #[error(
+        "interrupted by signal {signal}: {done} shards done, {pending} not finished; run the same \
+         command again to resume (finished shards are kept, the others are redone; the output in \
+         {} is incomplete until then)",
+        path.display()
+    )]
+    Interrupted {
+        signal: usize,
+        done: usize,
+        pending: usize,
+        path: PathBuf,
+    },
 }

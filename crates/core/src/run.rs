@@ -40,6 +40,10 @@ pub struct RunOptions<'a> {
     /// Redo every shard, even those a previous run finished, and replace a run of another config.
     pub force: bool,
     pub progress: Option<&'a dyn Progress>,
+    /// Set (to the signal's number) to stop the run: no new chunk is read, shards being filtered
+    /// stop and stay pending, finished ones stay done; the run then returns
+    /// [`RunError::Interrupted`]. The binary sets it on SIGINT and SIGTERM.
+    pub stop: Option<&'a AtomicUsize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,6 +340,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         permits: &permits,
         storage: &storage,
         progress: options.progress,
+        stop: options.stop,
     };
     tracing::info!(
         shards = shards.len(),
@@ -357,6 +362,9 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     std::thread::scope(|scope| {
         for _ in 0..shard_workers {
             scope.spawn(|| loop {
+                if stopped(options.stop).is_some() {
+                    break;
+                }
                 let slot = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&index) = todo.get(slot) else { break };
                 let shard = &shards[index];
@@ -364,6 +372,8 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                 let mut m = manifest.lock().expect("manifest lock");
                 let entry = &mut m.shards[index];
                 match result {
+                    // Stopped part-way: the shard stays pending, and is redone by the next run.
+                    Err(crate::ShardError::Interrupted) => continue,
                     Ok(done) => {
                         tracing::info!(
                             shard = %shard.name,
@@ -405,12 +415,30 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     }
     let manifest = manifest.into_inner().expect("manifest lock");
     manifest.write(&output)?;
+    if let Some(signal) = stopped(options.stop) {
+        let done = manifest
+            .shards
+            .iter()
+            .filter(|e| e.status == ShardStatus::Done)
+            .count();
+        return Err(RunError::Interrupted {
+            signal,
+            done,
+            pending: manifest.shards.len() - done,
+            path: output,
+        });
+    }
     let timings = timings.into_inner().expect("timings lock");
     let report = build_report(&cascade, &manifest, &todo, threads, started, &timings, cpu);
     let mut bytes = serde_json::to_vec_pretty(&report).expect("report serializes");
     bytes.push(b'\n');
     write_atomic(&output.join(REPORT), &bytes)?;
     Ok(report)
+}
+
+/// The signal that stopped the run, if one did.
+pub fn stopped(stop: Option<&AtomicUsize>) -> Option<usize> {
+    stop.map(|s| s.load(Ordering::SeqCst)).filter(|&s| s != 0)
 }
 
 /// Input bytes of all chunks in flight at once, whatever the thread count: with the chunks'

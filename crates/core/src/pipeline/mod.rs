@@ -69,6 +69,9 @@ pub enum ShardError {
     /// A bug: a chunk task panicked.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The run was told to stop (a signal) before the shard was finished.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// A counting semaphore shared by every shard: a chunk is read only with a permit in hand.
@@ -106,6 +109,8 @@ pub struct ShardRunner<'a> {
     pub permits: &'a Permits,
     pub storage: &'a dyn Storage,
     pub progress: Option<&'a dyn Progress>,
+    /// Set when the run must stop (see `RunOptions::stop`).
+    pub stop: Option<&'a std::sync::atomic::AtomicUsize>,
 }
 
 /// A shard that completed: its counters and output names.
@@ -186,6 +191,10 @@ impl ShardRunner<'_> {
         let mut read_time = Duration::ZERO;
         let error = self.pool.in_place_scope(|tasks| loop {
             self.permits.acquire();
+            if crate::run::stopped(self.stop).is_some() {
+                self.permits.release();
+                break Some(ShardError::Interrupted);
+            }
             let mut chunk = Chunk::default();
             let started = Instant::now();
             let read = chunker.next_chunk_spilling(&mut chunk, Some(&mut *spill));
