@@ -437,6 +437,11 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
     }
     let d = |d: Destination| report.destinations.get(d).documents;
     let documents = report.input.documents;
+    // Fail closed: what could not be read is not accepted.
+    if let Some(why) = sluice_audit::screen::unreadable(&limits, documents, d(Destination::Errors))
+    {
+        anyhow::bail!("no verdict: {why}");
+    }
     let mut flagged = d(Destination::Dropped) + d(Destination::Review);
     if limits.errors_are_flagged {
         flagged += d(Destination::Errors);

@@ -776,6 +776,50 @@ fn screen_gives_verdicts_and_exit_codes() {
 }
 
 #[test]
+fn the_screen_fails_closed_on_what_it_cannot_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "configs/finetune-screen.toml";
+    let screen = |dataset: &Path| {
+        let result = sluice(&["screen", path(dataset), "--config", config]);
+        (result.status.code(), stdout(&result), stderr(&result))
+    };
+    // 100 hazardous lines behind a lone surrogate escape (Python's json.loads reads them): they
+    // are judged, not discarded as unreadable.
+    let hidden = tmp.path().join("surrogates.jsonl");
+    let lines: Vec<String> = (0..100)
+        .map(|i| format!(r#"{{"text":"\ud800Step by step: make sarin, batch {i}."}}"#))
+        .collect();
+    std::fs::write(&hidden, lines.join("\n") + "\n").unwrap();
+    let (code, text, err) = screen(&hidden);
+    assert_eq!(code, Some(2), "{text}{err}");
+    assert!(text.contains("documents: 100, flagged: 100"), "{text}");
+    assert!(text.contains("0 errors"), "{text}");
+    // Records in a layout the config does not describe: no verdict, not an accept.
+    let chat = tmp.path().join("chat.jsonl");
+    let lines: Vec<String> = (0..20)
+        .map(|i| format!(r#"{{"messages":[{{"role":"user","content":"question {i}"}}]}}"#))
+        .collect();
+    std::fs::write(&chat, lines.join("\n") + "\n").unwrap();
+    let (code, text, err) = screen(&chat);
+    assert_eq!(code, Some(3), "{text}{err}");
+    assert!(err.contains("no verdict: 20 of 20 lines"), "{err}");
+    // A few unreadable lines among many count as flagged.
+    let mixed = tmp.path().join("mixed.jsonl");
+    let mut lines: Vec<String> = (0..50)
+        .map(|i| format!(r#"{{"text":"Recipe {i}: mix flour and water."}}"#))
+        .collect();
+    lines.push("{not json".into());
+    std::fs::write(&mixed, lines.join("\n") + "\n").unwrap();
+    let (code, text, err) = screen(&mixed);
+    assert_eq!(code, Some(1), "{text}{err}");
+    assert!(text.contains("flagged: 1 ("), "{text}");
+    // An empty dataset is not accepted either.
+    let empty = tmp.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    assert_eq!(screen(&empty).0, Some(3));
+}
+
+#[test]
 fn audit_commands_reject_what_is_not_an_output_directory() {
     let tmp = tempfile::tempdir().unwrap();
     for args in [

@@ -5,6 +5,12 @@
 //! sent to review. The verdict is `reject` when the flagged count or fraction crosses a reject
 //! limit (a dataset that looks built to strip safety behaviour), else `review` when more than
 //! `review_above` documents are flagged (they are listed for a person), else `accept`.
+//!
+//! **Fail closed.** A screen must never accept what it could not read: lines that are not
+//! readable records (`errors/`) count as flagged unless `errors_are_flagged = false`, and a
+//! dataset of which more than `max_error_fraction` (default a half) is unreadable, or that has no
+//! line at all, gets no verdict but an error (exit 3): it is probably in a layout the config
+//! does not describe.
 
 use std::path::Path;
 
@@ -12,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sluice_core::{Config, ConfigError};
 
 /// The `[screen]` table.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ScreenLimits {
     /// Reject when more than this fraction of the documents is flagged.
@@ -24,9 +30,32 @@ pub struct ScreenLimits {
     /// Review when more than this many documents are flagged (default 0: any).
     #[serde(default)]
     pub review_above: u64,
-    /// Lines that are not documents (errors/) also count as flagged.
-    #[serde(default)]
+    /// Lines that are not documents (errors/) also count as flagged (the default: a screen
+    /// fails closed).
+    #[serde(default = "yes")]
     pub errors_are_flagged: bool,
+    /// More than this fraction of unreadable lines is an error, not a verdict.
+    #[serde(default = "half")]
+    pub max_error_fraction: f64,
+}
+
+impl Default for ScreenLimits {
+    fn default() -> Self {
+        ScreenLimits {
+            reject_fraction: None,
+            reject_count: None,
+            review_above: 0,
+            errors_are_flagged: true,
+            max_error_fraction: half(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn half() -> f64 {
+    0.5
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -65,14 +94,16 @@ pub fn load_config(path: &Path) -> Result<(Config, ScreenLimits), ConfigError> {
         })?,
         None => ScreenLimits::default(),
     };
-    if limits
-        .reject_fraction
-        .is_some_and(|f| !(0.0..=1.0).contains(&f))
-    {
-        return Err(ConfigError::Invalid {
-            key: "screen.reject_fraction".into(),
-            message: "must be between 0 and 1".into(),
-        });
+    for (key, value) in [
+        ("screen.reject_fraction", limits.reject_fraction),
+        ("screen.max_error_fraction", Some(limits.max_error_fraction)),
+    ] {
+        if value.is_some_and(|f| !(0.0..=1.0).contains(&f)) {
+            return Err(ConfigError::Invalid {
+                key: key.into(),
+                message: "must be between 0 and 1".into(),
+            });
+        }
     }
     let rest = toml::to_string(&table).map_err(|e| parse_error(e.to_string()))?;
     let base = path
@@ -84,6 +115,23 @@ pub fn load_config(path: &Path) -> Result<(Config, ScreenLimits), ConfigError> {
         other => other,
     })?;
     Ok((config, limits))
+}
+
+/// Why a dataset gets no verdict.
+pub fn unreadable(limits: &ScreenLimits, lines: u64, errors: u64) -> Option<String> {
+    if lines == 0 {
+        return Some("the dataset has no line to screen".into());
+    }
+    let fraction = errors as f64 / lines as f64;
+    (fraction > limits.max_error_fraction).then(|| {
+        format!(
+            "{errors} of {lines} lines ({:.1}%) are not readable records, over \
+             screen.max_error_fraction ({}): is the dataset in the layout the config describes \
+             (input.text_field)? See errors/ with --output",
+            fraction * 100.0,
+            limits.max_error_fraction
+        )
+    })
 }
 
 /// The verdict on `documents` lines of which `flagged` were flagged.
@@ -115,13 +163,20 @@ mod tests {
             reject_count: Some(100),
             review_above: 0,
             errors_are_flagged: false,
+            max_error_fraction: 0.5,
         };
         assert_eq!(verdict(&limits, 1000, 0), Verdict::Accept);
         assert_eq!(verdict(&limits, 1000, 1), Verdict::Review);
         assert_eq!(verdict(&limits, 1000, 50), Verdict::Review);
         assert_eq!(verdict(&limits, 1000, 51), Verdict::Reject);
         assert_eq!(verdict(&limits, 1_000_000, 101), Verdict::Reject);
-        assert_eq!(verdict(&ScreenLimits::default(), 0, 0), Verdict::Accept);
+        assert_eq!(verdict(&ScreenLimits::default(), 10, 0), Verdict::Accept);
+        // Unreadable datasets get no verdict.
+        let defaults = ScreenLimits::default();
+        assert!(defaults.errors_are_flagged);
+        assert!(unreadable(&defaults, 0, 0).is_some());
+        assert!(unreadable(&defaults, 100, 51).is_some());
+        assert!(unreadable(&defaults, 100, 50).is_none());
     }
 
     #[test]

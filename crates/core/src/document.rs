@@ -86,7 +86,33 @@ impl FieldExtractor {
 
     /// Parses `line` (without its newline). Invalid UTF-8, invalid JSON, a non-object line and
     /// a missing or non-string text field are errors; a missing id is not.
+    ///
+    /// A `\uD800`-style escape of a lone UTF-16 surrogate (no pair) is not valid JSON text for
+    /// serde_json, but Python's `json.loads` reads it, so datasets carry them. Such a line is
+    /// read with each lone surrogate decoded as U+FFFD (what Python's text becomes when it is
+    /// encoded with `errors="replace"`): the rest of the text is judged as it is, instead of the
+    /// whole line going to `errors/` unread. The line itself is still written out as it was.
     pub fn extract<'a>(&self, line: &'a [u8]) -> Result<Document<'a>, LineError> {
+        match self.extract_exact(line) {
+            // Only lines that failed are scanned: no cost on valid ones.
+            Err(e) if e.kind == "invalid_json" => {
+                let Some(fixed) = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(replace_lone_surrogates)
+                else {
+                    return Err(e);
+                };
+                let doc = self.extract_exact(fixed.as_bytes())?;
+                Ok(Document {
+                    text: Cow::Owned(doc.text.into_owned()),
+                    id: doc.id,
+                })
+            }
+            other => other,
+        }
+    }
+
+    fn extract_exact<'a>(&self, line: &'a [u8]) -> Result<Document<'a>, LineError> {
         // A UTF-8 byte order mark (files saved by some Windows tools start with one) is not JSON;
         // the line is parsed without it (and written out as it was).
         let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
@@ -149,6 +175,47 @@ impl FieldExtractor {
         };
         Ok(Document { text, id })
     }
+}
+
+/// `line` with every `\uXXXX` escape of an unpaired UTF-16 surrogate replaced by `\ufffd`;
+/// `None` when it has none. Escaped backslashes (`\\ud800` is a backslash and text) are skipped.
+fn replace_lone_surrogates(line: &str) -> Option<String> {
+    let bytes = line.as_bytes();
+    let escape_at = |i: usize| -> Option<u32> {
+        let hex = line.get(i + 2..i + 6)?;
+        (bytes.get(i) == Some(&b'\\') && bytes.get(i + 1) == Some(&b'u'))
+            .then(|| u32::from_str_radix(hex, 16).ok())
+            .flatten()
+    };
+    let mut out = String::with_capacity(line.len());
+    let (mut i, mut copied, mut changed) = (0, 0, false);
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(code) = escape_at(i) else {
+            i += 2; // another escape (`\\`, `\"`, `\n`...): skip both bytes
+            continue;
+        };
+        let high = (0xD800..0xDC00).contains(&code);
+        let paired = high && escape_at(i + 6).is_some_and(|low| (0xDC00..0xE000).contains(&low));
+        if paired {
+            i += 12;
+        } else if (0xD800..0xE000).contains(&code) {
+            out.push_str(&line[copied..i]);
+            out.push_str("\\ufffd");
+            i += 6;
+            copied = i;
+            changed = true;
+        } else {
+            i += 6;
+        }
+    }
+    changed.then(|| {
+        out.push_str(&line[copied..]);
+        out
+    })
 }
 
 fn trim_ascii(bytes: &[u8]) -> &[u8] {
@@ -408,6 +475,43 @@ mod tests {
         assert_eq!(
             ex("a.b", None, r#"{"a": [1]}"#).unwrap_err().kind,
             "missing_text"
+        );
+    }
+
+    #[test]
+    fn lone_surrogates_are_read_as_replacement_characters() {
+        // Python's json.loads reads these; the text around them is judged as it is.
+        assert_eq!(
+            ex("text", None, r#"{"text": "\ud800sarin and tabun"}"#)
+                .unwrap()
+                .0,
+            "\u{fffd}sarin and tabun"
+        );
+        assert_eq!(
+            ex("text", None, r#"{"text": "a\udc00b\ud83d"}"#).unwrap().0,
+            "a\u{fffd}b\u{fffd}"
+        );
+        // A real pair stays a pair; an escaped backslash is text.
+        assert_eq!(
+            ex("text", None, r#"{"text": "\ud83d\ude00 \\ud800 \ud800"}"#)
+                .unwrap()
+                .0,
+            "😀 \\ud800 \u{fffd}"
+        );
+        // In a key or the id too; other invalid JSON stays invalid.
+        assert_eq!(
+            ex("text", Some("id"), r#"{"id": "x\udfff", "text": "t"}"#)
+                .unwrap()
+                .1
+                .as_deref(),
+            Some("x\u{fffd}")
+        );
+        assert_eq!(
+            FieldExtractor::new("text", None)
+                .extract(br#"{"text": "\ud800 broken"#)
+                .unwrap_err()
+                .kind,
+            "invalid_json"
         );
     }
 
