@@ -61,10 +61,59 @@ pub struct RuleConfig {
     #[serde(default = "one")]
     pub min_matches: usize,
     pub action: Action,
+    /// Accept a pattern that runs [`MAX_RULE_SLOWDOWN`] times slower than a plain word pattern.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_slow: bool,
 }
 
 fn one() -> usize {
     1
+}
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A rule whose regex scans the probe text this many times slower than [`CALIBRATION`] is
+/// refused at build time (unless `allow_slow`): it would be the run's bottleneck by orders of
+/// magnitude. Measured on the probe (release build): the calibration ~55 MB/s, ordinary rules
+/// 300–36,000 MB/s (ratio under 0.2), a slow but reasonable `(?i)\w{3,}ing\b` 25 MB/s (2.2),
+/// counted repeats of Unicode classes such as `\w{500}` 0.2–0.6 MB/s (ratio 100–230). The ratio,
+/// unlike a speed, is about the same in an unoptimized build and on a busy machine.
+pub const MAX_RULE_SLOWDOWN: f64 = 30.0;
+/// Above this slowdown a rule is accepted with a warning.
+pub const WARN_RULE_SLOWDOWN: f64 = 5.0;
+/// The pattern speeds are compared with: a plain word pattern.
+const CALIBRATION: &str = r"\b[a-z]+q[a-z]*z\b";
+
+/// Text a rule's speed is measured on: long words of ASCII and of accented letters (where
+/// counted Unicode classes explode the regex engine's lazy DFA), ordinary prose with digits, and
+/// a run of Greek.
+fn probe_text() -> String {
+    let mut probe = String::with_capacity(40 << 10);
+    probe.push_str(&"a".repeat(8192));
+    probe.push(' ');
+    probe.push_str(&"é".repeat(4096));
+    probe.push(' ');
+    for i in 0..400 {
+        probe.push_str(&format!("word{i} and some ordinary text, numbers 12345 "));
+    }
+    probe.push_str(&"Ω".repeat(2048));
+    probe
+}
+
+/// MB/s of `regex` finding all its matches in `probe`: the faster of two runs (the first also
+/// fills the lazy DFA's cache), or of one when it took longer than `enough` seconds.
+fn probe_speed(regex: &Regex, probe: &str, enough: f64) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        std::hint::black_box(regex.find_iter(probe).count());
+        best = best.min(started.elapsed().as_secs_f64());
+        if best > enough {
+            break;
+        }
+    }
+    probe.len() as f64 / 1e6 / best.max(1e-9)
 }
 
 pub struct RulesStage {
@@ -118,6 +167,7 @@ impl StageKind for RulesConfig {
         let mut rules = Vec::with_capacity(self.rules.len());
         let mut patterns = Vec::with_capacity(self.rules.len());
         let mut seen = std::collections::BTreeSet::new();
+        let mut probe: Option<(String, f64)> = None;
         for (i, rule) in self.rules.iter().enumerate() {
             let key = format!("{}.rules[{i}] ({})", ctx.key, rule.id);
             let invalid = |message: String| ConfigError::Invalid {
@@ -140,6 +190,31 @@ impl StageKind for RulesConfig {
                 .map_err(|e| invalid(format!("invalid regex: {}", one_line(&e.to_string()))))?;
             if regex.is_match("") {
                 return Err(invalid("pattern matches the empty string".into()));
+            }
+            let (probe, calibration) = probe.get_or_insert_with(|| {
+                let text = probe_text();
+                let calibration = Regex::new(CALIBRATION).expect("valid");
+                let speed = probe_speed(&calibration, &text, f64::INFINITY);
+                (text, speed)
+            });
+            // A run that took longer than a refused pattern's would is not repeated.
+            let enough = probe.len() as f64 / 1e6 / (*calibration / MAX_RULE_SLOWDOWN);
+            let speed = if rule.allow_slow {
+                f64::INFINITY
+            } else {
+                probe_speed(&regex, probe, enough)
+            };
+            let slowdown = *calibration / speed;
+            if slowdown > MAX_RULE_SLOWDOWN {
+                return Err(invalid(format!(
+                    "pattern runs at {speed:.2} MB/s on the probe text (long words), {slowdown:.0} \
+                     times slower than a plain word pattern: counted repeats of Unicode classes \
+                     (\\w{{500}}, [\\p{{L}}]{{500}}) are slow in the regex engine; use an ASCII \
+                     class ((?-u:\\w){{500}}), a smaller count or `+`, or set allow_slow = true"
+                )));
+            }
+            if slowdown > WARN_RULE_SLOWDOWN {
+                tracing::warn!(rule = %key, mb_per_s = speed, slowdown, "a slow rule: it may limit the run's speed");
             }
             patterns.push(if rule.case_insensitive {
                 format!("(?i:{})", rule.pattern)
@@ -416,6 +491,18 @@ mod tests {
         assert_eq!(s.0.set("x.min_matches", "2"), Ok(Setting { loosens: true }));
         assert!(s.0.set("y.min_matches", "2").unwrap_err().contains("no rule `y` in stage `r`"));
         assert!(s.0.set("x.min_matches", "0").is_err());
+    }
+
+    #[test]
+    fn patterns_orders_of_magnitude_slower_than_the_rest_are_refused() {
+        for pattern in ["\\w{500}", "[\\p{L}\\p{N}]{500}X"] {
+            let rule = format!("[[rules]]\nid='slow'\npattern='{pattern}'\naction='tag'");
+            let err = stage(&rule).err().expect("refused").to_string();
+            assert!(err.contains("rules[0] (slow)") && err.contains("MB/s"), "{err}");
+            assert!(stage(&format!("{rule}\nallow_slow = true")).is_ok());
+        }
+        // An ordinary bounded repeat is fine.
+        assert!(stage("[[rules]]\nid='ok'\npattern='(?-u:\\w){500}'\naction='tag'").is_ok());
     }
 
     #[test]
