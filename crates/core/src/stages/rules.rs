@@ -167,7 +167,13 @@ impl StageKind for RulesConfig {
         let mut rules = Vec::with_capacity(self.rules.len());
         let mut patterns = Vec::with_capacity(self.rules.len());
         let mut seen = std::collections::BTreeSet::new();
-        let mut probe: Option<(String, f64)> = None;
+        // The probe text and the calibration's speed on it, measured once per stage.
+        let probe = (!self.rules.is_empty()).then(|| {
+            let text = probe_text();
+            let calibration = Regex::new(CALIBRATION).expect("valid");
+            let speed = probe_speed(&calibration, &text, f64::INFINITY);
+            (text, speed)
+        });
         for (i, rule) in self.rules.iter().enumerate() {
             let key = format!("{}.rules[{i}] ({})", ctx.key, rule.id);
             let invalid = |message: String| ConfigError::Invalid {
@@ -191,12 +197,7 @@ impl StageKind for RulesConfig {
             if regex.is_match("") {
                 return Err(invalid("pattern matches the empty string".into()));
             }
-            let (probe, calibration) = probe.get_or_insert_with(|| {
-                let text = probe_text();
-                let calibration = Regex::new(CALIBRATION).expect("valid");
-                let speed = probe_speed(&calibration, &text, f64::INFINITY);
-                (text, speed)
-            });
+            let (probe, calibration) = probe.as_ref().expect("made when there are rules");
             // A run that took longer than a refused pattern's would is not repeated.
             let enough = probe.len() as f64 / 1e6 / (*calibration / MAX_RULE_SLOWDOWN);
             let speed = if rule.allow_slow {
