@@ -95,9 +95,16 @@ pub fn output_name(name: &str, compression: Compression) -> String {
     out
 }
 
+/// Whether `prefix` starts with the magic number of a zstd skippable frame: `0x184D2A50` to
+/// `0x184D2A5F`, little-endian (`5? 2A 4D 18`). A zstd stream may start with one (`pzstd` writes
+/// one before every frame, and some tools put metadata there); decoders skip them.
+fn is_zstd_skippable(prefix: &[u8]) -> bool {
+    prefix.len() >= 4 && prefix[0] & 0xF0 == 0x50 && prefix[1..4] == [0x2A, 0x4D, 0x18]
+}
+
 /// The compression announced by the first bytes of a stream.
 fn detect(prefix: &[u8]) -> Compression {
-    if prefix.starts_with(&ZSTD_MAGIC) {
+    if prefix.starts_with(&ZSTD_MAGIC) || is_zstd_skippable(prefix) {
         Compression::Zstd
     } else if prefix.starts_with(&GZIP_MAGIC) {
         Compression::Gzip
@@ -108,13 +115,15 @@ fn detect(prefix: &[u8]) -> Compression {
 
 /// Opens a shard for streaming.
 ///
-/// The compression is detected from the magic bytes (zstd `28 B5 2F FD`, gzip `1F 8B`), not from
+/// The compression is detected from the magic bytes (zstd `28 B5 2F FD` or a zstd skippable frame
+/// `5? 2A 4D 18`, gzip `1F 8B`), not from
 /// the name; but when the file name claims a compression that the magic bytes contradict, this is
 /// an [`IoError::CompressionMismatch`] ("x.jsonl.zst: extension says zstd but the file is not a
 /// zstd stream"). Returns the detected compression and a buffered reader
 /// ([`READ_BUFFER_BYTES`]) of the decompressed bytes.
 ///
-/// Multi-frame zstd and multi-member gzip streams are read to their end. A truncated or corrupt
+/// Multi-frame zstd and multi-member gzip streams are read to their end; zstd skippable frames
+/// are skipped wherever they are (first, between frames, last). A truncated or corrupt
 /// stream (including trailing garbage after the last frame/member) surfaces as an `Err` from
 /// `read`, never as an early end of file; the error's message names the file.
 pub fn open_shard(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
@@ -925,5 +934,107 @@ mod tests {
                 "{compression:?} trailing garbage"
             );
         }
+    }
+
+    /// A zstd skippable frame (magic `0x184D2A50 + nibble`, little-endian size, payload).
+    fn skippable(nibble: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = (0x184D_2A50u32 + u32::from(nibble)).to_le_bytes().to_vec();
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn zstd_skippable_frames_are_skipped_anywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(300);
+        let frames = multi_frame(&data, Compression::Zstd);
+        let mut first = Vec::new();
+        compress_frame(&data, Compression::Zstd, 3, &mut first).unwrap();
+        let twice = [data.clone(), data.clone()].concat();
+        let cases: Vec<(&str, Vec<u8>, &[u8])> = vec![
+            // Leading skippable frame (what pzstd writes), every magic nibble, empty payloads.
+            (
+                "lead.jsonl.zst",
+                [skippable(0, b"meta"), first.clone()].concat(),
+                &data,
+            ),
+            (
+                "lead-f.jsonl.zst",
+                [skippable(0xF, b""), first.clone()].concat(),
+                &data,
+            ),
+            // No extension: detected from the skippable magic all the same.
+            (
+                "lead-noext.jsonl",
+                [skippable(7, b"x"), first.clone()].concat(),
+                &data,
+            ),
+            // Between, and after, data frames.
+            (
+                "middle.jsonl.zst",
+                [
+                    skippable(1, &[0u8; 300]),
+                    frames.clone(),
+                    skippable(2, b"tail"),
+                    first.clone(),
+                    skippable(3, b""),
+                ]
+                .concat(),
+                &twice,
+            ),
+            // Only skippable frames: zero lines.
+            (
+                "only.jsonl.zst",
+                [skippable(0, b"a"), skippable(5, b"b")].concat(),
+                b"",
+            ),
+        ];
+        for (name, bytes, want) in cases {
+            let path = dir.path().join(name);
+            fs::write(&path, &bytes).unwrap();
+            let (compression, result) = read_all(&path);
+            assert_eq!(compression, Compression::Zstd, "{name}");
+            assert_eq!(result.unwrap(), want, "{name}");
+        }
+
+        // A skippable frame cut short is a truncation, not a silent end.
+        let mut cut = [skippable(0, &[7u8; 100]), first.clone()].concat();
+        cut.truncate(50);
+        let path = dir.path().join("cut.jsonl.zst");
+        fs::write(&path, &cut).unwrap();
+        assert!(read_all(&path).1.is_err());
+    }
+
+    /// `pzstd` (zstd's parallel CLI) puts a skippable frame before every frame.
+    #[test]
+    fn pzstd_output_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(2000);
+        let plain = dir.path().join("p.jsonl");
+        fs::write(&plain, &data).unwrap();
+        let out = dir.path().join("p.jsonl.zst");
+        let status = std::process::Command::new("pzstd")
+            .args(["-q", "-p", "2", "-f"])
+            .arg(&plain)
+            .arg("-o")
+            .arg(&out)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            _ => {
+                eprintln!("skipped: no pzstd on PATH");
+                return;
+            }
+        }
+        let bytes = fs::read(&out).unwrap();
+        assert_eq!(
+            &bytes[1..4],
+            &[0x2A, 0x4D, 0x18],
+            "pzstd starts with a skippable frame"
+        );
+        let (compression, result) = read_all(&out);
+        assert_eq!(compression, Compression::Zstd);
+        assert_eq!(result.unwrap(), data);
     }
 }
