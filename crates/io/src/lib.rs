@@ -19,13 +19,13 @@
 //!
 //! Corpora are renamed, re-hosted and mislabelled. [`open_shard`] trusts the first bytes of the
 //! file (zstd `28 B5 2F FD` or a zstd skippable frame `5? 2A 4D 18`, gzip `1F 8B`) to pick the
-//! decoder, so a compressed file without a
-//! compression extension still reads correctly. When the name *claims* a compression that the
-//! bytes contradict, that is reported as an error rather than guessed around: it usually means a
-//! broken download or a wrong rename, and feeding compressed bytes to the JSON parser would
-//! otherwise turn into millions of bogus "invalid JSON" rejections. Truncated or corrupt streams
-//! are errors from `read` (the decoders' end-of-frame checks plus zstd frame checksums and gzip
-//! CRCs), never a silent early end of file that would quietly drop the tail of a shard.
+//! decoder, so a compressed file without a compression extension still reads correctly. When the
+//! name *claims* a compression that the bytes contradict, that is reported as an error rather than
+//! guessed around: it usually means a broken download or a wrong rename, and feeding compressed
+//! bytes to the JSON parser would otherwise turn into millions of bogus "invalid JSON" rejections.
+//! Truncated or corrupt streams are errors from `read` (the decoders' end-of-frame checks plus zstd
+//! frame checksums and gzip CRCs), never a silent early end of file that would quietly drop the
+//! tail of a shard.
 //!
 //! # Bounded memory
 //!
