@@ -119,7 +119,8 @@ fn detect(prefix: &[u8]) -> Compression {
 /// `5? 2A 4D 18`, gzip `1F 8B`), not from
 /// the name; but when the file name claims a compression that the magic bytes contradict, this is
 /// an [`IoError::CompressionMismatch`] ("x.jsonl.zst: extension says zstd but the file is not a
-/// zstd stream"). Returns the detected compression and a buffered reader
+/// zstd stream"). A zero-byte file is an empty shard (no line) with the compression its name
+/// claims, not a mismatch. Returns the detected compression and a buffered reader
 /// ([`READ_BUFFER_BYTES`]) of the decompressed bytes.
 ///
 /// Multi-frame zstd and multi-member gzip streams are read to their end; zstd skippable frames
@@ -153,7 +154,14 @@ pub fn open_shard(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>),
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    if let Some(claimed) = Compression::from_extension(&file_name) {
+    let claimed = Compression::from_extension(&file_name);
+    if got == 0 {
+        // A zero-byte file is an empty shard (zero lines), whatever its name claims: there is no
+        // stream to contradict the extension, and the outputs are named as for the claim.
+        let compression = claimed.unwrap_or(Compression::None);
+        return Ok((compression, Box::new(io::empty())));
+    }
+    if let Some(claimed) = claimed {
         if claimed != detected {
             return Err(IoError::CompressionMismatch {
                 path: path.to_path_buf(),
@@ -629,11 +637,13 @@ mod tests {
         let mut gz = Vec::new();
         compress_frame(&data, Compression::Gzip, 6, &mut gz).unwrap();
 
-        let cases: [(&str, &[u8], &str); 4] = [
+        let cases: [(&str, &[u8], &str); 5] = [
             ("x.jsonl.zst", &data, "zstd"),
             ("y.jsonl.zst", &gz, "zstd"),
             ("z.jsonl.gz", &data, "gzip"),
-            ("e.jsonl.gz", b"", "gzip"),
+            // Shorter than a magic number, but not empty.
+            ("t.jsonl.gz", b"\x1f", "gzip"),
+            ("u.jsonl.zst", b"\x28\xb5", "zstd"),
         ];
         for (name, bytes, claimed) in cases {
             let path = dir.path().join(name);
@@ -1036,5 +1046,33 @@ mod tests {
         let (compression, result) = read_all(&out);
         assert_eq!(compression, Compression::Zstd);
         assert_eq!(result.unwrap(), data);
+    }
+
+    /// A zero-byte file is an empty shard whatever its extension (`sluice generate --size 0`
+    /// writes such `.zst` files): zero lines, with the compression its name claims.
+    #[test]
+    fn zero_byte_files_are_empty_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, expected) in [
+            ("e.jsonl.zst", Compression::Zstd),
+            ("e.jsonl.zstd", Compression::Zstd),
+            ("e.jsonl.gz", Compression::Gzip),
+            ("e.jsonl", Compression::None),
+        ] {
+            let path = dir.path().join(name);
+            fs::write(&path, b"").unwrap();
+            let (compression, result) = read_all(&path);
+            assert_eq!(compression, expected, "{name}");
+            assert!(result.unwrap().is_empty(), "{name}");
+            let (_, reader) = open_shard(&path).unwrap();
+            let mut chunker = crate::LineChunker::new(
+                reader,
+                crate::ChunkerOptions {
+                    target_chunk_bytes: 4096,
+                    max_line_bytes: 4096,
+                },
+            );
+            assert!(!chunker.next_chunk(&mut crate::Chunk::default()).unwrap());
+        }
     }
 }
