@@ -52,7 +52,8 @@ mod error;
 
 pub use atomic::{temp_path, write_atomic, AtomicFile};
 pub use chunker::{
-    Chunk, ChunkerOptions, Line, LineChunker, MAX_CHUNK_LINES, OVERSIZED_PREFIX_BYTES,
+    Chunk, ChunkerOptions, Line, LineChunker, MAX_CHUNK_BYTES, MAX_CHUNK_LINES, MAX_LINE_BYTES,
+    MIN_CHUNK_BYTES, MIN_LINE_BYTES, OVERSIZED_PREFIX_BYTES,
 };
 pub use compression::{
     compress_frame, empty_stream, gzip_level, open_shard, output_name, CompressedFile, Compression,
