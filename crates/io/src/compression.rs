@@ -128,6 +128,22 @@ fn detect(prefix: &[u8]) -> Compression {
 /// stream (including trailing garbage after the last frame/member) surfaces as an `Err` from
 /// `read`, never as an early end of file; the error's message names the file.
 pub fn open_shard(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
+    open_stream(path, true)
+}
+
+/// Opens a file sluice wrote itself (an output stream of a run: `kept/S`, `audit/S`, ...), as
+/// [`open_shard`] does, except that a zero-byte file whose name claims a compression is an
+/// [`IoError::CompressionMismatch`]: sluice writes a destination that got nothing as a valid
+/// empty stream ([`empty_stream`]), never as zero bytes, so zero bytes there mean the file was
+/// truncated or replaced.
+pub fn open_written(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
+    open_stream(path, false)
+}
+
+fn open_stream(
+    path: &Path,
+    empty_is_a_stream: bool,
+) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
     let mut file = File::open(path).map_err(|e| IoError::open(path, e))?;
 
     // Read the magic bytes (looping: a read may return fewer bytes than asked for), then put them
@@ -155,7 +171,7 @@ pub fn open_shard(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>),
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
     let claimed = Compression::from_extension(&file_name);
-    if got == 0 {
+    if got == 0 && (empty_is_a_stream || claimed.is_none()) {
         // A zero-byte file is an empty shard (zero lines), whatever its name claims: there is no
         // stream to contradict the extension, and the outputs are named as for the claim.
         let compression = claimed.unwrap_or(Compression::None);
@@ -196,6 +212,28 @@ pub fn open_shard(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>),
         }
     };
     Ok((detected, reader))
+}
+
+/// Reads what is left of a stream to its end and returns how many (decompressed) bytes that was.
+///
+/// A reader that stops once it has what it wants (the last line it needed) has not seen the end
+/// of the stream, and a compressed stream is only verified there: a gzip member cut inside its
+/// 8-byte trailer, or a zstd frame cut inside its checksum, yields every line and fails only on
+/// the read after the last one. Call this when done with a stream that must be whole (the output
+/// streams an audit command walks): truncation or corruption is an [`IoError::Stream`] naming
+/// the file; a non-zero count means data the caller did not expect after what it read.
+pub fn drain_to_end<R: BufRead + ?Sized>(reader: &mut R) -> Result<u64, IoError> {
+    let mut left = 0u64;
+    loop {
+        let n = match reader.fill_buf() {
+            Ok([]) => return Ok(left),
+            Ok(buf) => buf.len(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(IoError::Stream { error }),
+        };
+        reader.consume(n);
+        left += n as u64;
+    }
 }
 
 /// Wraps a (decompressing) reader so that its errors name the file and the format.
@@ -1074,5 +1112,75 @@ mod tests {
             );
             assert!(!chunker.next_chunk(&mut crate::Chunk::default()).unwrap());
         }
+    }
+
+    /// A stream cut inside its last trailer gives every line back and fails only at the end:
+    /// only a reader that reads to the end (or calls `drain_to_end`) sees the truncation.
+    #[test]
+    fn a_cut_trailer_fails_only_at_the_end_and_drain_to_end_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(50);
+        for compression in [Compression::Gzip, Compression::Zstd] {
+            let full = multi_frame(&data, compression);
+            let path = dir
+                .path()
+                .join(format!("t.jsonl{}", compression.extension()));
+            // gzip: CRC + size (8 bytes); zstd: the 4-byte checksum.
+            let trailer = if compression == Compression::Gzip {
+                8
+            } else {
+                4
+            };
+            for cut in 1..=trailer {
+                fs::write(&path, &full[..full.len() - cut]).unwrap();
+                let (_, mut reader) = open_shard(&path).unwrap();
+                let mut lines = 0;
+                let mut line = Vec::new();
+                while lines < 50 {
+                    line.clear();
+                    reader.read_until(b'\n', &mut line).unwrap();
+                    lines += 1;
+                }
+                assert_eq!(line.last(), Some(&b'\n'));
+                let err = drain_to_end(&mut reader).unwrap_err();
+                assert!(
+                    err.to_string().contains("truncated"),
+                    "{compression:?} {cut}: {err}"
+                );
+            }
+            // Whole: nothing left, no error; data left over is counted.
+            fs::write(&path, &full).unwrap();
+            let (_, mut reader) = open_shard(&path).unwrap();
+            let mut line = Vec::new();
+            reader.read_until(b'\n', &mut line).unwrap();
+            let left = drain_to_end(&mut reader).unwrap();
+            assert_eq!(left as usize, data.len() - line.len());
+            assert_eq!(drain_to_end(&mut reader).unwrap(), 0);
+        }
+    }
+
+    #[test]
+    fn open_written_refuses_a_zero_byte_compressed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.jsonl.zst", "a.jsonl.gz"] {
+            let path = dir.path().join(name);
+            fs::write(&path, b"").unwrap();
+            let err = open_written(&path)
+                .err()
+                .expect("zero bytes is not a stream we wrote");
+            assert!(
+                matches!(err, IoError::CompressionMismatch { .. }),
+                "{err:?}"
+            );
+            // What sluice does write for an empty destination opens fine.
+            let compression = Compression::from_extension(name).unwrap();
+            fs::write(&path, empty_stream(compression)).unwrap();
+            let (got, mut reader) = open_written(&path).unwrap();
+            assert_eq!(got, compression);
+            assert_eq!(drain_to_end(&mut reader).unwrap(), 0);
+        }
+        let plain = dir.path().join("a.jsonl");
+        fs::write(&plain, b"").unwrap();
+        assert_eq!(open_written(&plain).unwrap().0, Compression::None);
     }
 }

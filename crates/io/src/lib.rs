@@ -56,8 +56,8 @@ pub use chunker::{
     MIN_CHUNK_BYTES, MIN_LINE_BYTES, OVERSIZED_PREFIX_BYTES,
 };
 pub use compression::{
-    compress_frame, empty_stream, gzip_level, open_shard, output_name, CompressedFile, Compression,
-    LazyCompressedFile, READ_BUFFER_BYTES,
+    compress_frame, drain_to_end, empty_stream, gzip_level, open_shard, open_written, output_name,
+    CompressedFile, Compression, LazyCompressedFile, READ_BUFFER_BYTES,
 };
 pub use discover::{discover_shards, is_shard_file_name, Shard, TEMP_SUFFIX};
 pub use error::IoError;
