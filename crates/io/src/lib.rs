@@ -49,6 +49,7 @@ mod chunker;
 mod compression;
 mod discover;
 mod error;
+mod paths;
 
 pub use atomic::{temp_path, write_atomic, AtomicFile};
 pub use chunker::{
@@ -61,3 +62,4 @@ pub use compression::{
 };
 pub use discover::{discover_shards, is_shard_file_name, Shard, TEMP_SUFFIX};
 pub use error::IoError;
+pub use paths::{join_under, validate_relative_name, UnsafeName};
