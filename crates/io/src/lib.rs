@@ -60,6 +60,9 @@ pub use compression::{
     compress_frame, drain_to_end, empty_stream, gzip_level, open_shard, open_written, output_name,
     CompressedFile, Compression, LazyCompressedFile, READ_BUFFER_BYTES,
 };
-pub use discover::{discover_shards, is_shard_file_name, Shard, TEMP_SUFFIX};
+pub use discover::{
+    discover, discover_shards, is_shard_file_name, DiscoverOptions, Discovery, FailedEntry, Shard,
+    SkipReason, Skipped, TEMP_SUFFIX,
+};
 pub use error::IoError;
 pub use paths::{join_under, validate_relative_name, UnsafeName};
