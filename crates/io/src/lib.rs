@@ -49,6 +49,7 @@ mod chunker;
 mod compression;
 mod discover;
 mod error;
+mod lock;
 mod paths;
 
 pub use atomic::{temp_path, write_atomic, AtomicFile};
@@ -65,4 +66,5 @@ pub use discover::{
     SkipReason, Skipped, TEMP_SUFFIX,
 };
 pub use error::IoError;
+pub use lock::{Holder, LockError, OutputLock, LOCK_FILE};
 pub use paths::{join_under, validate_relative_name, UnsafeName};
