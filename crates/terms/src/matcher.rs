@@ -151,6 +151,12 @@ impl TermMatcher {
         let mut patterns: Vec<String> = Vec::with_capacity(entries.len());
         let mut duplicates = 0;
         for entry in entries {
+            if !(entry.weight.is_finite() && entry.weight >= 0.0) {
+                return Err(TermsError::BadTermWeight {
+                    term: entry.term,
+                    weight: entry.weight,
+                });
+            }
             let folded = normalize_str(&entry.term, ci, nfkc);
             if folded.trim().is_empty() {
                 return Err(TermsError::EmptyTerm { term: entry.term });

@@ -250,6 +250,33 @@ fn empty_terms_are_errors() {
 }
 
 #[test]
+fn negative_and_non_finite_weights_are_refused_by_the_matcher() {
+    for weight in [
+        -1.0,
+        -f32::MIN_POSITIVE,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ] {
+        let entry = TermEntry {
+            weight,
+            ..TermEntry::new("sarin")
+        };
+        let err = TermMatcher::new(vec![entry], opts(true, true, true)).expect_err("bad weight");
+        assert!(matches!(err, TermsError::BadTermWeight { .. }), "{err:?}");
+        assert!(
+            err.to_string().starts_with("term \"sarin\" has weight "),
+            "{err}"
+        );
+    }
+    let zero = TermEntry {
+        weight: 0.0,
+        ..TermEntry::new("sarin")
+    };
+    assert!(TermMatcher::new(vec![zero], opts(true, true, true)).is_ok());
+}
+
+#[test]
 fn empty_matcher_and_empty_text() {
     let m = matcher(&[], opts(true, true, true));
     assert!(found(&m, "anything at all ΣΑΡΙΝ").is_empty());
