@@ -105,6 +105,17 @@ impl TextEncoder {
         })
     }
 
+    /// The largest token id the tokenizer can produce (added and special tokens included), or
+    /// `None` for hashed-ngram (whose ids are buckets, in range by construction).
+    pub fn max_token_id(&self) -> Option<u32> {
+        match self {
+            TextEncoder::HuggingFace { tokenizer, .. } => {
+                tokenizer.get_vocab(true).into_values().max()
+            }
+            TextEncoder::Hashed { .. } => None,
+        }
+    }
+
     pub fn hashed(tokenizer: HashedTokenizer, max_words: usize, stride: usize) -> Result<Self> {
         if max_words <= stride {
             return Err(ClassifierError::InvalidOptions(format!(
