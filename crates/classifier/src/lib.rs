@@ -113,6 +113,9 @@ mod backend;
 mod config;
 mod device;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 mod text;
 pub mod train;

@@ -49,6 +49,9 @@ mod chunker;
 mod compression;
 mod discover;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod lock;
 mod paths;
 

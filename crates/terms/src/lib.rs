@@ -58,6 +58,9 @@
 
 mod error;
 mod fold;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod list;
 mod matcher;
 mod words;
