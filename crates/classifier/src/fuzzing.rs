@@ -86,9 +86,12 @@ pub fn model_loader(data: &[u8]) {
     }
 }
 
-/// The files of a fixture checkpoint, read once: (path relative to the checkpoint, bytes).
-fn fixture_files(name: &str) -> &'static [(PathBuf, Vec<u8>)] {
-    static CACHE: OnceLock<Vec<Vec<(PathBuf, Vec<u8>)>>> = OnceLock::new();
+/// A checkpoint's files: (path relative to the checkpoint, bytes).
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
+/// The files of a fixture checkpoint, read once.
+fn fixture_files(name: &str) -> &'static Files {
+    static CACHE: OnceLock<Vec<Files>> = OnceLock::new();
     let all = CACHE.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models");
         FIXTURES
