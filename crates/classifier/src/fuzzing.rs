@@ -33,6 +33,7 @@ pub fn model_loader(data: &[u8]) {
     let [fixture, mode, rest @ ..] = data else {
         return;
     };
+    unwind_tokenizers_panics();
     let name = FIXTURES[usize::from(*fixture) % FIXTURES.len()];
     let dir = scratch_dir();
     let files = fixture_files(name);
@@ -84,6 +85,27 @@ pub fn model_loader(data: &[u8]) {
         Err(e) if verbose => eprintln!("{name} mode {}: {e}", mode % 4),
         Err(_) => {}
     }
+}
+
+/// The tokenizers crate panics on some tokenizer files (an `expect` on a missing key); sluice
+/// catches those panics (`catch_unwind` around loading and encoding) and reports them as
+/// errors. libFuzzer's panic hook aborts on every panic, caught or not: this hook lets the
+/// panics raised inside the tokenizers crate unwind to sluice's handler, and passes every other
+/// one to the hook it replaces. A tokenizers panic that sluice failed to catch still ends the
+/// fuzz run (libfuzzer-sys aborts on a panic leaving the target).
+fn unwind_tokenizers_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_tokenizers = info
+                .location()
+                .is_some_and(|l| l.file().contains("/tokenizers-"));
+            if !in_tokenizers {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// A checkpoint's files: (path relative to the checkpoint, bytes).

@@ -108,6 +108,21 @@ impl TextEncoder {
                 direction: TruncationDirection::Right,
             }))
             .map_err(|e| err(e.to_string()))?;
+        // Some files load and then fail on every text (a template naming a special token it does
+        // not define panics inside the tokenizers crate): try one now, so that it is a load error.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tokenizer.encode("a test text, 1 2 3", true)
+        })) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(err(format!("cannot tokenize a test text: {e}"))),
+            Err(_) => {
+                return Err(err(
+                    "the tokenizers library fails on a test text with this file (a panic); is \
+                     its post_processor consistent?"
+                        .into(),
+                ))
+            }
+        }
         Ok(TextEncoder::HuggingFace {
             tokenizer: Box::new(tokenizer),
             path: path.to_path_buf(),
@@ -295,6 +310,36 @@ mod tests {
                 }
                 Err(other) => panic!("expected a tokenizer error, got {other}"),
                 Ok(_) => panic!("a truncated tokenizer.json loaded"),
+            }
+        }
+    }
+
+    /// Found by the `model_loader` fuzz target: a template post-processor naming a special token
+    /// that its `special_tokens` lacks loads, then panics (an `expect` in the tokenizers crate) on
+    /// every text. It must be refused at load, naming the file.
+    #[test]
+    fn a_template_with_an_undefined_special_token_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models/bert/tokenizer.json");
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+        let specials = json["post_processor"]["special_tokens"]
+            .as_object_mut()
+            .unwrap();
+        specials.remove("[SEP]").unwrap();
+        std::fs::write(&path, json.to_string()).unwrap();
+        match TextEncoder::hugging_face(&path, 16, 2) {
+            Err(ClassifierError::Tokenizer { path: p, message }) => {
+                assert_eq!(p, path);
+                assert!(message.contains("panic"), "{message}");
+            }
+            Err(other) => panic!("expected a tokenizer error, got {other}"),
+            Ok(encoder) => {
+                // Loading may not notice; encoding must then fail, not panic.
+                let err = encoder.encode_batch(&["a text"]).err();
+                panic!("loaded; encoding gave {err:?}");
             }
         }
     }
