@@ -321,6 +321,7 @@ impl Classifier {
             })?;
         let architecture = detect_architecture(&files.dir, &head)?;
         let weights = read_file(&files.weights())?;
+        config::check_dimensions(&config_bytes, weights.len(), &files.config())?;
 
         let mut extra = vec![files.config()];
         for name in [
