@@ -97,6 +97,88 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
+/// Largest value accepted for a size in `config.json` (hidden size, vocabulary, positions,
+/// layers, labels, ...): 16,777,216. Real checkpoints stay far below (a 250,000-token vocabulary,
+/// 8,192 positions); anything larger is a damaged or hostile file.
+pub const MAX_DIMENSION: u64 = 1 << 24;
+
+/// Most outputs (labels) a classifier may declare.
+pub const MAX_LABELS: usize = 1 << 16;
+
+/// Checks the sizes of an encoder's `config.json` before candle builds anything from them, so
+/// that a damaged file is an error naming its key rather than a division by zero (candle divides
+/// the hidden size by the head count) or a table far larger than the weights (rotary and
+/// relative-position tables are computed from the config, not read from the file).
+/// `weights_len` is the size of `model.safetensors` in bytes. Keys that are absent, or not
+/// non-negative integers, are left to the architecture's own parsing.
+pub(crate) fn check_dimensions(config: &[u8], weights_len: usize, path: &Path) -> Result<()> {
+    let Ok(serde_json::Value::Object(config)) = serde_json::from_slice(config) else {
+        return Ok(());
+    };
+    let bad = |message: String| ClassifierError::Config {
+        path: path.to_path_buf(),
+        message,
+    };
+    let get = |key: &str| config.get(key).and_then(serde_json::Value::as_u64);
+    for key in [
+        "hidden_size",
+        "dim",
+        "intermediate_size",
+        "hidden_dim",
+        "vocab_size",
+        "type_vocab_size",
+        "num_hidden_layers",
+        "n_layers",
+        "num_attention_heads",
+        "n_heads",
+        "max_position_embeddings",
+        "num_labels",
+        "position_buckets",
+        "max_relative_positions",
+        "local_attention",
+        "global_attn_every_n_layers",
+        "embedding_dim",
+    ] {
+        if let Some(value) = get(key) {
+            if value > MAX_DIMENSION {
+                return Err(bad(format!(
+                    "{key} is {value}, more than the {MAX_DIMENSION} this crate accepts"
+                )));
+            }
+        }
+    }
+    for (hidden_key, heads_key) in [("hidden_size", "num_attention_heads"), ("dim", "n_heads")] {
+        let Some(heads) = get(heads_key) else {
+            continue;
+        };
+        if heads == 0 {
+            return Err(bad(format!("{heads_key} is 0")));
+        }
+        if let Some(hidden) = get(hidden_key) {
+            if hidden == 0 || hidden % heads != 0 {
+                return Err(bad(format!(
+                    "{hidden_key} ({hidden}) is not a positive multiple of {heads_key} ({heads})"
+                )));
+            }
+        }
+    }
+    if let (Some(positions), Some(hidden)) = (
+        get("max_position_embeddings"),
+        get("hidden_size").or_else(|| get("dim")),
+    ) {
+        // A position table of `positions × hidden` values, when computed, must be of the order
+        // of the weights, not beyond them.
+        let budget = (weights_len as u64).max(MAX_DIMENSION);
+        if positions.saturating_mul(hidden) > budget {
+            return Err(bad(format!(
+                "max_position_embeddings ({positions}) × hidden size ({hidden}) is more than \
+                 the weights ({weights_len} bytes) could use"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Decides the architecture of a checkpoint directory.
 pub(crate) fn detect_architecture(dir: &Path, head: &HeadConfig) -> Result<Architecture> {
     let config_path = dir.join("config.json");
@@ -168,6 +250,11 @@ impl Labels {
         };
         if count == 0 {
             return Err(config_err("the model has no outputs".into()));
+        }
+        if count > MAX_LABELS {
+            return Err(config_err(format!(
+                "num_labels is {count}, more than the {MAX_LABELS} outputs this crate accepts"
+            )));
         }
         if let Some(n) = head.num_labels {
             if n != count {

@@ -107,6 +107,42 @@ pub enum ClassifierError {
     /// The model cannot produce sentence embeddings (only sentence-transformers encoders can).
     #[error("the {0} backend does not produce sentence embeddings")]
     NoEmbeddings(&'static str),
+    /// The model's output for a document is NaN or infinite (NaN or infinite weights, or an input
+    /// that overflows): a model failure, never a score. `window` is the window whose score it is,
+    /// `None` when the windows are finite but their aggregate is not (a mean that overflows).
+    #[error(
+        "the model scored {value} for document {document}{}: a model failure, not a score (are \
+         its weights finite? `sluice check` probes for this)",
+        window.map_or_else(String::new, |w| format!(", window {w}"))
+    )]
+    NonFiniteScore {
+        /// Index of the document in the call.
+        document: usize,
+        /// Index of the window in the document, when one window is at fault.
+        window: Option<usize>,
+        /// The value (NaN, inf or -inf).
+        value: f32,
+    },
+    /// `tokenizer.json` has token ids beyond the model's vocabulary: it does not belong to these
+    /// weights (every text containing such a token would fail).
+    #[error(
+        "{} has {tokenizer_size} token ids (0 to {}) but the model's vocabulary has \
+         {model_size} entries (vocab_size in {}, rows of the embedding table): the tokenizer does \
+         not belong to these weights",
+        tokenizer.display(),
+        tokenizer_size.saturating_sub(1),
+        config.display()
+    )]
+    VocabularyMismatch {
+        /// The tokenizer file.
+        tokenizer: PathBuf,
+        /// The model's config file.
+        config: PathBuf,
+        /// One more than the tokenizer's largest token id (added tokens included).
+        tokenizer_size: usize,
+        /// The model's vocabulary size.
+        model_size: usize,
+    },
     /// A tensor computation failed while scoring.
     #[error("model computation failed: {0}")]
     Compute(#[from] candle_core::Error),

@@ -113,6 +113,9 @@ mod backend;
 mod config;
 mod device;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod rng;
 mod text;
@@ -231,6 +234,19 @@ pub struct DocumentScore {
     pub tokens: usize,
 }
 
+/// The text [`Classifier::probe`] scores: short, plain, with a few non-ASCII characters.
+pub const PROBE_TEXT: &str =
+    "The quick brown fox jumps over the lazy dog. Naïve café owners in São Paulo read 42 books.";
+
+/// What [`Classifier::probe`] found: the model's outputs on [`PROBE_TEXT`] are finite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// The probe text's score, or `None` for an encoder without a head (probed by embedding).
+    pub score: Option<f32>,
+    /// Windows that went through the model.
+    pub windows: usize,
+}
+
 /// Raw model outputs for one document (for audits and reference tests).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentLogits {
@@ -324,6 +340,7 @@ impl Classifier {
             })?;
         let architecture = detect_architecture(&files.dir, &head)?;
         let weights = read_file(&files.weights())?;
+        config::check_dimensions(&config_bytes, weights.len(), &files.config())?;
 
         let mut extra = vec![files.config()];
         for name in [
@@ -374,6 +391,18 @@ impl Classifier {
             Some(tok) => TextEncoder::hashed(tok, max_tokens, stride)?,
             None => TextEncoder::hugging_face(&files.tokenizer(), max_tokens, stride)?,
         };
+        // Ids beyond the embedding table would fail every text holding them: refuse now.
+        if let Some(max_id) = text.max_token_id() {
+            let tokenizer_size = max_id as usize + 1;
+            if tokenizer_size > loaded.info.vocab_size {
+                return Err(ClassifierError::VocabularyMismatch {
+                    tokenizer: files.tokenizer(),
+                    config: files.config(),
+                    tokenizer_size,
+                    model_size: loaded.info.vocab_size,
+                });
+            }
+        }
         let label_index = match &loaded.labels {
             Some(labels) => Some(labels.resolve(&options.label)?),
             None => None,
@@ -395,7 +424,19 @@ impl Classifier {
     /// Scores documents: one [`DocumentScore`] per input, in order. With [`Aggregate::First`]
     /// only each document's first window goes through the model (the others could not change
     /// its score), so [`DocumentScore::windows`] holds that one score.
+    ///
+    /// Every score returned is finite: a document whose window score or aggregate is NaN or
+    /// infinite fails the whole call with [`ClassifierError::NonFiniteScore`] (naming the first
+    /// such document). [`Classifier::score_each`] fails only the documents at fault.
     pub fn score(&self, texts: &[&str]) -> Result<Vec<DocumentScore>> {
+        self.score_each(texts)?.into_iter().collect()
+    }
+
+    /// [`Classifier::score`], with a result per document: the outer error fails the whole call
+    /// (tokenizing, the forward pass), an inner [`ClassifierError::NonFiniteScore`] only the
+    /// document whose score is NaN or infinite, so that a caller can apply its error policy to
+    /// exactly those documents.
+    pub fn score_each(&self, texts: &[&str]) -> Result<Vec<Result<DocumentScore>>> {
         let (Some(labels), Some(index)) = (&self.labels, self.label_index) else {
             return Err(ClassifierError::NoHead(self.options.model_dir.clone()));
         };
@@ -403,19 +444,66 @@ impl Classifier {
         Ok(self
             .logits_of(texts, first_only)?
             .into_iter()
-            .map(|doc| {
+            .enumerate()
+            .map(|(document, doc)| {
                 let windows: Vec<f32> = doc
                     .windows
                     .iter()
                     .map(|row| labels.score(row, index))
                     .collect();
-                DocumentScore {
-                    score: self.options.aggregate.apply(&windows),
+                if let Some((window, &value)) =
+                    windows.iter().enumerate().find(|(_, v)| !v.is_finite())
+                {
+                    return Err(ClassifierError::NonFiniteScore {
+                        document,
+                        window: Some(window),
+                        value,
+                    });
+                }
+                let score = self.options.aggregate.apply(&windows);
+                if !score.is_finite() {
+                    return Err(ClassifierError::NonFiniteScore {
+                        document,
+                        window: None,
+                        value: score,
+                    });
+                }
+                Ok(DocumentScore {
+                    score,
                     windows,
                     tokens: doc.tokens,
-                }
+                })
             })
             .collect())
+    }
+
+    /// Runs the model on [`PROBE_TEXT`], as `sluice check` should before a long run: a model
+    /// whose weights hold NaN or infinity loads fine but scores NaN, which this returns as
+    /// [`ClassifierError::NonFiniteScore`]. An encoder without a head is probed through its
+    /// embeddings (every component must be finite) and reports no score. Costs one forward pass
+    /// of one short window.
+    pub fn probe(&self) -> Result<Probe> {
+        if self.labels.is_none() {
+            let embeddings = self.embed(&[PROBE_TEXT])?;
+            let row = embeddings.first().map_or(&[][..], Vec::as_slice);
+            if let Some(&value) = row.iter().find(|v| !v.is_finite()) {
+                return Err(ClassifierError::NonFiniteScore {
+                    document: 0,
+                    window: Some(0),
+                    value,
+                });
+            }
+            // Embeddings come from the first window only.
+            return Ok(Probe {
+                score: None,
+                windows: 1,
+            });
+        }
+        let scored = self.score(&[PROBE_TEXT])?.remove(0);
+        Ok(Probe {
+            score: Some(scored.score),
+            windows: scored.windows.len(),
+        })
     }
 
     /// Raw logits of every window of every document.

@@ -78,7 +78,17 @@ impl TextEncoder {
                 ),
             });
         }
-        let mut tokenizer = Tokenizer::from_file(path).map_err(|e| err(e.to_string()))?;
+        let bytes = std::fs::read(path).map_err(|source| ClassifierError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // The tokenizers crate panics on some malformed files (an `expect` when a `decoder` is
+        // cut short, as in a truncated download): check the JSON first, and catch what is left.
+        serde_json::from_slice::<serde::de::IgnoredAny>(&bytes)
+            .map_err(|e| err(format!("not valid JSON: {e}")))?;
+        let mut tokenizer = std::panic::catch_unwind(|| Tokenizer::from_bytes(&bytes))
+            .map_err(|_| err("the tokenizers library failed on this file (a panic)".into()))?
+            .map_err(|e| err(e.to_string()))?;
         let added = tokenizer
             .get_post_processor()
             .map_or(0, |p| p.added_tokens(false));
@@ -98,11 +108,37 @@ impl TextEncoder {
                 direction: TruncationDirection::Right,
             }))
             .map_err(|e| err(e.to_string()))?;
+        // Some files load and then fail on every text (a template naming a special token it does
+        // not define panics inside the tokenizers crate): try one now, so that it is a load error.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tokenizer.encode("a test text, 1 2 3", true)
+        })) {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(err(format!("cannot tokenize a test text: {e}"))),
+            Err(_) => {
+                return Err(err(
+                    "the tokenizers library fails on a test text with this file (a panic); is \
+                     its post_processor consistent?"
+                        .into(),
+                ))
+            }
+        }
         Ok(TextEncoder::HuggingFace {
             tokenizer: Box::new(tokenizer),
             path: path.to_path_buf(),
             stride,
         })
+    }
+
+    /// The largest token id the tokenizer can produce (added and special tokens included), or
+    /// `None` for hashed-ngram (whose ids are buckets, in range by construction).
+    pub fn max_token_id(&self) -> Option<u32> {
+        match self {
+            TextEncoder::HuggingFace { tokenizer, .. } => {
+                tokenizer.get_vocab(true).into_values().max()
+            }
+            TextEncoder::Hashed { .. } => None,
+        }
     }
 
     pub fn hashed(tokenizer: HashedTokenizer, max_words: usize, stride: usize) -> Result<Self> {
@@ -151,12 +187,17 @@ impl TextEncoder {
                 path,
                 stride,
             } => {
-                let encodings = tokenizer.encode_batch(texts.to_vec(), true).map_err(|e| {
-                    ClassifierError::Tokenizer {
-                        path: path.clone(),
-                        message: e.to_string(),
-                    }
-                })?;
+                let failed = |message: String| ClassifierError::Tokenizer {
+                    path: path.clone(),
+                    message,
+                };
+                // A panic inside the tokenizers crate (on a strange but loadable tokenizer.json)
+                // is this batch's error, not the process's end.
+                let encodings = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    tokenizer.encode_batch(texts.to_vec(), true)
+                }))
+                .map_err(|_| failed("the tokenizers library failed on this text (a panic)".into()))?
+                .map_err(|e| failed(e.to_string()))?;
                 Ok(encodings
                     .into_iter()
                     .map(|encoding| {
@@ -235,6 +276,70 @@ mod tests {
                     let first = encoder.encode_first_windows(&[t]).unwrap().remove(0);
                     assert_eq!(first.windows, full.windows[..1], "{name} {max_tokens}");
                 }
+            }
+        }
+    }
+
+    /// Found by the `model_loader` fuzz target: the tokenizers crate panics (an `expect` in its
+    /// decoder deserializer) on a tokenizer.json cut inside its `decoder`, such as a truncated
+    /// download. It must be an error naming the file.
+    #[test]
+    fn a_truncated_tokenizer_json_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        let whole = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models/bert/tokenizer.json"),
+        )
+        .unwrap();
+        let decoder = whole
+            .windows(10)
+            .position(|w| w == b"\"decoder\":")
+            .unwrap();
+        for bytes in [
+            &b"{\"decoder\":"[..],
+            b"{\"decoder\": {\"type\": \"WordPiece\", ",
+            &whole[..decoder + 12],
+            &whole[..whole.len() / 2],
+            b"",
+        ] {
+            std::fs::write(&path, bytes).unwrap();
+            match TextEncoder::hugging_face(&path, 16, 2) {
+                Err(ClassifierError::Tokenizer { path: p, message }) => {
+                    assert_eq!(p, path);
+                    assert!(message.contains("not valid JSON"), "{message}");
+                }
+                Err(other) => panic!("expected a tokenizer error, got {other}"),
+                Ok(_) => panic!("a truncated tokenizer.json loaded"),
+            }
+        }
+    }
+
+    /// Found by the `model_loader` fuzz target: a template post-processor naming a special token
+    /// that its `special_tokens` lacks loads, then panics (an `expect` in the tokenizers crate) on
+    /// every text. It must be refused at load, naming the file.
+    #[test]
+    fn a_template_with_an_undefined_special_token_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/models/bert/tokenizer.json");
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixture).unwrap()).unwrap();
+        let specials = json["post_processor"]["special_tokens"]
+            .as_object_mut()
+            .unwrap();
+        specials.remove("[SEP]").unwrap();
+        std::fs::write(&path, json.to_string()).unwrap();
+        match TextEncoder::hugging_face(&path, 16, 2) {
+            Err(ClassifierError::Tokenizer { path: p, message }) => {
+                assert_eq!(p, path);
+                assert!(message.contains("panic"), "{message}");
+            }
+            Err(other) => panic!("expected a tokenizer error, got {other}"),
+            Ok(encoder) => {
+                // Loading may not notice; encoding must then fail, not panic.
+                let err = encoder.encode_batch(&["a text"]).err();
+                panic!("loaded; encoding gave {err:?}");
             }
         }
     }

@@ -389,7 +389,10 @@ fn tokenizer_outside_vocabulary_is_an_error_not_a_panic() {
     candle_core::safetensors::save(&tensors, &weights).unwrap();
     let mut o = ClassifierOptions::new(dir.path());
     o.label = LabelSelector::Index(0);
-    let c = Classifier::load(o).unwrap();
-    let err = c.score(&["the quick brown fox"]).unwrap_err();
-    assert!(matches!(err, ClassifierError::Tokenizer { .. }), "{err}");
+    // Refused at load now (see tests/nonfinite.rs), before any text meets it.
+    let err = Classifier::load(o).unwrap_err();
+    assert!(
+        matches!(err, ClassifierError::VocabularyMismatch { .. }),
+        "{err}"
+    );
 }

@@ -24,6 +24,26 @@ pub fn chunk_is_full(bytes: u64, lines: usize, target_chunk_bytes: usize) -> boo
 /// Room beyond the target reserved for a chunk's last line, which ends after the target.
 const CHUNK_SLACK_BYTES: usize = 64 << 10;
 
+/// Smallest [`ChunkerOptions::target_chunk_bytes`] a configuration should accept
+/// (`run.chunk_bytes`): below it, per-chunk overhead (a frame per output stream) dominates.
+pub const MIN_CHUNK_BYTES: usize = 4096;
+
+/// Largest [`ChunkerOptions::target_chunk_bytes`] a configuration should accept
+/// (`run.chunk_bytes`). At least 4 chunks are in flight whatever the thread count, so this keeps
+/// their bytes within 64 MiB (the run's promise is 96 MiB); the chunker itself never reserves
+/// more than this up front, whatever the target.
+pub const MAX_CHUNK_BYTES: usize = 16 << 20;
+
+/// Smallest [`ChunkerOptions::max_line_bytes`] a configuration should accept
+/// (`input.max_line_bytes`): an oversized line keeps its first [`OVERSIZED_PREFIX_BYTES`].
+pub const MIN_LINE_BYTES: usize = OVERSIZED_PREFIX_BYTES;
+
+/// Largest [`ChunkerOptions::max_line_bytes`] a configuration should accept
+/// (`input.max_line_bytes`). A line up to this length is held whole in a chunk (and parsed), so
+/// one chunk can hold `target_chunk_bytes + max_line_bytes`; longer lines are streamed to the
+/// spill writer and never held. 256 MiB is eight times the default (32 MiB).
+pub const MAX_LINE_BYTES: usize = 256 << 20;
+
 /// Options of a [`LineChunker`].
 #[derive(Clone, Copy, Debug)]
 pub struct ChunkerOptions {
@@ -155,9 +175,11 @@ impl<R: BufRead> LineChunker<R> {
         chunk.lines.clear();
         // One allocation for a fresh chunk instead of doubling up to the target: each regrowth
         // copies everything read so far (measured: realloc copies ~1% of a run's CPU time).
+        // Bounded: a huge target (1 TiB) must not be allocated before a byte is read.
         chunk.data.reserve(
             self.options
                 .target_chunk_bytes
+                .min(MAX_CHUNK_BYTES)
                 .saturating_add(CHUNK_SLACK_BYTES),
         );
         chunk.index = self.next_index;
@@ -307,6 +329,25 @@ mod tests {
         // Further calls keep saying end of input.
         assert!(!chunker.next_chunk(&mut chunk).unwrap());
         out
+    }
+
+    /// A huge target (a config's `run.chunk_bytes = 1 TiB`) does not reserve it up front: the
+    /// reservation is bounded, and the chunk grows only with the lines actually read.
+    #[test]
+    fn a_huge_target_does_not_reserve_it_up_front() {
+        let input = b"{\"a\":1}\n{\"b\":2}\n";
+        for target in [1usize << 30, 1 << 40, usize::MAX] {
+            let mut chunker = LineChunker::new(&input[..], opts(target, 1 << 20));
+            let mut chunk = Chunk::default();
+            assert!(chunker.next_chunk(&mut chunk).unwrap());
+            assert_eq!(chunk.lines.len(), 2);
+            assert!(
+                chunk.data.capacity() <= MAX_CHUNK_BYTES + CHUNK_SLACK_BYTES,
+                "target {target}: reserved {}",
+                chunk.data.capacity()
+            );
+            assert!(!chunker.next_chunk(&mut chunk).unwrap());
+        }
     }
 
     #[test]

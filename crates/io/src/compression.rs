@@ -95,9 +95,16 @@ pub fn output_name(name: &str, compression: Compression) -> String {
     out
 }
 
+/// Whether `prefix` starts with the magic number of a zstd skippable frame: `0x184D2A50` to
+/// `0x184D2A5F`, little-endian (`5? 2A 4D 18`). A zstd stream may start with one (`pzstd` writes
+/// one before every frame, and some tools put metadata there); decoders skip them.
+fn is_zstd_skippable(prefix: &[u8]) -> bool {
+    prefix.len() >= 4 && prefix[0] & 0xF0 == 0x50 && prefix[1..4] == [0x2A, 0x4D, 0x18]
+}
+
 /// The compression announced by the first bytes of a stream.
 fn detect(prefix: &[u8]) -> Compression {
-    if prefix.starts_with(&ZSTD_MAGIC) {
+    if prefix.starts_with(&ZSTD_MAGIC) || is_zstd_skippable(prefix) {
         Compression::Zstd
     } else if prefix.starts_with(&GZIP_MAGIC) {
         Compression::Gzip
@@ -108,16 +115,35 @@ fn detect(prefix: &[u8]) -> Compression {
 
 /// Opens a shard for streaming.
 ///
-/// The compression is detected from the magic bytes (zstd `28 B5 2F FD`, gzip `1F 8B`), not from
+/// The compression is detected from the magic bytes (zstd `28 B5 2F FD` or a zstd skippable frame
+/// `5? 2A 4D 18`, gzip `1F 8B`), not from
 /// the name; but when the file name claims a compression that the magic bytes contradict, this is
 /// an [`IoError::CompressionMismatch`] ("x.jsonl.zst: extension says zstd but the file is not a
-/// zstd stream"). Returns the detected compression and a buffered reader
+/// zstd stream"). A zero-byte file is an empty shard (no line) with the compression its name
+/// claims, not a mismatch. Returns the detected compression and a buffered reader
 /// ([`READ_BUFFER_BYTES`]) of the decompressed bytes.
 ///
-/// Multi-frame zstd and multi-member gzip streams are read to their end. A truncated or corrupt
+/// Multi-frame zstd and multi-member gzip streams are read to their end; zstd skippable frames
+/// are skipped wherever they are (first, between frames, last). A truncated or corrupt
 /// stream (including trailing garbage after the last frame/member) surfaces as an `Err` from
 /// `read`, never as an early end of file; the error's message names the file.
 pub fn open_shard(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
+    open_stream(path, true)
+}
+
+/// Opens a file sluice wrote itself (an output stream of a run: `kept/S`, `audit/S`, ...), as
+/// [`open_shard`] does, except that a zero-byte file whose name claims a compression is an
+/// [`IoError::CompressionMismatch`]: sluice writes a destination that got nothing as a valid
+/// empty stream ([`empty_stream`]), never as zero bytes, so zero bytes there mean the file was
+/// truncated or replaced.
+pub fn open_written(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
+    open_stream(path, false)
+}
+
+fn open_stream(
+    path: &Path,
+    empty_is_a_stream: bool,
+) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
     let mut file = File::open(path).map_err(|e| IoError::open(path, e))?;
 
     // Read the magic bytes (looping: a read may return fewer bytes than asked for), then put them
@@ -144,7 +170,14 @@ pub fn open_shard(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>),
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    if let Some(claimed) = Compression::from_extension(&file_name) {
+    let claimed = Compression::from_extension(&file_name);
+    if got == 0 && (empty_is_a_stream || claimed.is_none()) {
+        // A zero-byte file is an empty shard (zero lines), whatever its name claims: there is no
+        // stream to contradict the extension, and the outputs are named as for the claim.
+        let compression = claimed.unwrap_or(Compression::None);
+        return Ok((compression, Box::new(io::empty())));
+    }
+    if let Some(claimed) = claimed {
         if claimed != detected {
             return Err(IoError::CompressionMismatch {
                 path: path.to_path_buf(),
@@ -179,6 +212,28 @@ pub fn open_shard(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>),
         }
     };
     Ok((detected, reader))
+}
+
+/// Reads what is left of a stream to its end and returns how many (decompressed) bytes that was.
+///
+/// A reader that stops once it has what it wants (the last line it needed) has not seen the end
+/// of the stream, and a compressed stream is only verified there: a gzip member cut inside its
+/// 8-byte trailer, or a zstd frame cut inside its checksum, yields every line and fails only on
+/// the read after the last one. Call this when done with a stream that must be whole (the output
+/// streams an audit command walks): truncation or corruption is an [`IoError::Stream`] naming
+/// the file; a non-zero count means data the caller did not expect after what it read.
+pub fn drain_to_end<R: BufRead + ?Sized>(reader: &mut R) -> Result<u64, IoError> {
+    let mut left = 0u64;
+    loop {
+        let n = match reader.fill_buf() {
+            Ok([]) => return Ok(left),
+            Ok(buf) => buf.len(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(IoError::Stream { error }),
+        };
+        reader.consume(n);
+        left += n as u64;
+    }
 }
 
 /// Wraps a (decompressing) reader so that its errors name the file and the format.
@@ -649,11 +704,13 @@ mod tests {
         let mut gz = Vec::new();
         compress_frame(&data, Compression::Gzip, 6, &mut gz).unwrap();
 
-        let cases: [(&str, &[u8], &str); 4] = [
+        let cases: [(&str, &[u8], &str); 5] = [
             ("x.jsonl.zst", &data, "zstd"),
             ("y.jsonl.zst", &gz, "zstd"),
             ("z.jsonl.gz", &data, "gzip"),
-            ("e.jsonl.gz", b"", "gzip"),
+            // Shorter than a magic number, but not empty.
+            ("t.jsonl.gz", b"\x1f", "gzip"),
+            ("u.jsonl.zst", b"\x28\xb5", "zstd"),
         ];
         for (name, bytes, claimed) in cases {
             let path = dir.path().join(name);
@@ -954,5 +1011,205 @@ mod tests {
                 "{compression:?} trailing garbage"
             );
         }
+    }
+
+    /// A zstd skippable frame (magic `0x184D2A50 + nibble`, little-endian size, payload).
+    fn skippable(nibble: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = (0x184D_2A50u32 + u32::from(nibble)).to_le_bytes().to_vec();
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn zstd_skippable_frames_are_skipped_anywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(300);
+        let frames = multi_frame(&data, Compression::Zstd);
+        let mut first = Vec::new();
+        compress_frame(&data, Compression::Zstd, 3, &mut first).unwrap();
+        let twice = [data.clone(), data.clone()].concat();
+        let cases: Vec<(&str, Vec<u8>, &[u8])> = vec![
+            // Leading skippable frame (what pzstd writes), every magic nibble, empty payloads.
+            (
+                "lead.jsonl.zst",
+                [skippable(0, b"meta"), first.clone()].concat(),
+                &data,
+            ),
+            (
+                "lead-f.jsonl.zst",
+                [skippable(0xF, b""), first.clone()].concat(),
+                &data,
+            ),
+            // No extension: detected from the skippable magic all the same.
+            (
+                "lead-noext.jsonl",
+                [skippable(7, b"x"), first.clone()].concat(),
+                &data,
+            ),
+            // Between, and after, data frames.
+            (
+                "middle.jsonl.zst",
+                [
+                    skippable(1, &[0u8; 300]),
+                    frames.clone(),
+                    skippable(2, b"tail"),
+                    first.clone(),
+                    skippable(3, b""),
+                ]
+                .concat(),
+                &twice,
+            ),
+            // Only skippable frames: zero lines.
+            (
+                "only.jsonl.zst",
+                [skippable(0, b"a"), skippable(5, b"b")].concat(),
+                b"",
+            ),
+        ];
+        for (name, bytes, want) in cases {
+            let path = dir.path().join(name);
+            fs::write(&path, &bytes).unwrap();
+            let (compression, result) = read_all(&path);
+            assert_eq!(compression, Compression::Zstd, "{name}");
+            assert_eq!(result.unwrap(), want, "{name}");
+        }
+
+        // A skippable frame cut short is a truncation, not a silent end.
+        let mut cut = [skippable(0, &[7u8; 100]), first.clone()].concat();
+        cut.truncate(50);
+        let path = dir.path().join("cut.jsonl.zst");
+        fs::write(&path, &cut).unwrap();
+        assert!(read_all(&path).1.is_err());
+    }
+
+    /// `pzstd` (zstd's parallel CLI) puts a skippable frame before every frame.
+    #[test]
+    fn pzstd_output_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(2000);
+        let plain = dir.path().join("p.jsonl");
+        fs::write(&plain, &data).unwrap();
+        let out = dir.path().join("p.jsonl.zst");
+        let status = std::process::Command::new("pzstd")
+            .args(["-q", "-p", "2", "-f"])
+            .arg(&plain)
+            .arg("-o")
+            .arg(&out)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            _ => {
+                eprintln!("skipped: no pzstd on PATH");
+                return;
+            }
+        }
+        let bytes = fs::read(&out).unwrap();
+        assert_eq!(
+            &bytes[1..4],
+            &[0x2A, 0x4D, 0x18],
+            "pzstd starts with a skippable frame"
+        );
+        let (compression, result) = read_all(&out);
+        assert_eq!(compression, Compression::Zstd);
+        assert_eq!(result.unwrap(), data);
+    }
+
+    /// A zero-byte file is an empty shard whatever its extension (`sluice generate --size 0`
+    /// writes such `.zst` files): zero lines, with the compression its name claims.
+    #[test]
+    fn zero_byte_files_are_empty_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, expected) in [
+            ("e.jsonl.zst", Compression::Zstd),
+            ("e.jsonl.zstd", Compression::Zstd),
+            ("e.jsonl.gz", Compression::Gzip),
+            ("e.jsonl", Compression::None),
+        ] {
+            let path = dir.path().join(name);
+            fs::write(&path, b"").unwrap();
+            let (compression, result) = read_all(&path);
+            assert_eq!(compression, expected, "{name}");
+            assert!(result.unwrap().is_empty(), "{name}");
+            let (_, reader) = open_shard(&path).unwrap();
+            let mut chunker = crate::LineChunker::new(
+                reader,
+                crate::ChunkerOptions {
+                    target_chunk_bytes: 4096,
+                    max_line_bytes: 4096,
+                },
+            );
+            assert!(!chunker.next_chunk(&mut crate::Chunk::default()).unwrap());
+        }
+    }
+
+    /// A stream cut inside its last trailer gives every line back and fails only at the end:
+    /// only a reader that reads to the end (or calls `drain_to_end`) sees the truncation.
+    #[test]
+    fn a_cut_trailer_fails_only_at_the_end_and_drain_to_end_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = sample(50);
+        for compression in [Compression::Gzip, Compression::Zstd] {
+            let full = multi_frame(&data, compression);
+            let path = dir
+                .path()
+                .join(format!("t.jsonl{}", compression.extension()));
+            // gzip: CRC + size (8 bytes); zstd: the 4-byte checksum.
+            let trailer = if compression == Compression::Gzip {
+                8
+            } else {
+                4
+            };
+            for cut in 1..=trailer {
+                fs::write(&path, &full[..full.len() - cut]).unwrap();
+                let (_, mut reader) = open_shard(&path).unwrap();
+                let mut lines = 0;
+                let mut line = Vec::new();
+                while lines < 50 {
+                    line.clear();
+                    reader.read_until(b'\n', &mut line).unwrap();
+                    lines += 1;
+                }
+                assert_eq!(line.last(), Some(&b'\n'));
+                let err = drain_to_end(&mut reader).unwrap_err();
+                assert!(
+                    err.to_string().contains("truncated"),
+                    "{compression:?} {cut}: {err}"
+                );
+            }
+            // Whole: nothing left, no error; data left over is counted.
+            fs::write(&path, &full).unwrap();
+            let (_, mut reader) = open_shard(&path).unwrap();
+            let mut line = Vec::new();
+            reader.read_until(b'\n', &mut line).unwrap();
+            let left = drain_to_end(&mut reader).unwrap();
+            assert_eq!(left as usize, data.len() - line.len());
+            assert_eq!(drain_to_end(&mut reader).unwrap(), 0);
+        }
+    }
+
+    #[test]
+    fn open_written_refuses_a_zero_byte_compressed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.jsonl.zst", "a.jsonl.gz"] {
+            let path = dir.path().join(name);
+            fs::write(&path, b"").unwrap();
+            let err = open_written(&path)
+                .err()
+                .expect("zero bytes is not a stream we wrote");
+            assert!(
+                matches!(err, IoError::CompressionMismatch { .. }),
+                "{err:?}"
+            );
+            // What sluice does write for an empty destination opens fine.
+            let compression = Compression::from_extension(name).unwrap();
+            fs::write(&path, empty_stream(compression)).unwrap();
+            let (got, mut reader) = open_written(&path).unwrap();
+            assert_eq!(got, compression);
+            assert_eq!(drain_to_end(&mut reader).unwrap(), 0);
+        }
+        let plain = dir.path().join("a.jsonl");
+        fs::write(&plain, b"").unwrap();
+        assert_eq!(open_written(&plain).unwrap().0, Compression::None);
     }
 }

@@ -18,13 +18,14 @@
 //! # Magic bytes, not names
 //!
 //! Corpora are renamed, re-hosted and mislabelled. [`open_shard`] trusts the first bytes of the
-//! file (zstd `28 B5 2F FD`, gzip `1F 8B`) to pick the decoder, so a compressed file without a
-//! compression extension still reads correctly. When the name *claims* a compression that the
-//! bytes contradict, that is reported as an error rather than guessed around: it usually means a
-//! broken download or a wrong rename, and feeding compressed bytes to the JSON parser would
-//! otherwise turn into millions of bogus "invalid JSON" rejections. Truncated or corrupt streams
-//! are errors from `read` (the decoders' end-of-frame checks plus zstd frame checksums and gzip
-//! CRCs), never a silent early end of file that would quietly drop the tail of a shard.
+//! file (zstd `28 B5 2F FD` or a zstd skippable frame `5? 2A 4D 18`, gzip `1F 8B`) to pick the
+//! decoder, so a compressed file without a compression extension still reads correctly. When the
+//! name *claims* a compression that the bytes contradict, that is reported as an error rather than
+//! guessed around: it usually means a broken download or a wrong rename, and feeding compressed
+//! bytes to the JSON parser would otherwise turn into millions of bogus "invalid JSON" rejections.
+//! Truncated or corrupt streams are errors from `read` (the decoders' end-of-frame checks plus zstd
+//! frame checksums and gzip CRCs), never a silent early end of file that would quietly drop the
+//! tail of a shard.
 //!
 //! # Bounded memory
 //!
@@ -48,15 +49,25 @@ mod chunker;
 mod compression;
 mod discover;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
+mod lock;
+mod paths;
 
 pub use atomic::{temp_path, write_atomic, AtomicFile};
 pub use chunker::{
-    chunk_is_full, Chunk, ChunkerOptions, Line, LineChunker, MAX_CHUNK_LINES,
-    OVERSIZED_PREFIX_BYTES,
+    chunk_is_full, Chunk, ChunkerOptions, Line, LineChunker, MAX_CHUNK_BYTES, MAX_CHUNK_LINES,
+    MAX_LINE_BYTES, MIN_CHUNK_BYTES, MIN_LINE_BYTES, OVERSIZED_PREFIX_BYTES,
 };
 pub use compression::{
-    compress_frame, empty_stream, gzip_level, open_shard, output_name, CompressedFile,
-    CompressedWriter, Compression, LazyCompressedFile, READ_BUFFER_BYTES,
+    compress_frame, drain_to_end, empty_stream, gzip_level, open_shard, open_written, output_name,
+    CompressedFile, CompressedWriter, Compression, LazyCompressedFile, READ_BUFFER_BYTES,
 };
-pub use discover::{discover_shards, is_shard_file_name, Shard, TEMP_SUFFIX};
+pub use discover::{
+    discover, discover_shards, is_shard_file_name, DiscoverOptions, Discovery, FailedEntry, Shard,
+    SkipReason, Skipped, TEMP_SUFFIX,
+};
 pub use error::IoError;
+pub use lock::{Holder, LockError, OutputLock, LOCK_FILE};
+pub use paths::{join_under, validate_relative_name, UnsafeName};

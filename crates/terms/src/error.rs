@@ -17,6 +17,18 @@ pub enum TermsError {
         #[source]
         source: std::io::Error,
     },
+    /// The term list does not exist.
+    #[error("term list {} does not exist", path.display())]
+    NotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The term list is a directory.
+    #[error("term list {} is a directory, not a file", path.display())]
+    IsADirectory {
+        /// The path given.
+        path: PathBuf,
+    },
     /// A line is not valid UTF-8.
     #[error("{}:{line}: invalid utf-8", path.display())]
     InvalidUtf8 {
@@ -33,8 +45,8 @@ pub enum TermsError {
         /// 1-based line number.
         line: usize,
     },
-    /// The weight column is not a finite number.
-    #[error("{}:{line}: bad weight {value:?} (expected a finite number)", path.display())]
+    /// The weight column is not a finite number at least 0.
+    #[error("{}:{line}: bad weight {value:?} (expected a finite number, 0 or more)", path.display())]
     BadWeight {
         /// The term list.
         path: PathBuf,
@@ -52,6 +64,15 @@ pub enum TermsError {
         line: usize,
         /// How many columns the line has.
         columns: usize,
+    },
+    /// A term given to [`crate::TermMatcher::new`] has a weight that is negative, NaN or
+    /// infinite (lists read by [`crate::load_term_list`] are refused earlier, with their line).
+    #[error("term {term:?} has weight {weight}, expected a finite number, 0 or more")]
+    BadTermWeight {
+        /// The term as given.
+        term: String,
+        /// Its weight.
+        weight: f32,
     },
     /// A term is empty (or only whitespace) after normalization and case folding.
     #[error("term {term:?} is empty after normalization")]

@@ -72,6 +72,9 @@
 
 mod error;
 mod fold;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod list;
 mod matcher;
 mod python;

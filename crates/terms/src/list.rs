@@ -36,15 +36,32 @@ impl TermEntry {
 /// `default_category` applies when a line has no category column.
 ///
 /// Errors name the file and the 1-based line: invalid UTF-8, an empty term, a weight that is not a
-/// finite number, more than three columns.
+/// finite number at least 0 (negative, NaN and infinite weights are refused: a negative weight
+/// would let one term cancel another's evidence), more than three columns. A missing path and a
+/// directory have errors of their own ([`TermsError::NotFound`], [`TermsError::IsADirectory`]).
 pub fn load_term_list(
     path: &Path,
     default_category: Option<&str>,
 ) -> Result<Vec<TermEntry>, TermsError> {
-    let bytes = std::fs::read(path).map_err(|source| TermsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let io_error = |source: std::io::Error| match source.kind() {
+        std::io::ErrorKind::NotFound => TermsError::NotFound {
+            path: path.to_path_buf(),
+        },
+        std::io::ErrorKind::IsADirectory => TermsError::IsADirectory {
+            path: path.to_path_buf(),
+        },
+        _ => TermsError::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+    };
+    // Reading a directory fails with "is a directory" on Linux but not everywhere: ask first.
+    if std::fs::metadata(path).map_err(io_error)?.is_dir() {
+        return Err(TermsError::IsADirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io_error)?;
     parse_term_list(&bytes, path, default_category)
 }
 
@@ -87,7 +104,8 @@ pub(crate) fn parse_term_list(
         };
         let weight = match columns.get(2) {
             Some(w) if !w.is_empty() => match w.parse::<f32>() {
-                Ok(v) if v.is_finite() => v,
+                // `-0` is 0; NaN fails every comparison, so it is refused here too.
+                Ok(v) if v.is_finite() && v >= 0.0 => v + 0.0,
                 _ => {
                     return Err(TermsError::BadWeight {
                         path: path.to_path_buf(),
@@ -216,11 +234,65 @@ mod tests {
     }
 
     #[test]
-    fn missing_file_is_an_io_error() {
+    fn missing_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().expect("dir");
         let path = dir.path().join("nope.txt");
         let err = load_term_list(&path, None).expect_err("missing");
-        assert!(matches!(err, TermsError::Io { .. }));
+        assert!(matches!(err, TermsError::NotFound { .. }));
         assert!(err.to_string().contains("nope.txt"));
+    }
+
+    #[test]
+    fn negative_and_non_finite_weights_are_errors() {
+        for (weight, line) in [
+            ("-1", 2),
+            ("-0.5", 2),
+            ("NaN", 2),
+            ("inf", 2),
+            ("-inf", 2),
+            ("1e39", 2),
+        ] {
+            let f = write(format!("ok\tc\t1\nbad\tc\t{weight}\n").as_bytes());
+            let err = load_term_list(f.path(), None).expect_err(weight);
+            assert!(
+                matches!(&err, TermsError::BadWeight { line: l, value, .. } if *l == line && value == weight),
+                "{weight}: {err:?}"
+            );
+            let msg = err.to_string();
+            assert_eq!(
+                msg,
+                format!(
+                    "{}:{line}: bad weight {weight:?} (expected a finite number, 0 or more)",
+                    f.path().display()
+                )
+            );
+        }
+        // Zero is a weight (a term that counts but weighs nothing).
+        let f = write(b"a\tc\t0\nb\tc\t-0\n");
+        let got = load_term_list(f.path(), None).unwrap();
+        assert_eq!(got[0].weight, 0.0);
+        assert_eq!(got[1].weight, 0.0);
+        assert!(got[1].weight.is_sign_positive(), "-0 is stored as 0");
+    }
+
+    #[test]
+    fn a_directory_is_named_as_such() {
+        let dir = tempfile::tempdir().expect("dir");
+        let err = load_term_list(dir.path(), None).expect_err("a directory");
+        assert!(matches!(err, TermsError::IsADirectory { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "term list {} is a directory, not a file",
+                dir.path().display()
+            )
+        );
+        let missing = dir.path().join("nope.txt");
+        let err = load_term_list(&missing, None).expect_err("missing");
+        assert!(matches!(err, TermsError::NotFound { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("term list {} does not exist", missing.display())
+        );
     }
 }

@@ -116,7 +116,7 @@ impl Default for MatcherOptions {
 }
 
 impl MatcherOptions {
-    fn mapping(&self) -> Mapping {
+    pub(crate) fn mapping(&self) -> Mapping {
         match (self.case_insensitive, self.case) {
             (false, _) => Mapping::Keep,
             (true, CaseMode::Fold) => Mapping::Fold,
@@ -186,6 +186,12 @@ impl TermMatcher {
         let mut patterns: Vec<String> = Vec::with_capacity(entries.len());
         let mut duplicates = 0;
         for entry in entries {
+            if !(entry.weight.is_finite() && entry.weight >= 0.0) {
+                return Err(TermsError::BadTermWeight {
+                    term: entry.term,
+                    weight: entry.weight,
+                });
+            }
             let folded = normalize(&entry.term, mapping, nfkc);
             if folded.trim().is_empty() {
                 return Err(TermsError::EmptyTerm { term: entry.term });

@@ -251,6 +251,33 @@ fn empty_terms_are_errors() {
 }
 
 #[test]
+fn negative_and_non_finite_weights_are_refused_by_the_matcher() {
+    for weight in [
+        -1.0,
+        -f32::MIN_POSITIVE,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+    ] {
+        let entry = TermEntry {
+            weight,
+            ..TermEntry::new("sarin")
+        };
+        let err = TermMatcher::new(vec![entry], opts(true, true, true)).expect_err("bad weight");
+        assert!(matches!(err, TermsError::BadTermWeight { .. }), "{err:?}");
+        assert!(
+            err.to_string().starts_with("term \"sarin\" has weight "),
+            "{err}"
+        );
+    }
+    let zero = TermEntry {
+        weight: 0.0,
+        ..TermEntry::new("sarin")
+    };
+    assert!(TermMatcher::new(vec![zero], opts(true, true, true)).is_ok());
+}
+
+#[test]
 fn empty_matcher_and_empty_text() {
     let m = matcher(&[], opts(true, true, true));
     assert!(found(&m, "anything at all ΣΑΡΙΝ").is_empty());
@@ -285,6 +312,51 @@ fn engines_agree() {
     assert_eq!(results[0].len(), 5);
     assert_eq!(results[0], results[1]);
     assert_eq!(results[0], results[2]);
+}
+
+/// Found by the `term_list` fuzz target: the word index skipped terms whose first word is longer
+/// than its 64-byte key, and text words that long, so such a term (a SHA-512 in hex, say) was
+/// never found in ASCII text while the automaton engines found it.
+#[test]
+fn terms_with_a_first_word_over_64_bytes_are_found_by_every_engine() {
+    let sha512 = "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce\
+                  47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e";
+    let long = format!("{} second", "b".repeat(125) + "t");
+    let terms = [sha512, long.as_str(), "short"];
+    let text = format!(
+        "see {} and {} or SHORT; {}x",
+        sha512.to_uppercase(),
+        long,
+        sha512
+    );
+    let mut results = Vec::new();
+    for engine in [Engine::Words, Engine::Dfa, Engine::Nfa, Engine::Auto] {
+        let m = TermMatcher::new(
+            terms.iter().map(|t| TermEntry::new(*t)).collect(),
+            MatcherOptions {
+                engine,
+                ..MatcherOptions::default()
+            },
+        )
+        .expect("builds");
+        let found: Vec<&str> = m
+            .find_all(&text)
+            .iter()
+            .map(|t| &text[t.start..t.end])
+            .collect();
+        results.push(found);
+        // Alone, each term is found whole.
+        for term in terms {
+            let alone = m.find_all(term);
+            assert_eq!(alone.len(), 1, "{engine:?}: {term}");
+            assert_eq!((alone[0].start, alone[0].end), (0, term.len()));
+        }
+    }
+    let upper = sha512.to_uppercase();
+    assert_eq!(results[0], vec![upper.as_str(), long.as_str(), "SHORT"]);
+    for other in &results[1..] {
+        assert_eq!(other, &results[0]);
+    }
 }
 
 #[test]

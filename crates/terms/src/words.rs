@@ -32,8 +32,8 @@ static WORD: [bool; 256] = {
     table
 };
 
-/// Longest first word indexed; terms whose first word is longer go in no bucket and are found by
-/// no ASCII word longer than this either, since a key can only match a text word of equal length.
+/// Longest text word folded into the stack buffer; longer words (rare: hashes, long tokens) are
+/// folded into a heap buffer instead. Every first word is indexed whatever its length.
 const MAX_KEY: usize = 64;
 
 pub(crate) struct WordIndex {
@@ -79,9 +79,6 @@ impl WordIndex {
                 continue; // cannot occur in ASCII text
             }
             let first_len = bytes.iter().take_while(|&&b| is_ascii_word_byte(b)).count();
-            if first_len > MAX_KEY {
-                continue;
-            }
             let key = &bytes[..first_len];
             filter[filter_key(key)] = true;
             first_words.entry(key.into()).or_default().push(id as u32);
@@ -105,6 +102,7 @@ impl WordIndex {
     pub(crate) fn find_ascii(&self, text: &[u8], out: &mut Vec<TermMatch>) {
         let n = text.len();
         let mut key = [0u8; MAX_KEY];
+        let mut long_key = Vec::new();
         let mut i = 0;
         while i < n {
             while i < n && !WORD[text[i] as usize] {
@@ -115,10 +113,16 @@ impl WordIndex {
                 i += 1;
             }
             let len = i - start;
-            if len == 0 || len > MAX_KEY || !self.filter[filter_key(&text[start..i])] {
+            if len == 0 || !self.filter[filter_key(&text[start..i])] {
                 continue;
             }
-            let word = &mut key[..len];
+            let word = if len <= MAX_KEY {
+                &mut key[..len]
+            } else {
+                long_key.clear();
+                long_key.resize(len, 0);
+                &mut long_key[..]
+            };
             word.copy_from_slice(&text[start..i]);
             if self.fold {
                 word.make_ascii_lowercase();
