@@ -533,7 +533,7 @@ fn cascade_end_to_end(c: &mut Criterion, f: &Fixture) {
             threads: Some(1),
             force: true,
             progress: None,
-            stop: None,
+            ..Default::default()
         };
         sluice_core::run(&f.config, &options).expect("run succeeds")
     };

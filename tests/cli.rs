@@ -739,7 +739,7 @@ mod properties {
             threads: Some(threads),
             force: false,
             progress: None,
-            stop: None,
+            ..Default::default()
         };
         sluice_core::run(&config, &options).unwrap()
     }
@@ -854,5 +854,7 @@ mod audit;
 mod classifier;
 #[path = "cli/language.rs"]
 mod language;
+#[path = "cli/robust.rs"]
+mod robust;
 #[path = "cli/train.rs"]
 mod train;

@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// replace an earlier run made with another config.
     #[arg(long)]
     pub force: bool,
+    /// Follow symbolic links to directories inside input directories (loops are detected and
+    /// reported); without it they are skipped and listed in the manifest.
+    #[arg(long)]
+    pub follow_symlinks: bool,
     /// No progress display and no summary; errors are still printed.
     #[arg(short, long)]
     pub quiet: bool,

@@ -427,6 +427,8 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
         force: true,
         progress: None,
         stop: Some(crate::common::stop_on_signals()),
+        command: Some(crate::common::command_line()),
+        ..Default::default()
     };
     let report = sluice_core::run(&config, &options)?;
     if report.failed() {

@@ -157,7 +157,7 @@ fn run_here(
         threads: Some(threads),
         force: true,
         progress: None,
-        stop: None,
+        ..Default::default()
     };
     let report = sluice_core::run(config, &options)?;
     let peak = peak_memory_bytes();

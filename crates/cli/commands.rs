@@ -40,7 +40,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
                 | RunError::NoOutput
                 | RunError::ConfigChanged { .. }
                 | RunError::DuplicateShardName { .. }
-                | RunError::OutputIsFile { .. } => EXIT_CONFIG,
+                | RunError::OutputIsFile { .. }
+                | RunError::OutputIsInput { .. }
+                | RunError::Locked(_) => EXIT_CONFIG,
                 _ => EXIT_ERROR,
             };
         }
@@ -84,6 +86,8 @@ fn run(args: RunArgs) -> Result<u8> {
         force: args.force,
         progress: bar.as_ref().map(|b| b as &dyn Progress),
         stop: Some(crate::common::stop_on_signals()),
+        follow_symlinks: args.follow_symlinks,
+        command: Some(crate::common::command_line()),
     };
     let result = sluice_core::run(&config, &options);
     if let Some(bar) = &bar {
@@ -95,6 +99,25 @@ fn run(args: RunArgs) -> Result<u8> {
     }
     if !args.quiet {
         eprintln!("{}", summary(&report));
+        if !report.skipped_inputs.is_empty() {
+            let reasons: Vec<String> = report
+                .skipped_inputs
+                .iter()
+                .map(|(reason, n)| format!("{reason}: {n}"))
+                .collect();
+            eprintln!(
+                "sluice: {} under the inputs not read ({}): listed in manifest.json",
+                plural(report.skipped_inputs.values().sum(), "path"),
+                reasons.join(", ")
+            );
+        }
+    }
+    if !report.shards.changed.is_empty() {
+        eprintln!(
+            "sluice: warning: {} redone, their input changed since the earlier run: {}",
+            plural(report.shards.changed.len() as u64, "shard"),
+            report.shards.changed.join(", ")
+        );
     }
     for failed in &report.failed_shards {
         eprintln!(

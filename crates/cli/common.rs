@@ -42,3 +42,8 @@ pub fn stop_on_signals() -> &'static AtomicUsize {
         stop
     })
 }
+
+/// This process's command line, for the lock of the output directory it writes.
+pub fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}

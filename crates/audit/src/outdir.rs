@@ -402,7 +402,7 @@ pub(crate) mod tests {
             threads: Some(1),
             force: true,
             progress: None,
-            stop: None,
+            ..Default::default()
         };
         sluice_core::run(&config, &options).unwrap();
     }

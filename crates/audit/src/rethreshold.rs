@@ -297,6 +297,9 @@ fn write_output(
         message: e.to_string(),
     };
     std::fs::create_dir_all(output).map_err(|e| write_err(output, &e))?;
+    // One writer per output directory, as for a run.
+    let _lock = sluice_io::OutputLock::acquire(output, "sluice rethreshold")
+        .map_err(|e| AuditError::usage("--output", e.to_string()))?;
     let storage = LocalDir::new(output);
     let mut times = Times::default();
     let mut shards = Vec::with_capacity(manifest.shards.len());
@@ -375,6 +378,7 @@ fn write_output(
         config_dir: std::path::absolute(&config.base_dir).ok(),
         inputs: manifest.inputs.clone(),
         shards,
+        skipped: manifest.skipped.clone(),
     };
     let mut bytes = serde_json::to_vec_pretty(&new_manifest).expect("manifest serializes");
     bytes.push(b'\n');

@@ -53,6 +53,13 @@ pub struct InputConfig {
     /// Lines longer than this go to `errors/` without being buffered whole.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
+    /// Follow symbolic links to directories inside input directories (with loop detection).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub follow_symlinks: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -159,6 +166,7 @@ impl Default for InputConfig {
             text_field: default_text_field(),
             id_field: None,
             max_line_bytes: default_max_line_bytes(),
+            follow_symlinks: false,
         }
     }
 }

@@ -30,6 +30,12 @@ pub enum RunError {
     NoOutput,
     #[error("output directory {} is a file", path.display())]
     OutputIsFile { path: PathBuf },
+    #[error(
+        "output directory {} is the input {input}: its outputs would be read back as input; \
+         write to another directory (one inside the input is fine: it is not read)",
+        path.display()
+    )]
+    OutputIsInput { path: PathBuf, input: String },
     #[error("cannot create output directory {}: {source}", path.display())]
     CreateOutput {
         path: PathBuf,
@@ -46,6 +52,9 @@ pub enum RunError {
     DuplicateShardName { name: String },
     #[error("cannot start worker threads: {0}")]
     Threads(String),
+    /// Another run holds the output directory.
+    #[error(transparent)]
+    Locked(sluice_io::LockError),
     #[error(
         "interrupted by signal {signal}: {done} shards done, {pending} not finished; run the same \
          command again to resume (finished shards are kept, the others are redone; the output in \

@@ -15,7 +15,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sluice_io::{discover_shards, output_name, write_atomic, Compression, Shard};
+use sluice_io::{
+    discover, output_name, write_atomic, Compression, DiscoverOptions, OutputLock, Shard,
+};
 
 use crate::config::Config;
 use crate::error::RunError;
@@ -30,6 +32,7 @@ pub const JOURNAL: &str = "manifest.journal.jsonl";
 pub const REPORT: &str = "report.json";
 
 /// Settings that come from the command line rather than the config.
+#[derive(Default)]
 pub struct RunOptions<'a> {
     /// Overrides `input.paths` when not empty.
     pub inputs: Vec<String>,
@@ -44,6 +47,11 @@ pub struct RunOptions<'a> {
     /// stop and stay pending, finished ones stay done; the run then returns
     /// [`RunError::Interrupted`]. The binary sets it on SIGINT and SIGTERM.
     pub stop: Option<&'a AtomicUsize>,
+    /// Follow symbolic links to directories inside input directories (`input.follow_symlinks`
+    /// or `--follow-symlinks`).
+    pub follow_symlinks: bool,
+    /// The command line, recorded in the output directory's lock (default `sluice run`).
+    pub command: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,8 +74,55 @@ pub struct ShardEntry {
     /// Name of this shard's file under each of kept/, dropped/, review/, audit/, errors/.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_name: Option<String>,
+    /// What the input file was when it was filtered: a later run redoes the shard if it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputIdentity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<ShardStats>,
+}
+
+/// What identifies an input file's content: its size and modification time (checked on resume,
+/// without reading the file), and the SHA-256 of its bytes as stored, hashed while the shard was
+/// read (for provenance: `sha256sum` of the file gives it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputIdentity {
+    pub size: u64,
+    /// Nanoseconds since the Unix epoch (absent where the platform has no modification time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl InputIdentity {
+    /// The size and modification time of the file at `path` now.
+    pub fn of(path: &Path) -> Option<InputIdentity> {
+        let meta = std::fs::metadata(path).ok()?;
+        let modified_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as u64);
+        Some(InputIdentity {
+            size: meta.len(),
+            modified_ns,
+            sha256: None,
+        })
+    }
+
+    /// Whether `now` is the same file content as far as size and time tell.
+    fn unchanged(&self, now: &InputIdentity) -> bool {
+        self.size == now.size && self.modified_ns == now.modified_ns
+    }
+}
+
+/// An input entry a run passed over (hidden, not a shard name, a link not followed, ...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SkippedInput {
+    pub path: PathBuf,
+    /// `hidden`, `not_a_shard_name`, `symlinked_directory`, `excluded`, ...
+    pub reason: String,
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -81,6 +136,9 @@ pub struct Manifest {
     pub config_dir: Option<PathBuf>,
     pub inputs: Vec<String>,
     pub shards: Vec<ShardEntry>,
+    /// Entries under the inputs that are not shards, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedInput>,
 }
 
 impl Manifest {
@@ -109,6 +167,15 @@ impl Manifest {
                     path: journal,
                     message: e.to_string(),
                 })
+            }
+        }
+        // Every name read back becomes a path under the output directory: none may lead out.
+        for entry in &manifest.shards {
+            for name in std::iter::once(&entry.name).chain(&entry.output_name) {
+                sluice_io::validate_relative_name(name).map_err(|e| RunError::Manifest {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?;
             }
         }
         Ok(Some(manifest))
@@ -174,6 +241,10 @@ pub struct ShardCounts {
     /// Finished by an earlier run and not redone.
     pub skipped: usize,
     pub failed: usize,
+    /// Finished by an earlier run, but the input file changed since (or another file has the
+    /// name): redone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -201,6 +272,9 @@ pub struct Report {
     pub error_kinds: BTreeMap<String, u64>,
     pub stages: Vec<crate::stage::StageStats>,
     pub failed_shards: Vec<FailedShard>,
+    /// Input entries that are not shards, by reason (the manifest lists them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped_inputs: BTreeMap<String, u64>,
     pub throughput: Throughput,
     /// Where this invocation's time went, step by step.
     pub timings: Vec<StepTime>,
@@ -249,9 +323,47 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         .clone()
         .or_else(|| config.output.dir.clone())
         .ok_or(RunError::NoOutput)?;
-    let shards = discover_shards(&inputs)?;
+    // The run's own output directory is never an input, even inside an input directory; and it
+    // cannot be an input directory itself (its kept/, manifest.json... would be read back).
+    if let Ok(out) = std::fs::canonicalize(&output) {
+        if let Some(input) = inputs
+            .iter()
+            .find(|i| std::fs::canonicalize(i).is_ok_and(|i| i == out))
+        {
+            return Err(RunError::OutputIsInput {
+                path: output.clone(),
+                input: input.clone(),
+            });
+        }
+    }
+    let discovery = discover(
+        &inputs,
+        &DiscoverOptions {
+            follow_symlinks: options.follow_symlinks || config.input.follow_symlinks,
+            exclude: vec![output.clone()],
+        },
+    )?;
+    let shards = discovery.shards;
     check_output_names(config, &shards)?;
     prepare_output_dir(&output)?;
+    // One writer per output directory: a second run is refused, naming the first.
+    let lock = OutputLock::acquire(&output, options.command.as_deref().unwrap_or("sluice run"))
+        .map_err(RunError::Locked)?;
+    if let Some(holder) = lock.stale() {
+        tracing::warn!(%holder, "taking over the lock of a sluice that is no longer running");
+    }
+    let skipped_inputs: Vec<SkippedInput> = discovery
+        .skipped
+        .iter()
+        .map(|s| SkippedInput {
+            path: s.path.clone(),
+            reason: s.reason.code().to_string(),
+            detail: s.reason.to_string(),
+        })
+        .collect();
+    for s in skipped_inputs.iter().filter(|s| s.reason == "excluded") {
+        tracing::warn!(path = %s.path.display(), "the output directory lies inside an input: it is not read as input");
+    }
 
     let previous = Manifest::load(&output.join(MANIFEST))?;
     if let Some(previous) = &previous {
@@ -261,6 +373,11 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                 found: previous.config_hash.clone(),
             });
         }
+    }
+    if let (Some(previous), true) = (&previous, options.force) {
+        // Replacing an earlier run: none of its files may outlive it (another input set would
+        // leave them in kept/ beside the new ones).
+        remove_outputs(&output, previous)?;
     }
     let finished: BTreeMap<&str, &ShardEntry> = match (&previous, options.force) {
         (Some(p), false) => p
@@ -272,12 +389,18 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         _ => BTreeMap::new(),
     };
 
-    let mut entries = Vec::with_capacity(shards.len());
+    let mut entries = Vec::with_capacity(shards.len() + discovery.failed.len());
     let mut todo = Vec::new();
+    let mut changed = Vec::new();
     for (i, shard) in shards.iter().enumerate() {
+        let now = InputIdentity::of(&shard.path);
         match finished.get(shard.name.as_str()) {
-            Some(done) => entries.push((*done).clone()),
-            None => {
+            Some(done) if same_input(done, shard, now.as_ref()) => entries.push((*done).clone()),
+            found => {
+                if found.is_some() {
+                    tracing::warn!(shard = %shard.name, "the input changed since it was filtered: redone");
+                    changed.push(shard.name.clone());
+                }
                 todo.push(i);
                 entries.push(ShardEntry {
                     name: shard.name.clone(),
@@ -286,10 +409,26 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                     error: None,
                     input_compression: None,
                     output_name: None,
+                    input: now,
                     stats: None,
                 });
             }
         }
+    }
+    // Entries that should have been shards but cannot be opened (a dangling link): one failed
+    // shard each, the others go on.
+    for failed in &discovery.failed {
+        tracing::info!(shard = %failed.name, error = %failed.error, "shard failed");
+        entries.push(ShardEntry {
+            name: failed.name.clone(),
+            path: failed.path.clone(),
+            status: ShardStatus::Failed,
+            error: Some(failed.error.to_string()),
+            input_compression: None,
+            output_name: None,
+            input: None,
+            stats: None,
+        });
     }
     let skipped = shards.len() - todo.len();
     let manifest = Mutex::new(Manifest {
@@ -299,6 +438,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         config_dir: std::path::absolute(&config.base_dir).ok(),
         inputs: inputs.clone(),
         shards: entries,
+        skipped: skipped_inputs,
     });
     manifest.lock().expect("manifest lock").write(&output)?;
 
@@ -387,10 +527,14 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                         entry.status = ShardStatus::Done;
                         entry.input_compression = Some(done.input_compression.name().into());
                         entry.output_name = Some(done.output_name);
+                        if let Some(input) = &mut entry.input {
+                            input.sha256 = Some(done.input_sha256);
+                        }
                         entry.stats = Some(done.stats);
                     }
                     Err(error) => {
-                        tracing::error!(shard = %shard.name, %error, "shard failed");
+                        // The run's summary lists every failed shard: logged once, at -v.
+                        tracing::info!(shard = %shard.name, %error, "shard failed");
                         entry.status = ShardStatus::Failed;
                         entry.error = Some(error.to_string());
                     }
@@ -429,7 +573,8 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         });
     }
     let timings = timings.into_inner().expect("timings lock");
-    let report = build_report(&cascade, &manifest, &todo, threads, started, &timings, cpu);
+    let mut report = build_report(&cascade, &manifest, &todo, threads, started, &timings, cpu);
+    report.shards.changed = changed;
     let mut bytes = serde_json::to_vec_pretty(&report).expect("report serializes");
     bytes.push(b'\n');
     write_atomic(&output.join(REPORT), &bytes)?;
@@ -490,6 +635,7 @@ impl Report {
                 done: done - skipped,
                 skipped,
                 failed: failed_shards.len(),
+                changed: Vec::new(),
             },
             input: total.input,
             destinations: total.destinations(),
@@ -498,6 +644,10 @@ impl Report {
             error_kinds: total.error_kinds,
             stages: total.stages,
             failed_shards,
+            skipped_inputs: manifest.skipped.iter().fold(BTreeMap::new(), |mut m, s| {
+                *m.entry(s.reason.clone()).or_default() += 1;
+                m
+            }),
             throughput: Throughput {
                 documents: processed.documents,
                 bytes: processed.bytes,
@@ -631,6 +781,43 @@ fn prepare_output_dir(output: &Path) -> Result<(), RunError> {
     Ok(())
 }
 
+/// Whether a finished shard's entry is for the file `shard` is now: the same file (path) with
+/// the same size and modification time. Entries of older manifests record no identity: the path
+/// decides.
+fn same_input(entry: &ShardEntry, shard: &Shard, now: Option<&InputIdentity>) -> bool {
+    let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    canonical(&entry.path) == canonical(&shard.path)
+        && match (&entry.input, now) {
+            (Some(then), Some(now)) => then.unchanged(now),
+            (None, _) => true,
+            (Some(_), None) => false,
+        }
+}
+
+/// Removes every output file an earlier run's manifest lists (and its journal).
+fn remove_outputs(output: &Path, previous: &Manifest) -> Result<(), RunError> {
+    for name in previous
+        .shards
+        .iter()
+        .filter_map(|e| e.output_name.as_deref())
+    {
+        let dirs = Stream::ALL
+            .iter()
+            .map(|s| s.dir())
+            .chain([crate::output::OVERSIZED_DIR]);
+        for dir in dirs {
+            let path = output.join(dir).join(name);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(RunError::CreateOutput { path, source: e })
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 fn outputs_exist(output: &Path, entry: &ShardEntry) -> bool {
     entry.output_name.as_ref().is_some_and(|name| {
         Stream::ALL
@@ -651,6 +838,7 @@ mod tests {
             error: None,
             input_compression: None,
             output_name: None,
+            input: None,
             stats: None,
         }
     }
@@ -669,6 +857,7 @@ mod tests {
                 .iter()
                 .map(|n| entry(n, ShardStatus::Pending))
                 .collect(),
+            skipped: vec![],
         };
         manifest.write(dir.path()).unwrap();
         append_journal(dir.path(), &entry("a", ShardStatus::Done)).unwrap();

@@ -128,7 +128,17 @@ fn detect(prefix: &[u8]) -> Compression {
 /// stream (including trailing garbage after the last frame/member) surfaces as an `Err` from
 /// `read`, never as an early end of file; the error's message names the file.
 pub fn open_shard(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
-    open_stream(path, true)
+    open_stream(path, true, |raw| raw)
+}
+
+/// [`open_shard`], with the file's bytes (compressed, as stored) passing through `observe`
+/// before they are decompressed: what a run uses to hash each input as it reads it, without a
+/// second pass over the file.
+pub fn open_shard_observed(
+    path: &Path,
+    observe: impl FnOnce(Box<dyn Read + Send>) -> Box<dyn Read + Send>,
+) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
+    open_stream(path, true, observe)
 }
 
 /// Opens a file sluice wrote itself (an output stream of a run: `kept/S`, `audit/S`, ...), as
@@ -137,12 +147,13 @@ pub fn open_shard(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>),
 /// empty stream ([`empty_stream`]), never as zero bytes, so zero bytes there mean the file was
 /// truncated or replaced.
 pub fn open_written(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
-    open_stream(path, false)
+    open_stream(path, false, |raw| raw)
 }
 
 fn open_stream(
     path: &Path,
     empty_is_a_stream: bool,
+    observe: impl FnOnce(Box<dyn Read + Send>) -> Box<dyn Read + Send>,
 ) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
     let mut file = File::open(path).map_err(|e| IoError::open(path, e))?;
 
@@ -175,7 +186,10 @@ fn open_stream(
         // A zero-byte file is an empty shard (zero lines), whatever its name claims: there is no
         // stream to contradict the extension, and the outputs are named as for the claim.
         let compression = claimed.unwrap_or(Compression::None);
-        return Ok((compression, Box::new(io::empty())));
+        return Ok((
+            compression,
+            Box::new(BufReader::new(observe(Box::new(io::empty())))),
+        ));
     }
     if let Some(claimed) = claimed {
         if claimed != detected {
@@ -187,7 +201,7 @@ fn open_stream(
         }
     }
 
-    let raw = Cursor::new(prefix.to_vec()).chain(file);
+    let raw = observe(Box::new(Cursor::new(prefix.to_vec()).chain(file)));
     let raw = BufReader::with_capacity(READ_BUFFER_BYTES, raw);
     let path = path.to_path_buf();
     let reader: Box<dyn BufRead + Send> = match detected {

@@ -61,8 +61,9 @@ pub use chunker::{
     MAX_LINE_BYTES, MIN_CHUNK_BYTES, MIN_LINE_BYTES, OVERSIZED_PREFIX_BYTES,
 };
 pub use compression::{
-    compress_frame, drain_to_end, empty_stream, gzip_level, open_shard, open_written, output_name,
-    CompressedFile, CompressedWriter, Compression, LazyCompressedFile, READ_BUFFER_BYTES,
+    compress_frame, drain_to_end, empty_stream, gzip_level, open_shard, open_shard_observed,
+    open_written, output_name, CompressedFile, CompressedWriter, Compression, LazyCompressedFile,
+    READ_BUFFER_BYTES,
 };
 pub use discover::{
     discover, discover_shards, is_shard_file_name, DiscoverOptions, Discovery, FailedEntry, Shard,

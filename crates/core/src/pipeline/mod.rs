@@ -40,7 +40,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 use sluice_io::{
-    open_shard, output_name, Chunk, ChunkerOptions, Compression, IoError, LineChunker, Shard,
+    open_shard_observed, output_name, Chunk, ChunkerOptions, Compression, IoError, LineChunker,
+    Shard,
 };
 
 use crate::config::Config;
@@ -120,6 +121,23 @@ pub struct ShardDone {
     pub input_compression: Compression,
     pub output_compression: Compression,
     pub output_name: String,
+    /// SHA-256 (hex) of the input file's bytes as stored, hashed as they were read.
+    pub input_sha256: String,
+}
+
+/// Hashes the bytes it passes on (the shard file as stored, before decompression).
+struct Hashing {
+    inner: Box<dyn std::io::Read + Send>,
+    hasher: std::sync::Arc<std::sync::Mutex<sha2::Sha256>>,
+}
+
+impl std::io::Read for Hashing {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use sha2::Digest;
+        let n = self.inner.read(buf)?;
+        self.hasher.lock().expect("hasher lock").update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// What the reader sends the shard thread.
@@ -136,7 +154,16 @@ impl ShardRunner<'_> {
     /// Filters one shard into its five outputs. On error nothing appears under a final name; the
     /// caller marks the shard failed and goes on.
     pub fn run(&self, shard: &Shard) -> Result<ShardDone, ShardError> {
-        let (input_compression, reader) = open_shard(&shard.path)?;
+        // The input is hashed as it is read (SHA-256 runs at ~1.2 GB/s with SHA-NI, over the
+        // compressed bytes: ~3% of a core at 100 MB/s of uncompressed input).
+        let hasher =
+            std::sync::Arc::new(std::sync::Mutex::new(<sha2::Sha256 as sha2::Digest>::new()));
+        let (input_compression, reader) = open_shard_observed(&shard.path, |raw| {
+            Box::new(Hashing {
+                inner: raw,
+                hasher: hasher.clone(),
+            })
+        })?;
         let compression = self.config.output_compression(input_compression);
         let encoding = Encoding {
             compression,
@@ -168,12 +195,14 @@ impl ShardRunner<'_> {
         let write_started = Instant::now();
         writer.finish()?;
         timings.write += write_started.elapsed();
+        let digest = std::mem::take(&mut *hasher.lock().expect("hasher lock"));
         Ok(ShardDone {
             stats,
             timings,
             input_compression,
             output_compression: compression,
             output_name: name,
+            input_sha256: crate::config::hex(&sha2::Digest::finalize(digest)),
         })
     }
 
