@@ -197,44 +197,71 @@ fn audit_inner(args: AuditArgs) -> Result<u8> {
             w.flush()?;
             eprintln!("sluice: {}", plural(shown, "document"));
         }
-        AuditCommand::Export(a) => {
-            let mut file: Box<dyn Write> = match &a.output {
-                Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path)
-                        .with_context(|| format!("cannot create {}", path.display()))?,
-                )),
-                None => Box::new(&mut w),
-            };
-            if let Format::Csv = a.format {
-                writeln!(
-                    file,
-                    "id,shard,line,decision,escalated,reasons,terms,score,text"
-                )?;
-            }
-            let mut io_error = None;
-            let mut count = 0u64;
-            out.select(&a.select.filter, a.select.sample(), |j| {
-                count += 1;
-                let result = match a.format {
-                    Format::Jsonl => export_json(&mut file, &j),
-                    Format::Csv => export_csv(&mut file, &j),
+        AuditCommand::Export(a) => match &a.output {
+            // Written under a temporary name and renamed when complete: a failed export leaves
+            // nothing, and never truncates a file first. A file of the output directory is an
+            // input of the command: refused.
+            Some(path) => {
+                let inside = |p: &std::path::Path| {
+                    std::fs::canonicalize(p.parent().unwrap_or(std::path::Path::new(".")))
+                        .ok()
+                        .zip(std::fs::canonicalize(&out.path).ok())
+                        .is_some_and(|(dir, out)| dir.starts_with(out))
                 };
-                if let Err(e) = result {
-                    io_error = Some(e);
-                    return Err(AuditError::usage("output", "stopped"));
+                if inside(path) {
+                    return Err(AuditError::usage(
+                        "-o",
+                        format!(
+                            "{} is inside the output directory being read: write the export elsewhere",
+                            path.display()
+                        ),
+                    )
+                    .into());
                 }
-                Ok(())
-            })
-            .or_else(|e| if io_error.is_some() { Ok(()) } else { Err(e) })?;
-            if let Some(e) = io_error {
-                return Err(e.into());
+                let mut file = sluice_io::AtomicFile::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                let count = export(&out, &a, &mut file)?;
+                file.finish()?;
+                eprintln!("sluice: exported {count} records");
             }
-            file.flush()?;
-            eprintln!("sluice: exported {count} records");
-        }
+            None => {
+                let count = export(&out, &a, &mut w)?;
+                eprintln!("sluice: exported {count} records");
+            }
+        },
     }
     w.flush()?;
     Ok(EXIT_OK)
+}
+
+/// Writes the selected records to `file`; returns how many.
+fn export(out: &OutDir, a: &ExportArgs, file: &mut dyn Write) -> Result<u64> {
+    if let Format::Csv = a.format {
+        writeln!(
+            file,
+            "id,shard,line,decision,escalated,reasons,terms,score,text"
+        )?;
+    }
+    let mut io_error = None;
+    let mut count = 0u64;
+    out.select(&a.select.filter, a.select.sample(), |j| {
+        count += 1;
+        let result = match a.format {
+            Format::Jsonl => export_json(&mut &mut *file, &j),
+            Format::Csv => export_csv(&mut &mut *file, &j),
+        };
+        if let Err(e) = result {
+            io_error = Some(e);
+            return Err(AuditError::usage("output", "stopped"));
+        }
+        Ok(())
+    })
+    .or_else(|e| if io_error.is_some() { Ok(()) } else { Err(e) })?;
+    if let Some(e) = io_error {
+        return Err(e.into());
+    }
+    file.flush()?;
+    Ok(count)
 }
 
 fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Result<()> {

@@ -163,10 +163,20 @@ fn check(args: CheckArgs) -> Result<u8> {
         .with_context(|| format!("config {}", args.config.display()))?;
     println!("config {} is valid", args.config.display());
     println!("config hash: {}", config.hash()?);
+    let mut warned = false;
     for i in 0..cascade.stage_count() {
         let stage = cascade.stage_config(i);
         println!("stage {} (type {})", stage.id(), stage.kind());
         println!("  {}", cascade.stage(i).describe());
+        for warning in cascade.stage(i).check() {
+            eprintln!("sluice: warning: stage {}: {warning}", stage.id());
+            warned = true;
+        }
+    }
+    if warned {
+        eprintln!(
+            "sluice: warning: the config is valid, but see the warnings above before a long run"
+        );
     }
     Ok(EXIT_OK)
 }

@@ -250,3 +250,141 @@ fn a_manifest_naming_paths_outside_the_output_is_refused() {
     assert_ne!(result.status.code(), Some(0));
     assert!(!tmp.path().join("esc").exists());
 }
+
+#[test]
+fn export_never_truncates_a_file_of_the_run_it_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    assert!(run_fixtures(&out, &[]).status.success());
+    let shard = out.join("kept/hazard.jsonl.zst");
+    let before = std::fs::read(&shard).unwrap();
+    let result = sluice(&["audit", path_str(&out), "export", "-o", path_str(&shard)]);
+    assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
+    assert!(stderr(&result).contains("inside the output directory"));
+    assert_eq!(
+        std::fs::read(&shard).unwrap(),
+        before,
+        "the shard is untouched"
+    );
+    // Elsewhere: written whole, and no temporary file is left.
+    let export = tmp.path().join("export.jsonl");
+    let result = sluice(&["audit", path_str(&out), "export", "-o", path_str(&export)]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(json_lines(&export).len() > 3);
+    assert!(!tmp.path().join("export.jsonl.tmp-sluice").exists());
+}
+
+#[test]
+fn sizes_and_counts_beyond_what_memory_can_hold_are_refused_up_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    for (extra, key) in [
+        ("chunk_bytes = 1099511627776", "run.chunk_bytes"),
+        ("threads = 100000", "run.threads"),
+    ] {
+        let config = tmp.path().join("c.toml");
+        let text = std::fs::read_to_string(cascade())
+            .unwrap()
+            .replace(
+                "lists/hazard-terms.tsv",
+                path_str(&repo().join("configs/lists/hazard-terms.tsv")),
+            )
+            .replace("chunk_bytes = 4194304", extra)
+            .replace(
+                "threads = 0",
+                if extra.starts_with("threads") {
+                    ""
+                } else {
+                    "threads = 0"
+                },
+            );
+        std::fs::write(&config, text).unwrap();
+        let result = run_with(&config, &[&repo().join("fixtures/corpus")], &out, &[]);
+        assert_eq!(
+            result.status.code(),
+            Some(2),
+            "{extra}: {}",
+            stderr(&result)
+        );
+        assert!(
+            stderr(&result).contains(key),
+            "{extra}: {}",
+            stderr(&result)
+        );
+        assert!(!out.exists(), "nothing written");
+    }
+    let result = run_with(
+        &cascade(),
+        &[&repo().join("fixtures/corpus")],
+        &out,
+        &["-j", "100000"],
+    );
+    assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
+    assert!(stderr(&result).contains("--threads"));
+    assert!(!out.exists());
+    let model = tmp.path().join("model");
+    let result = sluice(&[
+        "train",
+        "--kind",
+        "hashed-ngram",
+        "--data",
+        path_str(&repo().join("fixtures/labeled/hazard-train.jsonl")),
+        "--positive",
+        "hazard",
+        "--buckets",
+        "4294967295",
+        "--output",
+        path_str(&model),
+    ]);
+    assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
+    assert!(stderr(&result).contains("--buckets"), "{}", stderr(&result));
+    assert!(std::fs::read_dir(tmp.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains("partial")));
+}
+
+#[test]
+fn a_truncated_audit_shard_fails_every_command_that_reads_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    std::fs::create_dir(&corpus).unwrap();
+    std::fs::copy(
+        repo().join("fixtures/corpus/unicode.jsonl.gz"),
+        corpus.join("unicode.jsonl.gz"),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    run_ok(&cascade(), &[&corpus], &out, &[]);
+    // Cut inside the gzip trailer (CRC and length): every line is still there.
+    let audit = out.join("audit/unicode.jsonl.gz");
+    let bytes = std::fs::read(&audit).unwrap();
+    std::fs::write(&audit, &bytes[..bytes.len() - 4]).unwrap();
+    for args in [
+        vec!["audit", path_str(&out), "summary"],
+        vec!["audit", path_str(&out), "show"],
+        vec!["audit", path_str(&out), "export"],
+        vec![
+            "rethreshold",
+            path_str(&out),
+            "--set",
+            "terms.min_distinct=3",
+            "-o",
+            path_str(&tmp.path().join("new")),
+        ],
+    ] {
+        let result = sluice(&args);
+        assert_eq!(
+            result.status.code(),
+            Some(3),
+            "{args:?}: {}",
+            stderr(&result)
+        );
+        assert!(
+            stderr(&result).contains("unicode.jsonl.gz"),
+            "{args:?}: {}",
+            stderr(&result)
+        );
+    }
+}

@@ -8,7 +8,7 @@ use sluice_core::records::ErrorRecord;
 use sluice_core::run::{ShardEntry, ShardStatus, MANIFEST, REPORT};
 use sluice_core::stats::Destination;
 use sluice_core::{Manifest, Report};
-use sluice_io::open_shard;
+use sluice_io::open_written;
 
 use crate::{AuditError, Record};
 
@@ -101,7 +101,8 @@ pub struct LineReader {
 
 impl LineReader {
     pub fn open(path: &Path) -> Result<LineReader, AuditError> {
-        let (_, reader) = open_shard(path).map_err(|e| AuditError::Read {
+        // Outputs sluice wrote: a zero-byte compressed file there is a truncated one.
+        let (_, reader) = open_written(path).map_err(|e| AuditError::Read {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -211,6 +212,33 @@ impl ShardWalker {
         })
     }
 
+    /// After the last line: every stream is read to its end, so that a file cut inside its last
+    /// gzip or zstd trailer is an error, not a quiet success, and a stream with lines left over
+    /// is inconsistent with the manifest.
+    fn finish(&mut self) -> Result<(), AuditError> {
+        let mut extra = 0u64;
+        for record in self.records.by_ref() {
+            record?;
+            extra += 1;
+        }
+        for error in self.errors.by_ref() {
+            error?;
+            extra += 1;
+        }
+        for stream in &mut self.streams {
+            while stream.next_line()?.is_some() {
+                extra += 1;
+            }
+        }
+        if extra > 0 {
+            return Err(self.inconsistent(format!(
+                "{extra} lines beyond the {} the manifest counts",
+                self.total
+            )));
+        }
+        Ok(())
+    }
+
     fn inconsistent(&self, message: String) -> AuditError {
         AuditError::Inconsistent {
             shard: self.shard.clone(),
@@ -222,6 +250,10 @@ impl ShardWalker {
     pub fn next_item(&mut self) -> Result<Option<Item<'_>>, AuditError> {
         let n = self.next;
         if n > self.total {
+            if n == self.total + 1 {
+                self.next += 1;
+                self.finish()?;
+            }
             return Ok(None);
         }
         self.next += 1;

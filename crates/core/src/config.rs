@@ -131,6 +131,9 @@ fn is_default_gather_wait(ms: &u64) -> bool {
     *ms == default_gather_wait_ms()
 }
 
+/// Worker threads at most (`-j`, `run.threads`).
+pub const MAX_THREADS: usize = 1024;
+
 /// Stages in one cascade at most (a verdict records the stages it reached as bits of a `u64`).
 pub const MAX_STAGES: usize = 64;
 
@@ -242,8 +245,12 @@ impl Config {
                 ));
             }
         }
-        if self.input.max_line_bytes < 1024 {
-            return Err(invalid("input.max_line_bytes", "must be at least 1024"));
+        use sluice_io::{MAX_CHUNK_BYTES, MAX_LINE_BYTES, MIN_CHUNK_BYTES, MIN_LINE_BYTES};
+        if !(MIN_LINE_BYTES..=MAX_LINE_BYTES).contains(&self.input.max_line_bytes) {
+            return Err(invalid(
+                "input.max_line_bytes",
+                &format!("must be between {MIN_LINE_BYTES} and {MAX_LINE_BYTES}"),
+            ));
         }
         if !(1..=22).contains(&self.output.zstd_level) {
             return Err(invalid("output.zstd_level", "must be between 1 and 22"));
@@ -251,8 +258,19 @@ impl Config {
         if !(0..=9).contains(&self.output.gzip_level) {
             return Err(invalid("output.gzip_level", "must be between 0 and 9"));
         }
-        if self.run.chunk_bytes < 4096 {
-            return Err(invalid("run.chunk_bytes", "must be at least 4096"));
+        // Bounded so that the memory promise holds for every accepted value: at least 4 chunks
+        // are in flight, each held about five times over (its outputs, its frames).
+        if !(MIN_CHUNK_BYTES..=MAX_CHUNK_BYTES).contains(&self.run.chunk_bytes) {
+            return Err(invalid(
+                "run.chunk_bytes",
+                &format!("must be between {MIN_CHUNK_BYTES} and {MAX_CHUNK_BYTES}"),
+            ));
+        }
+        if self.run.threads > MAX_THREADS {
+            return Err(invalid(
+                "run.threads",
+                &format!("must be at most {MAX_THREADS} (0: one per core)"),
+            ));
         }
         if self.run.gather_documents > 1 << 16 {
             return Err(invalid("run.gather_documents", "must be at most 65536"));

@@ -309,6 +309,18 @@ impl Report {
 /// shard that fails is recorded in the manifest and report while the others complete.
 pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     let started = Instant::now();
+    if options
+        .threads
+        .is_some_and(|n| n > crate::config::MAX_THREADS)
+    {
+        return Err(RunError::Config(crate::ConfigError::Invalid {
+            key: "--threads".into(),
+            message: format!(
+                "must be at most {} (0: one per core)",
+                crate::config::MAX_THREADS
+            ),
+        }));
+    }
     let mut cascade = Cascade::new(config)?;
     let inputs = if options.inputs.is_empty() {
         config.input.paths.clone()

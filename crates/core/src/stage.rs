@@ -167,6 +167,12 @@ pub trait StageRuntime: Send + Sync {
 
     /// One line about the built stage for `sluice check` ("4 rules", the loaded model).
     fn describe(&self) -> String;
+
+    /// What `sluice check` should warn about after trying the built stage (a model that scores
+    /// NaN on a probe text).
+    fn check(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A stage failure that concerns a whole batch (see [`StageRuntime::measure_batch`]).

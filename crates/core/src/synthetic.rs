@@ -339,6 +339,15 @@ pub fn write_corpus(
                 block.clear();
             }
         }
+        if written == 0 {
+            // An empty shard is still a valid stream (`zstd -d` rejects zero bytes).
+            file.write_all(&sluice_io::empty_stream(options.compression))
+                .map_err(|e| sluice_io::IoError::Write {
+                    path: path.clone(),
+                    action: "write",
+                    error: e,
+                })?;
+        }
         file.finish()?;
         paths.push(path);
     }
@@ -369,6 +378,29 @@ pub fn parse_size(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zero_size_corpus_is_valid_empty_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        for compression in [Compression::Zstd, Compression::Gzip, Compression::None] {
+            let options = SyntheticOptions {
+                seed: 1,
+                total_bytes: 0,
+                shards: 2,
+                hit_rate: 0.0,
+                terms: vec![],
+                compression,
+                level: 3,
+            };
+            for path in write_corpus(dir.path(), &options).unwrap() {
+                let (found, mut reader) = sluice_io::open_written(&path).unwrap();
+                assert_eq!(found, compression);
+                let mut text = Vec::new();
+                std::io::Read::read_to_end(&mut reader, &mut text).unwrap();
+                assert!(text.is_empty());
+            }
+        }
+    }
 
     #[test]
     fn sizes_parse() {

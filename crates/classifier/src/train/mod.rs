@@ -36,6 +36,13 @@ use crate::rng::SplitMix64;
 use crate::{ClassifierError, DeviceSpec};
 pub use data::Example;
 
+/// Most hash buckets of a hashed-ngram model (2^24: a larger table would mostly hold rows no
+/// training example touched).
+pub const MAX_BUCKETS: usize = 1 << 24;
+/// Most weights in a hashed-ngram embedding table (2^30: 4 GiB of f32, ~16 GiB with training
+/// state).
+pub const MAX_TABLE_WEIGHTS: usize = 1 << 30;
+
 /// Everything that can stop a training run.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -185,11 +192,20 @@ impl TrainOptions {
                 dim,
                 word_ngrams,
             } => {
-                if *buckets == 0 || *buckets > u32::MAX as usize {
-                    return bad("--buckets must be between 1 and 4294967295");
+                if *buckets == 0 || *buckets > MAX_BUCKETS {
+                    return bad(&format!("--buckets must be between 1 and {MAX_BUCKETS}"));
                 }
-                if *dim == 0 {
-                    return bad("--dim must be at least 1");
+                if *dim == 0 || *dim > 4096 {
+                    return bad("--dim must be between 1 and 4096");
+                }
+                // The embedding table, its gradient and AdamW's two moments: 4 floats a weight.
+                let table = buckets.saturating_mul(*dim);
+                if table > MAX_TABLE_WEIGHTS {
+                    return bad(&format!(
+                        "--buckets x --dim is {table} weights, over {MAX_TABLE_WEIGHTS} (the \
+                         table and its training state would take over 16 GiB): use fewer buckets \
+                         or a smaller --dim"
+                    ));
                 }
                 if !(1..=2).contains(word_ngrams) {
                     return bad("--word-ngrams must be 1 or 2");

@@ -372,6 +372,24 @@ impl StageRuntime for ClassifierStage {
         self.classifier.batch_exact()
     }
 
+    /// Scores a probe text: a model with NaN or infinite weights loads fine but scores NaN, and
+    /// every document it judged would get `on_error`.
+    fn check(&self) -> Vec<String> {
+        match self.classifier.probe() {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![format!(
+                "the model fails on a probe text ({e}): every document it judges would get \
+                 on_error = \"{}\"",
+                match self.config.on_error {
+                    OnError::Drop => "drop",
+                    OnError::Review => "review",
+                    OnError::Keep => "keep",
+                    OnError::Fail => "fail",
+                }
+            )],
+        }
+    }
+
     /// One line about the loaded model, for `sluice check` and logs.
     fn describe(&self) -> String {
         let c = &self.classifier;

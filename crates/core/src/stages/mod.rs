@@ -162,6 +162,10 @@ macro_rules! stages {
                 match self { $(Stage::$variant(s) => s.describe(),)* }
             }
 
+            pub fn check(&self) -> Vec<String> {
+                match self { $(Stage::$variant(s) => s.check(),)* }
+            }
+
             /// The stage's runtime, when it is of type `T` (for callers that need its own API).
             pub fn downcast<T: 'static>(&self) -> Option<&T> {
                 match self { $(Stage::$variant(s) => (s as &dyn std::any::Any).downcast_ref::<T>(),)* }

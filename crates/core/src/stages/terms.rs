@@ -275,12 +275,7 @@ impl StageKind for TermsConfig {
         }
         let mut entries = Vec::new();
         for (key, path) in self.list_paths(ctx) {
-            if !path.is_file() {
-                return Err(invalid(
-                    key,
-                    format!("term list {} does not exist", path.display()),
-                ));
-            }
+            // The loader says what is wrong: missing, a directory, a bad line.
             let list = load_term_list(&path, self.category.as_deref())
                 .map_err(|e| invalid(key.clone(), e.to_string()))?;
             entries.extend(list);
@@ -638,6 +633,24 @@ mod tests {
         );
         let (_d, s) = stage("case_insensitive = false\ncase = 'lower'", "x\n");
         assert!(s.err().unwrap().to_string().contains("stages[1] (t).case"));
+    }
+
+    #[test]
+    fn a_list_that_is_a_directory_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("lists.tsv")).unwrap();
+        let config: TermsConfig =
+            toml::from_str("id = 't'\nlists = ['lists.tsv']\naction = 'drop'").unwrap();
+        let err = config
+            .build(&BuildContext {
+                base_dir: dir.path(),
+                max_spans: 1,
+                key: "stages[1] (t)".into(),
+            })
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("is a directory") && err.contains("lists[0]"), "{err}");
     }
 
     #[test]
