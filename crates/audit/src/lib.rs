@@ -24,6 +24,9 @@
 //! * [`screen`]: the accept / review / reject verdict on a fine-tuning dataset.
 
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod highlight;
 pub mod html;
 pub mod outdir;

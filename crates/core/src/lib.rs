@@ -29,6 +29,9 @@ pub mod decision;
 pub mod document;
 mod error;
 pub mod eval;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod labeled;
 pub mod output;
 pub mod pipeline;

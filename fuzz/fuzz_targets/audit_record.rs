@@ -1,0 +1,4 @@
+//! See `sluice_audit::fuzzing::audit_record` for the input layout and the invariants checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sluice_audit::fuzzing::audit_record(data));
