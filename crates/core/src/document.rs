@@ -256,6 +256,13 @@ impl<'a> Found<'a> {
             Slot::Id => self.id = Some(field),
         }
     }
+
+    fn clear(&mut self, slot: Slot) {
+        match slot {
+            Slot::Text => self.text = None,
+            Slot::Id => self.id = None,
+        }
+    }
 }
 
 /// Visits an object, descending only along wanted paths.
@@ -302,6 +309,11 @@ impl<'de: 'a, 'a> Visitor<'de> for ObjectSeed<'_, '_, 'a> {
                 }
                 self.found.set(slot, field);
             } else {
+                // A repeated key replaces the earlier one wholly, as in Python's json.loads and
+                // serde_json: what the earlier object held on the path is forgotten.
+                for &(_, slot) in &here {
+                    self.found.clear(slot);
+                }
                 map.next_value_seed(ObjectSeed {
                     wanted: &here,
                     depth: self.depth + 1,
@@ -513,6 +525,18 @@ mod tests {
                 .kind,
             "invalid_json"
         );
+    }
+
+    #[test]
+    fn a_repeated_key_replaces_the_earlier_one_as_in_python() {
+        // Found by the field_extractor fuzz target: the first "a" held a.b.c, the last does not.
+        let line = r#"{"a": {"b": {"c" :""}}, "a": {"b": {"hhhhhhhhhc" :""}}, "c":" x"}"#;
+        assert_eq!(ex("a.b.c", Some("text"), line).unwrap_err().kind, "missing_text");
+        assert_eq!(
+            ex("meta.body", None, r#"{"meta": {"x": 1}, "meta": {"body": "later"}}"#).unwrap().0,
+            "later"
+        );
+        assert_eq!(ex("text", None, r#"{"text": "first", "text": "last"}"#).unwrap().0, "last");
     }
 
     #[test]
