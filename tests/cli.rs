@@ -357,33 +357,57 @@ fn outputs_are_byte_identical_whatever_the_thread_count() {
     assert!(kept.len() > 1000);
 }
 
+/// A run long enough to stop part-way (24 shards, zstd level 19 on one thread), with the outputs
+/// of an uninterrupted one to compare with.
+struct SlowRun {
+    tmp: tempfile::TempDir,
+    corpus: PathBuf,
+    config: PathBuf,
+}
+
+impl SlowRun {
+    fn new() -> SlowRun {
+        let tmp = tempfile::tempdir().unwrap();
+        let corpus = tmp.path().join("corpus");
+        generate_corpus(&corpus, 24, 1500, 11);
+        let config = test_config(tmp.path(), "zstd_level = 19");
+        SlowRun {
+            tmp,
+            corpus,
+            config,
+        }
+    }
+
+    fn args(&self, out: &Path) -> Vec<String> {
+        [
+            "run",
+            "-c",
+            path_str(&self.config),
+            "-i",
+            path_str(&self.corpus),
+        ]
+        .into_iter()
+        .chain(["-o", path_str(out), "-j", "1", "-q"])
+        .map(str::to_string)
+        .collect()
+    }
+
+    /// The outputs of the run done whole.
+    fn reference(&self) -> PathBuf {
+        let reference = self.tmp.path().join("reference");
+        let result = Command::new(BIN)
+            .args(self.args(&reference))
+            .output()
+            .unwrap();
+        assert!(result.status.success(), "{}", stderr(&result));
+        reference
+    }
+}
+
 #[test]
 fn a_killed_run_resumes_to_byte_identical_outputs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let corpus = tmp.path().join("corpus");
-    generate_corpus(&corpus, 24, 1500, 11);
-    // Slow output compression makes the run long enough to kill part-way.
-    let config = test_config(tmp.path(), "zstd_level = 19");
-    let args = |out: &Path| {
-        vec![
-            "run".to_string(),
-            "-c".into(),
-            config.to_str().unwrap().into(),
-            "-i".into(),
-            corpus.to_str().unwrap().into(),
-            "-o".into(),
-            out.to_str().unwrap().into(),
-            "-j".into(),
-            "1".into(),
-            "-q".into(),
-        ]
-    };
-    let reference = tmp.path().join("reference");
-    assert!(Command::new(BIN)
-        .args(args(&reference))
-        .status()
-        .unwrap()
-        .success());
+    let slow = SlowRun::new();
+    let (tmp, args, reference) = (&slow.tmp, |out: &Path| slow.args(out), slow.reference());
 
     let resumed = tmp.path().join("resumed");
     let mut child = Command::new(BIN).args(args(&resumed)).spawn().unwrap();
@@ -423,30 +447,8 @@ fn a_killed_run_resumes_to_byte_identical_outputs() {
 
 #[test]
 fn sigterm_and_sigint_stop_cleanly_and_the_rerun_resumes_to_the_same_outputs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let corpus = tmp.path().join("corpus");
-    generate_corpus(&corpus, 24, 1500, 11);
-    let config = test_config(tmp.path(), "zstd_level = 19");
-    let args = |out: &Path| {
-        vec![
-            "run".to_string(),
-            "-c".into(),
-            config.to_str().unwrap().into(),
-            "-i".into(),
-            corpus.to_str().unwrap().into(),
-            "-o".into(),
-            out.to_str().unwrap().into(),
-            "-j".into(),
-            "1".into(),
-            "-q".into(),
-        ]
-    };
-    let reference = tmp.path().join("reference");
-    assert!(Command::new(BIN)
-        .args(args(&reference))
-        .status()
-        .unwrap()
-        .success());
+    let slow = SlowRun::new();
+    let (tmp, args, reference) = (&slow.tmp, |out: &Path| slow.args(out), slow.reference());
     for (signal, code) in [("TERM", 143), ("INT", 130)] {
         let out = tmp.path().join(format!("stopped-{signal}"));
         let child = Command::new(BIN)

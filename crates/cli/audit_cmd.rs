@@ -180,20 +180,7 @@ fn audit_inner(args: AuditArgs) -> Result<u8> {
                 Color::Auto if std::io::stdout().is_terminal() => Style::Ansi,
                 Color::Auto => Style::Markers,
             };
-            let mut shown = 0u64;
-            let mut io_error = None;
-            out.select(&a.select.filter, a.select.sample(), |j| {
-                shown += 1;
-                if let Err(e) = show(&mut w, &j, style, a.list) {
-                    io_error = Some(e);
-                    return Err(AuditError::usage("output", "stopped"));
-                }
-                Ok(())
-            })
-            .or_else(|e| if io_error.is_some() { Ok(()) } else { Err(e) })?;
-            if let Some(e) = io_error {
-                return Err(e.into());
-            }
+            let shown = write_each(&out, &a.select, |j| show(&mut w, j, style, a.list))?;
             w.flush()?;
             eprintln!("sluice: {}", plural(shown, "document"));
         }
@@ -242,26 +229,36 @@ fn export(out: &OutDir, a: &ExportArgs, file: &mut dyn Write) -> Result<u64> {
             "id,shard,line,decision,escalated,reasons,terms,score,text"
         )?;
     }
+    let count = write_each(out, &a.select, |j| match a.format {
+        Format::Jsonl => export_json(&mut &mut *file, j),
+        Format::Csv => export_csv(&mut &mut *file, j),
+    })?;
+    file.flush()?;
+    Ok(count)
+}
+
+/// Calls `write` on each selected record joined with its text; returns how many. A write error
+/// (a closed pipe, a full disk) stops the walk and is returned as it is.
+fn write_each(
+    out: &OutDir,
+    select: &SelectArgs,
+    mut write: impl FnMut(&Joined) -> std::io::Result<()>,
+) -> Result<u64> {
     let mut io_error = None;
     let mut count = 0u64;
-    out.select(&a.select.filter, a.select.sample(), |j| {
+    out.select(&select.filter, select.sample(), |j| {
         count += 1;
-        let result = match a.format {
-            Format::Jsonl => export_json(&mut &mut *file, &j),
-            Format::Csv => export_csv(&mut &mut *file, &j),
-        };
-        if let Err(e) = result {
+        if let Err(e) = write(&j) {
             io_error = Some(e);
             return Err(AuditError::usage("output", "stopped"));
         }
         Ok(())
     })
     .or_else(|e| if io_error.is_some() { Ok(()) } else { Err(e) })?;
-    if let Some(e) = io_error {
-        return Err(e.into());
+    match io_error {
+        Some(e) => Err(e.into()),
+        None => Ok(count),
     }
-    file.flush()?;
-    Ok(count)
 }
 
 fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Result<()> {

@@ -531,12 +531,26 @@ mod tests {
     fn a_repeated_key_replaces_the_earlier_one_as_in_python() {
         // Found by the field_extractor fuzz target: the first "a" held a.b.c, the last does not.
         let line = r#"{"a": {"b": {"c" :""}}, "a": {"b": {"hhhhhhhhhc" :""}}, "c":" x"}"#;
-        assert_eq!(ex("a.b.c", Some("text"), line).unwrap_err().kind, "missing_text");
         assert_eq!(
-            ex("meta.body", None, r#"{"meta": {"x": 1}, "meta": {"body": "later"}}"#).unwrap().0,
+            ex("a.b.c", Some("text"), line).unwrap_err().kind,
+            "missing_text"
+        );
+        assert_eq!(
+            ex(
+                "meta.body",
+                None,
+                r#"{"meta": {"x": 1}, "meta": {"body": "later"}}"#
+            )
+            .unwrap()
+            .0,
             "later"
         );
-        assert_eq!(ex("text", None, r#"{"text": "first", "text": "last"}"#).unwrap().0, "last");
+        assert_eq!(
+            ex("text", None, r#"{"text": "first", "text": "last"}"#)
+                .unwrap()
+                .0,
+            "last"
+        );
     }
 
     #[test]
