@@ -42,7 +42,7 @@ python3 - "$WORK/cascade.toml" "$WORK/with-language.toml" <<'PY'
 import sys
 text = open(sys.argv[1]).read()
 stage = '[[stages]]\ntype = "language"\nid = "language"\nlanguages = ["en"]\naction = "drop"\n\n'
-i = text.index("[[stages]]")
+i = text.index("\n[[stages]]\n") + 1
 open(sys.argv[2], "w").write(text[:i] + stage + text[i:])
 PY
 for config in cascade with-language; do
