@@ -678,13 +678,14 @@ fn report_html_renders_in_a_browser_and_runs_no_corpus_script() {
     // The page's own script ran (so scripts were not merely all disabled) ...
     let html_tag = &dom[dom.find("<html").unwrap()..];
     let html_tag = &html_tag[..html_tag.find('>').unwrap()];
-    assert_eq!(
-        attribute(html_tag, "data-charts-rendered"),
-        Some("6"),
-        "{html_tag}"
-    );
-    // ... and measured every chart drawn, with bars, at a non-zero size.
-    for chart in [
+    // Every chart of the page, the fixed ones and one per stage key family (the terms stage's
+    // categories here).
+    let charts: Vec<&str> = html
+        .split("data-chart=\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    for fixed in [
         "destinations",
         "reasons",
         "categories",
@@ -692,6 +693,19 @@ fn report_html_renders_in_a_browser_and_runs_no_corpus_script() {
         "scores",
         "timings",
     ] {
+        assert!(charts.contains(&fixed), "no chart {fixed} in {charts:?}");
+    }
+    assert!(
+        charts.iter().any(|id| id.starts_with("keys-")),
+        "no per-stage chart in {charts:?}"
+    );
+    assert_eq!(
+        attribute(html_tag, "data-charts-rendered"),
+        Some(charts.len().to_string().as_str()),
+        "{html_tag} for {charts:?}"
+    );
+    // ... and measured every chart drawn, with bars, at a non-zero size.
+    for &chart in &charts {
         let tag = element(&dom, chart).unwrap_or_else(|| panic!("no chart {chart}"));
         let size = attribute(tag, "data-rendered").unwrap_or_else(|| panic!("{chart} unmeasured"));
         let (w, h) = size.split_once('x').unwrap();
