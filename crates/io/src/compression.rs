@@ -103,7 +103,7 @@ fn is_zstd_skippable(prefix: &[u8]) -> bool {
 }
 
 /// The compression announced by the first bytes of a stream.
-fn detect(prefix: &[u8]) -> Compression {
+pub(crate) fn detect(prefix: &[u8]) -> Compression {
     if prefix.starts_with(&ZSTD_MAGIC) || is_zstd_skippable(prefix) {
         Compression::Zstd
     } else if prefix.starts_with(&GZIP_MAGIC) {

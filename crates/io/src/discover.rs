@@ -51,8 +51,8 @@ pub struct DiscoverOptions {
 pub enum SkipReason {
     /// A file or directory whose name starts with `.` (a directory's contents are not searched).
     Hidden,
-    /// A file whose name is not `*.jsonl` / `*.ndjson` / `*.json` (optionally `.zst` / `.zstd` /
-    /// `.gz`), met while searching a directory.
+    /// A file whose name is not `*.jsonl` / `*.ndjson` / `*.json` / `*.parquet` (optionally
+    /// `.zst` / `.zstd` / `.gz`), met while searching a directory.
     NotAShardName,
     /// One of sluice's own temporary files (`*.tmp-sluice`).
     TempFile,
@@ -103,7 +103,9 @@ impl fmt::Display for SkipReason {
         match self {
             SkipReason::Hidden => f.write_str("hidden"),
             SkipReason::NotAShardName => {
-                f.write_str("not a shard name (*.jsonl, *.ndjson, *.json, optionally .zst/.gz)")
+                f.write_str(
+                "not a shard name (*.jsonl, *.ndjson, *.json, optionally .zst/.gz, or *.parquet)",
+            )
             }
             SkipReason::TempFile => f.write_str("a sluice temporary file"),
             SkipReason::SymlinkedDirectory => {
@@ -158,9 +160,10 @@ pub struct Discovery {
     pub skipped: Vec<Skipped>,
 }
 
-/// Whether a file found while searching a directory is a shard: `*.jsonl`, `*.ndjson` or
-/// `*.json`, each optionally followed by `.zst`, `.zstd` or `.gz` (ASCII case-insensitive);
-/// hidden files and our temp files are not.
+/// Whether a file found while searching a directory is a shard: `*.jsonl`, `*.ndjson`, `*.json`
+/// or `*.parquet`, each optionally followed by `.zst`, `.zstd` or `.gz` (ASCII case-insensitive;
+/// a compressed Parquet file is found so that the run can refuse it by name); hidden files and
+/// our temp files are not.
 pub fn is_shard_file_name(name: &str) -> bool {
     if name.starts_with('.') || name.ends_with(TEMP_SUFFIX) {
         return false;
@@ -170,7 +173,7 @@ pub fn is_shard_file_name(name: &str) -> bool {
         .iter()
         .find_map(|c| lower.strip_suffix(c))
         .unwrap_or(&lower);
-    [".jsonl", ".ndjson", ".json"]
+    [".jsonl", ".ndjson", ".json", ".parquet"]
         .iter()
         .any(|ext| stem.len() > ext.len() && stem.ends_with(ext))
 }
@@ -216,7 +219,7 @@ pub fn discover(inputs: &[String], options: &DiscoverOptions) -> Result<Discover
                 roots.push((
                     input,
                     vec![walker.key(path)],
-                    "directory contains no *.jsonl, *.ndjson or *.json file",
+                    "directory contains no *.jsonl, *.ndjson, *.json or *.parquet file",
                 ));
             }
             Ok(meta) => walker.add_file(path.to_path_buf(), meta.len(), 0),
@@ -832,6 +835,8 @@ mod tests {
             "a.jsonl.zst",
             "a.JSONL.GZ",
             "a.json.zstd",
+            "train-00000-of-00042.parquet",
+            "a.parquet.gz",
         ] {
             assert!(is_shard_file_name(yes), "{yes}");
         }
@@ -844,6 +849,7 @@ mod tests {
             ".jsonl",
             "a.jsonl.zst.tmp-sluice",
             "a.zst",
+            ".parquet",
         ] {
             assert!(!is_shard_file_name(no), "{no}");
         }
@@ -1065,7 +1071,7 @@ mod tests {
         );
         assert_eq!(
             d.skipped[2].reason.to_string(),
-            "not a shard name (*.jsonl, *.ndjson, *.json, optionally .zst/.gz)"
+            "not a shard name (*.jsonl, *.ndjson, *.json, optionally .zst/.gz, or *.parquet)"
         );
         // Glob matches that are hidden or temp files are listed too.
         let d = discover(&[s(&c.join("*.jsonl*"))], &DiscoverOptions::default()).unwrap();

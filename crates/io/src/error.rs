@@ -59,6 +59,24 @@ pub enum IoError {
     /// Writing an oversized line to its spill file failed (the error names the file).
     #[error("cannot spill an oversized line: {}", Describe(error))]
     Spill { error: io::Error },
+    /// A Parquet file inside a zstd or gzip stream: it cannot be read as a stream.
+    #[error(
+        "{}: {}-compressed parquet cannot be streamed (parquet compresses inside the file and is \
+         read from its footer); decompress it first, e.g. `{} -d`",
+        path.display(),
+        compression.name(),
+        compression.name()
+    )]
+    CompressedParquet {
+        path: PathBuf,
+        compression: Compression,
+    },
+    /// A file named `*.parquet` that does not start with `PAR1`.
+    #[error("{}: not a parquet file (it does not start with PAR1)", path.display())]
+    NotParquet { path: PathBuf },
+    /// The Parquet reader or writer failed (a corrupt file, an unsupported codec).
+    #[error("{}: {message}", path.display())]
+    Parquet { path: PathBuf, message: String },
     /// Compressing a frame failed.
     #[error("cannot compress a {} frame: {}", compression.name(), Describe(error))]
     Compress {
@@ -81,7 +99,10 @@ impl IoError {
             IoError::NoMatch { .. }
             | IoError::NoInputs
             | IoError::BadPattern { .. }
-            | IoError::CompressionMismatch { .. } => None,
+            | IoError::CompressionMismatch { .. }
+            | IoError::CompressedParquet { .. }
+            | IoError::NotParquet { .. }
+            | IoError::Parquet { .. } => None,
         }
     }
 

@@ -37,6 +37,12 @@
 //! [`LineChunker::next_chunk_spilling`] it is also streamed whole into a writer (such as a
 //! [`CompressedFile`], or a [`LazyCompressedFile`] when such lines are rare) as it goes by.
 //!
+//! # Parquet
+//!
+//! [`shard_format`] tells a Parquet shard (`PAR1`) from a JSONL one; [`ParquetReader`] reads it
+//! one row group, a bounded batch of rows at a time, and [`ParquetWriter`] writes batches back
+//! with the input's schema. A Parquet file inside zstd or gzip is refused, not guessed at.
+//!
 //! # Atomic outputs
 //!
 //! Outputs are written through [`AtomicFile`]: under `<final>.tmp-sluice`, then flushed, synced
@@ -53,6 +59,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod lock;
+mod parquet;
 mod paths;
 
 pub use atomic::{temp_path, write_atomic, AtomicFile};
@@ -70,5 +77,11 @@ pub use discover::{
     SkipReason, Skipped, TEMP_SUFFIX,
 };
 pub use error::IoError;
+/// The Arrow crates Parquet batches are made of, for callers that handle them.
+pub use {arrow_array, arrow_schema, arrow_select};
 pub use lock::{Holder, LockError, OutputLock, LOCK_FILE};
+pub use parquet::{
+    is_parquet_name, is_parquet_output, parquet_output_name, shard_format, ParquetCodec,
+    ParquetOptions, ParquetReader, ParquetWriter, RowGroupBatches, ShardFormat, PARQUET_MAGIC,
+};
 pub use paths::{join_under, validate_relative_name, UnsafeName};
