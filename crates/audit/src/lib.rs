@@ -30,6 +30,7 @@ pub mod fuzzing;
 pub mod highlight;
 pub mod html;
 pub mod outdir;
+pub mod parquet_rows;
 pub mod rethreshold;
 pub mod screen;
 pub mod select;

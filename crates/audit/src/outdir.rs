@@ -57,11 +57,40 @@ impl OutDir {
             .filter(|e| e.status == ShardStatus::Done && e.output_name.is_some())
     }
 
-    /// `DIR/NAME` of a shard's output stream (`kept`, `dropped`, `review`, `audit`, `errors`).
+    /// `DIR/NAME` of a shard's output stream (`kept`, `dropped`, `review`, `audit`, `errors`,
+    /// `oversized`): a Parquet shard's records are under their own name (`N.jsonl.zst`).
     pub fn stream_path(&self, dir: &str, entry: &ShardEntry) -> PathBuf {
-        self.path
-            .join(dir)
-            .join(entry.output_name.as_deref().unwrap_or(&entry.name))
+        let name = match (dir, &entry.records_name) {
+            ("audit" | "errors", Some(records)) => records,
+            _ => entry.output_name.as_deref().unwrap_or(&entry.name),
+        };
+        self.path.join(dir).join(name)
+    }
+
+    /// Whether a shard's kept/dropped/review outputs are Parquet files.
+    pub fn is_parquet(entry: &ShardEntry) -> bool {
+        entry
+            .output_name
+            .as_deref()
+            .is_some_and(sluice_io::is_parquet_output)
+    }
+
+    /// The documents of one of a shard's kept/dropped/review outputs, in order: its lines, or
+    /// for a Parquet output each row's text and id as a JSON line (as a JSONL shard's line would
+    /// hold them, at the run's `text_field` and `id_field`).
+    fn documents(&self, dir: &str, entry: &ShardEntry) -> Result<DocumentReader, AuditError> {
+        let path = self.stream_path(dir, entry);
+        if !OutDir::is_parquet(entry) {
+            return Ok(DocumentReader::Lines(LineReader::open(&path)?));
+        }
+        let input = &self.manifest.config.input;
+        Ok(DocumentReader::Parquet {
+            rows: crate::parquet_rows::ParquetRows::open(&path)?,
+            fields: sluice_core::rows::RowFields::new(&input.text_field, input.id_field.as_deref()),
+            text_field: input.text_field.clone(),
+            id_field: input.id_field.clone(),
+            line: Vec::new(),
+        })
     }
 
     /// The lines of one output stream, decompressed.
@@ -139,6 +168,73 @@ impl LineReader {
     }
 }
 
+/// The documents of a kept/dropped/review output (see [`OutDir::documents`]).
+enum DocumentReader {
+    Lines(LineReader),
+    Parquet {
+        rows: crate::parquet_rows::ParquetRows,
+        fields: sluice_core::rows::RowFields,
+        text_field: String,
+        id_field: Option<String>,
+        line: Vec<u8>,
+    },
+}
+
+impl DocumentReader {
+    fn next_line(&mut self) -> Result<Option<&[u8]>, AuditError> {
+        match self {
+            DocumentReader::Lines(lines) => lines.next_line(),
+            DocumentReader::Parquet {
+                rows,
+                fields,
+                text_field,
+                id_field,
+                line,
+            } => {
+                let path = rows.path().to_path_buf();
+                let Some((batch, row)) = rows.next_row()? else {
+                    return Ok(None);
+                };
+                let doc = fields
+                    .columns(batch)
+                    .document(row)
+                    .map_err(|e| AuditError::Record {
+                        path,
+                        line: row as u64 + 1,
+                        message: e.message,
+                    })?;
+                let mut object = serde_json::Value::Object(Default::default());
+                insert(&mut object, text_field, doc.text.as_ref().into());
+                if let (Some(field), Some(id)) = (id_field.as_deref(), doc.id) {
+                    insert(&mut object, field, id.into());
+                }
+                line.clear();
+                serde_json::to_writer(&mut *line, &object).expect("a json value serializes");
+                Ok(Some(line))
+            }
+        }
+    }
+}
+
+/// Sets `value` at the dotted `path` in `object`, making the objects on the way.
+fn insert(object: &mut serde_json::Value, path: &str, value: serde_json::Value) {
+    let mut here = object;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let map = match here {
+            serde_json::Value::Object(map) => map,
+            _ => return,
+        };
+        if parts.peek().is_none() {
+            map.insert(part.to_string(), value);
+            return;
+        }
+        here = map
+            .entry(part.to_string())
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    }
+}
+
 /// A stream of JSON records, one per line.
 pub struct Records<T> {
     lines: LineReader,
@@ -183,7 +279,7 @@ pub struct ShardWalker {
     shard: String,
     total: u64,
     next: u64,
-    streams: [LineReader; 3],
+    streams: [DocumentReader; 3],
     records: std::iter::Peekable<Records<Record>>,
     errors: std::iter::Peekable<Records<ErrorRecord<'static>>>,
 }
@@ -203,9 +299,9 @@ impl ShardWalker {
             total,
             next: 1,
             streams: [
-                out.lines("kept", entry)?,
-                out.lines("dropped", entry)?,
-                out.lines("review", entry)?,
+                out.documents("kept", entry)?,
+                out.documents("dropped", entry)?,
+                out.documents("review", entry)?,
             ],
             records: out.records(entry)?.peekable(),
             errors: out.errors(entry)?.peekable(),

@@ -98,6 +98,67 @@ pub struct OutputConfig {
     pub max_spans: usize,
     #[serde(default = "default_audit_scope")]
     pub audit: AuditScope,
+    /// How the kept/dropped/review outputs of a Parquet shard are written (`[output.parquet]`).
+    #[serde(default, skip_serializing_if = "ParquetOutputConfig::is_default")]
+    pub parquet: ParquetOutputConfig,
+}
+
+/// The codec inside Parquet outputs.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ParquetCompression {
+    None,
+    Snappy,
+    Zstd,
+    Gzip,
+    Lz4,
+}
+
+/// `[output.parquet]`: Parquet outputs. Their `audit/` and `errors/` records stay JSONL,
+/// compressed as `output.compression` says (`same`: zstd).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetOutputConfig {
+    #[serde(default = "default_parquet_compression")]
+    pub compression: ParquetCompression,
+    /// The zstd or gzip level inside the file; unset: 1 for zstd (fast, and Parquet's own
+    /// encodings do much of the work), `output.gzip_level` for gzip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<i32>,
+    /// Rows per row group, at most.
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Encoded bytes per row group, about, at most: what a reader holds per row group, and what
+    /// a run holds per output being written.
+    #[serde(default = "default_row_group_bytes")]
+    pub row_group_bytes: usize,
+}
+
+fn default_parquet_compression() -> ParquetCompression {
+    ParquetCompression::Zstd
+}
+fn default_row_group_rows() -> usize {
+    1 << 20
+}
+fn default_row_group_bytes() -> usize {
+    64 << 20
+}
+
+impl Default for ParquetOutputConfig {
+    fn default() -> Self {
+        ParquetOutputConfig {
+            compression: default_parquet_compression(),
+            level: None,
+            row_group_rows: default_row_group_rows(),
+            row_group_bytes: default_row_group_bytes(),
+        }
+    }
+}
+
+impl ParquetOutputConfig {
+    fn is_default(&self) -> bool {
+        *self == ParquetOutputConfig::default()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -182,6 +243,7 @@ impl Default for OutputConfig {
             gzip_level: default_gzip_level(),
             max_spans: default_max_spans(),
             audit: default_audit_scope(),
+            parquet: ParquetOutputConfig::default(),
         }
     }
 }
@@ -257,6 +319,34 @@ impl Config {
         }
         if !(0..=9).contains(&self.output.gzip_level) {
             return Err(invalid("output.gzip_level", "must be between 0 and 9"));
+        }
+        let parquet = &self.output.parquet;
+        match (parquet.compression, parquet.level) {
+            (ParquetCompression::Zstd, Some(level)) if !(1..=22).contains(&level) => {
+                return Err(invalid("output.parquet.level", "must be between 1 and 22 for zstd"))
+            }
+            (ParquetCompression::Gzip, Some(level)) if !(0..=9).contains(&level) => {
+                return Err(invalid("output.parquet.level", "must be between 0 and 9 for gzip"))
+            }
+            (ParquetCompression::None | ParquetCompression::Snappy | ParquetCompression::Lz4, Some(_)) => {
+                return Err(invalid(
+                    "output.parquet.level",
+                    "is only for zstd and gzip",
+                ))
+            }
+            _ => {}
+        }
+        if !(1..=1 << 30).contains(&parquet.row_group_rows) {
+            return Err(invalid(
+                "output.parquet.row_group_rows",
+                "must be between 1 and 1073741824",
+            ));
+        }
+        if !(1 << 16..=1 << 30).contains(&parquet.row_group_bytes) {
+            return Err(invalid(
+                "output.parquet.row_group_bytes",
+                "must be between 65536 and 1073741824 (1 GiB)",
+            ));
         }
         // Bounded so that the memory promise holds for every accepted value: at least 4 chunks
         // are in flight, each held about five times over (its outputs, its frames).
@@ -338,6 +428,33 @@ impl Config {
         }
     }
 
+    /// Compression of the `audit/` and `errors/` records of a Parquet shard (`same`: zstd).
+    pub fn parquet_records_compression(&self) -> Compression {
+        self.output_compression(Compression::Zstd)
+    }
+
+    /// How Parquet outputs are written.
+    pub fn parquet_options(&self) -> sluice_io::ParquetOptions {
+        use sluice_io::ParquetCodec;
+        let parquet = &self.output.parquet;
+        let (codec, level) = match parquet.compression {
+            ParquetCompression::None => (ParquetCodec::None, 0),
+            ParquetCompression::Snappy => (ParquetCodec::Snappy, 0),
+            ParquetCompression::Lz4 => (ParquetCodec::Lz4, 0),
+            ParquetCompression::Zstd => (ParquetCodec::Zstd, parquet.level.unwrap_or(1)),
+            ParquetCompression::Gzip => (
+                ParquetCodec::Gzip,
+                parquet.level.unwrap_or(self.output.gzip_level),
+            ),
+        };
+        sluice_io::ParquetOptions {
+            codec,
+            level,
+            row_group_rows: parquet.row_group_rows,
+            row_group_bytes: parquet.row_group_bytes,
+        }
+    }
+
     pub fn compression_level(&self, compression: Compression) -> i32 {
         match compression {
             Compression::Gzip => self.output.gzip_level,
@@ -361,6 +478,8 @@ impl Config {
             audit: AuditScope,
             chunk_bytes: usize,
             stages: &'a [StageConfig],
+            #[serde(skip_serializing_if = "ParquetOutputConfig::is_default")]
+            parquet: &'a ParquetOutputConfig,
         }
         let hashed = Hashed {
             text_field: &self.input.text_field,
@@ -373,6 +492,7 @@ impl Config {
             audit: self.output.audit,
             chunk_bytes: self.run.chunk_bytes,
             stages: &self.stages,
+            parquet: &self.output.parquet,
         };
         let mut hasher = Sha256::new();
         hasher.update(serde_json::to_vec(&hashed).expect("config serializes"));

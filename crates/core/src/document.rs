@@ -24,6 +24,11 @@ impl FieldPath {
         Ok(FieldPath(path.split('.').map(str::to_string).collect()))
     }
 
+    /// The path's names, outermost first.
+    pub fn parts(&self) -> &[String] {
+        &self.0
+    }
+
     /// The value at this path in a parsed JSON value, if any.
     pub fn get<'v>(&self, value: &'v serde_json::Value) -> Option<&'v serde_json::Value> {
         self.0.iter().try_fold(value, |v, key| v.get(key))
@@ -57,6 +62,16 @@ impl LineError {
 pub struct Document<'a> {
     pub text: Cow<'a, str>,
     pub id: Option<String>,
+}
+
+impl<'a> Document<'a> {
+    /// A document of a text borrowed from elsewhere (a Parquet column).
+    pub fn of_text(text: &'a str, id: Option<String>) -> Document<'a> {
+        Document {
+            text: Cow::Borrowed(text),
+            id,
+        }
+    }
 }
 
 /// Extracts text and id from lines. Built once per run.

@@ -36,6 +36,7 @@ pub mod labeled;
 pub mod output;
 pub mod pipeline;
 pub mod records;
+pub mod rows;
 pub mod run;
 pub mod stage;
 pub mod stages;

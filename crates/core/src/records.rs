@@ -20,8 +20,14 @@ pub struct AuditRecord<'a> {
     pub shard: Cow<'a, str>,
     /// 1-based line number in the shard.
     pub line: u64,
-    /// Byte offset of the line in the decompressed shard.
+    /// Byte offset of the line in the decompressed shard (0 for a Parquet row).
     pub offset: u64,
+    /// A Parquet shard's row: its index in the file (0-based; `line` is then `row + 1` and
+    /// `offset` 0) and the row group holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_group: Option<u64>,
     pub decision: Destination,
     pub escalated: bool,
     pub reasons: Vec<Reason>,
@@ -56,6 +62,8 @@ impl<'a> AuditRecord<'a> {
             shard: Cow::Borrowed(shard),
             line,
             offset,
+            row: None,
+            row_group: None,
             decision: verdict.destination,
             escalated: verdict.escalated,
             reasons: verdict.reasons(&stage_id),
@@ -119,13 +127,20 @@ impl<'a> AuditRecord<'a> {
     }
 }
 
-/// One line of `errors/S`: enough to find and recover the line.
+/// One line of `errors/S`: enough to find and recover the line (a Parquet row: its `row`, to be
+/// read from the input, which sluice leaves unchanged).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ErrorRecord<'a> {
     pub shard: Cow<'a, str>,
     pub line: u64,
     pub offset: u64,
-    /// Length of the line without its `'\n'`.
+    /// A Parquet shard's row: its index in the file (0-based; `line` is then `row + 1` and
+    /// `offset` 0) and the row group holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_group: Option<u64>,
+    /// Length of the line without its `'\n'` (of a Parquet row: its text's, when it has one).
     pub bytes: u64,
     pub kind: Cow<'a, str>,
     pub error: Cow<'a, str>,

@@ -74,11 +74,25 @@ pub struct ShardEntry {
     /// Name of this shard's file under each of kept/, dropped/, review/, audit/, errors/.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_name: Option<String>,
+    /// Name of its files under audit/ and errors/, where not `output_name`: a Parquet shard's
+    /// records are JSONL (`N.jsonl.zst`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_name: Option<String>,
     /// What the input file was when it was filtered: a later run redoes the shard if it changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<InputIdentity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<ShardStats>,
+}
+
+impl ShardEntry {
+    /// The name of this shard's file under `stream`'s directory, once it is done.
+    pub fn stream_name(&self, stream: Stream) -> Option<&str> {
+        match (stream, &self.records_name) {
+            (Stream::Audit | Stream::Errors, Some(records)) => Some(records),
+            _ => self.output_name.as_deref(),
+        }
+    }
 }
 
 /// What identifies an input file's content: its size and modification time (checked on resume,
@@ -171,7 +185,10 @@ impl Manifest {
         }
         // Every name read back becomes a path under the output directory: none may lead out.
         for entry in &manifest.shards {
-            for name in std::iter::once(&entry.name).chain(&entry.output_name) {
+            let names = std::iter::once(&entry.name)
+                .chain(&entry.output_name)
+                .chain(&entry.records_name);
+            for name in names {
                 sluice_io::validate_relative_name(name).map_err(|e| RunError::Manifest {
                     path: path.to_path_buf(),
                     message: e.to_string(),
@@ -421,6 +438,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                     error: None,
                     input_compression: None,
                     output_name: None,
+                    records_name: None,
                     input: now,
                     stats: None,
                 });
@@ -438,6 +456,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
             error: Some(failed.error.to_string()),
             input_compression: None,
             output_name: None,
+            records_name: None,
             input: None,
             stats: None,
         });
@@ -539,6 +558,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                         entry.status = ShardStatus::Done;
                         entry.input_compression = Some(done.input_compression.name().into());
                         entry.output_name = Some(done.output_name);
+                        entry.records_name = done.records_name;
                         if let Some(input) = &mut entry.input {
                             input.sha256 = Some(done.input_sha256);
                         }
@@ -758,7 +778,11 @@ fn check_output_names(config: &Config, shards: &[Shard]) -> Result<(), RunError>
     let mut seen = std::collections::BTreeSet::new();
     for shard in shards {
         let guessed = guess_compression(&shard.name);
-        let name = output_name(&shard.name, config.output_compression(guessed));
+        let name = if sluice_io::is_parquet_output(&shard.name) {
+            shard.name.clone()
+        } else {
+            output_name(&shard.name, config.output_compression(guessed))
+        };
         if !seen.insert(name.clone()) {
             return Err(RunError::DuplicateShardName { name });
         }
@@ -808,16 +832,17 @@ fn same_input(entry: &ShardEntry, shard: &Shard, now: Option<&InputIdentity>) ->
 
 /// Removes every output file an earlier run's manifest lists (and its journal).
 fn remove_outputs(output: &Path, previous: &Manifest) -> Result<(), RunError> {
-    for name in previous
-        .shards
-        .iter()
-        .filter_map(|e| e.output_name.as_deref())
-    {
-        let dirs = Stream::ALL
+    for entry in &previous.shards {
+        let files = Stream::ALL
             .iter()
-            .map(|s| s.dir())
-            .chain([crate::output::OVERSIZED_DIR]);
-        for dir in dirs {
+            .filter_map(|s| Some((s.dir(), entry.stream_name(*s)?)))
+            .chain(
+                entry
+                    .output_name
+                    .as_deref()
+                    .map(|name| (crate::output::OVERSIZED_DIR, name)),
+            );
+        for (dir, name) in files {
             let path = output.join(dir).join(name);
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -831,10 +856,10 @@ fn remove_outputs(output: &Path, previous: &Manifest) -> Result<(), RunError> {
 }
 
 fn outputs_exist(output: &Path, entry: &ShardEntry) -> bool {
-    entry.output_name.as_ref().is_some_and(|name| {
-        Stream::ALL
-            .iter()
-            .all(|stream| output.join(stream.dir()).join(name).is_file())
+    Stream::ALL.iter().all(|stream| {
+        entry
+            .stream_name(*stream)
+            .is_some_and(|name| output.join(stream.dir()).join(name).is_file())
     })
 }
 
@@ -850,6 +875,7 @@ mod tests {
             error: None,
             input_compression: None,
             output_name: None,
+            records_name: None,
             input: None,
             stats: None,
         }

@@ -83,5 +83,6 @@ pub use lock::{Holder, LockError, OutputLock, LOCK_FILE};
 pub use parquet::{
     is_parquet_name, is_parquet_output, parquet_output_name, shard_format, ParquetCodec,
     ParquetOptions, ParquetReader, ParquetWriter, RowGroupBatches, ShardFormat, PARQUET_MAGIC,
+    WRITE_ROWS,
 };
 pub use paths::{join_under, validate_relative_name, UnsafeName};

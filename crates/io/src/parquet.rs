@@ -233,11 +233,23 @@ pub struct ParquetOptions {
     pub row_group_bytes: usize,
 }
 
+/// Rows handed to the Arrow writer at a time. The writer's pages and row groups are cut where
+/// writes end, so rows go to it in slices of exactly this many, whatever batches they came in:
+/// the file is then a function of the rows alone (a run and a rethreshold, cutting their batches
+/// differently, write the same bytes).
+pub const WRITE_ROWS: usize = 1024;
+
 /// Writes record batches as one Parquet file: row groups bounded by [`ParquetOptions`], the
-/// schema (and key-value metadata) given at creation.
+/// schema (and key-value metadata) given at creation, the bytes independent of how the rows were
+/// batched (see [`WRITE_ROWS`]).
 pub struct ParquetWriter<W: Write + Send> {
     name: String,
+    schema: SchemaRef,
     writer: ArrowWriter<W>,
+    /// Rows not yet handed to the writer (fewer than [`WRITE_ROWS`] after each write).
+    pending: Vec<RecordBatch>,
+    pending_rows: usize,
+    rows: u64,
 }
 
 impl<W: Write + Send> ParquetWriter<W> {
@@ -268,34 +280,71 @@ impl<W: Write + Send> ParquetWriter<W> {
             // least say who wrote the file.
             .set_created_by(format!("sluice {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let writer = ArrowWriter::try_new(sink, schema, Some(properties))
+        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(properties))
             .map_err(|e| parquet_error(name, e))?;
         Ok(ParquetWriter {
             name: name.to_string(),
+            schema,
             writer,
+            pending: Vec::new(),
+            pending_rows: 0,
+            rows: 0,
         })
     }
 
+    /// Appends `batch`'s rows (its schema must be the writer's).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), IoError> {
-        self.writer
-            .write(batch)
-            .map_err(|e| parquet_error(&self.name, e))
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.rows += batch.num_rows() as u64;
+        self.pending.push(batch.clone());
+        self.pending_rows += batch.num_rows();
+        if self.pending_rows >= WRITE_ROWS {
+            self.hand_over(false)?;
+        }
+        Ok(())
     }
 
-    /// Rows written so far (flushed or buffered).
+    /// Hands pending rows to the writer in slices of [`WRITE_ROWS`] (and the rest too, when
+    /// `all`). What is left is copied out of the batches it came from, so that a few pending
+    /// rows do not hold whole batches.
+    fn hand_over(&mut self, all: bool) -> Result<(), IoError> {
+        let whole = match self.pending.len() {
+            0 => return Ok(()),
+            1 => self.pending.pop().expect("one"),
+            _ => arrow_select::concat::concat_batches(&self.schema, &self.pending)
+                .map_err(|e| parquet_error(&self.name, e))?,
+        };
+        self.pending.clear();
+        let rows = whole.num_rows();
+        let mut at = 0;
+        while rows - at >= WRITE_ROWS || (all && at < rows) {
+            let take = WRITE_ROWS.min(rows - at);
+            self.writer
+                .write(&whole.slice(at, take))
+                .map_err(|e| parquet_error(&self.name, e))?;
+            at += take;
+        }
+        self.pending_rows = rows - at;
+        if at < rows {
+            let rest = whole.slice(at, rows - at);
+            let rest = arrow_select::concat::concat_batches(&self.schema, [&rest])
+                .map_err(|e| parquet_error(&self.name, e))?;
+            self.pending.push(rest);
+        }
+        Ok(())
+    }
+
+    /// Rows written so far (pending, buffered or flushed).
     pub fn rows(&self) -> u64 {
-        let flushed: i64 = self
-            .writer
-            .flushed_row_groups()
-            .iter()
-            .map(|g| g.num_rows())
-            .sum();
-        flushed as u64 + self.writer.in_progress_rows() as u64
+        self.rows
     }
 
-    /// Writes what is buffered and the footer; returns the sink.
-    pub fn finish(self) -> Result<W, IoError> {
-        let ParquetWriter { name, writer } = self;
+    /// Writes what is pending and buffered and the footer; returns the sink.
+    pub fn finish(mut self) -> Result<W, IoError> {
+        self.hand_over(true)?;
+        let ParquetWriter { name, writer, .. } = self;
         writer.into_inner().map_err(|e| parquet_error(&name, e))
     }
 }
@@ -413,6 +462,35 @@ mod tests {
         let all = arrow_select::concat::concat_batches(&reader.schema(), &read).unwrap();
         let expected = arrow_select::concat::concat_batches(&input[0].schema(), &input).unwrap();
         assert_eq!(all.columns(), expected.columns());
+    }
+
+    #[test]
+    fn the_bytes_depend_on_the_rows_not_on_how_they_were_batched() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = 5000;
+        let whole = batch(0, rows);
+        let write_cut = |name: &str, cuts: &[usize]| {
+            let path = dir.path().join(name);
+            let file = File::create(&path).unwrap();
+            let mut options = options(1500);
+            options.row_group_bytes = 20_000;
+            let mut writer = ParquetWriter::new(file, whole.schema(), options, name).unwrap();
+            let mut at = 0;
+            for &cut in cuts.iter().chain([&rows]) {
+                writer.write(&whole.slice(at, cut - at)).unwrap();
+                at = cut;
+            }
+            writer.finish().unwrap();
+            std::fs::read(&path).unwrap()
+        };
+        let one = write_cut("one.parquet", &[]);
+        let many = write_cut("many.parquet", &[1, 2, 3, 1000, 1024, 1025, 2047, 4999]);
+        let singles: Vec<usize> = (1..rows).step_by(7).collect();
+        let small = write_cut("small.parquet", &singles);
+        assert!(one == many && one == small, "the same rows, the same bytes");
+        let reader = ParquetReader::open(&dir.path().join("one.parquet")).unwrap();
+        assert!(reader.row_groups() > 4, "bounded by bytes: {}", reader.row_groups());
+        assert_eq!(reader.rows(), rows as u64);
     }
 
     #[test]

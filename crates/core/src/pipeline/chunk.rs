@@ -215,6 +215,8 @@ impl Output {
             shard: Cow::Borrowed(ctx.shard),
             line: line.number,
             offset: line.offset,
+            row: None,
+            row_group: None,
             bytes: size - 1,
             kind: Cow::Borrowed(error.kind),
             error: Cow::Borrowed(&error.message),

@@ -6,7 +6,8 @@
 //! 2. [`chunk`]: one chunk: each line is parsed (`document.rs`) or becomes an error record;
 //!    documents go through the cascade, then each raw line goes to its destination stream, its
 //!    audit record is written and its verdict counted; the five streams are encoded as frames;
-//! 3. [`cascade`]: one document (or a batch of them) through the stages, in order, each measuring
+//! 3. [`parquet`]: a Parquet shard takes the same path with row batches for chunks;
+//! 4. [`cascade`]: one document (or a batch of them) through the stages, in order, each measuring
 //!    and its config deciding (`decision.rs` combines the outcomes).
 //!
 //! ```text
@@ -33,6 +34,7 @@
 pub mod cascade;
 pub mod chunk;
 pub mod gather;
+pub mod parquet;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -121,6 +123,9 @@ pub struct ShardDone {
     pub input_compression: Compression,
     pub output_compression: Compression,
     pub output_name: String,
+    /// The name of its `audit/` and `errors/` files where it is not `output_name` (a Parquet
+    /// shard's records are JSONL: `N.jsonl.zst`).
+    pub records_name: Option<String>,
     /// SHA-256 (hex) of the input file's bytes as stored, hashed as they were read.
     pub input_sha256: String,
 }
@@ -154,6 +159,9 @@ impl ShardRunner<'_> {
     /// Filters one shard into its five outputs. On error nothing appears under a final name; the
     /// caller marks the shard failed and goes on.
     pub fn run(&self, shard: &Shard) -> Result<ShardDone, ShardError> {
+        if sluice_io::shard_format(&shard.path)? == sluice_io::ShardFormat::Parquet {
+            return self.run_parquet(shard);
+        }
         // The input is hashed as it is read (SHA-256 runs at ~1.2 GB/s with SHA-NI, over the
         // compressed bytes: ~3% of a core at 100 MB/s of uncompressed input).
         let hasher =
@@ -202,6 +210,7 @@ impl ShardRunner<'_> {
             input_compression,
             output_compression: compression,
             output_name: name,
+            records_name: None,
             input_sha256: crate::config::hex(&sha2::Digest::finalize(digest)),
         })
     }

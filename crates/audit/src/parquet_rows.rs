@@ -1,0 +1,89 @@
+//! The rows of a Parquet output (`kept/N`, `dropped/N`, `review/N` of a Parquet shard), one at a
+//! time in file order, a bounded batch in memory.
+
+use std::path::{Path, PathBuf};
+
+use sluice_io::arrow_array::RecordBatch;
+use sluice_io::arrow_schema::SchemaRef;
+use sluice_io::{ParquetReader, RowGroupBatches};
+
+use crate::AuditError;
+
+/// Rows decoded per batch: few enough to hold, many enough to decode efficiently.
+const BATCH_BYTES: usize = 4 << 20;
+
+pub struct ParquetRows {
+    path: PathBuf,
+    reader: ParquetReader,
+    /// The next row group to open.
+    group: usize,
+    batches: Option<RowGroupBatches>,
+    batch: Option<RecordBatch>,
+    /// The next row of `batch`.
+    row: usize,
+}
+
+impl ParquetRows {
+    pub fn open(path: &Path) -> Result<ParquetRows, AuditError> {
+        let reader = ParquetReader::open(path).map_err(|e| read_error(path, e))?;
+        Ok(ParquetRows {
+            path: path.to_path_buf(),
+            reader,
+            group: 0,
+            batches: None,
+            batch: None,
+            row: 0,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.reader.schema()
+    }
+
+    /// The next row: the batch holding it and its index there; `None` after the last.
+    pub fn next_row(&mut self) -> Result<Option<(&RecordBatch, usize)>, AuditError> {
+        loop {
+            if self.batch.as_ref().is_some_and(|b| self.row < b.num_rows()) {
+                self.row += 1;
+                return Ok(self.batch.as_ref().map(|b| (b, self.row - 1)));
+            }
+            self.batch = None;
+            self.row = 0;
+            if let Some(batches) = &mut self.batches {
+                match batches.next() {
+                    Some(batch) => {
+                        self.batch = Some(batch.map_err(|e| read_error(&self.path, e))?);
+                        continue;
+                    }
+                    None => self.batches = None,
+                }
+            }
+            if self.group >= self.reader.row_groups() {
+                return Ok(None);
+            }
+            let rows = self.reader.batch_rows(self.group, BATCH_BYTES);
+            self.batches = Some(
+                self.reader
+                    .batches(self.group, rows)
+                    .map_err(|e| read_error(&self.path, e))?,
+            );
+            self.group += 1;
+        }
+    }
+}
+
+fn read_error(path: &Path, error: sluice_io::IoError) -> AuditError {
+    let message = error.to_string();
+    // Parquet errors name the file already.
+    let message = message
+        .strip_prefix(&format!("{}: ", path.display()))
+        .map_or(message.clone(), str::to_string);
+    AuditError::Read {
+        path: path.to_path_buf(),
+        message,
+    }
+}

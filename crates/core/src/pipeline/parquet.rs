@@ -1,0 +1,591 @@
+//! A Parquet shard: the same flow as a JSONL one (`mod.rs`), with row batches for chunks.
+//!
+//! ```text
+//!  reader thread                   worker pool                          shard thread
+//!  ─────────────                   ───────────                          ────────────
+//!  per row group, a batch of rows  per batch: each row's text (and id)  reorder by batch index,
+//!  of ~run.chunk_bytes decoded     borrowed from its column, judged;    write the row batches to
+//!  (waits for a permit)            rows split into kept / dropped /     kept/ dropped/ review/
+//!                                  review batches; audit and error      (Parquet), append the
+//!                                  records encoded as JSONL frames      record frames
+//! ```
+//!
+//! * **Bounded memory.** A batch is read only with a permit (the pool shared with JSONL shards);
+//!   batch sizes come from the row group's uncompressed size per row, so a batch is about
+//!   `run.chunk_bytes` decoded; the writers hold at most one row group each
+//!   (`output.parquet.row_group_bytes`).
+//! * **Carried unchanged.** Outputs get the input's Arrow schema (types, nullability, key-value
+//!   metadata) and its rows, every column, in input order; row groups are cut by the writer's
+//!   row and byte limits, which depend only on the rows written: byte-identical for any thread
+//!   count.
+//! * **Nothing lost.** Every row is exactly one of kept / dropped / review / errors. Audit and
+//!   error records (JSONL, `audit/N.jsonl.zst`, `errors/N.jsonl.zst`) point at the row: `row`,
+//!   `row_group`, and `line = row + 1`. An error row stays in the input, which sluice never
+//!   changes.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use sluice_io::arrow_array::{BooleanArray, RecordBatch};
+use sluice_io::arrow_schema::SchemaRef;
+use sluice_io::{
+    empty_stream, parquet_output_name, Compression, IoError, ParquetOptions, ParquetReader,
+    ParquetWriter, Shard,
+};
+
+use super::{panic_message, ShardDone, ShardError, ShardRunner};
+use crate::decision::Verdict;
+use crate::document::{Document, LineError};
+use crate::output::{ChunkStreams, Encoding, Frames, Sink, Storage, Stream, WriteError};
+use crate::records::{AuditRecord, ErrorRecord};
+use crate::rows::RowFields;
+use crate::stats::{Destination, ShardStats, Timings};
+
+use super::chunk::BATCH_DOCUMENTS;
+use super::Cascade;
+
+const HELD_DOCUMENTS: usize = 4096;
+
+/// The name of a Parquet output's `audit/` and `errors/` files: `N.jsonl` and the records'
+/// compression extension (`train.parquet` → `train.parquet.jsonl.zst`).
+pub fn records_name(output_name: &str, compression: Compression) -> String {
+    format!("{output_name}.jsonl{}", compression.extension())
+}
+
+/// What every batch of a shard shares.
+struct Context<'a> {
+    cascade: &'a Cascade,
+    shard: &'a str,
+    fields: &'a RowFields,
+    encoding: Encoding,
+}
+
+/// Where a batch is in its file.
+#[derive(Clone, Copy)]
+struct Position {
+    row_group: u64,
+    /// Index in the file of the batch's first row.
+    first_row: u64,
+}
+
+/// A judged batch: its rows split by destination, its records encoded, its counters.
+struct BatchOutput {
+    /// Kept, dropped and review rows (none: no row went there).
+    rows: [Option<RecordBatch>; 3],
+    frames: Frames,
+    stats: ShardStats,
+    timings: Timings,
+    bytes: u64,
+}
+
+enum Message {
+    Batch(u64, Result<Box<BatchOutput>, ShardError>),
+    End {
+        batches: u64,
+        error: Option<ShardError>,
+        read_time: Duration,
+    },
+}
+
+impl ShardRunner<'_> {
+    /// Filters one Parquet shard (see the module docs). On error nothing appears under a final
+    /// name.
+    pub(super) fn run_parquet(&self, shard: &Shard) -> Result<ShardDone, ShardError> {
+        let reader = ParquetReader::open(&shard.path)?;
+        let name = parquet_output_name(&shard.name);
+        let records_compression = self.config.parquet_records_compression();
+        let records = records_name(&name, records_compression);
+        let encoding = Encoding {
+            compression: records_compression,
+            level: self.config.compression_level(records_compression),
+        };
+        let mut writer = ParquetShardWriter::create(
+            self.storage,
+            &name,
+            &records,
+            reader.schema(),
+            self.config.parquet_options(),
+        )?;
+        let fields = RowFields::new(
+            &self.config.input.text_field,
+            self.config.input.id_field.as_deref(),
+        );
+        let context = Context {
+            cascade: self.cascade,
+            shard: &shard.name,
+            fields: &fields,
+            encoding,
+        };
+        let (tx, rx) = unbounded::<Message>();
+        let (collected, digest) = std::thread::scope(|scope| {
+            // The reader seeks about the file: its bytes are hashed in one pass beside it.
+            let digest = scope.spawn(|| sha256_file(&shard.path));
+            scope.spawn(|| self.read_batches(&reader, &context, tx));
+            let collected = self.collect_batches(&rx, &mut writer);
+            (collected, digest.join())
+        });
+        let (stats, mut timings) = collected?;
+        let digest = digest.map_err(|p| ShardError::Internal(panic_message(p)))??;
+        let write_started = Instant::now();
+        writer.finish()?;
+        timings.write += write_started.elapsed();
+        Ok(ShardDone {
+            stats,
+            timings,
+            input_compression: Compression::None,
+            output_compression: records_compression,
+            output_name: name,
+            records_name: Some(records),
+            input_sha256: digest,
+        })
+    }
+
+    /// The reader thread: a permit, then a batch of rows, handed to the pool; at the end (or on
+    /// a read error) says how many batches there were.
+    fn read_batches(&self, reader: &ParquetReader, context: &Context<'_>, tx: Sender<Message>) {
+        let mut batches = 0u64;
+        let mut read_time = Duration::ZERO;
+        let mut first_row = 0u64;
+        let error = self.pool.in_place_scope(|tasks| {
+            for row_group in 0..reader.row_groups() {
+                let batch_rows = reader.batch_rows(row_group, context.cascade.chunk_bytes);
+                let mut group = match reader.batches(row_group, batch_rows) {
+                    Ok(group) => group,
+                    Err(e) => return Some(ShardError::Read(e)),
+                };
+                loop {
+                    self.permits.acquire();
+                    if crate::run::stopped(self.stop).is_some() {
+                        self.permits.release();
+                        return Some(ShardError::Interrupted);
+                    }
+                    let started = Instant::now();
+                    let next = group.next();
+                    read_time += started.elapsed();
+                    let batch = match next {
+                        Some(Ok(batch)) => batch,
+                        Some(Err(e)) => {
+                            self.permits.release();
+                            return Some(ShardError::Read(e));
+                        }
+                        None => {
+                            self.permits.release();
+                            break;
+                        }
+                    };
+                    let position = Position {
+                        row_group: row_group as u64,
+                        first_row,
+                    };
+                    first_row += batch.num_rows() as u64;
+                    let index = batches;
+                    batches += 1;
+                    let tx = tx.clone();
+                    tasks.spawn(move |_| {
+                        let result = catch_unwind(AssertUnwindSafe(|| {
+                            process_batch(context, &batch, position)
+                        }))
+                        .unwrap_or_else(|panic| Err(ShardError::Internal(panic_message(panic))))
+                        .map(Box::new);
+                        let _ = tx.send(Message::Batch(index, result));
+                    });
+                }
+            }
+            None
+        });
+        let _ = tx.send(Message::End {
+            batches,
+            error,
+            read_time,
+        });
+    }
+
+    /// The shard thread: writes batch outputs in batch order, returns permits; keeps draining
+    /// after a failure so that every permit comes back.
+    fn collect_batches(
+        &self,
+        rx: &Receiver<Message>,
+        writer: &mut ParquetShardWriter,
+    ) -> Result<(ShardStats, Timings), ShardError> {
+        let mut stats = ShardStats::new(&self.cascade.stage_stats());
+        let mut timings = Timings::new(self.cascade.stage_count());
+        let mut failure: Option<ShardError> = None;
+        let mut pending = BTreeMap::new();
+        let mut next = 0u64;
+        let mut total: Option<u64> = None;
+        while total != Some(next) {
+            match rx.recv() {
+                Ok(Message::Batch(index, result)) => {
+                    pending.insert(index, result);
+                }
+                Ok(Message::End {
+                    batches,
+                    error,
+                    read_time,
+                }) => {
+                    timings.read += read_time;
+                    total = Some(batches);
+                    if failure.is_none() {
+                        failure = error;
+                    }
+                }
+                Err(_) => {
+                    failure.get_or_insert(ShardError::Internal("reader vanished".into()));
+                    break;
+                }
+            }
+            while let Some(result) = pending.remove(&next) {
+                next += 1;
+                if failure.is_some() {
+                    self.permits.release();
+                    continue;
+                }
+                match result {
+                    Ok(out) => {
+                        let write_started = Instant::now();
+                        let written = writer.write(&out);
+                        timings.write += write_started.elapsed();
+                        // The permit covers the batch until its rows are encoded.
+                        drop(out.rows);
+                        self.permits.release();
+                        if let Err(e) = written {
+                            failure = Some(e);
+                        }
+                        stats.merge(&out.stats);
+                        timings.merge(&out.timings);
+                        if let Some(p) = self.progress {
+                            p.chunk_done(out.bytes);
+                        }
+                    }
+                    Err(e) => {
+                        self.permits.release();
+                        failure = Some(e);
+                    }
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok((stats, timings)),
+        }
+    }
+}
+
+/// SHA-256 (hex) of a file's bytes.
+fn sha256_file(path: &Path) -> Result<String, ShardError> {
+    use sha2::Digest;
+    let read_error = |error| {
+        ShardError::Read(IoError::Read {
+            path: path.to_path_buf(),
+            error,
+        })
+    };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_error(e)),
+        }
+    }
+    Ok(crate::config::hex(&hasher.finalize()))
+}
+
+/// A row of the batch waiting for the rest of the cascade.
+struct Held {
+    row: usize,
+    size: u64,
+}
+
+/// Judges every row of a batch, splits the rows by destination and encodes the records.
+fn process_batch(
+    ctx: &Context<'_>,
+    batch: &RecordBatch,
+    position: Position,
+) -> Result<BatchOutput, ShardError> {
+    let started = Instant::now();
+    let cascade = ctx.cascade;
+    let _at_work = cascade.gatherers().at_work();
+    let fields = ctx.fields.columns(batch);
+    let mut out = Output {
+        stats: ShardStats::new(&cascade.stage_stats()),
+        timings: Timings::new(cascade.stage_count()),
+        streams: ChunkStreams::default(),
+        destinations: vec![Destination::Errors; batch.num_rows()],
+        id_buf: String::new(),
+        position,
+    };
+    let mut scratch = cascade.new_scratch();
+    let mut held: Vec<Held> = Vec::new();
+    let mut judged: Vec<(Document, Verdict)> = Vec::new();
+    let mut wanted = 0;
+    let mut bytes = 0u64;
+    for row in 0..batch.num_rows() {
+        let parse_started = Instant::now();
+        let parsed = fields.document(row);
+        out.timings.parse += parse_started.elapsed();
+        let doc = match parsed {
+            Ok(doc) => doc,
+            Err(error) => {
+                out.stats.input.add(0);
+                out.error(ctx, row, &error)?;
+                continue;
+            }
+        };
+        let size = doc.text.len() as u64;
+        bytes += size;
+        out.stats.input.add(size);
+        let mut verdict = Verdict::new();
+        cascade.judge_until_batch(&doc, &mut verdict, &mut scratch, &mut out.timings.stages);
+        if !cascade.has_batched_stage() {
+            out.route(ctx, row, size, &doc, verdict)?;
+            continue;
+        }
+        wanted += usize::from(cascade.wants_first_batch(&verdict));
+        held.push(Held { row, size });
+        judged.push((doc, verdict));
+        if wanted >= BATCH_DOCUMENTS || held.len() >= HELD_DOCUMENTS {
+            out.finish_group(ctx, &mut held, &mut judged, &mut scratch)?;
+            wanted = 0;
+        }
+    }
+    out.finish_group(ctx, &mut held, &mut judged, &mut scratch)?;
+
+    let split_started = Instant::now();
+    let rows = split(batch, &out.destinations)?;
+    let Output {
+        stats,
+        mut timings,
+        mut streams,
+        ..
+    } = out;
+    let frames = streams.encode(ctx.encoding)?;
+    timings.compress = split_started.elapsed();
+    let accounted = timings.parse + timings.stages.iter().sum::<Duration>() + timings.compress;
+    timings.route = started.elapsed().saturating_sub(accounted);
+    Ok(BatchOutput {
+        rows,
+        frames,
+        stats,
+        timings,
+        bytes,
+    })
+}
+
+/// The batch's kept, dropped and review rows, in order (the batch itself where every row went
+/// to one of them).
+fn split(
+    batch: &RecordBatch,
+    destinations: &[Destination],
+) -> Result<[Option<RecordBatch>; 3], ShardError> {
+    let mut rows: [Option<RecordBatch>; 3] = [None, None, None];
+    for (slot, destination) in [Destination::Kept, Destination::Dropped, Destination::Review]
+        .into_iter()
+        .enumerate()
+    {
+        let count = destinations.iter().filter(|d| **d == destination).count();
+        rows[slot] = match count {
+            0 => None,
+            n if n == batch.num_rows() => Some(batch.clone()),
+            _ => {
+                let mask: BooleanArray = destinations
+                    .iter()
+                    .map(|d| Some(*d == destination))
+                    .collect();
+                let filtered = sluice_io::arrow_select::filter::filter_record_batch(batch, &mask)
+                    .map_err(|e| ShardError::Internal(format!("cannot split a batch: {e}")))?;
+                Some(filtered)
+            }
+        };
+    }
+    Ok(rows)
+}
+
+/// What a batch has produced so far.
+struct Output {
+    stats: ShardStats,
+    timings: Timings,
+    /// Audit and error records.
+    streams: ChunkStreams,
+    /// Each row's destination.
+    destinations: Vec<Destination>,
+    id_buf: String,
+    position: Position,
+}
+
+impl Output {
+    fn finish_group(
+        &mut self,
+        ctx: &Context<'_>,
+        held: &mut Vec<Held>,
+        judged: &mut Vec<(Document, Verdict)>,
+        scratch: &mut [crate::stages::Scratch],
+    ) -> Result<(), ShardError> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        ctx.cascade
+            .judge_rest(judged, scratch, &mut self.timings.stages)?;
+        for (h, (doc, verdict)) in held.drain(..).zip(judged.drain(..)) {
+            self.route(ctx, h.row, h.size, &doc, verdict)?;
+        }
+        Ok(())
+    }
+
+    fn route(
+        &mut self,
+        ctx: &Context<'_>,
+        row: usize,
+        size: u64,
+        doc: &Document<'_>,
+        verdict: Verdict,
+    ) -> Result<(), ShardError> {
+        let cascade = ctx.cascade;
+        self.destinations[row] = verdict.destination;
+        let audited = verdict.audited(cascade.audit);
+        self.stats
+            .count_verdict(&verdict, doc.text.len() as u64, size, audited);
+        if !audited {
+            return Ok(());
+        }
+        let index = self.position.first_row + row as u64;
+        let id: &str = match &doc.id {
+            Some(id) => id,
+            None => {
+                self.id_buf.clear();
+                use std::fmt::Write;
+                let _ = write!(self.id_buf, "{}:{}", ctx.shard, index + 1);
+                &self.id_buf
+            }
+        };
+        let mut record = AuditRecord::of_verdict(
+            id,
+            ctx.shard,
+            index + 1,
+            0,
+            verdict,
+            |i| cascade.stage_id(i),
+            &cascade.config_hash,
+        );
+        record.row = Some(index);
+        record.row_group = Some(self.position.row_group);
+        self.streams.record(Stream::Audit, &record)?;
+        Ok(())
+    }
+
+    fn error(&mut self, ctx: &Context<'_>, row: usize, error: &LineError) -> Result<(), ShardError> {
+        let index = self.position.first_row + row as u64;
+        let record = ErrorRecord {
+            shard: Cow::Borrowed(ctx.shard),
+            line: index + 1,
+            offset: 0,
+            row: Some(index),
+            row_group: Some(self.position.row_group),
+            bytes: 0,
+            kind: Cow::Borrowed(error.kind),
+            error: Cow::Borrowed(&error.message),
+            raw: None,
+            raw_base64: None,
+            spilled_to: None,
+            spill_line: None,
+        };
+        self.streams.record(Stream::Errors, &record)?;
+        self.stats.errors.add(0);
+        *self
+            .stats
+            .error_kinds
+            .entry(error.kind.to_string())
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+/// The outputs of a Parquet shard: three Parquet files, two JSONL record streams.
+struct ParquetShardWriter {
+    /// `kept/N`, `dropped/N`, `review/N`.
+    rows: Vec<(String, ParquetWriter<Box<dyn Sink>>)>,
+    /// `audit/R`, `errors/R`, and whether each got a frame.
+    records: Vec<(String, Box<dyn Sink>, bool)>,
+    compression: Compression,
+}
+
+impl ParquetShardWriter {
+    fn create(
+        storage: &dyn Storage,
+        name: &str,
+        records_name: &str,
+        schema: SchemaRef,
+        options: ParquetOptions,
+    ) -> Result<ParquetShardWriter, IoError> {
+        let mut rows = Vec::with_capacity(3);
+        for stream in [Stream::Kept, Stream::Dropped, Stream::Review] {
+            let output = format!("{}/{name}", stream.dir());
+            let sink = storage.create(&output)?;
+            let described = storage.describe(&output);
+            rows.push((
+                described.clone(),
+                ParquetWriter::new(sink, schema.clone(), options, &described)?,
+            ));
+        }
+        let mut records = Vec::with_capacity(2);
+        for stream in [Stream::Audit, Stream::Errors] {
+            let output = format!("{}/{records_name}", stream.dir());
+            records.push((storage.describe(&output), storage.create(&output)?, false));
+        }
+        let compression = Compression::from_extension(records_name).unwrap_or(Compression::None);
+        Ok(ParquetShardWriter {
+            rows,
+            records,
+            compression,
+        })
+    }
+
+    fn write(&mut self, out: &BatchOutput) -> Result<(), ShardError> {
+        for ((_, writer), batch) in self.rows.iter_mut().zip(&out.rows) {
+            if let Some(batch) = batch {
+                writer.write(batch)?;
+            }
+        }
+        for ((output, sink, written), stream) in
+            self.records.iter_mut().zip([Stream::Audit, Stream::Errors])
+        {
+            let frame = out.frames.of(stream);
+            if !frame.is_empty() {
+                sink.write_all(frame).map_err(|error| WriteError {
+                    output: output.clone(),
+                    error,
+                })?;
+                *written = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the Parquet footers and valid empty record streams, then puts all five in place.
+    fn finish(self) -> Result<(), ShardError> {
+        let mut sinks = Vec::with_capacity(5);
+        for (_, writer) in self.rows {
+            sinks.push(writer.finish()?);
+        }
+        let empty = empty_stream(self.compression);
+        for (output, mut sink, written) in self.records {
+            if !written {
+                sink.write_all(&empty)
+                    .map_err(|error| WriteError { output, error })?;
+            }
+            sinks.push(sink);
+        }
+        for sink in sinks {
+            sink.finish()?;
+        }
+        Ok(())
+    }
+}
