@@ -47,7 +47,7 @@ use sluice_core::records::AuditRecord;
 use sluice_core::run::{ShardStatus, MANIFEST, REPORT};
 use sluice_core::stage::StageStats;
 use sluice_core::stages::StageConfig;
-use sluice_core::stats::{Flow, ShardStats};
+use sluice_core::stats::{Destination, Flow, ShardStats};
 use sluice_core::{Config, Manifest, Report, VERSION};
 use sluice_io::{chunk_is_full, open_shard, write_atomic};
 
@@ -309,6 +309,13 @@ fn write_output(
             continue;
         }
         let name = entry.output_name.clone().unwrap_or_default();
+        if OutDir::is_parquet(entry) {
+            let stats = redecide_parquet_shard(out, entry, old, config, hash, &storage, &mut times)?;
+            let mut entry = entry.clone();
+            entry.stats = Some(stats);
+            shards.push(entry);
+            continue;
+        }
         let kept = out.stream_path(Stream::Kept.dir(), entry);
         let (compression, _) = open_shard(&kept).map_err(|e| AuditError::Read {
             path: kept.clone(),
@@ -495,6 +502,191 @@ fn redecide_shard(
     let mut stats = entry.stats.clone().unwrap_or_default();
     stats.merge(&added);
     stats.subtract(&removed);
+    Ok(stats)
+}
+
+/// A Parquet shard: its rows walked in input order (read back from kept/dropped/review), audited
+/// ones re-decided, each written to its new output through the run's own writer, which makes the
+/// same bytes of the same rows whatever batches they come in (`sluice_io::WRITE_ROWS`); records
+/// are cut into frames by row group, as the run cuts them. The error records are carried over.
+fn redecide_parquet_shard(
+    out: &OutDir,
+    entry: &sluice_core::run::ShardEntry,
+    old: &Config,
+    config: &Config,
+    hash: &str,
+    storage: &LocalDir,
+    times: &mut Times,
+) -> Result<ShardStats, AuditError> {
+    use crate::parquet_rows::ParquetRows;
+    use sluice_core::pipeline::parquet::ParquetShardWriter;
+
+    let inconsistent = |message: String| AuditError::Inconsistent {
+        shard: entry.name.clone(),
+        message,
+    };
+    let name = entry.output_name.clone().unwrap_or_default();
+    let records_name = entry
+        .records_name
+        .clone()
+        .ok_or_else(|| inconsistent("the manifest names no audit/errors files".into()))?;
+    let write_err = |e: &dyn std::fmt::Display| AuditError::Write {
+        path: out.path.join(&name),
+        message: e.to_string(),
+    };
+    let total = entry
+        .stats
+        .as_ref()
+        .map(|s| s.input.documents)
+        .ok_or_else(|| inconsistent("the manifest has no counts for it".into()))?;
+    let mut sources = [
+        ParquetRows::open(&out.stream_path(Stream::Kept.dir(), entry))?,
+        ParquetRows::open(&out.stream_path(Stream::Dropped.dir(), entry))?,
+        ParquetRows::open(&out.stream_path(Stream::Review.dir(), entry))?,
+    ];
+    let records_compression =
+        sluice_io::Compression::from_extension(&records_name).unwrap_or(sluice_io::Compression::None);
+    let encoding = Encoding {
+        compression: records_compression,
+        level: config.compression_level(records_compression),
+    };
+    let mut writer = ParquetShardWriter::create(
+        storage,
+        &name,
+        &records_name,
+        sources[0].schema(),
+        config.parquet_options(),
+        encoding,
+    )
+    .map_err(|e| write_err(&e))?;
+    let input = &config.input;
+    let fields = sluice_core::rows::RowFields::new(&input.text_field, input.id_field.as_deref());
+    let empty: Vec<StageStats> = config
+        .stages
+        .iter()
+        .map(|s| StageStats::new(s.id(), s.kind()))
+        .collect();
+    let (mut removed, mut added) = (ShardStats::new(&empty), ShardStats::new(&empty));
+    let mut records = out.records(entry)?.peekable();
+    let mut errors = out.errors(entry)?.peekable();
+    let mut line = Vec::new();
+    let started = Instant::now();
+    for n in 1..=total {
+        if let Some(Ok(error)) = errors.peek() {
+            if error.line == n {
+                errors.next();
+                continue;
+            }
+        }
+        if let Some(Err(_)) = errors.peek() {
+            return Err(errors.next().expect("peeked").expect_err("peeked"));
+        }
+        let record = match records.peek() {
+            Some(Ok(r)) if r.line == n => Some(records.next().expect("peeked")?),
+            Some(Ok(r)) if r.line < n => {
+                return Err(inconsistent(format!(
+                    "audit record for row {} is out of order",
+                    r.line - 1
+                )))
+            }
+            Some(Err(_)) => return Err(records.next().expect("peeked").expect_err("peeked")),
+            _ => None,
+        };
+        if let Some(record) = &record {
+            if record.row != Some(n - 1) {
+                return Err(inconsistent(format!(
+                    "the audit record of line {n} does not point at row {}",
+                    n - 1
+                )));
+            }
+        }
+        let from = record.as_ref().map_or(Destination::Kept, |r| r.decision);
+        let index = match from {
+            Destination::Kept => 0,
+            Destination::Dropped => 1,
+            Destination::Review => 2,
+            Destination::Errors => {
+                return Err(inconsistent(format!("row {}: audit record says errors", n - 1)))
+            }
+        };
+        let Some((batch, row)) = sources[index].next_row()? else {
+            return Err(inconsistent(format!(
+                "{} ends before row {}",
+                from.name(),
+                n - 1
+            )));
+        };
+        let text_len = fields
+            .columns(batch)
+            .document(row)
+            .map(|d| d.text.len() as u64)
+            .map_err(|e| inconsistent(format!("row {}: {}", n - 1, e.message)))?;
+        let to = match &record {
+            None => Destination::Kept,
+            Some(record) => {
+                let before = replay(&old.stages, record, None)?;
+                let after = replay(&config.stages, record, Some(&before))?;
+                let audited = after.audited(config.output.audit);
+                removed.count_verdict(&before, text_len, text_len, true);
+                added.count_verdict(&after, text_len, text_len, audited);
+                let to = after.destination;
+                if audited {
+                    let mut new = AuditRecord::of_verdict(
+                        &record.id,
+                        &record.shard,
+                        record.line,
+                        record.offset,
+                        after,
+                        |i| config.stages[i].id(),
+                        hash,
+                    );
+                    new.row = record.row;
+                    new.row_group = record.row_group;
+                    line.clear();
+                    serde_json::to_writer(&mut line, &new).map_err(|e| write_err(&e))?;
+                    line.push(b'\n');
+                    writer
+                        .write_records(Stream::Audit, record.row_group.unwrap_or(0), &line)
+                        .map_err(|e| write_err(&e))?;
+                }
+                to
+            }
+        };
+        writer
+            .write_rows(Stream::of(to), &batch.slice(row, 1))
+            .map_err(|e| write_err(&e))?;
+    }
+    // Every row of the outputs was walked; a row left over means the manifest is wrong.
+    for (source, stream) in sources.iter_mut().zip(["kept", "dropped", "review"]) {
+        if source.next_row()?.is_some() {
+            return Err(inconsistent(format!(
+                "{stream} has rows beyond the {total} the manifest counts"
+            )));
+        }
+    }
+    if records.next().is_some() || errors.next().is_some() {
+        return Err(inconsistent(format!(
+            "records beyond the {total} rows the manifest counts"
+        )));
+    }
+    times.read += started.elapsed();
+    let t = Instant::now();
+    let errors_path = out.stream_path(Stream::Errors.dir(), entry);
+    let mut file = std::fs::File::open(&errors_path).map_err(|e| AuditError::Read {
+        path: errors_path.clone(),
+        message: e.to_string(),
+    })?;
+    writer
+        .copy_records(Stream::Errors, &mut file)
+        .map_err(|e| write_err(&e))?;
+    writer.finish().map_err(|e| write_err(&e))?;
+    times.write += t.elapsed();
+    let mut stats = entry.stats.clone().unwrap_or_default();
+    stats.merge(&added);
+    stats.subtract(&removed);
+    if !stats.balanced() {
+        return Err(inconsistent("re-decided counts do not add up".into()));
+    }
     Ok(stats)
 }
 

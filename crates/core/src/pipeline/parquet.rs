@@ -41,7 +41,7 @@ use sluice_io::{
 use super::{panic_message, ShardDone, ShardError, ShardRunner};
 use crate::decision::Verdict;
 use crate::document::{Document, LineError};
-use crate::output::{ChunkStreams, Encoding, Frames, Sink, Storage, Stream, WriteError};
+use crate::output::{Encoding, Sink, Storage, Stream, WriteError};
 use crate::records::{AuditRecord, ErrorRecord};
 use crate::rows::RowFields;
 use crate::stats::{Destination, ShardStats, Timings};
@@ -62,7 +62,6 @@ struct Context<'a> {
     cascade: &'a Cascade,
     shard: &'a str,
     fields: &'a RowFields,
-    encoding: Encoding,
 }
 
 /// Where a batch is in its file.
@@ -73,11 +72,13 @@ struct Position {
     first_row: u64,
 }
 
-/// A judged batch: its rows split by destination, its records encoded, its counters.
+/// A judged batch: its rows split by destination, its records, its counters.
 struct BatchOutput {
     /// Kept, dropped and review rows (none: no row went there).
     rows: [Option<RecordBatch>; 3],
-    frames: Frames,
+    /// Audit and error records, JSON lines.
+    records: [Vec<u8>; 2],
+    row_group: u64,
     stats: ShardStats,
     timings: Timings,
     bytes: u64,
@@ -110,6 +111,7 @@ impl ShardRunner<'_> {
             &records,
             reader.schema(),
             self.config.parquet_options(),
+            encoding,
         )?;
         let fields = RowFields::new(
             &self.config.input.text_field,
@@ -119,7 +121,6 @@ impl ShardRunner<'_> {
             cascade: self.cascade,
             shard: &shard.name,
             fields: &fields,
-            encoding,
         };
         let (tx, rx) = unbounded::<Message>();
         let (collected, digest) = std::thread::scope(|scope| {
@@ -248,7 +249,7 @@ impl ShardRunner<'_> {
                 match result {
                     Ok(out) => {
                         let write_started = Instant::now();
-                        let written = writer.write(&out);
+                        let written = writer.write_batch(&out);
                         timings.write += write_started.elapsed();
                         // The permit covers the batch until its rows are encoded.
                         drop(out.rows);
@@ -318,7 +319,8 @@ fn process_batch(
     let mut out = Output {
         stats: ShardStats::new(&cascade.stage_stats()),
         timings: Timings::new(cascade.stage_count()),
-        streams: ChunkStreams::default(),
+        audit: Vec::new(),
+        errors: Vec::new(),
         destinations: vec![Destination::Errors; batch.num_rows()],
         id_buf: String::new(),
         position,
@@ -364,16 +366,17 @@ fn process_batch(
     let Output {
         stats,
         mut timings,
-        mut streams,
+        audit,
+        errors,
         ..
     } = out;
-    let frames = streams.encode(ctx.encoding)?;
     timings.compress = split_started.elapsed();
     let accounted = timings.parse + timings.stages.iter().sum::<Duration>() + timings.compress;
     timings.route = started.elapsed().saturating_sub(accounted);
     Ok(BatchOutput {
         rows,
-        frames,
+        records: [audit, errors],
+        row_group: position.row_group,
         stats,
         timings,
         bytes,
@@ -413,8 +416,9 @@ fn split(
 struct Output {
     stats: ShardStats,
     timings: Timings,
-    /// Audit and error records.
-    streams: ChunkStreams,
+    /// Audit and error records, JSON lines.
+    audit: Vec<u8>,
+    errors: Vec<u8>,
     /// Each row's destination.
     destinations: Vec<Destination>,
     id_buf: String,
@@ -477,7 +481,8 @@ impl Output {
         );
         record.row = Some(index);
         record.row_group = Some(self.position.row_group);
-        self.streams.record(Stream::Audit, &record)?;
+        serde_json::to_writer(&mut self.audit, &record)?;
+        self.audit.push(b'\n');
         Ok(())
     }
 
@@ -497,7 +502,8 @@ impl Output {
             spilled_to: None,
             spill_line: None,
         };
-        self.streams.record(Stream::Errors, &record)?;
+        serde_json::to_writer(&mut self.errors, &record)?;
+        self.errors.push(b'\n');
         self.stats.errors.add(0);
         *self
             .stats
@@ -508,80 +514,179 @@ impl Output {
     }
 }
 
-/// The outputs of a Parquet shard: three Parquet files, two JSONL record streams.
-struct ParquetShardWriter {
+/// The outputs of a Parquet shard: three Parquet files of rows, two JSONL record streams. Records
+/// are encoded as one frame per row group (not per batch), so that `sluice rethreshold`, which
+/// knows each record's row group but not the run's batches, writes the same frames.
+pub struct ParquetShardWriter {
     /// `kept/N`, `dropped/N`, `review/N`.
-    rows: Vec<(String, ParquetWriter<Box<dyn Sink>>)>,
-    /// `audit/R`, `errors/R`, and whether each got a frame.
-    records: Vec<(String, Box<dyn Sink>, bool)>,
-    compression: Compression,
+    rows: Vec<ParquetWriter<Box<dyn Sink>>>,
+    /// `audit/R`, `errors/R`.
+    records: Vec<RecordSink>,
+    encoding: Encoding,
+}
+
+struct RecordSink {
+    output: String,
+    sink: Box<dyn Sink>,
+    /// Lines of the row group `group`, not yet encoded.
+    pending: Vec<u8>,
+    group: u64,
+    written: bool,
+}
+
+impl RecordSink {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
+        self.sink.write_all(bytes).map_err(|error| WriteError {
+            output: self.output.clone(),
+            error,
+        })?;
+        self.written = true;
+        Ok(())
+    }
+
+    /// Encodes the pending lines as one frame.
+    fn flush(&mut self, encoding: Encoding) -> Result<(), ShardError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut frame = Vec::new();
+        sluice_io::compress_frame(
+            &self.pending,
+            encoding.compression,
+            encoding.level,
+            &mut frame,
+        )?;
+        self.pending.clear();
+        self.write(&frame)?;
+        Ok(())
+    }
+}
+
+fn rows_index(stream: Stream) -> usize {
+    match stream {
+        Stream::Kept => 0,
+        Stream::Dropped => 1,
+        Stream::Review => 2,
+        _ => unreachable!("rows go to kept, dropped or review"),
+    }
+}
+
+fn records_index(stream: Stream) -> usize {
+    match stream {
+        Stream::Audit => 0,
+        Stream::Errors => 1,
+        _ => unreachable!("records go to audit or errors"),
+    }
 }
 
 impl ParquetShardWriter {
-    fn create(
+    /// Opens `kept/N`, `dropped/N`, `review/N` (Parquet, with `schema`) and `audit/R`,
+    /// `errors/R` (records, with `encoding`).
+    pub fn create(
         storage: &dyn Storage,
         name: &str,
         records_name: &str,
         schema: SchemaRef,
         options: ParquetOptions,
+        encoding: Encoding,
     ) -> Result<ParquetShardWriter, IoError> {
         let mut rows = Vec::with_capacity(3);
         for stream in [Stream::Kept, Stream::Dropped, Stream::Review] {
             let output = format!("{}/{name}", stream.dir());
             let sink = storage.create(&output)?;
-            let described = storage.describe(&output);
-            rows.push((
-                described.clone(),
-                ParquetWriter::new(sink, schema.clone(), options, &described)?,
-            ));
+            rows.push(ParquetWriter::new(
+                sink,
+                schema.clone(),
+                options,
+                &storage.describe(&output),
+            )?);
         }
         let mut records = Vec::with_capacity(2);
         for stream in [Stream::Audit, Stream::Errors] {
             let output = format!("{}/{records_name}", stream.dir());
-            records.push((storage.describe(&output), storage.create(&output)?, false));
+            records.push(RecordSink {
+                output: storage.describe(&output),
+                sink: storage.create(&output)?,
+                pending: Vec::new(),
+                group: 0,
+                written: false,
+            });
         }
-        let compression = Compression::from_extension(records_name).unwrap_or(Compression::None);
         Ok(ParquetShardWriter {
             rows,
             records,
-            compression,
+            encoding,
         })
     }
 
-    fn write(&mut self, out: &BatchOutput) -> Result<(), ShardError> {
-        for ((_, writer), batch) in self.rows.iter_mut().zip(&out.rows) {
+    /// Appends rows to `kept`, `dropped` or `review`.
+    pub fn write_rows(&mut self, stream: Stream, batch: &RecordBatch) -> Result<(), ShardError> {
+        self.rows[rows_index(stream)].write(batch)?;
+        Ok(())
+    }
+
+    /// Appends record lines of row group `group` to `audit` or `errors`.
+    pub fn write_records(
+        &mut self,
+        stream: Stream,
+        group: u64,
+        lines: &[u8],
+    ) -> Result<(), ShardError> {
+        let sink = &mut self.records[records_index(stream)];
+        if group != sink.group {
+            sink.flush(self.encoding)?;
+            sink.group = group;
+        }
+        sink.pending.extend_from_slice(lines);
+        Ok(())
+    }
+
+    /// Carries an encoded record stream over as it is (instead of writing records to it).
+    pub fn copy_records(
+        &mut self,
+        stream: Stream,
+        reader: &mut impl Read,
+    ) -> Result<(), ShardError> {
+        let sink = &mut self.records[records_index(stream)];
+        std::io::copy(reader, &mut sink.sink).map_err(|error| WriteError {
+            output: sink.output.clone(),
+            error,
+        })?;
+        sink.written = true;
+        Ok(())
+    }
+
+    fn write_batch(&mut self, out: &BatchOutput) -> Result<(), ShardError> {
+        for (stream, batch) in [Stream::Kept, Stream::Dropped, Stream::Review]
+            .into_iter()
+            .zip(&out.rows)
+        {
             if let Some(batch) = batch {
-                writer.write(batch)?;
+                self.write_rows(stream, batch)?;
             }
         }
-        for ((output, sink, written), stream) in
-            self.records.iter_mut().zip([Stream::Audit, Stream::Errors])
-        {
-            let frame = out.frames.of(stream);
-            if !frame.is_empty() {
-                sink.write_all(frame).map_err(|error| WriteError {
-                    output: output.clone(),
-                    error,
-                })?;
-                *written = true;
+        for (stream, lines) in [Stream::Audit, Stream::Errors].into_iter().zip(&out.records) {
+            if !lines.is_empty() {
+                self.write_records(stream, out.row_group, lines)?;
             }
         }
         Ok(())
     }
 
-    /// Writes the Parquet footers and valid empty record streams, then puts all five in place.
-    fn finish(self) -> Result<(), ShardError> {
+    /// Writes the Parquet footers, the last record frames (or valid empty streams), then puts
+    /// all five in place.
+    pub fn finish(self) -> Result<(), ShardError> {
         let mut sinks = Vec::with_capacity(5);
-        for (_, writer) in self.rows {
+        for writer in self.rows {
             sinks.push(writer.finish()?);
         }
-        let empty = empty_stream(self.compression);
-        for (output, mut sink, written) in self.records {
-            if !written {
-                sink.write_all(&empty)
-                    .map_err(|error| WriteError { output, error })?;
+        let empty = empty_stream(self.encoding.compression);
+        for mut records in self.records {
+            records.flush(self.encoding)?;
+            if !records.written {
+                records.write(&empty)?;
             }
-            sinks.push(sink);
+            sinks.push(records.sink);
         }
         for sink in sinks {
             sink.finish()?;
