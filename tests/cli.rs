@@ -856,6 +856,8 @@ mod audit;
 mod classifier;
 #[path = "cli/language.rs"]
 mod language;
+#[path = "cli/parquet.rs"]
+mod parquet;
 #[path = "cli/robust.rs"]
 mod robust;
 #[path = "cli/train.rs"]

@@ -308,12 +308,12 @@ fn export_joins_text_from_compressed_shards_as_jsonl_and_csv() {
 }
 
 /// A config as `edited_config` makes it: replacements, then text appended.
-type Edits<'a> = (&'a [(&'a str, &'a str)], &'a str);
+pub(crate) type Edits<'a> = (&'a [(&'a str, &'a str)], &'a str);
 
 /// In `dir` (created), runs the test config with the `old` and with the `new` edits on `inputs`;
 /// re-thresholds the first run with `settings`; asserts the result equals the second run byte
 /// for byte (reports aside). Returns the report.
-fn assert_rethreshold_equals_fresh_run(
+pub(crate) fn assert_rethreshold_equals_fresh_run(
     dir: &Path,
     old: Edits<'_>,
     new: Edits<'_>,

@@ -310,7 +310,8 @@ fn write_output(
         }
         let name = entry.output_name.clone().unwrap_or_default();
         if OutDir::is_parquet(entry) {
-            let stats = redecide_parquet_shard(out, entry, old, config, hash, &storage, &mut times)?;
+            let stats =
+                redecide_parquet_shard(out, entry, old, config, hash, &storage, &mut times)?;
             let mut entry = entry.clone();
             entry.stats = Some(stats);
             shards.push(entry);
@@ -544,8 +545,8 @@ fn redecide_parquet_shard(
         ParquetRows::open(&out.stream_path(Stream::Dropped.dir(), entry))?,
         ParquetRows::open(&out.stream_path(Stream::Review.dir(), entry))?,
     ];
-    let records_compression =
-        sluice_io::Compression::from_extension(&records_name).unwrap_or(sluice_io::Compression::None);
+    let records_compression = sluice_io::Compression::from_extension(&records_name)
+        .unwrap_or(sluice_io::Compression::None);
     let encoding = Encoding {
         compression: records_compression,
         level: config.compression_level(records_compression),
@@ -606,7 +607,10 @@ fn redecide_parquet_shard(
             Destination::Dropped => 1,
             Destination::Review => 2,
             Destination::Errors => {
-                return Err(inconsistent(format!("row {}: audit record says errors", n - 1)))
+                return Err(inconsistent(format!(
+                    "row {}: audit record says errors",
+                    n - 1
+                )))
             }
         };
         let Some((batch, row)) = sources[index].next_row()? else {

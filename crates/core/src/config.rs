@@ -323,17 +323,21 @@ impl Config {
         let parquet = &self.output.parquet;
         match (parquet.compression, parquet.level) {
             (ParquetCompression::Zstd, Some(level)) if !(1..=22).contains(&level) => {
-                return Err(invalid("output.parquet.level", "must be between 1 and 22 for zstd"))
-            }
-            (ParquetCompression::Gzip, Some(level)) if !(0..=9).contains(&level) => {
-                return Err(invalid("output.parquet.level", "must be between 0 and 9 for gzip"))
-            }
-            (ParquetCompression::None | ParquetCompression::Snappy | ParquetCompression::Lz4, Some(_)) => {
                 return Err(invalid(
                     "output.parquet.level",
-                    "is only for zstd and gzip",
+                    "must be between 1 and 22 for zstd",
                 ))
             }
+            (ParquetCompression::Gzip, Some(level)) if !(0..=9).contains(&level) => {
+                return Err(invalid(
+                    "output.parquet.level",
+                    "must be between 0 and 9 for gzip",
+                ))
+            }
+            (
+                ParquetCompression::None | ParquetCompression::Snappy | ParquetCompression::Lz4,
+                Some(_),
+            ) => return Err(invalid("output.parquet.level", "is only for zstd and gzip")),
             _ => {}
         }
         if !(1..=1 << 30).contains(&parquet.row_group_rows) {

@@ -10,9 +10,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Int16Type, Int32Type, Int64Type, Int8Type, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
-use arrow_array::{
-    Array, ArrayRef, LargeStringArray, RecordBatch, StringArray, StringViewArray,
-};
+use arrow_array::{Array, ArrayRef, LargeStringArray, RecordBatch, StringArray, StringViewArray};
 use arrow_schema::DataType;
 
 use crate::document::{Document, FieldPath, LineError};
@@ -216,9 +214,7 @@ fn is_string(data_type: &DataType) -> bool {
 /// A column type in messages: `int64`, `binary`, `a list`, `a struct`.
 fn describe(data_type: &DataType) -> String {
     match data_type {
-        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
-            "a list".into()
-        }
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => "a list".into(),
         DataType::Struct(_) => "a struct".into(),
         DataType::Map(..) => "a map".into(),
         other => other.to_string().to_lowercase(),
@@ -235,7 +231,11 @@ mod tests {
     use std::sync::Arc;
 
     fn batch() -> RecordBatch {
-        let body = Arc::new(StringArray::from(vec![Some("nested a"), None, Some("nested c")]));
+        let body = Arc::new(StringArray::from(vec![
+            Some("nested a"),
+            None,
+            Some("nested c"),
+        ]));
         let meta = StructArray::new(
             Fields::from(vec![Field::new("body", DataType::Utf8, true)]),
             vec![body as ArrayRef],
@@ -294,9 +294,15 @@ mod tests {
             ]
         );
         assert_eq!(texts("large", None)[2], Ok(("z".into(), None)));
-        assert_eq!(texts("view", Some("text"))[0], Ok(("v1".into(), Some("a".into()))));
+        assert_eq!(
+            texts("view", Some("text"))[0],
+            Ok(("v1".into(), Some("a".into())))
+        );
         assert_eq!(texts("dict", None)[2], Ok(("same".into(), None)));
-        assert!(texts("dict", None)[1].as_ref().unwrap_err().contains("null"));
+        assert!(texts("dict", None)[1]
+            .as_ref()
+            .unwrap_err()
+            .contains("null"));
     }
 
     #[test]

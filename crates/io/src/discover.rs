@@ -102,11 +102,9 @@ impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SkipReason::Hidden => f.write_str("hidden"),
-            SkipReason::NotAShardName => {
-                f.write_str(
+            SkipReason::NotAShardName => f.write_str(
                 "not a shard name (*.jsonl, *.ndjson, *.json, optionally .zst/.gz, or *.parquet)",
-            )
-            }
+            ),
             SkipReason::TempFile => f.write_str("a sluice temporary file"),
             SkipReason::SymlinkedDirectory => {
                 f.write_str("symbolic link to a directory, not followed (see follow_symlinks)")

@@ -77,8 +77,6 @@ pub use discover::{
     SkipReason, Skipped, TEMP_SUFFIX,
 };
 pub use error::IoError;
-/// The Arrow crates Parquet batches are made of, for callers that handle them.
-pub use {arrow_array, arrow_schema, arrow_select};
 pub use lock::{Holder, LockError, OutputLock, LOCK_FILE};
 pub use parquet::{
     is_parquet_name, is_parquet_output, parquet_output_name, shard_format, ParquetCodec,
@@ -86,3 +84,5 @@ pub use parquet::{
     WRITE_ROWS,
 };
 pub use paths::{join_under, validate_relative_name, UnsafeName};
+/// The Arrow crates Parquet batches are made of, for callers that handle them.
+pub use {arrow_array, arrow_schema, arrow_select};

@@ -169,7 +169,9 @@ impl ParquetReader {
     pub fn batch_rows(&self, index: usize, target_bytes: usize) -> usize {
         let group = self.metadata.metadata().row_group(index);
         let rows = group.num_rows().max(1) as u64;
-        let per_row = (group.total_byte_size().max(1) as u64).div_ceil(rows).max(1);
+        let per_row = (group.total_byte_size().max(1) as u64)
+            .div_ceil(rows)
+            .max(1);
         ((target_bytes as u64 / per_row) as usize).clamp(1, 1 << 16)
     }
 
@@ -387,11 +389,7 @@ mod tests {
             arrow_schema::Schema::new(vec![
                 Field::new("id", DataType::Int64, false),
                 Field::new("text", DataType::Utf8, true),
-                Field::new(
-                    "meta",
-                    DataType::Struct(vec![inner.clone()].into()),
-                    true,
-                ),
+                Field::new("meta", DataType::Struct(vec![inner.clone()].into()), true),
             ])
             .with_metadata(meta),
         );
@@ -427,8 +425,7 @@ mod tests {
 
     fn write(path: &Path, batches: &[RecordBatch], rows: usize) {
         let file = File::create(path).unwrap();
-        let mut writer =
-            ParquetWriter::new(file, batches[0].schema(), options(rows), "t").unwrap();
+        let mut writer = ParquetWriter::new(file, batches[0].schema(), options(rows), "t").unwrap();
         for b in batches {
             writer.write(b).unwrap();
         }
@@ -489,7 +486,11 @@ mod tests {
         let small = write_cut("small.parquet", &singles);
         assert!(one == many && one == small, "the same rows, the same bytes");
         let reader = ParquetReader::open(&dir.path().join("one.parquet")).unwrap();
-        assert!(reader.row_groups() > 4, "bounded by bytes: {}", reader.row_groups());
+        assert!(
+            reader.row_groups() > 4,
+            "bounded by bytes: {}",
+            reader.row_groups()
+        );
         assert_eq!(reader.rows(), rows as u64);
     }
 

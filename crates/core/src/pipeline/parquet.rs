@@ -403,8 +403,9 @@ fn split(
                     .iter()
                     .map(|d| Some(*d == destination))
                     .collect();
-                let filtered = sluice_io::arrow_select::filter::filter_record_batch(batch, &mask)
-                    .map_err(|e| ShardError::Internal(format!("cannot split a batch: {e}")))?;
+                let filtered =
+                    sluice_io::arrow_select::filter::filter_record_batch(batch, &mask)
+                        .map_err(|e| ShardError::Internal(format!("cannot split a batch: {e}")))?;
                 Some(filtered)
             }
         };
@@ -486,7 +487,12 @@ impl Output {
         Ok(())
     }
 
-    fn error(&mut self, ctx: &Context<'_>, row: usize, error: &LineError) -> Result<(), ShardError> {
+    fn error(
+        &mut self,
+        ctx: &Context<'_>,
+        row: usize,
+        error: &LineError,
+    ) -> Result<(), ShardError> {
         let index = self.position.first_row + row as u64;
         let record = ErrorRecord {
             shard: Cow::Borrowed(ctx.shard),
@@ -665,7 +671,10 @@ impl ParquetShardWriter {
                 self.write_rows(stream, batch)?;
             }
         }
-        for (stream, lines) in [Stream::Audit, Stream::Errors].into_iter().zip(&out.records) {
+        for (stream, lines) in [Stream::Audit, Stream::Errors]
+            .into_iter()
+            .zip(&out.records)
+        {
             if !lines.is_empty() {
                 self.write_records(stream, out.row_group, lines)?;
             }
