@@ -17,9 +17,10 @@ pub struct Args {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Filter a corpus: every input line goes to kept/, dropped/, review/ or errors/ (lines too
-    /// long to judge also whole to oversized/), flagged documents get an audit record, and
-    /// manifest.json, report.json and report.html describe the run.
+    /// Filter a corpus (JSONL or Parquet shards): every input line or row goes to kept/,
+    /// dropped/, review/ or errors/ (lines too long to judge also whole to oversized/), flagged
+    /// documents get an audit record, and manifest.json, report.json and report.html describe the
+    /// run.
     Run(RunArgs),
     /// Check a config without processing anything: parse it, compile rules, load term lists and
     /// the classifier's model.
@@ -51,7 +52,8 @@ pub struct RunArgs {
     /// The TOML config (see configs/ and the README).
     #[arg(short, long)]
     pub config: PathBuf,
-    /// Input shards: files, directories or glob patterns (quote globs). Overrides input.paths.
+    /// Input shards (JSONL, optionally .zst/.zstd/.gz, or Parquet): files, directories or glob
+    /// patterns (quote globs). Overrides input.paths.
     #[arg(short, long, num_args = 1..)]
     pub input: Vec<String>,
     /// Output directory. Overrides output.dir.

@@ -306,12 +306,15 @@ fn a_codec_sluice_lacks_and_wrapped_parquet_fail_their_shard_with_a_clear_error(
     );
 }
 
-/// The test config (small chunks) with an `[output.parquet]` table of `settings`.
+/// The test config (small chunks) with `settings` for its `[output.parquet]` table.
 fn parquet_config(dir: &Path, settings: &str) -> PathBuf {
     let path = test_config(dir, "zstd_level = 3");
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(&format!("\n[output.parquet]\n{settings}\n"));
-    std::fs::write(&path, text).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let header = "[output.parquet]";
+    let (before, after) = text.split_once(header).expect("the config has the table");
+    // The table's keys run to the first blank line.
+    let rest = &after[after.find("\n\n").unwrap()..];
+    std::fs::write(&path, format!("{before}{header}\n{settings}{rest}")).unwrap();
     path
 }
 

@@ -1,8 +1,8 @@
 //! # sluice-core: the filtering cascade
 //!
-//! A corpus is a set of JSONL shards; a run sends every line of every shard to exactly one of
-//! `kept/`, `dropped/`, `review/` or `errors/`, and writes an audit record for every document a
-//! stage flagged. This crate holds everything between the command line and the bytes:
+//! A corpus is a set of JSONL or Parquet shards; a run sends every line (row) of every shard to
+//! exactly one of `kept/`, `dropped/`, `review/` or `errors/`, and writes an audit record for
+//! every document a stage flagged. This crate holds everything between the command line and the bytes:
 //!
 //! * [`config`]: the TOML config (serde structs with `deny_unknown_fields`), validated and
 //!   compiled into stages before any document is read.
@@ -13,7 +13,9 @@
 //! * [`decision`]: **the cascade's rule**, written once: outcomes, how they combine into a
 //!   verdict, how a verdict is counted. `run`, `eval` and `rethreshold` decide through it.
 //! * [`pipeline`]: how a document flows from a shard to a verdict, in three files in flow order:
-//!   the shard (reader thread, worker pool, ordered writer), the chunk, the cascade.
+//!   the shard (reader thread, worker pool, ordered writer), the chunk, the cascade; a Parquet
+//!   shard takes the same path with row batches for chunks (`pipeline::parquet`).
+//! * [`rows`]: the documents of an Arrow row batch (a Parquet shard's text and id columns).
 //! * [`records`]: audit and error records, one type each for writing and reading.
 //! * [`output`]: a shard's output streams, their encoding and where the bytes live.
 //! * [`eval`]: the cascade measured on labeled JSONL (`sluice eval`); [`labeled`] reads it.
