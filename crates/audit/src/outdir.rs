@@ -84,8 +84,13 @@ impl OutDir {
             return Ok(DocumentReader::Lines(LineReader::open(&path)?));
         }
         let input = &self.manifest.config.input;
+        // Only the columns holding the text and the id are read.
+        let roots = std::iter::once(&input.text_field)
+            .chain(&input.id_field)
+            .map(|field| field.split('.').next().unwrap_or_default().to_string())
+            .collect();
         Ok(DocumentReader::Parquet {
-            rows: crate::parquet_rows::ParquetRows::open(&path)?,
+            rows: crate::parquet_rows::ParquetRows::open_columns(&path, Some(roots))?,
             fields: sluice_core::rows::RowFields::new(&input.text_field, input.id_field.as_deref()),
             text_field: input.text_field.clone(),
             id_field: input.id_field.clone(),

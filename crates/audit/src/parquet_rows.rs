@@ -15,6 +15,8 @@ const BATCH_BYTES: usize = 4 << 20;
 pub struct ParquetRows {
     path: PathBuf,
     reader: ParquetReader,
+    /// Read only these top-level columns (all when `None`).
+    columns: Option<Vec<String>>,
     /// The next row group to open.
     group: usize,
     batches: Option<RowGroupBatches>,
@@ -24,11 +26,21 @@ pub struct ParquetRows {
 }
 
 impl ParquetRows {
+    /// Every column of the file at `path`.
     pub fn open(path: &Path) -> Result<ParquetRows, AuditError> {
+        ParquetRows::open_columns(path, None)
+    }
+
+    /// Only the top-level `columns` (those that exist) of the file at `path`, or all of them.
+    pub fn open_columns(
+        path: &Path,
+        columns: Option<Vec<String>>,
+    ) -> Result<ParquetRows, AuditError> {
         let reader = ParquetReader::open(path).map_err(|e| read_error(path, e))?;
         Ok(ParquetRows {
             path: path.to_path_buf(),
             reader,
+            columns,
             group: 0,
             batches: None,
             batch: None,
@@ -66,11 +78,14 @@ impl ParquetRows {
                 return Ok(None);
             }
             let rows = self.reader.batch_rows(self.group, BATCH_BYTES);
-            self.batches = Some(
-                self.reader
-                    .batches(self.group, rows)
-                    .map_err(|e| read_error(&self.path, e))?,
-            );
+            let batches = match &self.columns {
+                None => self.reader.batches(self.group, rows),
+                Some(columns) => {
+                    let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+                    self.reader.projected_batches(self.group, rows, &names)
+                }
+            };
+            self.batches = Some(batches.map_err(|e| read_error(&self.path, e))?);
             self.group += 1;
         }
     }

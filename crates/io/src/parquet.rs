@@ -177,16 +177,49 @@ impl ParquetReader {
 
     /// The rows of row group `index`, `batch_rows` at a time, every column.
     pub fn batches(&self, index: usize, batch_rows: usize) -> Result<RowGroupBatches, IoError> {
+        self.batches_of(index, batch_rows, None)
+    }
+
+    /// [`ParquetReader::batches`] of only the named top-level columns (those that exist): the
+    /// other columns are not read at all.
+    pub fn projected_batches(
+        &self,
+        index: usize,
+        batch_rows: usize,
+        columns: &[&str],
+    ) -> Result<RowGroupBatches, IoError> {
+        let schema = self.schema();
+        let roots: Vec<usize> = columns
+            .iter()
+            .filter_map(|name| schema.index_of(name).ok())
+            .collect();
+        self.batches_of(index, batch_rows, Some(roots))
+    }
+
+    fn batches_of(
+        &self,
+        index: usize,
+        batch_rows: usize,
+        roots: Option<Vec<usize>>,
+    ) -> Result<RowGroupBatches, IoError> {
         let file = self.file.try_clone().map_err(|error| IoError::Read {
             path: self.path.clone(),
             error,
         })?;
-        let reader =
+        let mut builder =
             ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
                 .with_row_groups(vec![index])
-                .with_batch_size(batch_rows.max(1))
-                .build()
-                .map_err(|e| parquet_error(&self.path, e))?;
+                .with_batch_size(batch_rows.max(1));
+        if let Some(roots) = roots {
+            let mask = parquet::arrow::ProjectionMask::roots(
+                self.metadata.metadata().file_metadata().schema_descr(),
+                roots,
+            );
+            builder = builder.with_projection(mask);
+        }
+        let reader = builder
+            .build()
+            .map_err(|e| parquet_error(&self.path, e))?;
         Ok(RowGroupBatches {
             path: self.path.clone(),
             reader,
@@ -492,6 +525,24 @@ mod tests {
             reader.row_groups()
         );
         assert_eq!(reader.rows(), rows as u64);
+    }
+
+    #[test]
+    fn projected_batches_read_only_the_named_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.parquet");
+        write(&path, &[batch(0, 50)], 20);
+        let reader = ParquetReader::open(&path).unwrap();
+        let batch = reader
+            .projected_batches(1, 100, &["meta", "absent", "text"])
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let schema = batch.schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, ["text", "meta"], "file order, the absent one ignored");
+        assert_eq!(batch.num_rows(), 20);
     }
 
     #[test]
