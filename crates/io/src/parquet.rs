@@ -217,9 +217,7 @@ impl ParquetReader {
             );
             builder = builder.with_projection(mask);
         }
-        let reader = builder
-            .build()
-            .map_err(|e| parquet_error(&self.path, e))?;
+        let reader = builder.build().map_err(|e| parquet_error(&self.path, e))?;
         Ok(RowGroupBatches {
             path: self.path.clone(),
             reader,
@@ -541,7 +539,11 @@ mod tests {
             .unwrap();
         let schema = batch.schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        assert_eq!(names, ["text", "meta"], "file order, the absent one ignored");
+        assert_eq!(
+            names,
+            ["text", "meta"],
+            "file order, the absent one ignored"
+        );
         assert_eq!(batch.num_rows(), 20);
     }
 

@@ -703,3 +703,78 @@ impl ParquetShardWriter {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::LocalDir;
+    use sluice_io::arrow_array::{ArrayRef, StringArray};
+    use std::sync::Arc;
+
+    fn batch(texts: &[&str]) -> RecordBatch {
+        RecordBatch::try_from_iter([(
+            "text",
+            Arc::new(StringArray::from(texts.to_vec())) as ArrayRef,
+        )])
+        .unwrap()
+    }
+
+    #[test]
+    fn records_are_one_frame_per_row_group_and_rows_go_to_their_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        for stream in Stream::ALL {
+            std::fs::create_dir_all(dir.path().join(stream.dir())).unwrap();
+        }
+        let storage = LocalDir::new(dir.path());
+        let encoding = Encoding {
+            compression: Compression::Zstd,
+            level: 3,
+        };
+        let options = ParquetOptions {
+            codec: sluice_io::ParquetCodec::Zstd,
+            level: 1,
+            row_group_rows: 10,
+            row_group_bytes: 1 << 20,
+        };
+        let records = records_name("s.parquet", Compression::Zstd);
+        assert_eq!(records, "s.parquet.jsonl.zst");
+        let mut writer = ParquetShardWriter::create(
+            &storage,
+            "s.parquet",
+            &records,
+            batch(&[]).schema(),
+            options,
+            encoding,
+        )
+        .unwrap();
+        writer
+            .write_rows(Stream::Kept, &batch(&["a", "b"]))
+            .unwrap();
+        writer.write_rows(Stream::Review, &batch(&["c"])).unwrap();
+        for (group, line) in [(0, "{\"a\":1}\n"), (0, "{\"b\":2}\n"), (2, "{\"c\":3}\n")] {
+            writer
+                .write_records(Stream::Audit, group, line.as_bytes())
+                .unwrap();
+        }
+        writer.finish().unwrap();
+        let frame = |text: &str| {
+            let mut out = Vec::new();
+            sluice_io::compress_frame(text.as_bytes(), Compression::Zstd, 3, &mut out).unwrap();
+            out
+        };
+        let audit = std::fs::read(dir.path().join("audit/s.parquet.jsonl.zst")).unwrap();
+        assert_eq!(
+            audit,
+            [frame("{\"a\":1}\n{\"b\":2}\n"), frame("{\"c\":3}\n")].concat(),
+            "one frame per row group"
+        );
+        let errors = std::fs::read(dir.path().join("errors/s.parquet.jsonl.zst")).unwrap();
+        assert_eq!(errors, empty_stream(Compression::Zstd));
+        let rows = |stream: &str| {
+            ParquetReader::open(&dir.path().join(stream).join("s.parquet"))
+                .unwrap()
+                .rows()
+        };
+        assert_eq!((rows("kept"), rows("dropped"), rows("review")), (2, 0, 1));
+    }
+}
