@@ -90,7 +90,10 @@ impl OutDir {
             .map(|field| field.split('.').next().unwrap_or_default().to_string())
             .collect();
         Ok(DocumentReader::Parquet {
-            rows: crate::parquet_rows::ParquetRows::open_columns(&path, Some(roots))?,
+            rows: Box::new(crate::parquet_rows::ParquetRows::open_columns(
+                &path,
+                Some(roots),
+            )?),
             fields: sluice_core::rows::RowFields::new(&input.text_field, input.id_field.as_deref()),
             text_field: input.text_field.clone(),
             id_field: input.id_field.clone(),
@@ -177,7 +180,7 @@ impl LineReader {
 enum DocumentReader {
     Lines(LineReader),
     Parquet {
-        rows: crate::parquet_rows::ParquetRows,
+        rows: Box<crate::parquet_rows::ParquetRows>,
         fields: sluice_core::rows::RowFields,
         text_field: String,
         id_field: Option<String>,
