@@ -166,6 +166,13 @@ fn hugging_face_layout_is_read_and_every_column_carried_over_as_pyarrow_reads_it
         manifest["shards"][0]["records_name"],
         "train-00000-of-00002.parquet.jsonl.zst"
     );
+    // The HTML report reads the Parquet outputs too (the run wrote it; `sluice report` again).
+    std::fs::remove_file(out.join("report.html")).unwrap();
+    let result = sluice(&["report", path_str(&out)]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(!stderr(&result).contains("warning"), "{}", stderr(&result));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("dirty bomb"), "the sampled dropped document's text");
     pyarrow_check(&out, &["1048576", "ZSTD"]);
 }
 
