@@ -172,7 +172,10 @@ fn hugging_face_layout_is_read_and_every_column_carried_over_as_pyarrow_reads_it
     assert!(result.status.success(), "{}", stderr(&result));
     assert!(!stderr(&result).contains("warning"), "{}", stderr(&result));
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains("dirty bomb"), "the sampled dropped document's text");
+    assert!(
+        html.contains("dirty bomb"),
+        "the sampled dropped document's text"
+    );
     pyarrow_check(&out, &["1048576", "ZSTD"]);
 }
 

@@ -128,8 +128,8 @@ pub struct ParquetOutputConfig {
     /// Rows per row group, at most.
     #[serde(default = "default_row_group_rows")]
     pub row_group_rows: usize,
-    /// Encoded bytes per row group, about, at most: what a reader holds per row group, and what
-    /// a run holds per output being written.
+    /// Encoded (compressed) bytes per row group, about, at most. While a row group is written,
+    /// the writer holds about its uncompressed size, per output.
     #[serde(default = "default_row_group_bytes")]
     pub row_group_bytes: usize,
 }
@@ -141,7 +141,7 @@ fn default_row_group_rows() -> usize {
     1 << 20
 }
 fn default_row_group_bytes() -> usize {
-    64 << 20
+    32 << 20
 }
 
 impl Default for ParquetOutputConfig {
