@@ -12,8 +12,8 @@ use sluice_io::arrow_select::concat::concat_batches;
 use sluice_io::{ParquetCodec, ParquetOptions, ParquetReader, ParquetWriter};
 
 use super::{
-    generate_corpus, json_lines, lines, path_str, read_json, repo, run_ok, run_with, sluice,
-    stderr, test_config, tree,
+    generate_corpus, json_lines, lines, path_str, read_any, read_json, repo, run_ok, run_with,
+    sluice, stderr, test_config, tree,
 };
 
 fn fixtures() -> PathBuf {
@@ -220,6 +220,54 @@ fn nested_struct_fields_name_text_and_id_and_nulls_are_error_records() {
     assert!(shown.contains("dirty bomb]] at home"), "{shown}");
     assert!(shown.contains("organophosphorus"), "{shown}");
     pyarrow_check(&out, &[]);
+}
+
+#[test]
+fn parquet_records_follow_output_compression() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (compression, name, magic) in [
+        ("gzip", "nested.parquet.jsonl.gz", &[0x1f, 0x8b][..]),
+        ("none", "nested.parquet.jsonl", &b"{"[..]),
+        (
+            "same",
+            "nested.parquet.jsonl.zst",
+            &[0x28, 0xb5, 0x2f, 0xfd][..],
+        ),
+    ] {
+        let config = tmp.path().join(format!("{compression}.toml"));
+        let text = std::fs::read_to_string(repo().join("configs/hazard-cascade.toml"))
+            .unwrap()
+            .replace(
+                "compression = \"same\"",
+                &format!("compression = \"{compression}\""),
+            )
+            .replace(
+                "lists/",
+                &format!("{}/", repo().join("configs/lists").display()),
+            );
+        std::fs::write(&config, text).unwrap();
+        let out = tmp.path().join(compression);
+        run_ok(&config, &[&fixtures().join("nested")], &out, &[]);
+        // No text column at `text`: every row is an error, no record is an audit one.
+        let errors = std::fs::read(out.join("errors").join(name)).unwrap();
+        assert!(errors.starts_with(magic), "errors/{name}");
+        assert!(
+            read_any(&out.join("audit").join(name)).is_empty(),
+            "audit/{name}"
+        );
+        assert_eq!(
+            lines(&out.join("errors").join(name)).len(),
+            6,
+            "no text column"
+        );
+        let manifest = read_json(&out.join("manifest.json"));
+        assert_eq!(manifest["shards"][0]["records_name"], name);
+        // Parquet outputs are Parquet whatever output.compression says.
+        assert!(std::fs::read(out.join("kept/nested.parquet"))
+            .unwrap()
+            .starts_with(b"PAR1"));
+        pyarrow_check(&out, &[]);
+    }
 }
 
 #[test]

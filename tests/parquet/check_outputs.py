@@ -32,8 +32,11 @@ def decoded(table):
 
 
 def records(path):
-    data = subprocess.run(["zstd", "-dcq", path], check=True, capture_output=True).stdout
-    if not path.endswith(".zst"):
+    if path.endswith(".zst"):
+        data = subprocess.run(["zstd", "-dcq", path], check=True, capture_output=True).stdout
+    elif path.endswith(".gz"):
+        data = subprocess.run(["gzip", "-dc", path], check=True, capture_output=True).stdout
+    else:
         data = open(path, "rb").read()
     return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
 
