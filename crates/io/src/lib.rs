@@ -70,5 +70,5 @@ pub use discover::{
     SkipReason, Skipped, TEMP_SUFFIX,
 };
 pub use error::IoError;
-pub use lock::{Holder, LockError, OutputLock, LOCK_FILE};
+pub use lock::{hostname, utc_timestamp, Holder, LockError, OutputLock, LOCK_FILE};
 pub use paths::{join_under, validate_relative_name, UnsafeName};
