@@ -856,6 +856,8 @@ mod audit;
 mod classifier;
 #[path = "cli/language.rs"]
 mod language;
+#[path = "cli/ranks.rs"]
+mod ranks;
 #[path = "cli/robust.rs"]
 mod robust;
 #[path = "cli/train.rs"]
