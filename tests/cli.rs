@@ -860,5 +860,7 @@ mod language;
 mod ranks;
 #[path = "cli/robust.rs"]
 mod robust;
+#[path = "cli/slurm.rs"]
+mod slurm;
 #[path = "cli/train.rs"]
 mod train;

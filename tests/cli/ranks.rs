@@ -6,13 +6,14 @@
 use super::*;
 use std::process::Child;
 
-/// Shards of very different sizes (so a split by count and one by bytes differ), `part-NN`.
-pub fn uneven_corpus(dir: &Path, shards: usize, seed: u64) {
+/// Shards of very different sizes (so a split by count and one by bytes differ), `part-NN`;
+/// `scale` multiplies their documents.
+pub fn uneven_corpus(dir: &Path, shards: usize, seed: u64, scale: usize) {
     std::fs::create_dir_all(dir).unwrap();
     for s in 0..shards {
         let one = dir.join(format!("tmp-{s}"));
         // 200 to ~4000 documents: sizes over a 20x range.
-        let docs = 200 + (s * 7919 + seed as usize * 31) % 19 * 200;
+        let docs = (200 + (s * 7919 + seed as usize * 31) % 19 * 200) * scale;
         generate_corpus(&one, 1, docs, seed + s as u64);
         std::fs::rename(
             one.join("part-000.jsonl.zst"),
@@ -118,7 +119,7 @@ pub fn assert_same_as_one_machine(merged: &Path, reference: &Path) {
 fn four_ranks_in_parallel_merge_to_the_files_of_one_process() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = tmp.path().join("corpus");
-    uneven_corpus(&corpus, 12, 5);
+    uneven_corpus(&corpus, 12, 5, 1);
     let config = test_config(tmp.path(), "zstd_level = 3");
     let reference = tmp.path().join("reference");
     run_ok(&config, &[&corpus], &reference, &[]);
@@ -285,7 +286,7 @@ fn done_records(out: &Path) -> usize {
 fn another_world_size_skips_what_is_done_and_redoes_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = tmp.path().join("corpus");
-    uneven_corpus(&corpus, 10, 9);
+    uneven_corpus(&corpus, 10, 9, 1);
     let config = test_config(tmp.path(), "zstd_level = 3");
     let reference = tmp.path().join("reference");
     run_ok(&config, &[&corpus], &reference, &[]);
@@ -342,7 +343,7 @@ fn another_world_size_skips_what_is_done_and_redoes_the_rest() {
 fn refusals_say_what_to_do() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = tmp.path().join("corpus");
-    uneven_corpus(&corpus, 4, 3);
+    uneven_corpus(&corpus, 4, 3, 1);
     let config = test_config(tmp.path(), "zstd_level = 3");
     std::fs::create_dir_all(tmp.path().join("other-config")).unwrap();
     let other = test_config(&tmp.path().join("other-config"), "zstd_level = 4");
@@ -437,7 +438,7 @@ fn refusals_say_what_to_do() {
 fn scheduler_variables_give_the_rank_and_a_retry_keeps_the_pinned_world_size() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = tmp.path().join("corpus");
-    uneven_corpus(&corpus, 6, 4);
+    uneven_corpus(&corpus, 6, 4, 1);
     let config = test_config(tmp.path(), "zstd_level = 3");
     let reference = tmp.path().join("reference");
     run_ok(&config, &[&corpus], &reference, &[]);
