@@ -412,7 +412,7 @@ pub fn claim(
                 }
                 if world_changed || listing_changed || config_changed {
                     let record = fresh(current.partition + 1);
-                    repin(dir, &current, &record, command)?;
+                    repin(dir, &current, &record, listing, command)?;
                     tracing::warn!(
                         from = current.world_size,
                         to = world,
@@ -469,6 +469,7 @@ fn repin(
     dir: &Path,
     current: &RunRecord,
     record: &RunRecord,
+    listing: &Listing,
     command: &str,
 ) -> Result<(), RankError> {
     let locks = dir.join(LOCKS_DIR);
@@ -515,6 +516,8 @@ fn repin(
             Err(e) => return Err(RankError::Locked(e)),
         }
     }
+    // The listing first: a record never names a listing that is not there.
+    replace(&dir.join(LISTING), &to_json(listing))?;
     replace(&dir.join(RUN_RECORD), &to_json(record))?;
     Ok(())
 }
@@ -617,6 +620,140 @@ impl Claim {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn listing(sizes: &[u64]) -> Listing {
+        Listing {
+            shards: sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &size)| ListedShard {
+                    name: format!("s{i}.jsonl"),
+                    path: format!("in/s{i}.jsonl").into(),
+                    size,
+                })
+                .collect(),
+            failed: vec![],
+            skipped: vec![],
+        }
+    }
+
+    fn request(rank: usize, world: Option<usize>) -> RankRequest {
+        RankRequest {
+            rank,
+            world_size: world,
+            rank_source: RankSource::Flag,
+            world_source: WorldSource::Flag,
+        }
+    }
+
+    #[test]
+    fn a_repartition_waits_for_the_old_world_and_rewrites_the_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config: Config = toml::from_str("[[stages]]\ntype = \"rules\"\nid = \"r\"\n").unwrap();
+        let pin = Pin {
+            config_hash: "h",
+            config: &config,
+            config_dir: None,
+            inputs: &[],
+        };
+        let four = listing(&[5, 4, 3, 2, 1]);
+        let old = claim(
+            dir.path(),
+            &request(1, Some(2)),
+            &four,
+            &pin,
+            ClaimOptions::default(),
+            "a",
+        )
+        .unwrap();
+        assert_eq!(old.owned, [false, true, true, false, false]);
+        // The same rank twice is refused; another rank of the same world is not.
+        let twice = claim(
+            dir.path(),
+            &request(1, None),
+            &four,
+            &pin,
+            ClaimOptions::default(),
+            "b",
+        );
+        assert!(matches!(twice, Err(RankError::RankRunning { .. })));
+        let other = claim(
+            dir.path(),
+            &request(0, None),
+            &four,
+            &pin,
+            ClaimOptions::default(),
+            "c",
+        )
+        .unwrap();
+        assert_eq!(other.world_source, WorldSource::RunRecord);
+        drop(other);
+        // Another world size: refused, and with --repartition refused while rank 1 of 2 runs.
+        let changed = claim(
+            dir.path(),
+            &request(0, Some(3)),
+            &four,
+            &pin,
+            ClaimOptions::default(),
+            "d",
+        );
+        assert!(matches!(
+            changed,
+            Err(RankError::WorldChanged { pinned: 2, .. })
+        ));
+        let repartition = ClaimOptions {
+            repartition: true,
+            force: false,
+        };
+        let busy = claim(
+            dir.path(),
+            &request(0, Some(3)),
+            &four,
+            &pin,
+            repartition,
+            "e",
+        );
+        assert!(
+            matches!(
+                busy,
+                Err(RankError::OldRankRunning {
+                    rank: 1,
+                    world: 2,
+                    ..
+                })
+            ),
+            "{:?}",
+            busy.err()
+        );
+        drop(old);
+        // New inputs and a new world: the listing is rewritten with the record.
+        let five = listing(&[5, 4, 3, 2, 1, 9]);
+        let new = claim(
+            dir.path(),
+            &request(2, Some(3)),
+            &five,
+            &pin,
+            repartition,
+            "f",
+        )
+        .unwrap();
+        assert_eq!((new.record.world_size, new.record.partition), (3, 1));
+        let written: Listing = read_json(&dir.path().join(LISTING)).unwrap().unwrap();
+        assert_eq!(written.summary(), five.summary());
+        // A straggler of the old world is refused by the new record.
+        let straggler = claim(
+            dir.path(),
+            &request(1, Some(2)),
+            &four,
+            &pin,
+            ClaimOptions::default(),
+            "g",
+        );
+        assert!(matches!(
+            straggler,
+            Err(RankError::WorldChanged { pinned: 3, .. })
+        ));
+    }
 
     #[test]
     fn create_new_creates_once() {
