@@ -532,3 +532,104 @@ fn scheduler_variables_give_the_rank_and_a_retry_keeps_the_pinned_world_size() {
     assert!(merge(&srun_out).status.success());
     assert_same_as_one_machine(&srun_out, &reference);
 }
+
+#[test]
+fn a_failed_shard_is_named_by_merge_with_the_rank_to_re_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    uneven_corpus(&corpus, 6, 6, 1);
+    // A shard cut short inside a zstd frame: that shard fails, the others complete.
+    let broken = corpus.join("part-03.jsonl.zst");
+    let bytes = std::fs::read(&broken).unwrap();
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    let out = tmp.path().join("out");
+    let children: Vec<Child> = (0..3)
+        .map(|r| spawn_rank(&config, &corpus, &out, r, Some(3), &[]))
+        .collect();
+    let codes: Vec<Option<i32>> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code())
+        .collect();
+    // The rank with the broken shard exits 1, like a one-process run.
+    let owner = codes
+        .iter()
+        .position(|c| *c == Some(1))
+        .expect("one rank failed");
+    assert_eq!(
+        codes.iter().filter(|c| **c == Some(0)).count(),
+        2,
+        "{codes:?}"
+    );
+
+    // Readers refuse the unmerged directory, saying what to do.
+    for args in [
+        vec!["report", path_str(&out)],
+        vec![
+            "rethreshold",
+            path_str(&out),
+            "--set",
+            "hazard-terms.min_distinct=3",
+            "-o",
+        ],
+    ] {
+        let mut args = args;
+        let redone = tmp.path().join("redone");
+        if args[0] == "rethreshold" {
+            args.push(path_str(&redone));
+        }
+        let refused = sluice(&args);
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&refused).contains("sluice merge"),
+            "{}",
+            stderr(&refused)
+        );
+    }
+
+    let merged = merge(&out);
+    assert_eq!(merged.status.code(), Some(1), "{}", stderr(&merged));
+    let text = stderr(&merged);
+    assert!(text.contains("shard part-03.jsonl.zst failed"), "{text}");
+    assert!(
+        text.contains(&format!("re-run rank {owner} (with --world-size 3)")),
+        "{text}"
+    );
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(report["shards"]["failed"], 1);
+    assert_eq!(report["shards"]["done"], 5);
+    assert_eq!(report["failed_shards"][0]["name"], "part-03.jsonl.zst");
+    // Every document of the done shards is counted once.
+    assert_eq!(
+        report["input"]["documents"],
+        ["kept", "dropped", "review", "errors"]
+            .iter()
+            .map(|d| report["destinations"][d]["documents"].as_u64().unwrap())
+            .sum::<u64>()
+    );
+
+    // The shard repaired: its size changed, so the listing did, and with it the partition
+    // (by bytes). A lone rank is refused; the whole job with --repartition redoes only it.
+    std::fs::write(&broken, &bytes).unwrap();
+    let alone = spawn_rank(&config, &corpus, &out, owner, None, &[])
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(alone.status.code(), Some(2));
+    assert!(
+        stderr(&alone).contains("the inputs differ"),
+        "{}",
+        stderr(&alone)
+    );
+    run_world(&config, &corpus, &out, 3, &["--repartition"]);
+    let redone: u64 = (0..3)
+        .map(|r| {
+            read_json(&out.join(format!("ranks/rank-{r:05}-of-00003.json")))["report"]["shards"]
+                ["done"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(redone, 1);
+    let whole = merge(&out);
+    assert!(whole.status.success(), "{}", stderr(&whole));
+}
