@@ -1,6 +1,7 @@
 //! The Slurm launch files (`examples/slurm/`) on a real single-node Slurm cluster started by
 //! `scripts/slurm.sh start`: a 4-task array over uneven shards, one task requeued mid-run, the
-//! merge chained with `--dependency=afterok`; the merged outputs equal a one-process run's.
+//! merge chained with `--dependency=afterok`; the merged outputs equal a one-process run's. Then
+//! the two tasks of an `srun -n 2` step.
 //!
 //! `.ci/run` starts the cluster and sets `SLUICE_TEST_SLURM=1`: then a missing or broken
 //! cluster fails the test. Elsewhere it runs when a cluster answers (`SLURM_CONF`, else
@@ -153,6 +154,39 @@ fn a_slurm_array_with_a_requeued_task_and_its_merge_equal_one_process() {
     assert_eq!(record["rank_source"], "slurm_array");
     assert!(record["report"]["shards"]["skipped"].as_u64().unwrap() >= 1);
     assert_same_as_one_machine(&out, &reference);
+
+    // Two tasks of one `srun -n 2` step: ranks from SLURM_PROCID, world size from SLURM_NTASKS.
+    let small = tmp.path().join("small");
+    uneven_corpus(&small, 4, 3, 1);
+    let quick = tmp.path().join("quick");
+    std::fs::create_dir_all(&quick).unwrap();
+    let quick_config = test_config(&quick, "zstd_level = 3");
+    let small_reference = tmp.path().join("small-reference");
+    run_ok(&quick_config, &[&small], &small_reference, &[]);
+    let stepped = tmp.path().join("stepped");
+    let srun = slurm(
+        &conf,
+        "srun",
+        &[
+            "-n",
+            "2",
+            BIN,
+            "run",
+            "-q",
+            "-c",
+            path_str(&quick_config),
+            "-i",
+            path_str(&small),
+            "-o",
+            path_str(&stepped),
+        ],
+    );
+    assert!(srun.status.success(), "{}", stderr(&srun));
+    let record = read_json(&stepped.join("ranks/rank-00001-of-00002.json"));
+    assert_eq!(record["rank_source"], "srun");
+    assert_eq!(record["world_source"], "srun");
+    assert!(sluice(&["merge", path_str(&stepped)]).status.success());
+    assert_same_as_one_machine(&stepped, &small_reference);
 }
 
 fn logs_text(dir: &Path) -> String {
