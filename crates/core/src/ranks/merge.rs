@@ -2,8 +2,9 @@
 //! one-machine run writes (the caller adds `report.html`), with each rank's bytes and time, and
 //! what is missing: the shards with no completion record, the failed ones, the ranks to re-run.
 //!
-//! Reads `run.json`, `listing.json`, one completion record per listed shard and one record per
-//! rank: O(shards) small reads, no listing of the directory.
+//! Reads `run.json`, `listing.json`, one completion record per listed shard (on rayon's pool,
+//! so that round trips to a network filesystem overlap) and one record per rank: O(shards)
+//! small reads, no listing of the directory.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -112,10 +113,18 @@ pub fn merge(dir: &Path, command: &str) -> Result<MergeOutcome, RankError> {
 
     // Mixed configs: records made before a `--force` re-pin of the config.
     let mut foreign: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    // Read in parallel: on a network filesystem each read waits on a round trip.
+    let read: Vec<Option<CompletionRecord>> = {
+        use rayon::prelude::*;
+        listing
+            .shards
+            .par_iter()
+            .with_min_len(64)
+            .map(|shard| read_json(&dir.join(completion_name(&shard.name))))
+            .collect::<Result<_, _>>()?
+    };
     let mut completions = Vec::with_capacity(listing.shards.len());
-    for (i, shard) in listing.shards.iter().enumerate() {
-        let completion: Option<CompletionRecord> =
-            read_json(&dir.join(completion_name(&shard.name)))?;
+    for (i, (shard, completion)) in listing.shards.iter().zip(read).enumerate() {
         if let Some(c) = &completion {
             if c.config_hash != record.config_hash {
                 foreign
