@@ -82,7 +82,8 @@ pub struct RunArgs {
     /// Run as rank R (0 to W-1) of a run spread over W processes or machines writing into one
     /// output directory: this rank filters its share of the shards (by bytes). Without it the
     /// rank is read from SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs) or
-    /// SLURM_PROCID (srun) when set. `sluice merge OUT` then writes the manifest and reports.
+    /// SLURM_PROCID (in an srun step) when set. `sluice merge OUT` then writes the manifest and
+    /// reports.
     #[arg(long, value_name = "R")]
     pub rank: Option<usize>,
     /// The number of ranks W. Needed by the first rank of an array or Indexed Job; later ranks

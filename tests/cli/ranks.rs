@@ -461,6 +461,7 @@ fn scheduler_variables_give_the_rank_and_a_retry_keeps_the_pinned_world_size() {
             "SLURM_ARRAY_TASK_COUNT",
             "SLURM_PROCID",
             "SLURM_NTASKS",
+            "SLURM_STEP_ID",
             "JOB_COMPLETION_INDEX",
         ] {
             cmd.env_remove(var);
@@ -521,7 +522,11 @@ fn scheduler_variables_give_the_rank_and_a_retry_keeps_the_pinned_world_size() {
             .args(["-o", path_str(&srun_out)])
             .env_remove("SLURM_ARRAY_TASK_ID")
             .env_remove("JOB_COMPLETION_INDEX")
-            .envs([("SLURM_PROCID", procid), ("SLURM_NTASKS", "2")])
+            .envs([
+                ("SLURM_PROCID", procid),
+                ("SLURM_NTASKS", "2"),
+                ("SLURM_STEP_ID", "0"),
+            ])
             .output()
             .unwrap();
         assert!(task.status.success(), "{}", stderr(&task));

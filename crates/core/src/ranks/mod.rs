@@ -2,8 +2,8 @@
 //! filters its share of the shards into the same output directory.
 //!
 //! * **Who am I.** [`RankRequest::resolve`] reads `--rank`/`--world-size`, or the scheduler's
-//!   variables: a Slurm array's `SLURM_ARRAY_TASK_ID`, `srun`'s `SLURM_PROCID`/`SLURM_NTASKS`, a
-//!   Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`. An array's or an Indexed Job's world size
+//!   variables: a Slurm array's `SLURM_ARRAY_TASK_ID`, `srun`'s `SLURM_PROCID`/`SLURM_NTASKS`
+//!   (inside a job step only: `SLURM_STEP_ID` set), a Kubernetes Indexed Job's `JOB_COMPLETION_INDEX`. An array's or an Indexed Job's world size
 //!   comes from `--world-size` or from the run's own record, never from
 //!   `SLURM_ARRAY_TASK_COUNT`: a retry of some tasks (`--array=1,3`) counts only those.
 //! * **My share.** Every rank lists the same global shard set (output names are computed from
@@ -130,10 +130,14 @@ impl RankRequest {
             given(rank, RankSource::SlurmArray)
         } else if let Some(rank) = number("JOB_COMPLETION_INDEX")? {
             given(rank, RankSource::Kubernetes)
-        } else if let (Some(rank), Some(tasks)) = (number("SLURM_PROCID")?, number("SLURM_NTASKS")?)
-        {
-            // A plain `sbatch` job is one task (PROCID 0 of 1): a one-process run, unless the
-            // world size is given.
+        } else if let (Some(rank), Some(tasks), Some(_step)) = (
+            number("SLURM_PROCID")?,
+            number("SLURM_NTASKS")?,
+            env("SLURM_STEP_ID"),
+        ) {
+            // Only inside a job step (`srun`): a batch script has SLURM_PROCID=0 and
+            // SLURM_NTASKS=N too, and a plain `sluice run` there must filter everything. A step
+            // of one task is a one-process run, unless the world size is given.
             match world_size {
                 Some(_) => given(rank, RankSource::Srun),
                 None if tasks > 1 => Some(RankRequest {
@@ -368,20 +372,24 @@ mod tests {
 
     #[test]
     fn srun_tasks_and_kubernetes_indexes_are_ranks() {
-        let r = resolve(None, None, &[("SLURM_PROCID", "1"), ("SLURM_NTASKS", "2")])
-            .unwrap()
-            .unwrap();
+        let step = |procid, ntasks| {
+            [
+                ("SLURM_PROCID", procid),
+                ("SLURM_NTASKS", ntasks),
+                ("SLURM_STEP_ID", "0"),
+            ]
+        };
+        let r = resolve(None, None, &step("1", "2")).unwrap().unwrap();
         assert_eq!((r.rank, r.world_size), (1, Some(2)));
         assert_eq!(
             (r.rank_source, r.world_source),
             (RankSource::Srun, WorldSource::Srun)
         );
-        // One task of a plain sbatch job: one process, not a rank.
-        assert!(
-            resolve(None, None, &[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")])
-                .unwrap()
-                .is_none()
-        );
+        // A step of one task: one process, not a rank.
+        assert!(resolve(None, None, &step("0", "1")).unwrap().is_none());
+        // The batch script (no step) of `sbatch --ntasks=4` has PROCID 0 of 4: not a rank.
+        let batch = [("SLURM_PROCID", "0"), ("SLURM_NTASKS", "4")];
+        assert!(resolve(None, None, &batch).unwrap().is_none());
         let r = resolve(None, Some(8), &[("JOB_COMPLETION_INDEX", "7")])
             .unwrap()
             .unwrap();
