@@ -104,17 +104,22 @@ fn run(args: RunArgs) -> Result<u8> {
         rank: rank.clone(),
         repartition: args.repartition,
     };
+    let out_dir = options.output.clone().or_else(|| config.output.dir.clone());
+    // First, so that a log says which rank this was even if it is killed.
+    if let (Some(rank), Some(out_dir), false) = (&rank, &out_dir, args.quiet) {
+        eprintln!("{}", crate::merge_cmd::rank_line(rank, out_dir));
+    }
     let result = sluice_core::run(&config, &options);
     if let Some(bar) = &bar {
         bar.bar.finish_and_clear();
     }
     let report = result?;
-    let out_dir = options.output.clone().or_else(|| config.output.dir.clone());
     match (&rank, &out_dir) {
         (None, Some(out_dir)) => crate::audit_cmd::report_after_run(out_dir),
-        (Some(rank), Some(out_dir)) if !args.quiet => {
-            eprintln!("{}", crate::merge_cmd::rank_line(rank, out_dir))
-        }
+        (Some(_), Some(out_dir)) if !args.quiet => eprintln!(
+            "sluice: once every rank has ended, `sluice merge {}` writes the manifest and reports",
+            out_dir.display()
+        ),
         _ => {}
     }
     if !args.quiet {

@@ -111,8 +111,8 @@ fn first(names: &[String]) -> String {
     text
 }
 
-/// `sluice: rank 1 of 4 (rank from SLURM_ARRAY_TASK_ID, world size from ranks/run.json); merge
-/// with `sluice merge OUT` once every rank has ended`.
+/// `sluice: rank 1 of 4 (rank from SLURM_ARRAY_TASK_ID, world size from ranks/run.json)`, said
+/// before the run (the world size from the run's record, when one pins it).
 pub fn rank_line(rank: &RankRequest, out_dir: &Path) -> String {
     let record: Option<RunRecord> = read_json(&out_dir.join(RUN_RECORD)).ok().flatten();
     let world = rank
@@ -125,11 +125,9 @@ pub fn rank_line(rank: &RankRequest, out_dir: &Path) -> String {
         "ranks/run.json"
     };
     format!(
-        "sluice: rank {} of {world} (rank from {}, world size from {world_from}); once every \
-         rank has ended, `sluice merge {}` writes the manifest and reports",
+        "sluice: rank {} of {world} (rank from {}, world size from {world_from})",
         rank.rank,
         rank.rank_source.variable(),
-        out_dir.display()
     )
 }
 

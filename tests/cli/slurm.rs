@@ -150,6 +150,11 @@ fn a_slurm_array_with_a_requeued_task_and_its_merge_equal_one_process() {
     assert!(text.contains("attempt 2"), "{text}");
     assert!(text.contains("interrupted by signal 15"), "{text}");
     assert!(text.contains("merged 4 ranks"), "{text}");
+    // Each task's log says where its rank and world size came from.
+    assert!(
+        text.contains("rank 1 of 4 (rank from SLURM_ARRAY_TASK_ID, world size from --world-size)"),
+        "{text}"
+    );
     let record = read_json(&out.join("ranks/rank-00001-of-00004.json"));
     assert_eq!(record["rank_source"], "slurm_array");
     assert!(record["report"]["shards"]["skipped"].as_u64().unwrap() >= 1);
