@@ -65,13 +65,7 @@ fn records_of(out: &Path, rank: u64) -> usize {
 fn a_slurm_array_with_a_requeued_task_and_its_merge_equal_one_process() {
     let required = std::env::var_os("SLUICE_TEST_SLURM").is_some_and(|v| v != "0");
     let conf = slurm_conf();
-    let answers = Command::new("sinfo")
-        .args(["-h", "-o", "%t"])
-        .envs(conf.iter().map(|c| ("SLURM_CONF", c.as_str())))
-        .output()
-        .ok()
-        .filter(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("idle"));
-    if answers.is_none() {
+    if !cluster_answers(&conf) {
         assert!(
             !required,
             "SLUICE_TEST_SLURM is set but no Slurm cluster answers (SLURM_CONF={conf:?}): \
@@ -192,6 +186,40 @@ fn a_slurm_array_with_a_requeued_task_and_its_merge_equal_one_process() {
     assert_eq!(record["world_source"], "srun");
     assert!(sluice(&["merge", path_str(&stepped)]).status.success());
     assert_same_as_one_machine(&stepped, &small_reference);
+}
+
+/// Whether `sinfo` reports an idle node within 10 s (a client whose controller is down retries
+/// for a minute).
+fn cluster_answers(conf: &Option<String>) -> bool {
+    let mut sinfo = Command::new("sinfo");
+    sinfo
+        .args(["-h", "-o", "%t"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    if let Some(conf) = conf {
+        sinfo.env("SLURM_CONF", conf);
+    }
+    let Ok(mut child) = sinfo.spawn() else {
+        return false; // not installed
+    };
+    let started = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let mut out = String::new();
+                let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+                return status.success() && out.contains("idle");
+            }
+            Ok(None) if started.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
 }
 
 fn logs_text(dir: &Path) -> String {
