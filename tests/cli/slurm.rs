@@ -77,8 +77,18 @@ fn a_slurm_array_with_a_requeued_task_and_its_merge_equal_one_process() {
 
     let tmp = tempfile::tempdir().unwrap();
     let corpus = tmp.path().join("corpus");
-    // Twelve shards of 20 to 400 kB uncompressed: a task's share takes seconds at zstd level 19.
-    uneven_corpus(&corpus, 12, 2, 1);
+    // Twelve shards of 1,000 to 3,000 documents (100 to 300 kB): at zstd level 19 each takes
+    // a good part of a second, so a task requeued after its first shard is caught mid-run.
+    for s in 0..12usize {
+        let one = tmp.path().join(format!("one-{s}"));
+        generate_corpus(&one, 1, 1000 + (s * 577 % 11) * 200, 20 + s as u64);
+        std::fs::create_dir_all(&corpus).unwrap();
+        std::fs::rename(
+            one.join("part-000.jsonl.zst"),
+            corpus.join(format!("part-{s:02}.jsonl.zst")),
+        )
+        .unwrap();
+    }
     let config = test_config(tmp.path(), "zstd_level = 19");
     let reference = tmp.path().join("reference");
     run_ok(&config, &[&corpus], &reference, &[]);
