@@ -65,7 +65,8 @@ pub struct RunArgs {
     #[arg(short = 'j', long)]
     pub threads: Option<usize>,
     /// Redo every shard, even those an earlier run in the same output directory finished, and
-    /// replace an earlier run made with another config.
+    /// replace an earlier run made with another config. With a rank: redo its share, and re-pin
+    /// the run to this config (every rank must then be re-run).
     #[arg(long)]
     pub force: bool,
     /// Follow symbolic links to directories inside input directories (loops are detected and
