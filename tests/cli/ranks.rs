@@ -640,3 +640,76 @@ fn a_failed_shard_is_named_by_merge_with_the_rank_to_re_run() {
     let whole = merge(&out);
     assert!(whole.status.success(), "{}", stderr(&whole));
 }
+
+/// The `args` list of the first container in a Job manifest (`- item` lines under `args:`, or
+/// an inline `[a, b]`).
+fn manifest_args(yaml: &str) -> Vec<String> {
+    let mut lines = yaml
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("args:"));
+    let first = lines.next().expect("an args: key").trim_start();
+    if let Some(inline) = first
+        .strip_prefix("args:")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        return inline
+            .trim_matches(['[', ']'])
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .collect();
+    }
+    lines
+        .map(str::trim_start)
+        .take_while(|l| l.starts_with("- "))
+        .map(|l| l[2..].trim().to_string())
+        .collect()
+}
+
+#[test]
+fn the_kubernetes_indexed_job_runs_as_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = tmp.path().join("corpus");
+    uneven_corpus(&corpus, 6, 7, 1);
+    let reference = tmp.path().join("reference");
+    let config = repo().join("configs/hazard-cascade.toml");
+    run_ok(&config, &[&corpus], &reference, &[]);
+    let out = tmp.path().join("out");
+    // The pods' volumes, here.
+    let local = |arg: &str| {
+        arg.replace("/data/corpus", path_str(&corpus))
+            .replace("/data/out", path_str(&out))
+            .replace(
+                "/config/",
+                &format!("{}/", repo().join("configs").display()),
+            )
+    };
+    let job = std::fs::read_to_string(repo().join("examples/kubernetes/filter-job.yaml")).unwrap();
+    let completions: usize = job
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("completions:"))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let args: Vec<String> = manifest_args(&job).iter().map(|a| local(a)).collect();
+    assert!(
+        args.contains(&format!("--world-size={completions}")),
+        "{args:?}"
+    );
+    for index in 0..completions {
+        let pod = Command::new(BIN)
+            .args(&args)
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .output()
+            .unwrap();
+        assert!(pod.status.success(), "pod {index}: {}", stderr(&pod));
+        assert!(stderr(&pod).contains("rank from JOB_COMPLETION_INDEX"));
+    }
+    let merge_job =
+        std::fs::read_to_string(repo().join("examples/kubernetes/merge-job.yaml")).unwrap();
+    let args: Vec<String> = manifest_args(&merge_job).iter().map(|a| local(a)).collect();
+    let merged = Command::new(BIN).args(&args).output().unwrap();
+    assert!(merged.status.success(), "{}", stderr(&merged));
+    assert_same_as_one_machine(&out, &reference);
+}
