@@ -39,10 +39,13 @@ pub fn merge(args: MergeArgs) -> Result<u8> {
         for r in &report.ranks {
             let ran = match (r.processed_bytes, r.wall_seconds) {
                 (Some(bytes), Some(wall)) => format!(
-                    "last run filtered {:.1} MB in {wall:.2}s{}",
+                    "last run filtered {:.1} MB in {wall:.2}s{}{}",
                     bytes as f64 / 1e6,
                     r.source
                         .map(|s| format!(" (rank from {})", s.variable()))
+                        .unwrap_or_default(),
+                    r.interrupted
+                        .map(|s| format!(", interrupted by signal {s}"))
                         .unwrap_or_default()
                 ),
                 _ => "no record (killed, or never ran)".into(),

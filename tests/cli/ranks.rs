@@ -164,6 +164,11 @@ fn four_ranks_in_parallel_merge_to_the_files_of_one_process() {
         assert_eq!(r["source"], "flag");
         assert_eq!(r["done"], r["shards"]);
     }
+    // The page shows them too.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let table = &html[html.find("<table id=\"ranks\">").expect("a ranks table")..];
+    let table = &table[..table.find("</table>").unwrap()];
+    assert_eq!(table.matches("<tr>").count(), 1 + 4);
     let record = read_json(&out.join("ranks/rank-00002-of-00004.json"));
     assert_eq!(record["rank_source"], "flag");
     assert_eq!(record["world_source"], "flag");

@@ -45,6 +45,9 @@ pub struct RankFigures {
     pub source: Option<RankSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The signal that stopped its last invocation, if one did (its share is then incomplete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<usize>,
 }
 
 /// What a merge found.
@@ -184,6 +187,7 @@ pub fn merge(dir: &Path, command: &str) -> Result<MergeOutcome, RankError> {
             wall_seconds: None,
             source: None,
             host: None,
+            interrupted: None,
         })
         .collect();
     for ((shard, completion), &rank) in listing.shards.iter().zip(completions).zip(&assignment) {
@@ -278,6 +282,7 @@ pub fn merge(dir: &Path, command: &str) -> Result<MergeOutcome, RankError> {
         figure.wall_seconds = Some(t.wall_seconds);
         figure.source = Some(r.rank_source);
         figure.host = Some(r.host.clone());
+        figure.interrupted = r.interrupted;
     }
     let stages: Vec<StageStats> = record
         .config
