@@ -858,7 +858,11 @@ mod classifier;
 mod language;
 #[path = "cli/parquet.rs"]
 mod parquet;
+#[path = "cli/ranks.rs"]
+mod ranks;
 #[path = "cli/robust.rs"]
 mod robust;
+#[path = "cli/slurm.rs"]
+mod slurm;
 #[path = "cli/train.rs"]
 mod train;

@@ -7,6 +7,7 @@ mod bench;
 mod commands;
 mod common;
 mod eval_cmd;
+mod merge_cmd;
 mod train_cmd;
 
 use std::process::ExitCode;

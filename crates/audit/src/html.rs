@@ -355,6 +355,9 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
                 })
                 .collect();
             h.push_str(&bar_chart("timings", &rows, "#00897b"));
+            if !report.ranks.is_empty() {
+                h.push_str(&ranks_table(&report.ranks));
+            }
         }
         None => h.push_str("<p class=\"muted\">No report.json: the run did not finish.</p>"),
     }
@@ -417,6 +420,39 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
         );
     }
     h.push_str("</table></body></html>\n");
+    h
+}
+
+/// A merged run's ranks (`sluice merge`): each one's share and its last invocation.
+fn ranks_table(ranks: &[sluice_core::ranks::merge::RankFigures]) -> String {
+    let mut h = String::from(
+        "<h2>Ranks</h2><table id=\"ranks\"><tr><th>rank</th><th>shards</th><th>MB (as stored)</th>\
+         <th>done</th><th>failed</th><th>last run</th><th>host</th></tr>",
+    );
+    for r in ranks {
+        let last = match (r.processed_bytes, r.wall_seconds) {
+            (Some(bytes), Some(wall)) => format!(
+                "{:.1} MB in {wall:.2} s{}",
+                bytes as f64 / 1e6,
+                r.interrupted
+                    .map(|s| format!(", interrupted by signal {s}"))
+                    .unwrap_or_default()
+            ),
+            _ => "no record (killed, or never ran)".into(),
+        };
+        let _ = write!(
+            h,
+            "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+            r.rank,
+            r.shards,
+            r.bytes as f64 / 1e6,
+            r.done,
+            r.failed,
+            escape(&last),
+            escape(r.host.as_deref().unwrap_or(""))
+        );
+    }
+    h.push_str("</table>");
     h
 }
 

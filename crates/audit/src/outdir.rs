@@ -22,10 +22,18 @@ pub struct OutDir {
 
 impl OutDir {
     pub fn open(path: &Path) -> Result<OutDir, AuditError> {
-        let manifest =
-            Manifest::load(&path.join(MANIFEST))?.ok_or_else(|| AuditError::NotAnOutput {
-                path: path.to_path_buf(),
-            })?;
+        let manifest = Manifest::load(&path.join(MANIFEST))?.ok_or_else(|| {
+            // A run spread over ranks has no manifest until `sluice merge` folds their records.
+            if path.join(sluice_core::ranks::records::RUN_RECORD).is_file() {
+                AuditError::Unmerged {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                AuditError::NotAnOutput {
+                    path: path.to_path_buf(),
+                }
+            }
+        })?;
         let report_path = path.join(REPORT);
         let report = match std::fs::read(&report_path) {
             Ok(bytes) => Some(
