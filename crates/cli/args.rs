@@ -75,6 +75,9 @@ pub struct RunArgs {
     /// with that feature). Overrides the stage's `device`.
     #[arg(long)]
     pub device: Option<String>,
+    /// Record layout: text, chat, sharegpt, alpaca, prompt-completion. Overrides input.format.
+    #[arg(long)]
+    pub format: Option<sluice_core::document::InputFormat>,
 }
 
 #[derive(clap::Args, Debug)]

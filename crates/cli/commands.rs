@@ -63,7 +63,10 @@ impl Progress for Bar {
 }
 
 fn run(args: RunArgs) -> Result<u8> {
-    let config = crate::common::load_config(&args.config, args.device.as_deref())?;
+    let mut config = crate::common::load_config(&args.config, args.device.as_deref())?;
+    if let Some(format) = args.format {
+        config.input.format = Some(format);
+    }
     crate::common::cap_model_threads(args.threads.unwrap_or(config.run.threads));
     let bar = (!args.quiet).then(|| {
         let bar = ProgressBar::new_spinner();

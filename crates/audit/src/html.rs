@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use sluice_core::stats::{plural, Destination};
 
-use crate::highlight::{escape, highlight, Style};
+use crate::highlight::{escape, highlight_document, Style};
 use crate::outdir::{Joined, OutDir};
 use crate::select::Reservoir;
 use crate::summary::{Summary, SCORE_BINS};
@@ -381,12 +381,9 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
         let r = &j.record;
         let text = match &j.text {
             Some(text) => {
-                let mut end = text.len().min(TEXT_BYTES);
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                let mut shown = highlight(&text[..end], &r.spans(), Style::Html);
-                if end < text.len() {
+                let (mut shown, truncated) =
+                    highlight_document(text, &j.parts, &r.spans(), Style::Html, TEXT_BYTES);
+                if truncated {
                     shown.push_str("<span class=\"muted\"> … (truncated)</span>");
                 }
                 shown

@@ -236,7 +236,8 @@ mod tests {
             toml::from_str::<ClassifierConfig>(&format!(
                 "id = 'model'\nmodel = 'm'\nmode = '{mode}'\ndrop_threshold = 0.8\nreview_threshold = 0.5"
             ))
-            .unwrap(),
+            .unwrap()
+            .into(),
         )
     }
 

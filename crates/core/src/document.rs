@@ -1559,4 +1559,193 @@ mod tests {
     fn crlf_line_parses() {
         assert_eq!(ex("text", None, "{\"text\": \"x\"}\r").unwrap().0, "x");
     }
+
+    fn multi(format: InputFormat) -> FieldExtractor {
+        FieldExtractor::with_sources(&format.sources().unwrap(), Some("id")).unwrap()
+    }
+
+    fn parts(doc: &Document<'_>) -> Vec<(String, Option<String>, String)> {
+        doc.parts
+            .iter()
+            .map(|p| {
+                (
+                    p.path.clone(),
+                    p.role.as_deref().map(str::to_string),
+                    doc.part_text(p).to_string(),
+                )
+            })
+            .collect()
+    }
+
+    fn part(path: &str, role: &str, text: &str) -> (String, Option<String>, String) {
+        (path.into(), Some(role.into()), text.into())
+    }
+
+    #[test]
+    fn chat_messages_are_parts_with_roles_joined_by_the_separator() {
+        let line = br#"{"id": "c1", "messages": [{"role": "system", "content": "be kind"}, {"content": "hi", "role": "user"}, {"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": "b"}]}, {"role": "assistant", "content": null, "tool_calls": []}]}"#;
+        let doc = multi(InputFormat::Chat).extract(line).unwrap();
+        assert_eq!(doc.id.as_deref(), Some("c1"));
+        assert_eq!(
+            parts(&doc),
+            [
+                part("messages[0].content", "system", "be kind"),
+                part("messages[1].content", "user", "hi"),
+                part("messages[2].content[0].text", "assistant", "a"),
+                part("messages[2].content[2].text", "assistant", "b"),
+            ]
+        );
+        assert_eq!(doc.text, "be kind\n\nhi\n\na\n\nb");
+        assert_eq!(doc.roles(), ["system", "user", "assistant"]);
+        // A span maps back to its part; one across the separator to none.
+        assert_eq!(doc.part_at(9, 11).unwrap().path, "messages[1].content");
+        assert!(doc.part_at(8, 10).is_none());
+    }
+
+    #[test]
+    fn sharegpt_alpaca_and_prompt_completion() {
+        let doc = multi(InputFormat::Sharegpt)
+            .extract(br#"{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "r"}, {"from": "system", "value": "s"}]}"#)
+            .unwrap();
+        assert_eq!(
+            parts(&doc),
+            [
+                part("conversations[0].value", "user", "q"),
+                part("conversations[1].value", "assistant", "r"),
+                part("conversations[2].value", "system", "s"),
+            ]
+        );
+        // Alpaca: sources in config order whatever the key order; a missing `input` is normal.
+        let doc = multi(InputFormat::Alpaca)
+            .extract(br#"{"output": "o", "instruction": "i"}"#)
+            .unwrap();
+        assert_eq!(
+            parts(&doc),
+            [part("instruction", "user", "i"), part("output", "assistant", "o")]
+        );
+        let doc = multi(InputFormat::PromptCompletion)
+            .extract(br#"{"prompt": "p", "completion": "c"}"#)
+            .unwrap();
+        assert_eq!(
+            parts(&doc),
+            [part("prompt", "user", "p"), part("completion", "assistant", "c")]
+        );
+        // One part keeps its text borrowed.
+        let doc = multi(InputFormat::Alpaca).extract(br#"{"instruction": "only"}"#).unwrap();
+        assert!(matches!(doc.text, Cow::Borrowed("only")));
+    }
+
+    #[test]
+    fn text_fields_paths_nested_indexed_and_fixed_roles() {
+        let sources: Vec<TextSource> = toml::from_str::<toml::Table>(
+            r#"s = ["meta.title", {path = "turns[*].msgs[1].text", role_field = "who.name"}]"#,
+        )
+        .unwrap()["s"]
+            .clone()
+            .try_into()
+            .unwrap();
+        let e = FieldExtractor::with_sources(&sources, None).unwrap();
+        assert!(e.has_roles());
+        let doc = e
+            .extract(br#"{"turns": [{"msgs": [{"text": "no"}, {"text": "yes", "who": {"name": "gpt"}}]}], "meta": {"title": "t"}}"#)
+            .unwrap();
+        assert_eq!(
+            parts(&doc),
+            [
+                ("meta.title".into(), None, "t".into()),
+                part("turns[0].msgs[1].text", "assistant", "yes")
+            ]
+        );
+        for bad in ["a..b", "a[x]", "a[*", "[*].a", "a[*][*][*][*][*]"] {
+            assert!(
+                FieldExtractor::with_sources(&[TextSource::path(bad)], None).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(FieldExtractor::with_sources(
+            &[TextSource {
+                role: Some("user".into()),
+                ..TextSource::with_role_field("a", "r")
+            }],
+            None
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn bad_parts_and_roles_are_errors_naming_the_path() {
+        let err = |format: InputFormat, line: &str| {
+            let e = multi(format).extract(line.as_bytes()).unwrap_err();
+            (e.kind, e.message)
+        };
+        let chat = InputFormat::Chat;
+        assert_eq!(
+            err(chat, r#"{"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": 7}]}"#),
+            ("text_not_string", "field `messages[1].content` is a number, not a string".into())
+        );
+        assert_eq!(
+            err(chat, r#"{"messages": [{"role": 1, "content": "a"}]}"#),
+            ("role_not_string", "field `messages[0].role` is a number, not a string".into())
+        );
+        assert_eq!(
+            err(chat, r#"{"messages": [{"content": "a"}]}"#),
+            ("missing_role", "field `messages[0].role` is missing".into())
+        );
+        assert_eq!(
+            err(chat, r#"{"messages": [{"role": "user", "content": [{"type": "text", "text": 3}]}]}"#),
+            (
+                "text_not_string",
+                "field `messages[0].content[0]` is a text part whose `text` is a number, not a string".into()
+            )
+        );
+        assert_eq!(
+            err(chat, r#"{"messages": [{"role": "user", "content": [{"text": "x"}]}]}"#).0,
+            "text_not_string"
+        );
+        for line in [r#"{"messages": []}"#, r#"{"other": 1}"#, r#"{"messages": [{"role": "user", "content": null}]}"#] {
+            assert_eq!(err(chat, line).0, "missing_text", "{line}");
+        }
+        assert!(multi(InputFormat::Alpaca).extract(br#"{"input": ""}"#).is_ok(), "an empty string is text");
+        assert_eq!(
+            err(InputFormat::Alpaca, r#"{"instruction": "i", "output": true}"#),
+            ("text_not_string", "field `output` is a boolean, not a string".into())
+        );
+        assert_eq!(err(chat, "[1]").0, "not_an_object");
+        assert_eq!(err(chat, r#"{"messages": [1, 2]"#).0, "invalid_json");
+    }
+
+    #[test]
+    fn repeated_keys_replace_earlier_ones_in_the_multi_walk() {
+        let doc = multi(InputFormat::Chat)
+            .extract(br#"{"messages": [{"role": "user", "content": "old"}], "messages": [{"role": "user", "content": "a", "content": "new"}]}"#)
+            .unwrap();
+        assert_eq!(parts(&doc), [part("messages[0].content", "user", "new")]);
+    }
+
+    #[test]
+    fn role_views_keep_only_the_parts_of_their_roles() {
+        let doc = multi(InputFormat::Chat)
+            .extract(br#"{"messages": [{"role": "user", "content": "u1"}, {"role": "assistant", "content": "a1"}, {"role": "user", "content": "u2"}]}"#)
+            .unwrap();
+        match doc.with_roles(&["user".into()]) {
+            RoleView::Some(view) => {
+                assert_eq!(view.text, "u1\n\nu2");
+                assert_eq!(view.parts[1].path, "messages[2].content");
+            }
+            _ => panic!("a view"),
+        }
+        assert!(matches!(doc.with_roles(&["system".into()]), RoleView::Nothing));
+        assert!(matches!(
+            doc.with_roles(&["user".into(), "assistant".into()]),
+            RoleView::Whole(_)
+        ));
+    }
+
+    #[test]
+    fn lone_surrogates_in_chat_records_are_read_too() {
+        let doc = multi(InputFormat::Chat)
+            .extract(br#"{"messages": [{"role": "user", "content": "\ud800sarin"}]}"#)
+            .unwrap();
+        assert_eq!(doc.text, "\u{fffd}sarin");
+    }
 }

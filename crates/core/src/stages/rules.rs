@@ -456,10 +456,7 @@ mod tests {
     }
 
     fn run(stage: &Built, text: &str) -> Option<(Outcome, RulesEvidence, Vec<Reason>)> {
-        let doc = Document {
-            text: Cow::Borrowed(text),
-            id: None,
-        };
+        let doc = Document::single(Cow::Borrowed(text), None);
         let mut evidence = stage.1.measure(&doc, &mut ())?;
         let outcome = stage.0.decide(&mut evidence);
         let mut reasons = Vec::new();
@@ -487,7 +484,7 @@ mod tests {
         for span in &t.spans {
             assert_eq!(&text[span.start..span.end], "needle");
         }
-        let span = r.rules[1].spans[0];
+        let span = r.rules[1].spans[0].clone();
         assert_eq!(&text[span.start..span.end], "SYNTHESIS ROUTE");
         assert_eq!(reasons.len(), 2);
         assert!(run(&s, "nothing here").is_none());

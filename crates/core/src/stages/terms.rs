@@ -565,10 +565,7 @@ mod tests {
     }
 
     fn run(stage: &Built, text: &str) -> Option<(Outcome, TermsEvidence)> {
-        let doc = Document {
-            text: Cow::Borrowed(text),
-            id: None,
-        };
+        let doc = Document::single(Cow::Borrowed(text), None);
         let mut evidence = stage.1.measure(&doc, &mut TermsScratch::default())?;
         Some((stage.0.decide(&mut evidence), evidence))
     }
