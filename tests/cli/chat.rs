@@ -420,6 +420,9 @@ fn audit_show_and_the_html_report_show_each_part_with_its_role() {
         html.contains("<div class=\"part\"><b>messages[1].content (assistant)</b>\nSure: a <mark>step by step guide to nerve agents</mark>"),
         "{html}"
     );
+    // Counters per role, charted per stage.
+    assert!(html.contains("Stage request-terms: documents per roles"), "{html}");
+    assert!(html.contains("<title>user: 2 (0 dropped, 0 escalated, 2 tagged)</title>"), "{html}");
 }
 
 #[test]
