@@ -294,7 +294,11 @@ fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Re
         );
         writeln!(w, "{}", visible(&line))?;
         if !stage.evidence.roles().is_empty() {
-            writeln!(w, "      judged roles: {}", visible(&stage.evidence.roles().join(", ")))?;
+            writeln!(
+                w,
+                "      judged roles: {}",
+                visible(&stage.evidence.roles().join(", "))
+            )?;
         }
     }
     match &j.text {

@@ -749,7 +749,11 @@ fn screen_gives_verdicts_and_exit_codes() {
     let tmp = tempfile::tempdir().unwrap();
     // The screen config reads chat records and judges what the assistant says.
     let clean: Vec<String> = (0..100)
-        .map(|i| chat_record(&format!("Recipe {i}: mix flour and water, bake for {i} minutes.")))
+        .map(|i| {
+            chat_record(&format!(
+                "Recipe {i}: mix flour and water, bake for {i} minutes."
+            ))
+        })
         .collect();
     let accept = tmp.path().join("accept.jsonl");
     std::fs::write(&accept, clean.join("\n") + "\n").unwrap();

@@ -105,7 +105,11 @@ fn chat_records_are_judged_by_role_and_every_line_is_accounted_for() {
                 "missing_text".into(),
                 "no text in messages[*].content: the fields are missing, null or empty".into()
             ),
-            (10, "invalid_json".into(), error_kinds(&out, "chat.jsonl")[3].2.clone()),
+            (
+                10,
+                "invalid_json".into(),
+                error_kinds(&out, "chat.jsonl")[3].2.clone()
+            ),
         ]
     );
     assert_eq!(report["input"]["documents"], 11);
@@ -119,8 +123,14 @@ fn chat_records_are_judged_by_role_and_every_line_is_accounted_for() {
     let answers = stage(&report, "hazard-terms");
     assert_eq!(answers["roles"]["assistant"]["escalated"], 1);
     assert_eq!(answers["terms"]["anthrax"]["docs"], 1);
-    assert!(answers["terms"].get("sarin").is_none(), "sarin is asked, not answered");
-    assert_eq!(stage(&report, "keyword-rules")["roles"]["assistant"]["dropped"], 1);
+    assert!(
+        answers["terms"].get("sarin").is_none(),
+        "sarin is asked, not answered"
+    );
+    assert_eq!(
+        stage(&report, "keyword-rules")["roles"]["assistant"]["dropped"],
+        1
+    );
     // Audit spans name their part and role, with offsets within the part.
     let audit = json_lines(&out.join("audit/chat.jsonl"));
     let c4 = audit.iter().find(|r| r["line"] == 4).unwrap();
@@ -144,12 +154,21 @@ fn chat_records_are_judged_by_role_and_every_line_is_accounted_for() {
     );
 }
 
+/// A preset's case: format, shard, kept, dropped and review lines, error lines and kinds.
+type Preset<'a> = (
+    &'a str,
+    &'a str,
+    &'a [usize],
+    &'a [usize],
+    &'a [usize],
+    &'a [(u64, &'a str)],
+);
+
 #[test]
 fn each_preset_reads_its_layout_in_run_and_screen() {
     let tmp = tempfile::tempdir().unwrap();
     let config = screen_as_run_config(tmp.path(), &[]);
-    // (format, shard, kept, dropped, review, error lines and kinds)
-    let cases: [(&str, &str, &[usize], &[usize], &[usize], &[(u64, &str)]); 4] = [
+    let cases: [Preset; 4] = [
         (
             "chat",
             "chat.jsonl",
@@ -192,7 +211,11 @@ fn each_preset_reads_its_layout_in_run_and_screen() {
         let out = tmp.path().join(format);
         run_ok(&config, &[&fixture(shard)], &out, &["--format", format]);
         let [k, d, r] = destinations(&out, shard);
-        assert_eq!((&k[..], &d[..], &r[..]), (kept, dropped, review), "{format}");
+        assert_eq!(
+            (&k[..], &d[..], &r[..]),
+            (kept, dropped, review),
+            "{format}"
+        );
         let got: Vec<(u64, String)> = error_kinds(&out, shard)
             .into_iter()
             .map(|(line, kind, _)| (line, kind))
@@ -209,17 +232,28 @@ fn each_preset_reads_its_layout_in_run_and_screen() {
             format,
         ]);
         let text = stdout(&screened);
-        assert_eq!(screened.status.code(), Some(2), "{format}: {text}{}", stderr(&screened));
+        assert_eq!(
+            screened.status.code(),
+            Some(2),
+            "{format}: {text}{}",
+            stderr(&screened)
+        );
         let flagged = dropped.len() + review.len() + errors.len();
         assert!(
-            text.contains(&format!("documents: {}, flagged: {flagged} (", lines(&fixture(shard)).len())),
+            text.contains(&format!(
+                "documents: {}, flagged: {flagged} (",
+                lines(&fixture(shard)).len()
+            )),
             "{format}: {text}"
         );
     }
     // ShareGPT's human/gpt are user/assistant; Alpaca's fields have fixed roles.
     let audit = json_lines(&tmp.path().join("sharegpt/audit/sharegpt.jsonl"));
     let s3 = audit.iter().find(|r| r["line"] == 3).unwrap();
-    assert_eq!(s3["stages"][0]["spans"][0]["part"], "conversations[1].value");
+    assert_eq!(
+        s3["stages"][0]["spans"][0]["part"],
+        "conversations[1].value"
+    );
     assert_eq!(s3["stages"][0]["spans"][0]["role"], "assistant");
     let audit = json_lines(&tmp.path().join("alpaca/audit/alpaca.jsonl"));
     let a4 = audit.iter().find(|r| r["line"] == 4).unwrap();
@@ -240,7 +274,12 @@ fn a_dataset_of_refused_requests_is_accepted_and_compliance_is_not() {
     std::fs::write(&refusals, &text).unwrap();
     let screened = sluice(&["screen", path(&refusals), "--config", SCREEN]);
     let text = stdout(&screened);
-    assert_eq!(screened.status.code(), Some(0), "{text}{}", stderr(&screened));
+    assert_eq!(
+        screened.status.code(),
+        Some(0),
+        "{text}{}",
+        stderr(&screened)
+    );
     assert!(text.starts_with("verdict: accept\n"), "{text}");
     assert!(text.contains("documents: 5, flagged: 0"), "{text}");
     // Without roles the same requests would be flagged: the roles are what tells them apart.
@@ -345,8 +384,17 @@ action = "tag"
         "turns[2].text"
     );
     for stage in ["words", "substrings"] {
-        let terms = &split2["stages"].as_array().unwrap().iter().find(|s| s["stage"] == stage).unwrap()["terms"];
-        assert_eq!(terms, &serde_json::json!([{"term": "sarin", "category": "chem", "count": 1}]), "{stage}");
+        let terms = &split2["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == stage)
+            .unwrap()["terms"];
+        assert_eq!(
+            terms,
+            &serde_json::json!([{"term": "sarin", "category": "chem", "count": 1}]),
+            "{stage}"
+        );
     }
     let whole = &audit[1];
     let fired: Vec<&str> = whole["stages"][2]["rules"]
@@ -377,7 +425,10 @@ fn roles_need_an_input_with_roles_and_bad_sources_are_named() {
         (out.status.success(), stderr(&out))
     };
     let (ok, err) = check("text_field = 'text'", "roles = ['user']");
-    assert!(!ok && err.contains("stages[0].roles") && err.contains("no roles"), "{err}");
+    assert!(
+        !ok && err.contains("stages[0].roles") && err.contains("no roles"),
+        "{err}"
+    );
     let (ok, err) = check("text_fields = ['a', 'b']", "roles = ['user']");
     assert!(!ok && err.contains("stages[0].roles"), "{err}");
     assert!(check("format = 'alpaca'", "roles = ['assistant']").0);
@@ -386,7 +437,10 @@ fn roles_need_an_input_with_roles_and_bad_sources_are_named() {
     let (ok, err) = check("format = 'chat'\ntext_field = 'body'", "");
     assert!(!ok && err.contains("input.text_field"), "{err}");
     let (ok, err) = check("text_fields = ['messages[x].content']", "");
-    assert!(!ok && err.contains("input.text_fields") && err.contains("brackets"), "{err}");
+    assert!(
+        !ok && err.contains("input.text_fields") && err.contains("brackets"),
+        "{err}"
+    );
     let (ok, err) = check("format = 'chats'", "");
     assert!(!ok && err.contains("chats"), "{err}");
     // A stage's own keys are still checked with `roles` among them.
@@ -421,8 +475,14 @@ fn audit_show_and_the_html_report_show_each_part_with_its_role() {
         "{html}"
     );
     // Counters per role, charted per stage.
-    assert!(html.contains("Stage request-terms: documents per roles"), "{html}");
-    assert!(html.contains("<title>user: 2 (0 dropped, 0 escalated, 2 tagged)</title>"), "{html}");
+    assert!(
+        html.contains("Stage request-terms: documents per roles"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<title>user: 2 (0 dropped, 0 escalated, 2 tagged)</title>"),
+        "{html}"
+    );
 }
 
 #[test]
@@ -450,7 +510,14 @@ fn rethreshold_replays_chat_evidence_as_a_fresh_run_would_decide() {
     let text = std::fs::read_to_string(&edited).unwrap();
     let at = text.find("id = \"hazard-terms\"").unwrap();
     let (head, tail) = text.split_at(at);
-    std::fs::write(&edited, format!("{head}{}", tail.replacen("min_distinct = 1", "min_distinct = 3", 1))).unwrap();
+    std::fs::write(
+        &edited,
+        format!(
+            "{head}{}",
+            tail.replacen("min_distinct = 1", "min_distinct = 3", 1)
+        ),
+    )
+    .unwrap();
     let fresh = tmp.path().join("fresh");
     run_ok(&edited, &[&fixture("chat.jsonl")], &fresh, &[]);
     let strip = |t: std::collections::BTreeMap<String, Vec<u8>>| {
@@ -461,8 +528,14 @@ fn rethreshold_replays_chat_evidence_as_a_fresh_run_would_decide() {
     assert_eq!(strip(tree(&re)), strip(tree(&fresh)));
     assert_eq!(line_numbers(&re, "kept", "chat.jsonl"), [1, 2, 4, 5, 6, 11]);
     let report = read_json(&re.join("report.json"));
-    assert_eq!(stage(&report, "hazard-terms")["roles"]["assistant"]["escalated"], 0);
-    assert_eq!(stage(&report, "hazard-terms")["roles"]["assistant"]["docs"], 1);
+    assert_eq!(
+        stage(&report, "hazard-terms")["roles"]["assistant"]["escalated"],
+        0
+    );
+    assert_eq!(
+        stage(&report, "hazard-terms")["roles"]["assistant"]["docs"],
+        1
+    );
 }
 
 #[test]
@@ -483,8 +556,15 @@ fn eval_and_train_read_chat_records_by_role() {
     };
     let eval = || {
         let out = sluice(&[
-            "eval", "--config", path(&config), "--data", path(&data), "--positive", "hazard",
-            "--json", "-",
+            "eval",
+            "--config",
+            path(&config),
+            "--data",
+            path(&data),
+            "--positive",
+            "hazard",
+            "--json",
+            "-",
         ]);
         assert!(out.status.success(), "{}", stderr(&out));
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -500,17 +580,41 @@ fn eval_and_train_read_chat_records_by_role() {
     // Training reads the same records (the parts joined as a run judges them).
     let model = tmp.path().join("model");
     let trained = sluice(&[
-        "train", "--kind", "hashed-ngram", "--data", path(&data), "--output", path(&model),
-        "--format", "chat", "--positive", "hazard", "--buckets", "1024", "--dim", "8",
-        "--validation", "0", "--json",
+        "train",
+        "--kind",
+        "hashed-ngram",
+        "--data",
+        path(&data),
+        "--output",
+        path(&model),
+        "--format",
+        "chat",
+        "--positive",
+        "hazard",
+        "--buckets",
+        "1024",
+        "--dim",
+        "8",
+        "--validation",
+        "0",
+        "--json",
     ]);
     assert!(trained.status.success(), "{}", stderr(&trained));
     let report: Value = serde_json::from_slice(&trained.stdout).unwrap();
     assert_eq!(report["train_examples"], 8, "{report}");
     let wrong = sluice(&[
-        "train", "--kind", "hashed-ngram", "--data", path(&data), "--output",
+        "train",
+        "--kind",
+        "hashed-ngram",
+        "--data",
+        path(&data),
+        "--output",
         path(&tmp.path().join("m2")),
     ]);
     assert!(!wrong.status.success());
-    assert!(stderr(&wrong).contains("no field text"), "{}", stderr(&wrong));
+    assert!(
+        stderr(&wrong).contains("no field text"),
+        "{}",
+        stderr(&wrong)
+    );
 }

@@ -270,15 +270,13 @@ impl Config {
         match self.text_sources()? {
             None => Ok(FieldExtractor::new(&self.input.text_field, id)),
             Some(sources) => {
-                FieldExtractor::with_sources(&sources, id).map_err(|message| {
-                    ConfigError::Invalid {
-                        key: if self.input.text_fields.is_empty() {
-                            "input.format".into()
-                        } else {
-                            "input.text_fields".into()
-                        },
-                        message,
-                    }
+                FieldExtractor::with_sources(&sources, id).map_err(|message| ConfigError::Invalid {
+                    key: if self.input.text_fields.is_empty() {
+                        "input.format".into()
+                    } else {
+                        "input.text_fields".into()
+                    },
+                    message,
                 })
             }
         }
@@ -360,7 +358,10 @@ impl Config {
                 ));
             }
             if stage.roles().iter().any(|r| r.is_empty()) {
-                return Err(invalid(&format!("stages[{i}].roles"), "a role must not be empty"));
+                return Err(invalid(
+                    &format!("stages[{i}].roles"),
+                    "a role must not be empty",
+                ));
             }
             if stage.id().is_empty() {
                 return Err(invalid(&format!("stages[{i}].id"), "must not be empty"));

@@ -157,7 +157,9 @@ impl<'a> Document<'a> {
 
     /// The part holding bytes `start..end` of the text, if any (a span never crosses parts).
     pub fn part_at(&self, start: usize, end: usize) -> Option<&Part<'a>> {
-        let i = self.parts.partition_point(|p| p.range.end < end.max(start + 1));
+        let i = self
+            .parts
+            .partition_point(|p| p.range.end < end.max(start + 1));
         self.parts
             .get(i)
             .filter(|p| p.range.start <= start && end <= p.range.end)
@@ -252,18 +254,20 @@ impl<'de> Deserialize<'de> for TextSource {
             Path(String),
             Table(Table),
         }
-        Ok(match Either::deserialize(d).map_err(|_| {
-            de::Error::custom(
-                "a text source is a path string or a table {path, role, role_field}",
-            )
-        })? {
-            Either::Path(path) => TextSource::path(&path),
-            Either::Table(t) => TextSource {
-                path: t.path,
-                role: t.role,
-                role_field: t.role_field,
+        Ok(
+            match Either::deserialize(d).map_err(|_| {
+                de::Error::custom(
+                    "a text source is a path string or a table {path, role, role_field}",
+                )
+            })? {
+                Either::Path(path) => TextSource::path(&path),
+                Either::Table(t) => TextSource {
+                    path: t.path,
+                    role: t.role,
+                    role_field: t.role_field,
+                },
             },
-        })
+        )
     }
 }
 
@@ -332,7 +336,10 @@ impl InputFormat {
             InputFormat::Text => return None,
             InputFormat::Chat => vec![TextSource::with_role_field("messages[*].content", "role")],
             InputFormat::Sharegpt => {
-                vec![TextSource::with_role_field("conversations[*].value", "from")]
+                vec![TextSource::with_role_field(
+                    "conversations[*].value",
+                    "from",
+                )]
             }
             InputFormat::Alpaca => vec![
                 TextSource::with_role("instruction", "user"),
@@ -780,9 +787,10 @@ fn parse_segments(path: &str) -> Result<Vec<Seg>, String> {
                 .ok_or_else(|| bad("brackets hold `*` or an index: `messages[*].content`"))?;
             segs.push(match &rest[1..close] {
                 "*" => Seg::Each,
-                n => Seg::Index(n.parse().map_err(|_| {
-                    bad("brackets hold `*` or an index: `messages[*].content`")
-                })?),
+                n => Seg::Index(
+                    n.parse()
+                        .map_err(|_| bad("brackets hold `*` or an index: `messages[*].content`"))?,
+                ),
             });
             rest = &rest[close + 1..];
         }
@@ -935,12 +943,10 @@ impl MultiFields {
         let mut id = None;
         let mut texts = Vec::new();
         let mut roles = Vec::new();
-        let mut bad: Option<(u16, Indices, Option<u32>, bool, &'static str, String)> = None;
-        let mut note_bad = |b: (u16, Indices, Option<u32>, bool, &'static str, String)| {
-            let key = |b: &(u16, Indices, Option<u32>, bool, &'static str, String)| {
-                (b.0, b.1.as_slice().to_vec(), b.2)
-            };
-            if bad.as_ref().is_none_or(|old| key(&b) < key(old)) {
+        // The first unusable field in part order is the one reported.
+        let mut bad: Option<BadField> = None;
+        let mut note_bad = |b: BadField| {
+            if bad.as_ref().is_none_or(|old| b.order() < old.order()) {
                 bad = Some(b);
             }
         };
@@ -952,59 +958,60 @@ impl MultiFields {
                 (Want::Text(src), Got::Str(s)) => texts.push((src, at, None, s)),
                 (Want::Text(src), Got::Part(j, s)) => texts.push((src, at, Some(j), s)),
                 (Want::Text(_), Got::Null) => {}
-                (Want::Text(src), Got::Bad(sub, kind, what)) => {
-                    note_bad((src, at, sub, false, kind, what))
-                }
-                (Want::Text(src), other @ (Got::Number(_) | Got::Other(_) | Got::Parts(_))) => {
-                    note_bad((
-                        src,
-                        at,
-                        None,
-                        false,
-                        "text_not_string",
-                        format!("is {}, not a string", other.kind()),
-                    ))
-                }
-                (Want::Role(src), Got::Str(s)) => roles.push((src, at, normalize_role(s))),
-                (Want::Role(src), other) => note_bad((
+                (Want::Text(src), Got::Bad(sub, kind, what)) => note_bad(BadField {
                     src,
                     at,
-                    None,
-                    true,
-                    "role_not_string",
-                    format!("is {}, not a string", other.kind()),
-                )),
+                    sub,
+                    is_role: false,
+                    kind,
+                    what,
+                }),
+                (Want::Text(src), other @ (Got::Number(_) | Got::Other(_) | Got::Parts(_))) => {
+                    note_bad(BadField {
+                        src,
+                        at,
+                        sub: None,
+                        is_role: false,
+                        kind: "text_not_string",
+                        what: format!("is {}, not a string", other.kind()),
+                    })
+                }
+                (Want::Role(src), Got::Str(s)) => roles.push((src, at, normalize_role(s))),
+                (Want::Role(src), other) => note_bad(BadField {
+                    src,
+                    at,
+                    sub: None,
+                    is_role: true,
+                    kind: "role_not_string",
+                    what: format!("is {}, not a string", other.kind()),
+                }),
             }
         }
         texts.sort_by(|a, b| (a.0, a.1.as_slice(), a.2).cmp(&(b.0, b.1.as_slice(), b.2)));
         for (src, at, _, _) in &texts {
             let spec = &self.sources[usize::from(*src)];
             if spec.role_segs.is_some() && !roles.iter().any(|(s, a, _)| s == src && a == at) {
-                note_bad((
-                    *src,
-                    *at,
-                    None,
-                    true,
-                    "missing_role",
-                    "is missing".into(),
-                ));
+                note_bad(BadField {
+                    src: *src,
+                    at: *at,
+                    sub: None,
+                    is_role: true,
+                    kind: "missing_role",
+                    what: "is missing".into(),
+                });
             }
         }
-        if let Some((src, at, sub, is_role, kind, what)) = bad {
-            let spec = &self.sources[usize::from(src)];
-            let path = match (&spec.role_segs, is_role) {
-                (Some(role), true) => format_path(role, &at, None),
-                _ => match sub {
+        if let Some(b) = bad {
+            let spec = &self.sources[usize::from(b.src)];
+            let path = match (&spec.role_segs, b.is_role) {
+                (Some(role), true) => format_path(role, &b.at, None),
+                _ => match b.sub {
                     // A content part: `messages[1].content[0]`, not `.text` (it may lack one).
-                    Some(j) => {
-                        let mut p = format_path(&spec.segs, &at, None);
-                        p.push_str(&format!("[{j}]"));
-                        p
-                    }
-                    None => format_path(&spec.segs, &at, None),
+                    Some(j) => format!("{}[{j}]", format_path(&spec.segs, &b.at, None)),
+                    None => format_path(&spec.segs, &b.at, None),
                 },
             };
-            return Err(LineError::new(kind, format!("field `{path}` {what}")));
+            return Err(LineError::new(b.kind, format!("field `{path}` {}", b.what)));
         }
         if texts.is_empty() {
             return Err(LineError::new(
@@ -1027,6 +1034,23 @@ impl MultiFields {
             (format_path(&spec.segs, &at, sub), role, text)
         });
         Ok(Document::from_parts(id, parts))
+    }
+}
+
+/// An unusable text part or role: where it is, and what is wrong.
+struct BadField {
+    src: u16,
+    at: Indices,
+    /// The element of a content list.
+    sub: Option<u32>,
+    is_role: bool,
+    kind: &'static str,
+    what: String,
+}
+
+impl BadField {
+    fn order(&self) -> (u16, &[u32], Option<u32>) {
+        (self.src, self.at.as_slice(), self.sub)
     }
 }
 
@@ -1621,17 +1645,25 @@ mod tests {
             .unwrap();
         assert_eq!(
             parts(&doc),
-            [part("instruction", "user", "i"), part("output", "assistant", "o")]
+            [
+                part("instruction", "user", "i"),
+                part("output", "assistant", "o")
+            ]
         );
         let doc = multi(InputFormat::PromptCompletion)
             .extract(br#"{"prompt": "p", "completion": "c"}"#)
             .unwrap();
         assert_eq!(
             parts(&doc),
-            [part("prompt", "user", "p"), part("completion", "assistant", "c")]
+            [
+                part("prompt", "user", "p"),
+                part("completion", "assistant", "c")
+            ]
         );
         // One part keeps its text borrowed.
-        let doc = multi(InputFormat::Alpaca).extract(br#"{"instruction": "only"}"#).unwrap();
+        let doc = multi(InputFormat::Alpaca)
+            .extract(br#"{"instruction": "only"}"#)
+            .unwrap();
         assert!(matches!(doc.text, Cow::Borrowed("only")));
     }
 
@@ -1680,12 +1712,21 @@ mod tests {
         };
         let chat = InputFormat::Chat;
         assert_eq!(
-            err(chat, r#"{"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": 7}]}"#),
-            ("text_not_string", "field `messages[1].content` is a number, not a string".into())
+            err(
+                chat,
+                r#"{"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": 7}]}"#
+            ),
+            (
+                "text_not_string",
+                "field `messages[1].content` is a number, not a string".into()
+            )
         );
         assert_eq!(
             err(chat, r#"{"messages": [{"role": 1, "content": "a"}]}"#),
-            ("role_not_string", "field `messages[0].role` is a number, not a string".into())
+            (
+                "role_not_string",
+                "field `messages[0].role` is a number, not a string".into()
+            )
         );
         assert_eq!(
             err(chat, r#"{"messages": [{"content": "a"}]}"#),
@@ -1699,16 +1740,35 @@ mod tests {
             )
         );
         assert_eq!(
-            err(chat, r#"{"messages": [{"role": "user", "content": [{"text": "x"}]}]}"#).0,
+            err(
+                chat,
+                r#"{"messages": [{"role": "user", "content": [{"text": "x"}]}]}"#
+            )
+            .0,
             "text_not_string"
         );
-        for line in [r#"{"messages": []}"#, r#"{"other": 1}"#, r#"{"messages": [{"role": "user", "content": null}]}"#] {
+        for line in [
+            r#"{"messages": []}"#,
+            r#"{"other": 1}"#,
+            r#"{"messages": [{"role": "user", "content": null}]}"#,
+        ] {
             assert_eq!(err(chat, line).0, "missing_text", "{line}");
         }
-        assert!(multi(InputFormat::Alpaca).extract(br#"{"input": ""}"#).is_ok(), "an empty string is text");
+        assert!(
+            multi(InputFormat::Alpaca)
+                .extract(br#"{"input": ""}"#)
+                .is_ok(),
+            "an empty string is text"
+        );
         assert_eq!(
-            err(InputFormat::Alpaca, r#"{"instruction": "i", "output": true}"#),
-            ("text_not_string", "field `output` is a boolean, not a string".into())
+            err(
+                InputFormat::Alpaca,
+                r#"{"instruction": "i", "output": true}"#
+            ),
+            (
+                "text_not_string",
+                "field `output` is a boolean, not a string".into()
+            )
         );
         assert_eq!(err(chat, "[1]").0, "not_an_object");
         assert_eq!(err(chat, r#"{"messages": [1, 2]"#).0, "invalid_json");
@@ -1734,7 +1794,10 @@ mod tests {
             }
             _ => panic!("a view"),
         }
-        assert!(matches!(doc.with_roles(&["system".into()]), RoleView::Nothing));
+        assert!(matches!(
+            doc.with_roles(&["system".into()]),
+            RoleView::Nothing
+        ));
         assert!(matches!(
             doc.with_roles(&["user".into(), "assistant".into()]),
             RoleView::Whole(_)

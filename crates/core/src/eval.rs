@@ -287,15 +287,15 @@ pub fn evaluate(
             options.label_field
         ))
     })?;
-    let examples = read_documents(reader, source, &cascade.extractor, &label_field).map_err(
-        |e| EvalError::Data {
-            file: e.file,
-            line: e.line,
-            message: e.message,
-        },
-    )?;
-    let (documents, labels): (Vec<Document<'static>>, Vec<String>) =
-        examples.into_iter().unzip();
+    let examples =
+        read_documents(reader, source, &cascade.extractor, &label_field).map_err(|e| {
+            EvalError::Data {
+                file: e.file,
+                line: e.line,
+                message: e.message,
+            }
+        })?;
+    let (documents, labels): (Vec<Document<'static>>, Vec<String>) = examples.into_iter().unzip();
     let mut label_counts: BTreeMap<String, u64> = BTreeMap::new();
     for l in &labels {
         *label_counts.entry(l.clone()).or_default() += 1;

@@ -74,7 +74,10 @@ pub fn read_documents(
             serde_json::from_str(&line).map_err(|e| bad(format!("invalid JSON: {e}")))?;
         let doc = if extractor.is_single() {
             let text_field = extractor.text_field();
-            match FieldPath::parse(text_field).ok().and_then(|p| p.get(&value).cloned()) {
+            match FieldPath::parse(text_field)
+                .ok()
+                .and_then(|p| p.get(&value).cloned())
+            {
                 Some(Value::String(s)) => Document::single(s, None),
                 Some(_) => return Err(bad(format!("field {text_field} is not a string"))),
                 None => return Err(bad(format!("no field {text_field}"))),
@@ -148,9 +151,17 @@ mod tests {
         assert_eq!(got[0].text, "hi\n\nhello");
         let docs = read_documents(&data[..], "c.jsonl", &chat, &label).unwrap();
         assert_eq!(docs[0].0.parts[1].role.as_deref(), Some("assistant"));
-        let err = read_examples(&br#"{"messages": [{"role": "user", "content": 3}], "label": 0}"#[..], "c.jsonl", &chat, &label)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(err, "c.jsonl:1: field `messages[0].content` is a number, not a string");
+        let err = read_examples(
+            &br#"{"messages": [{"role": "user", "content": 3}], "label": 0}"#[..],
+            "c.jsonl",
+            &chat,
+            &label,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "c.jsonl:1: field `messages[0].content` is a number, not a string"
+        );
     }
 }

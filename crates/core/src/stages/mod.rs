@@ -83,12 +83,10 @@ impl<'de, C: Deserialize<'de>> Deserialize<'de> for Staged<C> {
             }
             fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Staged<C>, M::Error> {
                 let mut roles = None;
-                let config = C::deserialize(de::value::MapAccessDeserializer::new(
-                    WithoutRoles {
-                        map,
-                        roles: &mut roles,
-                    },
-                ))?;
+                let config = C::deserialize(de::value::MapAccessDeserializer::new(WithoutRoles {
+                    map,
+                    roles: &mut roles,
+                }))?;
                 Ok(Staged {
                     config,
                     roles: roles.unwrap_or_default(),

@@ -308,7 +308,7 @@ impl StageRuntime for RulesStage {
         for range in doc.part_ranges() {
             let part = &text[range];
             match &self.set {
-                Some(set) => matched.extend(set.matches(part).into_iter()),
+                Some(set) => matched.extend(set.matches(part)),
                 None => matched.extend(
                     (0..self.rules.len()).filter(|&i| self.rules[i].regex.is_match(part)),
                 ),
