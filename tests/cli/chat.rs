@@ -618,3 +618,55 @@ fn eval_and_train_read_chat_records_by_role() {
         stderr(&wrong)
     );
 }
+
+#[test]
+fn a_role_limited_classifier_scores_only_the_parts_of_its_roles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = repo().join("fixtures/models/hashed-ngram");
+    let stage = format!(
+        "[[stages]]\ntype = \"classifier\"\nid = \"model\"\nmodel = {model:?}\nlabel = \"toxic\"\n\
+         mode = \"all\"\ndrop_threshold = 0.99\nreview_threshold = 0.98\n"
+    );
+    let chat = tmp.path().join("chat.toml");
+    std::fs::write(
+        &chat,
+        format!("[input]\nformat = \"chat\"\n[output]\naudit = \"matched\"\n{stage}roles = [\"assistant\"]\n"),
+    )
+    .unwrap();
+    let text = tmp.path().join("text.toml");
+    std::fs::write(&text, format!("[output]\naudit = \"matched\"\n{stage}")).unwrap();
+    let answer = "You are an idiot and I hate you, you stupid fool.";
+    let chat_data = tmp.path().join("chat.jsonl");
+    std::fs::write(
+        &chat_data,
+        serde_json::json!({"messages": [
+            {"role": "user", "content": "Please say something kind about my garden."},
+            {"role": "assistant", "content": answer},
+        ]})
+        .to_string()
+            + "\n",
+    )
+    .unwrap();
+    let text_data = tmp.path().join("text.jsonl");
+    std::fs::write(
+        &text_data,
+        serde_json::json!({ "text": answer }).to_string() + "\n",
+    )
+    .unwrap();
+    run_ok(&chat, &[&chat_data], &tmp.path().join("a"), &[]);
+    run_ok(&text, &[&text_data], &tmp.path().join("b"), &[]);
+    let by_role = &json_lines(&tmp.path().join("a/audit/chat.jsonl"))[0]["stages"][0];
+    let alone = &json_lines(&tmp.path().join("b/audit/text.jsonl"))[0]["stages"][0];
+    assert_eq!(by_role["roles"], serde_json::json!(["assistant"]));
+    assert!(by_role["score"].is_number(), "{by_role}");
+    // The model saw the answer alone: the very score of the answer as a document of its own.
+    assert_eq!(by_role["score"], alone["score"]);
+    assert_eq!(by_role["tokens"], alone["tokens"]);
+    let checked = sluice(&["check", "--config", path(&chat)]);
+    let out = stdout(&checked);
+    assert!(
+        out.contains("input: documents of parts from messages[*].content (with roles)"),
+        "{out}"
+    );
+    assert!(out.contains("judges the parts of roles assistant"), "{out}");
+}
