@@ -207,7 +207,7 @@ impl Cascade {
     ) -> Result<(), StageError> {
         let config = &self.configs[i];
         let wanted: Vec<usize> = (0..group.len())
-            .filter(|&d| group[d].1.wants(config) && view(&group[d].0, config).is_some())
+            .filter(|&d| group[d].1.wants(config) && sees(&group[d].0, config))
             .collect();
         for call in wanted.chunks(BATCH_DOCUMENTS) {
             // The text each document shows the stage: the parts of its roles, or all of it.
@@ -290,6 +290,18 @@ fn view<'d>(doc: &'d Document<'_>, config: &StageConfig) -> Option<Option<Docume
         RoleView::Whole(_) => Some(None),
         RoleView::Some(view) => Some(Some(view)),
     }
+}
+
+/// Whether stage `config` looks at `doc` at all (what [`view`] says, without building a view).
+fn sees(doc: &Document<'_>, config: &StageConfig) -> bool {
+    let roles = config.roles();
+    roles.is_empty()
+        || doc.parts.is_empty()
+        || doc.parts.iter().any(|p| {
+            p.role
+                .as_deref()
+                .is_some_and(|r| roles.iter().any(|w| w == r))
+        })
 }
 
 /// For a document of parts: the evidence's spans moved to offsets within their part (naming
