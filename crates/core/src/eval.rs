@@ -360,15 +360,23 @@ pub fn evaluate(
     if let (true, Some((i, _, _))) = (options.score_all, &classifier) {
         let stage = cascade.stage(*i);
         for (batch, outcomes) in judged.chunks(SCORE_BATCH).zip(docs.chunks_mut(SCORE_BATCH)) {
-            let batch: Vec<&str> = batch.iter().map(|(doc, _)| &*doc.text).collect();
+            // What the stage would judge: a role-limited one, the parts of its roles.
+            let texts: Vec<Option<std::borrow::Cow<str>>> = batch
+                .iter()
+                .map(|(doc, _)| cascade.stage_text(*i, doc))
+                .collect();
+            let batch: Vec<&str> = texts.iter().flatten().map(|t| &**t).collect();
             let scored = stage.measure_batch(&batch, &mut scratch[*i]).map_err(|e| {
                 EvalError::Classifier {
                     stage: cascade.stage_id(*i).to_string(),
                     message: e.message,
                 }
             })?;
-            for (d, evidence) in outcomes.iter_mut().zip(scored) {
-                d.score_all = evidence.and_then(|e| e.score());
+            let mut scored = scored.into_iter();
+            for (d, text) in outcomes.iter_mut().zip(&texts) {
+                if text.is_some() {
+                    d.score_all = scored.next().flatten().and_then(|e| e.score());
+                }
             }
         }
     }

@@ -9,6 +9,7 @@
 //! and the rest runs on a group of documents ([`Cascade::judge_rest`]), the batched stage seeing
 //! all of the group's documents that want it in one call.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,15 @@ impl Cascade {
     /// A worker's buffers, one per stage.
     pub fn new_scratch(&self) -> Vec<Scratch> {
         self.stages.iter().map(Stage::new_scratch).collect()
+    }
+
+    /// The text stage `i` judges of `doc`: the parts of its roles, or all of it; `None` when it
+    /// does not look at the document (no part of its roles).
+    pub fn stage_text<'d>(&self, i: usize, doc: &'d Document<'_>) -> Option<Cow<'d, str>> {
+        Some(match view(doc, &self.configs[i])? {
+            None => Cow::Borrowed(&*doc.text),
+            Some(view) => Cow::Owned(view.text.into_owned()),
+        })
     }
 
     /// Whether some stage measures in batches (then documents are judged in groups).
