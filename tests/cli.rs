@@ -852,6 +852,8 @@ fn bench_reports_every_step_stage_and_run_as_json() {
 // The crate root is tests/cli.rs, so a module under tests/cli/ needs its path spelled out.
 #[path = "cli/audit.rs"]
 mod audit;
+#[path = "cli/chat.rs"]
+mod chat;
 #[path = "cli/classifier.rs"]
 mod classifier;
 #[path = "cli/language.rs"]

@@ -82,6 +82,9 @@ pub struct RunArgs {
     /// with that feature). Overrides the stage's `device`.
     #[arg(long)]
     pub device: Option<String>,
+    /// Record layout: text, chat, sharegpt, alpaca, prompt-completion. Overrides input.format.
+    #[arg(long)]
+    pub format: Option<sluice_core::document::InputFormat>,
     /// Run as rank R (0 to W-1) of a run spread over W processes or machines writing into one
     /// output directory: this rank filters its share of the shards (by bytes). Without it the
     /// rank is read from SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs) or

@@ -69,7 +69,10 @@ impl Progress for Bar {
 }
 
 fn run(args: RunArgs) -> Result<u8> {
-    let config = crate::common::load_config(&args.config, args.device.as_deref())?;
+    let mut config = crate::common::load_config(&args.config, args.device.as_deref())?;
+    if let Some(format) = args.format {
+        config.input.format = Some(format);
+    }
     crate::common::cap_model_threads(args.threads.unwrap_or(config.run.threads));
     let rank = RankRequest::resolve(args.rank, args.world_size, |var| std::env::var(var).ok())?;
     if args.repartition && rank.is_none() {
@@ -188,11 +191,25 @@ fn check(args: CheckArgs) -> Result<u8> {
         .with_context(|| format!("config {}", args.config.display()))?;
     println!("config {} is valid", args.config.display());
     println!("config hash: {}", config.hash()?);
+    if !cascade.extractor.is_single() {
+        println!(
+            "input: documents of parts from {}{}",
+            cascade.extractor.text_field(),
+            if cascade.extractor.has_roles() {
+                " (with roles)"
+            } else {
+                ""
+            }
+        );
+    }
     let mut warned = false;
     for i in 0..cascade.stage_count() {
         let stage = cascade.stage_config(i);
         println!("stage {} (type {})", stage.id(), stage.kind());
         println!("  {}", cascade.stage(i).describe());
+        if !stage.roles().is_empty() {
+            println!("  judges the parts of roles {}", stage.roles().join(", "));
+        }
         for warning in cascade.stage(i).check() {
             eprintln!("sluice: warning: stage {}: {warning}", stage.id());
             warned = true;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use sluice_core::stats::{plural, Destination};
 
-use crate::highlight::{escape, highlight, Style};
+use crate::highlight::{escape, highlight_document, Style};
 use crate::outdir::{Joined, OutDir};
 use crate::select::Reservoir;
 use crate::summary::{Summary, SCORE_BINS};
@@ -62,7 +62,7 @@ const CSS: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:.3em .5em;vertical-align:top;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}.text{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;font-size:12px;max-height:16em;overflow:auto}\
-mark{background:#ffd54f;color:#000}.muted{color:#777}svg.chart{display:block;margin:.5em 0}\
+mark{background:#ffd54f;color:#000}.part{margin-bottom:.4em}.part>b{display:block;color:#555;font-family:system-ui,sans-serif}.muted{color:#777}svg.chart{display:block;margin:.5em 0}\
 .cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em}.card b{display:block;font-size:1.4em}";
 
 /// The page's only script: records each chart's rendered size and drawn bars as attributes.
@@ -384,12 +384,9 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
         let r = &j.record;
         let text = match &j.text {
             Some(text) => {
-                let mut end = text.len().min(TEXT_BYTES);
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                let mut shown = highlight(&text[..end], &r.spans(), Style::Html);
-                if end < text.len() {
+                let (mut shown, truncated) =
+                    highlight_document(text, &j.parts, &r.spans(), Style::Html, TEXT_BYTES);
+                if truncated {
                     shown.push_str("<span class=\"muted\"> … (truncated)</span>");
                 }
                 shown

@@ -421,15 +421,34 @@ pub struct Joined {
     pub record: Record,
     /// The raw line as it is in the output shard.
     pub raw: Vec<u8>,
-    /// The document text, when the line yields one with the run's `text_field`.
+    /// The document text, when the line yields one with the run's `[input]` fields.
     pub text: Option<String>,
+    /// The parts of `text`, for a document of parts (chat messages, instruction fields).
+    pub parts: Vec<sluice_core::document::Part<'static>>,
+}
+
+/// The text and parts of a raw line, as the run's extractor reads it.
+fn read_text(
+    extractor: &sluice_core::document::FieldExtractor,
+    raw: &[u8],
+) -> (Option<String>, Vec<sluice_core::document::Part<'static>>) {
+    match extractor.extract(raw) {
+        Ok(doc) => {
+            let doc = doc.into_owned();
+            (Some(doc.text.into_owned()), doc.parts)
+        }
+        Err(_) => (None, Vec::new()),
+    }
 }
 
 impl OutDir {
-    /// The run's field extractor (its `text_field` and `id_field`).
+    /// The run's field extractor (its `text_field` or text sources, and `id_field`).
     pub fn extractor(&self) -> sluice_core::document::FieldExtractor {
-        let input = &self.manifest.config.input;
-        sluice_core::document::FieldExtractor::new(&input.text_field, input.id_field.as_deref())
+        let config = &self.manifest.config;
+        config.extractor().unwrap_or_else(|_| {
+            let input = &config.input;
+            sluice_core::document::FieldExtractor::new(&input.text_field, input.id_field.as_deref())
+        })
     }
 
     /// Joins records with their documents' lines: each shard with a wanted record is walked once,
@@ -465,8 +484,13 @@ impl OutDir {
             .zip(raws)
             .map(|(record, raw)| {
                 let raw = raw.unwrap_or_default();
-                let text = extractor.extract(&raw).ok().map(|d| d.text.into_owned());
-                Joined { record, raw, text }
+                let (text, parts) = read_text(&extractor, &raw);
+                Joined {
+                    record,
+                    raw,
+                    text,
+                    parts,
+                }
             })
             .collect())
     }
@@ -512,11 +536,12 @@ impl OutDir {
                 } = item
                 {
                     if filter.matches(&record) {
-                        let text = extractor.extract(raw).ok().map(|d| d.text.into_owned());
+                        let (text, parts) = read_text(&extractor, raw);
                         each(Joined {
                             record,
                             raw: raw.to_vec(),
                             text,
+                            parts,
                         })?;
                     }
                 }

@@ -90,7 +90,7 @@ impl<'b> BatchFields<'b> {
             }
             _ => None,
         };
-        Ok(Document::of_text(text, id))
+        Ok(Document::single(text, id))
     }
 }
 
