@@ -185,14 +185,27 @@ fn summary(report: &Report) -> String {
 }
 
 fn check(args: CheckArgs) -> Result<u8> {
-    let config = crate::common::load_config(&args.config, args.device.as_deref())?;
+    // A screen config (`sluice screen`) carries a `[screen]` table of limits beside the run's.
+    let screen = std::fs::read_to_string(&args.config)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| table.contains_key("screen"));
+    let config = if screen {
+        let (mut config, _limits) = sluice_audit::screen::load_config(&args.config)?;
+        if let Some(device) = args.device.as_deref() {
+            config.set_device(device);
+        }
+        config
+    } else {
+        crate::common::load_config(&args.config, args.device.as_deref())?
+    };
     // Builds every stage, the classifier's model included, exactly as `run` would.
     let cascade = sluice_core::Cascade::new(&config)
         .with_context(|| format!("config {}", args.config.display()))?;
-    println!("config {} is valid", args.config.display());
-    println!("config hash: {}", config.hash()?);
+    outln!("config {} is valid", args.config.display())?;
+    outln!("config hash: {}", config.hash()?)?;
     if !cascade.extractor.is_single() {
-        println!(
+        outln!(
             "input: documents of parts from {}{}",
             cascade.extractor.text_field(),
             if cascade.extractor.has_roles() {
@@ -200,15 +213,15 @@ fn check(args: CheckArgs) -> Result<u8> {
             } else {
                 ""
             }
-        );
+        )?;
     }
     let mut warned = false;
     for i in 0..cascade.stage_count() {
         let stage = cascade.stage_config(i);
-        println!("stage {} (type {})", stage.id(), stage.kind());
-        println!("  {}", cascade.stage(i).describe());
+        outln!("stage {} (type {})", stage.id(), stage.kind())?;
+        outln!("  {}", cascade.stage(i).describe())?;
         if !stage.roles().is_empty() {
-            println!("  judges the parts of roles {}", stage.roles().join(", "));
+            outln!("  judges the parts of roles {}", stage.roles().join(", "))?;
         }
         for warning in cascade.stage(i).check() {
             eprintln!("sluice: warning: stage {}: {warning}", stage.id());

@@ -310,7 +310,7 @@ pub fn train_command(args: TrainArgs) -> Result<u8> {
         Err(e) => return Err(e.into()),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         print!("{}", summary(&report, started.elapsed().as_secs_f64()));
     }
