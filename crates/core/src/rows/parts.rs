@@ -1,0 +1,573 @@
+//! Documents of parts out of Arrow rows: `input.format` / `input.text_fields` on a Parquet shard.
+//!
+//! Each source path is resolved once per batch against the batch's columns: keys descend into
+//! struct columns, `[*]` / `[N]` into list columns (list, large list, fixed-size list). Every row
+//! is then read as its JSON form would be by the JSONL walk (`document.rs`): a null struct, list
+//! or text finds nothing, a role is normalized the same way, an OpenAI-style content list
+//! (`list<struct<type, text, ...>>`) gives its `text` parts, and the parts, paths, roles, joined
+//! text and error messages are the same as for the same record in JSONL. What JSON cannot say
+//! is a column whose type can never hold the text (`messages` an int64 column, `content` a
+//! column of floats): every row of the batch is an error naming the column's type, never a
+//! silent skip.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, FixedSizeListArray, GenericListArray, StructArray};
+use arrow_schema::DataType;
+
+use super::{is_string, Value, Values};
+use crate::document::{
+    normalize_role, parse_segments, Document, LineError, Seg, TextSource, MAX_INDICES,
+};
+
+/// The configured text sources (validated: see [`Sources::new`]).
+#[derive(Clone, Debug)]
+pub(super) struct Sources {
+    sources: Vec<Source>,
+    /// The source paths, comma-separated, for messages (as the JSONL walk writes them).
+    names: String,
+}
+
+#[derive(Clone, Debug)]
+struct Source {
+    segs: Vec<Seg>,
+    role: Option<String>,
+    /// The path of the role beside the text (`messages[*].role`).
+    role_segs: Option<Vec<Seg>>,
+}
+
+impl Sources {
+    /// Sources that `FieldExtractor::with_sources` accepted.
+    pub(super) fn new(sources: &[TextSource]) -> Result<Sources, String> {
+        let mut out = Vec::with_capacity(sources.len());
+        for source in sources {
+            let segs = parse_segments(&source.path)?;
+            let role_segs = match &source.role_field {
+                Some(field) => {
+                    let mut role = segs[..segs.len().saturating_sub(1)].to_vec();
+                    role.extend(parse_segments(field)?);
+                    Some(role)
+                }
+                None => None,
+            };
+            out.push(Source {
+                segs,
+                role: source.role.clone(),
+                role_segs,
+            });
+        }
+        Ok(Sources {
+            names: sources
+                .iter()
+                .map(|s| s.path.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            sources: out,
+        })
+    }
+
+    /// The top-level columns the sources read.
+    pub(super) fn roots(&self) -> impl Iterator<Item = &str> {
+        self.sources.iter().filter_map(|s| match s.segs.first() {
+            Some(Seg::Key(k)) => Some(k.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The sources resolved against `batch`'s columns.
+    pub(super) fn resolve<'b>(&'b self, batch: &'b arrow_array::RecordBatch) -> BatchSources<'b> {
+        BatchSources {
+            sources: self,
+            resolved: self
+                .sources
+                .iter()
+                .map(|s| Resolved {
+                    text: Path::resolve(batch, &s.segs, Want::Text),
+                    role: s
+                        .role_segs
+                        .as_ref()
+                        .map(|segs| Path::resolve(batch, segs, Want::Role)),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The sources of one batch.
+pub(super) struct BatchSources<'b> {
+    sources: &'b Sources,
+    resolved: Vec<Resolved<'b>>,
+}
+
+struct Resolved<'b> {
+    text: Path<'b>,
+    role: Option<Path<'b>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Text,
+    Role,
+}
+
+/// Where a source is in a batch.
+enum Path<'b> {
+    /// A column or struct field on the way is not there: nothing, as a missing JSON key.
+    Missing,
+    /// A column on the way (or at the end) has a type that can never hold what is wanted: the
+    /// error every row gets.
+    Mismatch(LineError),
+    Found {
+        steps: Vec<Step<'b>>,
+        leaf: Leaf<'b>,
+    },
+}
+
+/// One step down from a column: a struct (whose nulls hide what is below) or a list.
+enum Step<'b> {
+    Struct(&'b dyn Array),
+    List(ListOf<'b>, Option<u32>),
+}
+
+/// What is at the end of a path.
+enum Leaf<'b> {
+    Strings(Values<'b>),
+    /// A column of the null type: every value null.
+    Null,
+    Content(Content<'b>),
+}
+
+/// An OpenAI-style list of content parts: `{type, text, ...}` structs.
+struct Content<'b> {
+    list: ListOf<'b>,
+    parts: &'b StructArray,
+    kind: Option<(Values<'b>, &'b DataType)>,
+    text: Option<(Values<'b>, &'b DataType)>,
+}
+
+#[derive(Clone, Copy)]
+enum ListOf<'b> {
+    Small(&'b GenericListArray<i32>),
+    Large(&'b GenericListArray<i64>),
+    Fixed(&'b FixedSizeListArray),
+}
+
+impl<'b> ListOf<'b> {
+    fn of(array: &'b ArrayRef) -> Option<ListOf<'b>> {
+        if let Some(list) = array.as_list_opt::<i32>() {
+            Some(ListOf::Small(list))
+        } else if let Some(list) = array.as_list_opt::<i64>() {
+            Some(ListOf::Large(list))
+        } else {
+            array.as_fixed_size_list_opt().map(ListOf::Fixed)
+        }
+    }
+
+    fn values(self) -> &'b ArrayRef {
+        match self {
+            ListOf::Small(l) => l.values(),
+            ListOf::Large(l) => l.values(),
+            ListOf::Fixed(l) => l.values(),
+        }
+    }
+
+    fn is_valid(self, i: usize) -> bool {
+        match self {
+            ListOf::Small(l) => l.is_valid(i),
+            ListOf::Large(l) => l.is_valid(i),
+            ListOf::Fixed(l) => l.is_valid(i),
+        }
+    }
+
+    /// The positions in [`values`](Self::values) of row `i`'s elements.
+    fn range(self, i: usize) -> Range<usize> {
+        match self {
+            ListOf::Small(l) => {
+                let o = l.value_offsets();
+                o[i] as usize..o[i + 1] as usize
+            }
+            ListOf::Large(l) => {
+                let o = l.value_offsets();
+                o[i] as usize..o[i + 1] as usize
+            }
+            ListOf::Fixed(l) => {
+                let start = l.value_offset(i) as usize;
+                start..start + l.value_length() as usize
+            }
+        }
+    }
+}
+
+/// `segs` written out, `[*]` for a walked array (for messages about a whole column).
+fn spell(segs: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in segs {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Each => out.push_str("[*]"),
+            Seg::Index(n) => out.push_str(&format!("[{n}]")),
+        }
+    }
+    out
+}
+
+/// A column type in messages: `int64`, `lists`, `structs`.
+fn column_type(data_type: &DataType) -> String {
+    match data_type {
+        DataType::List(_)
+        | DataType::LargeList(_)
+        | DataType::FixedSizeList(..)
+        | DataType::ListView(_)
+        | DataType::LargeListView(_) => "lists".into(),
+        DataType::Struct(_) => "structs".into(),
+        DataType::Map(..) => "maps".into(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// What a value of this type is in JSON, as the JSONL walk says it (`a number`, `an array`).
+fn json_kind(data_type: &DataType) -> String {
+    match data_type {
+        t if t.is_numeric() => "a number".into(),
+        DataType::Boolean => "a boolean".into(),
+        DataType::Null => "null".into(),
+        DataType::Struct(_) | DataType::Map(..) => "an object".into(),
+        DataType::List(_)
+        | DataType::LargeList(_)
+        | DataType::FixedSizeList(..)
+        | DataType::ListView(_)
+        | DataType::LargeListView(_) => "an array".into(),
+        t if is_string(t) => "a string".into(),
+        DataType::Dictionary(_, v) => json_kind(v),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+impl<'b> Path<'b> {
+    fn resolve(batch: &'b arrow_array::RecordBatch, segs: &[Seg], want: Want) -> Path<'b> {
+        let Some(Seg::Key(column)) = segs.first() else {
+            return Path::Missing;
+        };
+        let Some(mut array) = batch.column_by_name(column) else {
+            return Path::Missing;
+        };
+        let (kind, wanted) = match want {
+            Want::Text => ("text_not_string", "strings or content-part lists"),
+            Want::Role => ("role_not_string", "strings"),
+        };
+        let mismatch = |upto: usize, array: &ArrayRef, of: &str| {
+            let message = if upto == segs.len() {
+                format!(
+                    "field `{}` is a column of {}, not of {of}",
+                    spell(segs),
+                    column_type(array.data_type())
+                )
+            } else {
+                format!(
+                    "field `{}` cannot be read: `{}` is a column of {}, not of {of}",
+                    spell(segs),
+                    spell(&segs[..upto]),
+                    column_type(array.data_type())
+                )
+            };
+            Path::Mismatch(LineError { kind, message })
+        };
+        let mut steps = Vec::new();
+        for (n, seg) in segs.iter().enumerate().skip(1) {
+            match seg {
+                Seg::Key(name) => {
+                    let Some(parent) = array.as_struct_opt() else {
+                        return mismatch(n, array, "structs");
+                    };
+                    let Some(child) = parent.column_by_name(name) else {
+                        return Path::Missing;
+                    };
+                    steps.push(Step::Struct(array.as_ref()));
+                    array = child;
+                }
+                Seg::Each | Seg::Index(_) => {
+                    let Some(list) = ListOf::of(array) else {
+                        return mismatch(n, array, "lists");
+                    };
+                    let index = match seg {
+                        Seg::Index(i) => Some(*i),
+                        _ => None,
+                    };
+                    steps.push(Step::List(list, index));
+                    array = list.values();
+                }
+            }
+        }
+        let data_type = array.data_type();
+        let leaf = match data_type {
+            DataType::Null => Leaf::Null,
+            t if is_string(t) => Leaf::Strings(Values::of(array)),
+            DataType::Dictionary(_, v) if is_string(v) => Leaf::Strings(Values::of(array)),
+            _ if want == Want::Text => match ListOf::of(array) {
+                Some(list) => match list.values().as_struct_opt() {
+                    Some(parts) => {
+                        let field = |name: &str| {
+                            parts
+                                .column_by_name(name)
+                                .map(|c| (Values::of(c), c.data_type()))
+                        };
+                        Leaf::Content(Content {
+                            list,
+                            parts,
+                            kind: field("type"),
+                            text: field("text"),
+                        })
+                    }
+                    None => return mismatch(segs.len(), array, wanted),
+                },
+                None => return mismatch(segs.len(), array, wanted),
+            },
+            _ => return mismatch(segs.len(), array, wanted),
+        };
+        Path::Found { steps, leaf }
+    }
+
+    /// Calls `f` with the position and the indices of every value on the path in row `row`.
+    fn each(&self, row: usize, mut f: impl FnMut(&Leaf<'b>, usize, At)) {
+        if let Path::Found { steps, leaf } = self {
+            walk(steps, row, At::default(), &mut |i, at| f(leaf, i, at));
+        }
+    }
+}
+
+fn walk(steps: &[Step<'_>], i: usize, at: At, f: &mut impl FnMut(usize, At)) {
+    match steps.split_first() {
+        None => f(i, at),
+        Some((Step::Struct(array), rest)) => {
+            if array.is_valid(i) {
+                walk(rest, i, at, f);
+            }
+        }
+        Some((Step::List(list, index), rest)) => {
+            if !list.is_valid(i) {
+                return;
+            }
+            let range = list.range(i);
+            match index {
+                None => {
+                    for (j, k) in range.enumerate() {
+                        walk(rest, k, at.push(j as u32), f);
+                    }
+                }
+                Some(n) if (*n as usize) < range.len() => {
+                    walk(rest, range.start + *n as usize, at.push(*n), f);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// The array indices on the way to a value (one per `[*]` or `[N]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+struct At {
+    len: u8,
+    at: [u32; MAX_INDICES],
+}
+
+impl At {
+    fn push(mut self, i: u32) -> At {
+        self.at[usize::from(self.len)] = i;
+        self.len += 1;
+        self
+    }
+    fn as_slice(&self) -> &[u32] {
+        &self.at[..usize::from(self.len)]
+    }
+}
+
+/// `segs` written out with the indices of `at`: `messages[2].content`.
+fn format_path(segs: &[Seg], at: &At) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut indices = at.as_slice().iter();
+    for seg in segs {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(k);
+            }
+            Seg::Each | Seg::Index(_) => {
+                let _ = write!(out, "[{}]", indices.next().copied().unwrap_or(0));
+            }
+        }
+    }
+    out
+}
+
+/// The first unusable text or role of a row, in part order (as the JSONL walk reports it).
+struct Bad {
+    order: (usize, At, Option<u32>),
+    error: LineError,
+}
+
+impl<'b> BatchSources<'b> {
+    /// Row `row` as a document of parts, or why it is not one.
+    pub(super) fn document(
+        &self,
+        row: usize,
+        id: Option<String>,
+    ) -> Result<Document<'b>, LineError> {
+        let mut texts: Vec<(usize, At, Option<u32>, &'b str)> = Vec::new();
+        let mut roles: Vec<(usize, At, Cow<'b, str>)> = Vec::new();
+        let mut bad: Option<Bad> = None;
+        let mut note = |order: (usize, At, Option<u32>), kind: &'static str, message: String| {
+            let earlier = |old: &Bad| {
+                (old.order.0, old.order.1.as_slice(), old.order.2)
+                    <= (order.0, order.1.as_slice(), order.2)
+            };
+            if !bad.as_ref().is_some_and(earlier) {
+                bad = Some(Bad {
+                    order,
+                    error: LineError { kind, message },
+                });
+            }
+        };
+        for (src, (source, resolved)) in self.sources.sources.iter().zip(&self.resolved).enumerate()
+        {
+            // A text column that cannot be read is what is reported, before its role's.
+            if let Path::Mismatch(e) = &resolved.text {
+                note((src, At::default(), None), e.kind, e.message.clone());
+            }
+            if let (Some(path), Some(role_segs)) = (&resolved.role, &source.role_segs) {
+                if let Path::Mismatch(e) = path {
+                    note((src, At::default(), None), e.kind, e.message.clone());
+                }
+                path.each(row, |leaf, i, at| {
+                    let value = match leaf {
+                        Leaf::Strings(values) => values.get(i),
+                        _ => Value::Null,
+                    };
+                    match value {
+                        Value::Str(role) => {
+                            roles.push((src, at, normalize_role(Cow::Borrowed(role))))
+                        }
+                        Value::Null => note(
+                            (src, at, None),
+                            "role_not_string",
+                            format!(
+                                "field `{}` is null, not a string",
+                                format_path(role_segs, &at)
+                            ),
+                        ),
+                        Value::Other(kind) => note(
+                            (src, at, None),
+                            "role_not_string",
+                            format!(
+                                "field `{}` is {kind}, not a string",
+                                format_path(role_segs, &at)
+                            ),
+                        ),
+                    }
+                });
+            }
+            resolved.text.each(row, |leaf, i, at| match leaf {
+                Leaf::Null => {}
+                Leaf::Strings(values) => {
+                    if let Value::Str(text) = values.get(i) {
+                        texts.push((src, at, None, text));
+                    }
+                }
+                Leaf::Content(content) => {
+                    if !content.list.is_valid(i) {
+                        return;
+                    }
+                    for (j, k) in content.list.range(i).enumerate() {
+                        let j = j as u32;
+                        match content.part(k) {
+                            Ok(Some(text)) => texts.push((src, at, Some(j), text)),
+                            Ok(None) => {}
+                            Err(what) => note(
+                                (src, at, Some(j)),
+                                "text_not_string",
+                                format!("field `{}[{j}]` {what}", format_path(&source.segs, &at)),
+                            ),
+                        }
+                    }
+                }
+            });
+        }
+        for &(src, at, _, _) in &texts {
+            let source = &self.sources.sources[src];
+            if let Some(role_segs) = &source.role_segs {
+                if !roles.iter().any(|(s, a, _)| *s == src && *a == at) {
+                    note(
+                        (src, at, None),
+                        "missing_role",
+                        format!("field `{}` is missing", format_path(role_segs, &at)),
+                    );
+                }
+            }
+        }
+        if let Some(bad) = bad {
+            return Err(bad.error);
+        }
+        if texts.is_empty() {
+            return Err(LineError {
+                kind: "missing_text",
+                message: format!(
+                    "no text in {}: the fields are missing, null or empty",
+                    self.sources.names
+                ),
+            });
+        }
+        let parts = texts.into_iter().map(|(src, at, sub, text)| {
+            let source = &self.sources.sources[src];
+            let role = match &source.role {
+                Some(fixed) => Some(Cow::Owned(fixed.clone())),
+                None => roles
+                    .iter()
+                    .find(|(s, a, _)| *s == src && *a == at)
+                    .map(|(_, _, r)| r.clone()),
+            };
+            let mut path = format_path(&source.segs, &at);
+            if let Some(j) = sub {
+                path.push_str(&format!("[{j}].text"));
+            }
+            (path, role, Cow::Borrowed(text))
+        });
+        Ok(Document::from_parts(id, parts))
+    }
+}
+
+impl<'b> Content<'b> {
+    /// Content part `k` (a position in the parts struct): its text, `None` for a part that is
+    /// not text (an image), or what is wrong with it (as the JSONL walk says it).
+    fn part(&self, k: usize) -> Result<Option<&'b str>, String> {
+        if self.parts.is_null(k) {
+            return Err("is null, not a content part".into());
+        }
+        let is_text = match self.kind.as_ref().map(|(v, _)| v.get(k)) {
+            Some(Value::Str(kind)) => kind == "text",
+            _ => return Err("is a content part without a string `type`".into()),
+        };
+        if !is_text {
+            return Ok(None);
+        }
+        match &self.text {
+            None => Err("is a text part without `text`".into()),
+            Some((values, data_type)) => match values.get(k) {
+                Value::Str(text) => Ok(Some(text)),
+                Value::Null => Err("is a text part whose `text` is null, not a string".into()),
+                Value::Other(_) => Err(format!(
+                    "is a text part whose `text` is {}, not a string",
+                    json_kind(data_type)
+                )),
+            },
+        }
+    }
+}
