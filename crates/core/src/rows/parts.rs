@@ -571,3 +571,299 @@ impl<'b> Content<'b> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{row_json, RowFields};
+    use crate::document::{FieldExtractor, InputFormat, TextSource};
+    use arrow_array::builder::StringDictionaryBuilder;
+    use arrow_array::types::Int8Type;
+    use arrow_array::{
+        ArrayRef, FixedSizeListArray, Int64Array, LargeListArray, ListArray, NullArray,
+        RecordBatch, StringArray, StringViewArray, StructArray,
+    };
+    use arrow_buffer::{NullBuffer, OffsetBuffer};
+    use arrow_schema::{Field, Fields};
+    use std::sync::Arc;
+
+    fn strings(values: &[Option<&str>]) -> ArrayRef {
+        Arc::new(StringArray::from(values.to_vec()))
+    }
+
+    fn structs(fields: Vec<(&str, ArrayRef)>, valid: Option<Vec<bool>>) -> ArrayRef {
+        let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = fields
+            .into_iter()
+            .map(|(name, a)| (Field::new(name, a.data_type().clone(), true), a))
+            .unzip();
+        Arc::new(StructArray::new(
+            Fields::from(fields),
+            arrays,
+            valid.map(NullBuffer::from),
+        ))
+    }
+
+    /// A list column of `values`, row `i` holding `lengths[i]` of them (`None`: a null list).
+    fn list(values: ArrayRef, lengths: &[Option<usize>]) -> ArrayRef {
+        let offsets = OffsetBuffer::from_lengths(lengths.iter().map(|l| l.unwrap_or(0)));
+        let nulls = NullBuffer::from(lengths.iter().map(Option::is_some).collect::<Vec<_>>());
+        let field = Arc::new(Field::new("item", values.data_type().clone(), true));
+        Arc::new(ListArray::new(field, offsets, values, Some(nulls)))
+    }
+
+    fn large_list(values: ArrayRef, lengths: &[usize]) -> ArrayRef {
+        let offsets = OffsetBuffer::from_lengths(lengths.iter().copied());
+        let field = Arc::new(Field::new("item", values.data_type().clone(), true));
+        Arc::new(LargeListArray::new(field, offsets, values, None))
+    }
+
+    /// For every row: the row's document (paths, roles, texts, text, id) or error, as read from
+    /// the batch and as the JSONL extractor reads the row's JSON.
+    fn both(
+        batch: &RecordBatch,
+        sources: &[TextSource],
+        id: Option<&str>,
+    ) -> Vec<(String, String)> {
+        let fields = RowFields::with_sources(sources, id).unwrap();
+        let extractor = FieldExtractor::with_sources(sources, id).unwrap();
+        let columns = fields.columns(batch);
+        let show =
+            |doc: Result<crate::document::Document<'_>, crate::document::LineError>| match doc {
+                Ok(doc) => format!(
+                    "{:?} {:?} {:?}",
+                    doc.text,
+                    doc.id,
+                    doc.parts
+                        .iter()
+                        .map(|p| (p.path.clone(), p.role.clone(), p.range.clone()))
+                        .collect::<Vec<_>>()
+                ),
+                Err(e) => format!("{}: {}", e.kind, e.message),
+            };
+        (0..batch.num_rows())
+            .map(|row| {
+                let line = row_json(batch, row, &fields.roots()).to_string();
+                (
+                    show(columns.document(row)),
+                    show(extractor.extract(line.as_bytes())),
+                )
+            })
+            .collect()
+    }
+
+    fn assert_same(pairs: &[(String, String)]) {
+        for (row, (parquet, jsonl)) in pairs.iter().enumerate() {
+            assert_eq!(parquet, jsonl, "row {row}");
+        }
+    }
+
+    #[test]
+    fn chat_rows_are_the_documents_their_json_is() {
+        // Messages: row 0 three, row 1 one with a null content, row 2 an empty list, row 3 a null
+        // list, row 4 a null role, row 5 a null message, row 6 ShareGPT-style names.
+        let roles = strings(&[
+            Some("system"),
+            Some("user"),
+            Some("assistant"),
+            Some("user"),
+            None,
+            Some("user"),
+            Some("human"),
+            Some("gpt"),
+        ]);
+        let contents = strings(&[
+            Some("be kind"),
+            Some("hi"),
+            Some("hello"),
+            None,
+            Some("who?"),
+            Some("x"),
+            Some("q"),
+            Some("r"),
+        ]);
+        let messages = structs(
+            vec![("role", roles), ("content", contents)],
+            Some(vec![true, true, true, true, true, false, true, true]),
+        );
+        let batch = RecordBatch::try_from_iter([
+            (
+                "messages",
+                list(
+                    messages,
+                    &[Some(3), Some(1), Some(0), None, Some(1), Some(1), Some(2)],
+                ),
+            ),
+            (
+                "id",
+                Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5, 6, 7])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let pairs = both(&batch, &InputFormat::Chat.sources().unwrap(), Some("id"));
+        assert_same(&pairs);
+        assert!(pairs[0].0.contains("messages[2].content"), "{}", pairs[0].0);
+        assert!(pairs[1].0.starts_with("missing_text"), "{}", pairs[1].0);
+        assert!(pairs[3].0.starts_with("missing_text"));
+        assert_eq!(
+            pairs[4].0,
+            "role_not_string: field `messages[0].role` is null, not a string"
+        );
+        // A null message is nothing (a JSON null in the array): the row has no text.
+        assert!(pairs[5].0.starts_with("missing_text"));
+        assert!(pairs[6].0.contains("\"assistant\""), "{}", pairs[6].0);
+    }
+
+    #[test]
+    fn content_part_lists_nested_paths_indices_and_fixed_roles() {
+        // Content parts: row 0 text, image, text; row 1 a null `type`; row 2 a `text` part
+        // whose text is null; row 3 only an image.
+        let kinds = strings(&[
+            Some("text"),
+            Some("image_url"),
+            Some("text"),
+            None,
+            Some("text"),
+            Some("image_url"),
+        ]);
+        let texts = strings(&[Some("a"), None, Some("b"), Some("c"), None, None]);
+        let parts = structs(vec![("type", kinds), ("text", texts)], None);
+        let content = list(parts, &[Some(3), Some(1), Some(1), Some(1)]);
+        let role = Arc::new(StringViewArray::from(vec!["user"; 4])) as ArrayRef;
+        let mut from = StringDictionaryBuilder::<Int8Type>::new();
+        for _ in 0..4 {
+            from.append_value("gpt");
+        }
+        let who = structs(vec![("name", Arc::new(from.finish()) as ArrayRef)], None);
+        let turn = structs(
+            vec![("content", content), ("role", role), ("who", who)],
+            None,
+        );
+        let turns = large_list(turn, &[1, 1, 1, 1]);
+        let title = structs(
+            vec![(
+                "title",
+                strings(&[Some("t0"), None, Some("t2"), Some("t3")]),
+            )],
+            Some(vec![true, true, false, true]),
+        );
+        let pair = Arc::new(FixedSizeListArray::new(
+            Arc::new(Field::new("item", arrow_schema::DataType::Utf8, true)),
+            2,
+            strings(&[
+                Some("p0"),
+                Some("q0"),
+                Some("p1"),
+                None,
+                Some("p2"),
+                Some("q2"),
+                None,
+                Some("q3"),
+            ]),
+            None,
+        )) as ArrayRef;
+        let batch = RecordBatch::try_from_iter([
+            ("turns", turns),
+            ("meta", title),
+            ("pair", pair),
+            ("nothing", Arc::new(NullArray::new(4)) as ArrayRef),
+        ])
+        .unwrap();
+        let sources: Vec<TextSource> = toml::from_str::<toml::Table>(
+            r#"s = [
+                "meta.title",
+                {path = "turns[*].content", role_field = "role"},
+                {path = "turns[*].content", role_field = "who.name"},
+                {path = "pair[1]", role = "assistant"},
+                "nothing",
+                "absent",
+                "meta.absent",
+            ]"#,
+        )
+        .unwrap()["s"]
+            .clone()
+            .try_into()
+            .unwrap();
+        let pairs = both(&batch, &sources, None);
+        assert_same(&pairs);
+        assert!(
+            pairs[0].0.contains("turns[0].content[2].text"),
+            "{}",
+            pairs[0].0
+        );
+        assert_eq!(
+            pairs[1].0,
+            "text_not_string: field `turns[0].content[0]` is a content part without a string \
+             `type`"
+        );
+        assert_eq!(
+            pairs[2].0,
+            "text_not_string: field `turns[0].content[0]` is a text part whose `text` is null, \
+             not a string"
+        );
+        assert!(pairs[3].0.starts_with("\"t3\\n\\nq3\""), "{}", pairs[3].0);
+    }
+
+    #[test]
+    fn columns_that_can_never_hold_the_text_or_role_are_errors_for_every_row() {
+        let batch = RecordBatch::try_from_iter([
+            (
+                "messages",
+                Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef,
+            ),
+            (
+                "input",
+                Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
+            ),
+            (
+                "chat",
+                list(
+                    structs(
+                        vec![
+                            ("role", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+                            ("content", strings(&[Some("a"), Some("b")])),
+                        ],
+                        None,
+                    ),
+                    &[Some(1), Some(1)],
+                ),
+            ),
+            (
+                "words",
+                list(strings(&[Some("a"), Some("b")]), &[Some(1), Some(1)]),
+            ),
+        ])
+        .unwrap();
+        let read = |sources: &[TextSource]| {
+            let fields = RowFields::with_sources(sources, None).unwrap();
+            let columns = fields.columns(&batch);
+            (0..2)
+                .map(|row| {
+                    let e = columns.document(row).unwrap_err();
+                    format!("{}: {}", e.kind, e.message)
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            read(&InputFormat::Chat.sources().unwrap()),
+            ["text_not_string: field `messages[*].content` cannot be read: `messages` is a \
+                 column of int64, not of lists"; 2]
+        );
+        assert_eq!(
+            read(&[TextSource::path("input")]),
+            ["text_not_string: field `input` is a column of int64, not of strings or \
+              content-part lists"; 2]
+        );
+        let chat_roles = [TextSource {
+            role_field: Some("role".into()),
+            ..TextSource::path("chat[*].content")
+        }];
+        assert_eq!(
+            read(&chat_roles),
+            ["role_not_string: field `chat[*].role` is a column of int64, not of strings"; 2]
+        );
+        assert_eq!(
+            read(&[TextSource::path("words")]),
+            ["text_not_string: field `words` is a column of lists, not of strings or \
+              content-part lists"; 2]
+        );
+    }
+}
