@@ -391,3 +391,46 @@ fn audit_show_the_html_report_and_rethreshold_read_parquet_chat_outputs() {
     let report = read_json(&re.join("report.json"));
     assert_eq!(report["destinations"]["review"]["documents"], 0);
 }
+
+#[test]
+fn screen_reads_parquet_chat_shards_and_eval_refuses_parquet_plainly() {
+    let screened = sluice(&[
+        "screen",
+        path(&fixture("sharegpt.parquet")),
+        "--config",
+        "configs/finetune-screen.toml",
+        "--format",
+        "sharegpt",
+    ]);
+    let text = String::from_utf8_lossy(&screened.stdout).into_owned();
+    assert_eq!(
+        screened.status.code(),
+        Some(2),
+        "{text}{}",
+        stderr(&screened)
+    );
+    assert!(text.starts_with("verdict: reject\n"), "{text}");
+    assert!(
+        text.contains("documents: 4, flagged: 2 (50.00%): 0 dropped, 1 review, 1 errors"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sharegpt.parquet:3  review  hazard-terms"),
+        "{text}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config(tmp.path(), "chat", &[]);
+    let eval = sluice(&[
+        "eval",
+        "--config",
+        path(&config),
+        "--data",
+        path(&fixture("chat.parquet")),
+    ]);
+    assert!(!eval.status.success());
+    assert!(
+        stderr(&eval).contains("a parquet file: labeled data is read as jsonl"),
+        "{}",
+        stderr(&eval)
+    );
+}
