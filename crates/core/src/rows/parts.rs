@@ -281,6 +281,11 @@ impl<'b> Path<'b> {
         };
         let mut steps = Vec::new();
         for (n, seg) in segs.iter().enumerate().skip(1) {
+            // A column of the null type (pyarrow's type for a column of nothing but nulls)
+            // holds nothing below, as JSON's `null` does.
+            if array.data_type() == &DataType::Null {
+                return Path::Missing;
+            }
             match seg {
                 Seg::Key(name) => {
                     let Some(parent) = array.as_struct_opt() else {
@@ -774,6 +779,8 @@ mod tests {
                 {path = "turns[*].content", role_field = "who.name"},
                 {path = "pair[1]", role = "assistant"},
                 "nothing",
+                "nothing[*].deeper",
+                "nothing.deeper",
                 "absent",
                 "meta.absent",
             ]"#,
