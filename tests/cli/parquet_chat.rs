@@ -179,6 +179,8 @@ fn parquet_chat_rows_are_the_documents_their_jsonl_records_are() {
         }
         assert_eq!(errors(&parquet), errors(&jsonl), "{name}: the same errors");
         assert_eq!(parquet.rows, jsonl.rows, "{name}: the same rows everywhere");
+        // And pyarrow reads the outputs back as the input split by the records.
+        super::parquet::pyarrow_check(&dir.join("parquet"), &[]);
         // Counts are equal (bytes are not: a JSONL shard counts its lines, a Parquet one its
         // texts).
         for key in ["kept", "dropped", "review", "errors"] {
