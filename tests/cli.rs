@@ -860,6 +860,8 @@ mod classifier;
 mod language;
 #[path = "cli/parquet.rs"]
 mod parquet;
+#[path = "cli/parquet_chat.rs"]
+mod parquet_chat;
 #[path = "cli/ranks.rs"]
 mod ranks;
 #[path = "cli/robust.rs"]

@@ -84,28 +84,38 @@ impl OutDir {
     }
 
     /// The documents of one of a shard's kept/dropped/review outputs, in order: its lines, or
-    /// for a Parquet output each row's text and id as a JSON line (as a JSONL shard's line would
-    /// hold them, at the run's `text_field` and `id_field`).
+    /// for a Parquet output each row as a JSON line (as a JSONL shard's line would hold it): for
+    /// one text field, the row's text and id at the run's `text_field` and `id_field`; for
+    /// several text sources, the columns they read, as JSON.
     fn documents(&self, dir: &str, entry: &ShardEntry) -> Result<DocumentReader, AuditError> {
         let path = self.stream_path(dir, entry);
         if !OutDir::is_parquet(entry) {
             return Ok(DocumentReader::Lines(LineReader::open(&path)?));
         }
         let input = &self.manifest.config.input;
+        let fields = self.row_fields();
         // Only the columns holding the text and the id are read.
-        let roots = std::iter::once(&input.text_field)
-            .chain(&input.id_field)
-            .map(|field| field.split('.').next().unwrap_or_default().to_string())
-            .collect();
+        let roots = fields.roots();
         Ok(DocumentReader::Parquet {
             rows: Box::new(crate::parquet_rows::ParquetRows::open_columns(
                 &path,
-                Some(roots),
+                Some(roots.clone()),
             )?),
-            fields: sluice_core::rows::RowFields::new(&input.text_field, input.id_field.as_deref()),
+            single: fields.is_single(),
+            fields,
+            roots,
             text_field: input.text_field.clone(),
             id_field: input.id_field.clone(),
             line: Vec::new(),
+        })
+    }
+
+    /// The run's fields of a Parquet row (as [`extractor`](Self::extractor)).
+    pub fn row_fields(&self) -> sluice_core::rows::RowFields {
+        let config = &self.manifest.config;
+        config.row_fields().unwrap_or_else(|_| {
+            let input = &config.input;
+            sluice_core::rows::RowFields::new(&input.text_field, input.id_field.as_deref())
         })
     }
 
@@ -190,6 +200,9 @@ enum DocumentReader {
     Parquet {
         rows: Box<crate::parquet_rows::ParquetRows>,
         fields: sluice_core::rows::RowFields,
+        /// One text field (else the `roots` columns are written out as JSON).
+        single: bool,
+        roots: Vec<String>,
         text_field: String,
         id_field: Option<String>,
         line: Vec<u8>,
@@ -203,6 +216,8 @@ impl DocumentReader {
             DocumentReader::Parquet {
                 rows,
                 fields,
+                single,
+                roots,
                 text_field,
                 id_field,
                 line,
@@ -211,19 +226,25 @@ impl DocumentReader {
                 let Some((batch, row)) = rows.next_row()? else {
                     return Ok(None);
                 };
-                let doc = fields
-                    .columns(batch)
-                    .document(row)
-                    .map_err(|e| AuditError::Record {
-                        path,
-                        line: row as u64 + 1,
-                        message: e.message,
-                    })?;
-                let mut object = serde_json::Value::Object(Default::default());
-                insert(&mut object, text_field, doc.text.as_ref().into());
-                if let (Some(field), Some(id)) = (id_field.as_deref(), doc.id) {
-                    insert(&mut object, field, id.into());
-                }
+                let object =
+                    if *single {
+                        let doc = fields.columns(batch).document(row).map_err(|e| {
+                            AuditError::Record {
+                                path,
+                                line: row as u64 + 1,
+                                message: e.message,
+                            }
+                        })?;
+                        let mut object = serde_json::Value::Object(Default::default());
+                        insert(&mut object, text_field, doc.text.as_ref().into());
+                        if let (Some(field), Some(id)) = (id_field.as_deref(), doc.id) {
+                            insert(&mut object, field, id.into());
+                        }
+                        object
+                    } else {
+                        // The run's extractor reads this line as the run read the row.
+                        sluice_core::rows::row_json(batch, row, roots)
+                    };
                 line.clear();
                 serde_json::to_writer(&mut *line, &object).expect("a json value serializes");
                 Ok(Some(line))

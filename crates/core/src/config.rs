@@ -344,6 +344,26 @@ impl Config {
         }
     }
 
+    /// The fields of `[input]` as a Parquet shard's rows are read (the same sources as
+    /// [`extractor`](Self::extractor)).
+    pub fn row_fields(&self) -> Result<crate::rows::RowFields, ConfigError> {
+        use crate::rows::RowFields;
+        let id = self.input.id_field.as_deref();
+        match self.text_sources()? {
+            None => Ok(RowFields::new(&self.input.text_field, id)),
+            Some(sources) => {
+                RowFields::with_sources(&sources, id).map_err(|message| ConfigError::Invalid {
+                    key: if self.input.text_fields.is_empty() {
+                        "input.format".into()
+                    } else {
+                        "input.text_fields".into()
+                    },
+                    message,
+                })
+            }
+        }
+    }
+
     /// Checks what can be checked without building stages.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: &str| ConfigError::Invalid {

@@ -361,7 +361,7 @@ impl InputFormat {
 
 /// A role as the input spells it, in sluice's names: ShareGPT's `human` is `user`, `gpt` (and
 /// `chatgpt`) `assistant`; any other role as it is.
-fn normalize_role(role: Cow<'_, str>) -> Cow<'_, str> {
+pub(crate) fn normalize_role(role: Cow<'_, str>) -> Cow<'_, str> {
     match role.as_ref() {
         "human" => Cow::Borrowed("user"),
         "gpt" | "chatgpt" => Cow::Borrowed("assistant"),
@@ -745,7 +745,7 @@ impl<'de: 'a, 'a> Visitor<'de> for LeafVisitor<'a> {
 }
 
 /// Array indices a multi-part walk can hold: at most this many `[*]`/`[N]` in a source path.
-const MAX_INDICES: usize = 4;
+pub(crate) const MAX_INDICES: usize = 4;
 
 /// The array indices on the way to a value (one per `[*]` or `[N]` passed).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -769,14 +769,14 @@ impl Indices {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Seg {
+pub(crate) enum Seg {
     Key(String),
     Each,
     Index(u32),
 }
 
 /// Parses `messages[*].content`, `a.b[2].c`: dotted keys, each followed by any `[*]` / `[N]`.
-fn parse_segments(path: &str) -> Result<Vec<Seg>, String> {
+pub(crate) fn parse_segments(path: &str) -> Result<Vec<Seg>, String> {
     let bad = |why: &str| format!("field {path:?}: {why}");
     let mut segs = Vec::new();
     for piece in path.split('.') {

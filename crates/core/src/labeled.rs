@@ -59,6 +59,16 @@ pub fn read_documents(
     extractor: &FieldExtractor,
     label_field: &FieldPath,
 ) -> Result<Vec<(Document<'static>, String)>, LabeledError> {
+    let mut reader = reader;
+    // Parquet is read by runs, not here: said plainly rather than as invalid JSON on line 1.
+    if reader.fill_buf().is_ok_and(|b| b.starts_with(b"PAR1")) {
+        return Err(LabeledError {
+            file: source.to_string(),
+            line: 0,
+            message: "a parquet file: labeled data is read as jsonl (export it to jsonl first)"
+                .into(),
+        });
+    }
     let mut examples = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let bad = |message: String| LabeledError {
@@ -139,6 +149,21 @@ mod tests {
             assert!(err.starts_with("x:1: "), "{err}");
         }
         assert!(FieldPath::parse("a..b").is_err());
+    }
+
+    #[test]
+    fn a_parquet_file_is_refused_plainly() {
+        let e = read_documents(
+            &b"PAR1\x15\x04rest"[..],
+            "d.parquet",
+            &FieldExtractor::new("text", None),
+            &FieldPath::parse("label").unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "d.parquet:0: a parquet file: labeled data is read as jsonl (export it to jsonl first)"
+        );
     }
 
     #[test]
