@@ -27,6 +27,8 @@ pub struct Shard {
     pub name: String,
     /// File size in bytes (compressed size for compressed shards).
     pub size: u64,
+    /// Where the shard is an object in object storage (`path` is then its URL): what was listed.
+    pub remote: Option<crate::RemoteObject>,
 }
 
 /// How [`discover`] searches.
@@ -210,6 +212,10 @@ pub fn discover(inputs: &[String], options: &DiscoverOptions) -> Result<Discover
     // Per input: the paths whose subtree must hold something for the input to count as a match.
     let mut roots: Vec<(&String, Vec<PathBuf>, &'static str)> = Vec::new();
     for input in inputs {
+        if crate::is_url(input) {
+            walker.add_listing(crate::remote::list_input(input)?);
+            continue;
+        }
         let path = Path::new(input);
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {
@@ -254,6 +260,7 @@ struct Found {
     path: PathBuf,
     size: u64,
     links: u32,
+    remote: Option<crate::RemoteObject>,
 }
 
 /// One component of a glob pattern after its literal prefix.
@@ -337,7 +344,29 @@ impl<'a> Walker<'a> {
 
     fn add_file(&mut self, path: PathBuf, size: u64, links: u32) {
         let key = self.key(&path);
-        self.found.entry(key).or_insert(Found { path, size, links });
+        self.found.entry(key).or_insert(Found {
+            path,
+            size,
+            links,
+            remote: None,
+        });
+    }
+
+    /// The objects and skipped entries of an input URL, under their virtual keys (see
+    /// [`crate::remote`]): named like files, never confused with them.
+    fn add_listing(&mut self, listing: crate::remote::Listing) {
+        for listed in listing.objects {
+            self.found.entry(listed.key).or_insert(Found {
+                path: PathBuf::from(&listed.object.url),
+                size: listed.object.size,
+                links: 0,
+                remote: Some(listed.object),
+            });
+        }
+        for (key, reason) in listing.skipped {
+            let path = crate::remote::url_of_virtual_key(&key);
+            self.skipped.entry(key).or_insert(Skipped { path, reason });
+        }
     }
 
     fn skip(&mut self, path: PathBuf, reason: SkipReason) {
@@ -720,6 +749,7 @@ impl<'a> Walker<'a> {
                     path: f.path,
                     name,
                     size: f.size,
+                    remote: f.remote,
                 }),
                 Err(why) => self.skip(f.path, SkipReason::UnsafeName(why)),
             }

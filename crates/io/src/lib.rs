@@ -61,6 +61,7 @@ pub mod fuzzing;
 mod lock;
 mod parquet;
 mod paths;
+mod remote;
 
 pub use atomic::{temp_path, write_atomic, AtomicFile};
 pub use chunker::{
@@ -68,7 +69,8 @@ pub use chunker::{
     MAX_LINE_BYTES, MIN_CHUNK_BYTES, MIN_LINE_BYTES, OVERSIZED_PREFIX_BYTES,
 };
 pub use compression::{
-    compress_frame, drain_to_end, empty_stream, gzip_level, open_shard, open_shard_observed,
+    compress_frame, drain_to_end, empty_stream, gzip_level, open_remote_shard_observed, open_shard,
+    open_shard_observed,
     open_written, output_name, CompressedFile, CompressedWriter, Compression, LazyCompressedFile,
     READ_BUFFER_BYTES,
 };
@@ -83,6 +85,7 @@ pub use parquet::{
     ParquetOptions, ParquetReader, ParquetWriter, RowGroupBatches, ShardFormat, PARQUET_MAGIC,
     WRITE_ROWS,
 };
+pub use remote::{is_url, RemoteObject, RemoteReader, MAX_RESUMES, URL_SCHEMES};
 pub use paths::{join_under, validate_relative_name, UnsafeName};
 /// The Arrow crates Parquet batches are made of, for callers that handle them.
 pub use {arrow_array, arrow_schema, arrow_select};
