@@ -8,6 +8,7 @@
 #   scripts/s3.sh start     start the server (data under .cache/s3/data), wait until it answers,
 #                           write the client environment to .cache/s3/env
 #   scripts/s3.sh stop      stop it (pid file .cache/s3/weed.pid)
+#   scripts/s3.sh kill      kill it (SIGKILL: what the tests of a dying server use)
 #   scripts/s3.sh env       print the client environment (AWS_* for sluice, boto3 and the tests)
 #
 # SLUICE_S3_PORT (default 18333) is the S3 port; the server's other ports follow it (+1..+12),
@@ -110,10 +111,20 @@ stop() {
     rm -f "$state/weed.pid"
 }
 
+kill_now() {
+    # SIGKILL, for the tests of a server dying mid-run.
+    if running; then
+        kill -9 "$(cat "$state/weed.pid")"
+        while running; do sleep 0.05; done
+    fi
+    rm -f "$state/weed.pid"
+}
+
 case "${1:-}" in
     install) install ;;
     start) start ;;
     stop) stop ;;
+    kill) kill_now ;;
     env) client_env ;;
-    *) echo "usage: $0 install|start|stop|env" >&2; exit 2 ;;
+    *) echo "usage: $0 install|start|stop|kill|env" >&2; exit 2 ;;
 esac

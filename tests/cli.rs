@@ -860,5 +860,7 @@ mod language;
 mod parquet;
 #[path = "cli/robust.rs"]
 mod robust;
+#[path = "cli/s3.rs"]
+mod s3;
 #[path = "cli/train.rs"]
 mod train;

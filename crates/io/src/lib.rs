@@ -85,7 +85,7 @@ pub use parquet::{
     ParquetOptions, ParquetReader, ParquetWriter, RowGroupBatches, ShardFormat, PARQUET_MAGIC,
     WRITE_ROWS,
 };
-pub use remote::{is_url, RemoteObject, RemoteReader, MAX_RESUMES, URL_SCHEMES};
+pub use remote::{is_url, RemoteObject, RemoteReader, MAX_ATTEMPTS, MAX_RESUMES, URL_SCHEMES};
 pub use paths::{join_under, validate_relative_name, UnsafeName};
 /// The Arrow crates Parquet batches are made of, for callers that handle them.
 pub use {arrow_array, arrow_schema, arrow_select};

@@ -47,6 +47,32 @@ pub const URL_SCHEMES: &[&str] = &[
 /// fails.
 pub const MAX_RESUMES: u32 = 10;
 
+/// How many times a GET is sent before its object's shard fails, when the client's own retries
+/// (a few seconds) were not enough.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// Whether another try could mend a failed request: throttling, 5xx, a refused or dropped
+/// connection; not credentials, a missing object or a changed one.
+fn is_transient(error: &object_store::Error) -> bool {
+    use object_store::Error as E;
+    match error {
+        E::NotFound { .. }
+        | E::PermissionDenied { .. }
+        | E::Unauthenticated { .. }
+        | E::Precondition { .. }
+        | E::InvalidPath { .. }
+        | E::NotSupported { .. }
+        | E::NotImplemented { .. } => false,
+        _ => {
+            let text = one_line(error);
+            let client_error = (400..500)
+                .filter(|code| *code != 429)
+                .any(|code| text.contains(&format!("status code: {code}")));
+            !client_error
+        }
+    }
+}
+
 /// One object of an input in object storage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteObject {
@@ -86,16 +112,34 @@ pub(crate) struct Listing {
 }
 
 fn remote_error(url: &str, error: object_store::Error) -> IoError {
-    let what = match &error {
-        object_store::Error::NotFound { .. } => "not found",
-        object_store::Error::PermissionDenied { .. } => "access denied (check the credentials)",
-        object_store::Error::Unauthenticated { .. } => "not authenticated (check the credentials)",
-        object_store::Error::Precondition { .. } => "the object changed while it was read",
+    let text = one_line(&error);
+    let between = |open: &str, close: &str| {
+        let start = text.find(open)? + open.len();
+        let end = text[start..].find(close)? + start;
+        Some(text[start..end].to_string())
+    };
+    // object_store wraps most failed requests as `Generic`: the status and the server's error
+    // code say what happened.
+    let status = [401u16, 403, 404, 412]
+        .into_iter()
+        .find(|code| text.contains(&format!("status code: {code}")));
+    let what = match (&error, status) {
+        (object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }, _)
+        | (_, Some(401 | 403)) => "access denied: check the credentials (AWS_*, GOOGLE_*, AZURE_*)",
+        (object_store::Error::Precondition { .. }, _) | (_, Some(412)) => {
+            "the object changed while it was read"
+        }
+        _ if text.contains("NoSuchBucket") => "no such bucket",
+        (object_store::Error::NotFound { .. }, _) | (_, Some(404)) => "not found",
         _ => "request failed",
+    };
+    let message = match (between("<Code>", "</Code>"), between("<Message>", "</Message>")) {
+        (Some(code), Some(said)) => format!("{what} (the server said {code}: {said})"),
+        _ => format!("{what}: {text}"),
     };
     IoError::Remote {
         url: url.to_string(),
-        message: format!("{what}: {}", one_line(&error)),
+        message,
     }
 }
 
@@ -528,15 +572,36 @@ impl RemoteReader {
     }
 
     /// A GET of the rest of the object, from `offset`, if it is still the object listed.
+    ///
+    /// The client retries each request for a few seconds; an outage longer than that (a server
+    /// restarting) is waited out here, with back-off from 200 ms doubling to 12.8 s over
+    /// [`MAX_ATTEMPTS`] attempts (about a minute and a half in all). Errors that another try
+    /// cannot mend (credentials, not found, a changed object: 4xx but 429) are not retried.
     fn request(&self) -> Result<BoxStream<'static, object_store::Result<Bytes>>, IoError> {
-        let options = GetOptions {
-            range: Some(GetRange::Bounded(self.offset..self.size)),
-            if_match: self.etag.clone(),
-            ..Default::default()
-        };
-        let result = runtime()?
-            .block_on(self.store.get_opts(&self.path, options))
-            .map_err(|e| remote_error(&self.url, e))?;
+        let mut attempt = 0;
+        loop {
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(self.offset..self.size)),
+                if_match: self.etag.clone(),
+                ..Default::default()
+            };
+            match runtime()?.block_on(self.store.get_opts(&self.path, options)) {
+                Ok(result) => return self.checked(result),
+                Err(error) if is_transient(&error) && attempt + 1 < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::warn!(url = %self.url, attempt, error = %one_line(&error), "object request failed: retrying");
+                    std::thread::sleep(Duration::from_millis(100 << attempt.min(7)));
+                }
+                Err(error) => return Err(remote_error(&self.url, error)),
+            }
+        }
+    }
+
+    /// The GET's answer, if it is still the object listed.
+    fn checked(
+        &self,
+        result: object_store::GetResult,
+    ) -> Result<BoxStream<'static, object_store::Result<Bytes>>, IoError> {
         // Servers that ignore If-Match still return the ETag: check it too.
         let etag_changed = matches!((&self.etag, &result.meta.e_tag), (Some(a), Some(b)) if a != b);
         if etag_changed {
@@ -568,7 +633,7 @@ impl RemoteReader {
         }
         self.resumes += 1;
         tracing::warn!(url = %self.url, offset = self.offset, size = self.size, error = %why, "object read failed part-way: resuming there");
-        std::thread::sleep(Duration::from_millis(100 << self.resumes.min(7)));
+        std::thread::sleep(Duration::from_millis(100 << self.resumes.min(4)));
         match self.request() {
             Ok(stream) => {
                 self.stream = Some(stream);
