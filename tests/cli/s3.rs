@@ -112,7 +112,15 @@ for here, _, files in os.walk(root):
 }
 
 fn run_args<'a>(config: &'a Path, inputs: &[&'a str], out: &'a Path) -> Vec<&'a str> {
-    let mut args = vec!["run", "-c", path_str(config), "-o", path_str(out), "-q", "-i"];
+    let mut args = vec![
+        "run",
+        "-c",
+        path_str(config),
+        "-o",
+        path_str(out),
+        "-q",
+        "-i",
+    ];
     args.extend_from_slice(inputs);
     args
 }
@@ -205,10 +213,17 @@ fn objects_are_filtered_like_the_same_files_on_disk_and_resume_by_etag() {
     // A rerun does nothing; a replaced object (new ETag) is redone, the others are not.
     let result = server.sluice(&args, &[]);
     assert!(result.status.success(), "{}", stderr(&result));
-    assert_eq!(read_json(&remote.join("report.json"))["shards"]["skipped"], 7);
+    assert_eq!(
+        read_json(&remote.join("report.json"))["shards"]["skipped"],
+        7
+    );
     let changed = tmp.path().join("changed");
     std::fs::create_dir_all(&changed).unwrap();
-    std::fs::write(changed.join("clean.jsonl"), "{\"text\": \"a new document\"}\n").unwrap();
+    std::fs::write(
+        changed.join("clean.jsonl"),
+        "{\"text\": \"a new document\"}\n",
+    )
+    .unwrap();
     server.upload(&changed, "same-as-local/corpus");
     let result = server.sluice(&args, &[]);
     assert!(result.status.success(), "{}", stderr(&result));
@@ -251,7 +266,10 @@ fn objects_are_filtered_like_the_same_files_on_disk_and_resume_by_etag() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(names.len(), 4, "{names:?}");
-    assert!(names.iter().any(|n| n.ends_with("/clean.jsonl")), "{names:?}");
+    assert!(
+        names.iter().any(|n| n.ends_with("/clean.jsonl")),
+        "{names:?}"
+    );
 }
 
 #[test]

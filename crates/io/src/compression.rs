@@ -189,7 +189,6 @@ fn open_reader(
     empty_is_a_stream: bool,
     observe: impl FnOnce(Box<dyn Read + Send>) -> Box<dyn Read + Send>,
 ) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
-
     // Read the magic bytes (looping: a read may return fewer bytes than asked for), then put them
     // back in front of the file so that nothing needs to seek (works for pipes too).
     let mut magic = [0u8; 4];

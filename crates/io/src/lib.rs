@@ -70,9 +70,8 @@ pub use chunker::{
 };
 pub use compression::{
     compress_frame, drain_to_end, empty_stream, gzip_level, open_remote_shard_observed, open_shard,
-    open_shard_observed,
-    open_written, output_name, CompressedFile, CompressedWriter, Compression, LazyCompressedFile,
-    READ_BUFFER_BYTES,
+    open_shard_observed, open_written, output_name, CompressedFile, CompressedWriter, Compression,
+    LazyCompressedFile, READ_BUFFER_BYTES,
 };
 pub use discover::{
     discover, discover_shards, is_shard_file_name, DiscoverOptions, Discovery, FailedEntry, Shard,
@@ -85,7 +84,7 @@ pub use parquet::{
     ParquetOptions, ParquetReader, ParquetWriter, RowGroupBatches, ShardFormat, PARQUET_MAGIC,
     WRITE_ROWS,
 };
-pub use remote::{is_url, RemoteObject, RemoteReader, MAX_ATTEMPTS, MAX_RESUMES, URL_SCHEMES};
 pub use paths::{join_under, validate_relative_name, UnsafeName};
+pub use remote::{is_url, RemoteObject, RemoteReader, MAX_ATTEMPTS, MAX_RESUMES, URL_SCHEMES};
 /// The Arrow crates Parquet batches are made of, for callers that handle them.
 pub use {arrow_array, arrow_schema, arrow_select};

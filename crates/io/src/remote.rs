@@ -124,7 +124,11 @@ fn remote_error(url: &str, error: object_store::Error) -> IoError {
         .into_iter()
         .find(|code| text.contains(&format!("status code: {code}")));
     let what = match (&error, status) {
-        (object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }, _)
+        (
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. },
+            _,
+        )
         | (_, Some(401 | 403)) => "access denied: check the credentials (AWS_*, GOOGLE_*, AZURE_*)",
         (object_store::Error::Precondition { .. }, _) | (_, Some(412)) => {
             "the object changed while it was read"
@@ -133,7 +137,10 @@ fn remote_error(url: &str, error: object_store::Error) -> IoError {
         (object_store::Error::NotFound { .. }, _) | (_, Some(404)) => "not found",
         _ => "request failed",
     };
-    let message = match (between("<Code>", "</Code>"), between("<Message>", "</Message>")) {
+    let message = match (
+        between("<Code>", "</Code>"),
+        between("<Message>", "</Message>"),
+    ) {
         (Some(code), Some(said)) => format!("{what} (the server said {code}: {said})"),
         _ => format!("{what}: {text}"),
     };
@@ -329,17 +336,22 @@ impl Location {
     }
 
     /// Every object under `prefix` (a "directory": `prefix/...`), sorted by key.
-    fn list(&self, input: &str, prefix: &ObjectPath) -> Result<Vec<object_store::ObjectMeta>, IoError> {
+    fn list(
+        &self,
+        input: &str,
+        prefix: &ObjectPath,
+    ) -> Result<Vec<object_store::ObjectMeta>, IoError> {
         let prefix = (!prefix.as_ref().is_empty()).then_some(prefix);
-        let mut objects = runtime()?.block_on(async {
-            let mut stream = self.store.list(prefix);
-            let mut objects = Vec::new();
-            while let Some(meta) = stream.next().await {
-                objects.push(meta?);
-            }
-            Ok::<_, object_store::Error>(objects)
-        })
-        .map_err(|e| remote_error(input, e))?;
+        let mut objects = runtime()?
+            .block_on(async {
+                let mut stream = self.store.list(prefix);
+                let mut objects = Vec::new();
+                while let Some(meta) = stream.next().await {
+                    objects.push(meta?);
+                }
+                Ok::<_, object_store::Error>(objects)
+            })
+            .map_err(|e| remote_error(input, e))?;
         objects.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
         Ok(objects)
     }
@@ -401,8 +413,8 @@ pub(crate) fn list_input(input: &str) -> Result<Listing, IoError> {
             let parts: Vec<&str> = relative.split('/').collect();
             // The shortest leading run of components the pattern matches: the object itself
             // (taken whatever its name) or a "directory" above it (searched).
-            let Some(matched) = (1..=parts.len())
-                .find(|&k| pattern.matches_with(&parts[..k].join("/"), options))
+            let Some(matched) =
+                (1..=parts.len()).find(|&k| pattern.matches_with(&parts[..k].join("/"), options))
             else {
                 continue;
             };
@@ -410,9 +422,13 @@ pub(crate) fn list_input(input: &str) -> Result<Listing, IoError> {
             if matched == parts.len() {
                 let name = parts[parts.len() - 1];
                 if name.starts_with('.') {
-                    listing.skipped.push((location.virtual_key(&key), SkipReason::Hidden));
+                    listing
+                        .skipped
+                        .push((location.virtual_key(&key), SkipReason::Hidden));
                 } else if name.ends_with(TEMP_SUFFIX) {
-                    listing.skipped.push((location.virtual_key(&key), SkipReason::TempFile));
+                    listing
+                        .skipped
+                        .push((location.virtual_key(&key), SkipReason::TempFile));
                 } else {
                     listing.objects.push(location.listed(meta));
                 }
@@ -714,7 +730,10 @@ pub(crate) mod tests {
     #[test]
     fn virtual_keys_map_back_to_urls() {
         let key = PathBuf::from("/s3:/bucket/a/.hidden");
-        assert_eq!(url_of_virtual_key(&key), PathBuf::from("s3://bucket/a/.hidden"));
+        assert_eq!(
+            url_of_virtual_key(&key),
+            PathBuf::from("s3://bucket/a/.hidden")
+        );
     }
 
     /// The test server's client settings (`.cache/s3/env`, written by `scripts/s3.sh start`),
@@ -761,7 +780,9 @@ pub(crate) mod tests {
     /// the bytes read are the object's, once each, against the real server.
     #[test]
     fn a_stream_failing_part_way_resumes_at_its_offset() {
-        let Some(settings) = test_server() else { return };
+        let Some(settings) = test_server() else {
+            return;
+        };
         let store = test_store(&settings);
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let path = ObjectPath::from("unit/remote-reader/resume.bin");
