@@ -442,3 +442,61 @@ fn help_says_what_object_storage_supports() {
     assert!(help.contains("outputs are local"), "{help}");
     let _: PathBuf = repo();
 }
+
+/// `http://` (and `https://`) single objects, from Python's own HTTP server (no range support,
+/// no ETag): the same outputs as the file on disk; a prefix is refused (nothing to list).
+#[test]
+fn http_objects_are_read_like_the_file_on_disk() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    for name in ["unicode.jsonl.gz", "hazard.jsonl.zst"] {
+        std::fs::copy(repo().join("fixtures/corpus").join(name), served.join(name)).unwrap();
+    }
+    let mut httpd = Command::new("python3")
+        .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
+        .current_dir(&served)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(httpd.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // "Serving HTTP on 127.0.0.1 port 43567 (http://127.0.0.1:43567/) ..."
+    let port: u16 = first
+        .split_whitespace()
+        .skip_while(|w| *w != "port")
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("http.server said {first:?}"));
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    for name in ["unicode.jsonl.gz", "hazard.jsonl.zst"] {
+        let reference = tmp.path().join(format!("local-{name}"));
+        local_run(&config, &[path_str(&served.join(name))], &reference);
+        let remote = tmp.path().join(format!("http-{name}"));
+        let url = format!("http://127.0.0.1:{port}/{name}");
+        let result = Command::new(BIN)
+            .args(run_args(&config, &[&url], &remote))
+            .output()
+            .unwrap();
+        assert!(result.status.success(), "{}", stderr(&result));
+        assert_eq!(outputs(&remote), outputs(&reference), "{url}");
+    }
+    let out = tmp.path().join("prefix");
+    let url = format!("http://127.0.0.1:{port}/");
+    let result = Command::new(BIN)
+        .args(run_args(&config, &[&url], &out))
+        .output()
+        .unwrap();
+    httpd.kill().unwrap();
+    httpd.wait().unwrap();
+    assert_eq!(result.status.code(), Some(3), "{}", stderr(&result));
+    assert!(
+        stderr(&result).contains("http(s) inputs are single objects"),
+        "{}",
+        stderr(&result)
+    );
+}

@@ -274,6 +274,10 @@ fn build_store(scheme: &str, base: &str) -> Result<Arc<dyn ObjectStore>, object_
         "http" | "https" => Arc::new(
             object_store::http::HttpBuilder::new()
                 .with_url(base)
+                // An http:// URL asks for plain HTTP itself.
+                .with_client_options(
+                    object_store::ClientOptions::new().with_allow_http(scheme == "http"),
+                )
                 .with_retry(retry_config())
                 .build()?,
         ),
@@ -597,7 +601,9 @@ impl RemoteReader {
         let mut attempt = 0;
         loop {
             let options = GetOptions {
-                range: Some(GetRange::Bounded(self.offset..self.size)),
+                // The first GET asks for the whole object: plain HTTP servers without range
+                // support can serve it.
+                range: (self.offset > 0).then(|| GetRange::Bounded(self.offset..self.size)),
                 if_match: self.etag.clone(),
                 ..Default::default()
             };
