@@ -191,6 +191,11 @@ pub fn discover_shards(inputs: &[String]) -> Result<Vec<Shard>, IoError> {
 
 /// Finds the shards named by `inputs`, and what was passed over.
 ///
+/// An input that is a URL (`s3://`, `gs://`, `az://`, `abfs://`, `https://`: see
+/// [`crate::is_url`]) is listed in object storage with the same rules as a local path (a prefix
+/// like a directory, a glob over keys, one object); its shards carry [`Shard::remote`], and their
+/// names are computed with the local ones, so the same files give the same names either way.
+///
 /// Each input is an existing file (taken whatever its extension), a directory (searched
 /// recursively for files named `*.jsonl` / `*.ndjson` / `*.json`, each optionally followed by
 /// `.zst` / `.zstd` / `.gz`; see [`SkipReason`] for what is passed over and

@@ -43,6 +43,14 @@
 //! one row group, a bounded batch of rows at a time, and [`ParquetWriter`] writes batches back
 //! with the input's schema. A Parquet file inside zstd or gzip is refused, not guessed at.
 //!
+//! # Object storage
+//!
+//! Inputs may be URLs in object storage (S3, GCS, Azure; HTTP(S) single objects): [`discover`]
+//! lists them with the rules of a local directory or glob, and [`open_remote_shard_observed`]
+//! streams an object through [`RemoteReader`] (retried on throttling, 5xx and refused
+//! connections; resumed by a ranged GET from the failed byte). Credentials come only from the
+//! environment. Parquet objects are not read from there yet. See the `remote` module's docs.
+//!
 //! # Atomic outputs
 //!
 //! Outputs are written through [`AtomicFile`]: under `<final>.tmp-sluice`, then flushed, synced
