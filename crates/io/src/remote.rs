@@ -603,7 +603,7 @@ impl RemoteReader {
             let options = GetOptions {
                 // The first GET asks for the whole object: plain HTTP servers without range
                 // support can serve it.
-                range: (self.offset > 0).then(|| GetRange::Bounded(self.offset..self.size)),
+                range: (self.offset > 0).then_some(GetRange::Bounded(self.offset..self.size)),
                 if_match: self.etag.clone(),
                 ..Default::default()
             };
