@@ -361,7 +361,53 @@ fn parse_fields(c: &mut Criterion, f: &Fixture) {
             text_bytes
         })
     });
+    // The same documents as chat records (a user turn, the first fifth of the text, and the
+    // assistant's answer): the multi-part walk of `format = "chat"`. Throughput is of these
+    // (slightly larger) lines.
+    let chat: Vec<String> = lines.iter().map(|line| as_chat(line)).collect();
+    let chat_extractor = FieldExtractor::with_sources(
+        &sluice_core::document::InputFormat::Chat
+            .sources()
+            .expect("chat has sources"),
+        f.config.input.id_field.as_deref(),
+    )
+    .expect("chat sources are valid");
+    group.throughput(Throughput::Bytes(
+        chat.iter().map(|l| l.len() as u64 + 1).sum(),
+    ));
+    group.bench_function("chat_messages", |b| {
+        b.iter(|| {
+            let mut text_bytes = 0usize;
+            for line in &chat {
+                let doc = chat_extractor
+                    .extract(line.as_bytes())
+                    .expect("chat lines parse");
+                text_bytes += doc.text.len();
+            }
+            text_bytes
+        })
+    });
     group.finish();
+}
+
+/// A `{"text"}` line as a chat record of two messages.
+fn as_chat(line: &[u8]) -> String {
+    let mut value: serde_json::Value = serde_json::from_slice(line).expect("synthetic JSON");
+    let text = value["text"].as_str().expect("a text").to_string();
+    let mut cut = text.len() / 5;
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    let object = value.as_object_mut().expect("an object");
+    object.remove("text");
+    object.insert(
+        "messages".into(),
+        serde_json::json!([
+            {"role": "user", "content": &text[..cut]},
+            {"role": "assistant", "content": &text[cut..]},
+        ]),
+    );
+    value.to_string()
 }
 
 fn rules_stage(c: &mut Criterion, f: &Fixture, docs: &[Document<'_>]) {

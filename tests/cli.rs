@@ -852,15 +852,23 @@ fn bench_reports_every_step_stage_and_run_as_json() {
 // The crate root is tests/cli.rs, so a module under tests/cli/ needs its path spelled out.
 #[path = "cli/audit.rs"]
 mod audit;
+#[path = "cli/chat.rs"]
+mod chat;
 #[path = "cli/classifier.rs"]
 mod classifier;
 #[path = "cli/language.rs"]
 mod language;
 #[path = "cli/parquet.rs"]
 mod parquet;
+#[path = "cli/parquet_chat.rs"]
+mod parquet_chat;
+#[path = "cli/ranks.rs"]
+mod ranks;
 #[path = "cli/robust.rs"]
 mod robust;
 #[path = "cli/s3.rs"]
 mod s3;
+#[path = "cli/slurm.rs"]
+mod slurm;
 #[path = "cli/train.rs"]
 mod train;

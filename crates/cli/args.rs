@@ -22,6 +22,10 @@ pub enum Command {
     /// documents get an audit record, and manifest.json, report.json and report.html describe the
     /// run.
     Run(RunArgs),
+    /// Combine the records of a run spread over ranks (`run --rank`) into the manifest.json,
+    /// report.json and report.html a one-machine run writes; list the shards missing or failed
+    /// and the ranks to re-run (exit 1 when incomplete).
+    Merge(MergeArgs),
     /// Check a config without processing anything: parse it, compile rules, load term lists and
     /// the classifier's model.
     Check(CheckArgs),
@@ -67,7 +71,8 @@ pub struct RunArgs {
     #[arg(short = 'j', long)]
     pub threads: Option<usize>,
     /// Redo every shard, even those an earlier run in the same output directory finished, and
-    /// replace an earlier run made with another config.
+    /// replace an earlier run made with another config. With a rank: redo its share, and re-pin
+    /// the run to this config (every rank must then be re-run).
     #[arg(long)]
     pub force: bool,
     /// Follow symbolic links to directories inside input directories (loops are detected and
@@ -81,6 +86,33 @@ pub struct RunArgs {
     /// with that feature). Overrides the stage's `device`.
     #[arg(long)]
     pub device: Option<String>,
+    /// Record layout: text, chat, sharegpt, alpaca, prompt-completion. Overrides input.format.
+    #[arg(long)]
+    pub format: Option<sluice_core::document::InputFormat>,
+    /// Run as rank R (0 to W-1) of a run spread over W processes or machines writing into one
+    /// output directory: this rank filters its share of the shards (by bytes). Without it the
+    /// rank is read from SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs) or
+    /// SLURM_PROCID (in an srun step) when set. `sluice merge OUT` then writes the manifest and
+    /// reports.
+    #[arg(long, value_name = "R")]
+    pub rank: Option<usize>,
+    /// The number of ranks W. Needed by the first rank of an array or Indexed Job; later ranks
+    /// may leave it out (OUT/ranks/run.json pins it). srun's SLURM_NTASKS gives it under srun.
+    #[arg(long, value_name = "W")]
+    pub world_size: Option<usize>,
+    /// With a rank: accept another world size (or changed inputs) than the run was pinned to,
+    /// once no rank of the old world runs: finished shards are kept, the rest re-partitioned.
+    #[arg(long)]
+    pub repartition: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MergeArgs {
+    /// The output directory the ranks wrote into.
+    pub out_dir: PathBuf,
+    /// No summary; errors and what is missing are still printed.
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(clap::Args, Debug)]

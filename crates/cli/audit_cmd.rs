@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Subcommand, ValueEnum};
-use sluice_audit::highlight::{highlight, visible, Style};
+use sluice_audit::highlight::{highlight_document, visible, Style};
 use sluice_audit::outdir::Joined;
 use sluice_audit::screen::Verdict;
 use sluice_audit::select::Filter;
@@ -142,6 +142,9 @@ pub struct ScreenArgs {
     /// Worker threads (0 = one per core).
     #[arg(short = 'j', long)]
     pub threads: Option<usize>,
+    /// Record layout: text, chat, sharegpt, alpaca, prompt-completion. Overrides input.format.
+    #[arg(long)]
+    pub format: Option<sluice_core::document::InputFormat>,
 }
 
 /// Usage errors of these commands exit `usage_code`; other errors go to `main`.
@@ -290,9 +293,20 @@ fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Re
             stage.evidence.describe()
         );
         writeln!(w, "{}", visible(&line))?;
+        if !stage.evidence.roles().is_empty() {
+            writeln!(
+                w,
+                "      judged roles: {}",
+                visible(&stage.evidence.roles().join(", "))
+            )?;
+        }
     }
     match &j.text {
-        Some(text) => writeln!(w, "{}\n", highlight(text, &r.spans(), style)),
+        Some(text) => writeln!(
+            w,
+            "{}\n",
+            highlight_document(text, &j.parts, &r.spans(), style, usize::MAX).0
+        ),
         None => writeln!(w, "(document text not found)\n"),
     }
 }
@@ -434,7 +448,10 @@ pub fn screen(args: ScreenArgs) -> Result<u8> {
 }
 
 fn screen_inner(args: ScreenArgs) -> Result<u8> {
-    let (config, limits) = sluice_audit::screen::load_config(&args.config)?;
+    let (mut config, limits) = sluice_audit::screen::load_config(&args.config)?;
+    if let Some(format) = args.format {
+        config.input.format = Some(format);
+    }
     config.build_stages()?;
     let tmp;
     let output = match &args.output {

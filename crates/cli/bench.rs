@@ -133,9 +133,9 @@ pub fn bench(args: BenchArgs) -> Result<u8> {
         runs,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        outln!("{}", serde_json::to_string_pretty(&result)?)?;
     } else {
-        print_table(&result);
+        print_table(&result)?;
     }
     Ok(EXIT_OK)
 }
@@ -240,9 +240,9 @@ fn bench_run(report: &Report, peak: u64) -> BenchRun {
     }
 }
 
-fn print_table(result: &BenchReport) {
+fn print_table(result: &BenchReport) -> std::io::Result<()> {
     let i = &result.input;
-    println!(
+    outln!(
         "sluice bench: {} ({:.1} MB uncompressed, {:.1} MB on disk, {} shards, {} documents{})",
         result.config,
         i.bytes as f64 / 1e6,
@@ -250,10 +250,10 @@ fn print_table(result: &BenchReport) {
         i.shards,
         i.documents,
         if i.generated { ", generated" } else { "" }
-    );
+    )?;
     for (run, scale) in result.runs.iter().zip(&result.scaling) {
-        println!();
-        println!(
+        outln!()?;
+        outln!(
             "threads {}: {:.1} MB/s end to end, {:.0} docs/s, {:.2} s wall, peak memory {:.0} MB, {:.2}x the first run",
             run.threads,
             run.mb_per_second,
@@ -261,26 +261,33 @@ fn print_table(result: &BenchReport) {
             run.wall_seconds,
             run.peak_memory_bytes as f64 / 1e6,
             scale
-        );
-        println!(
+        )?;
+        outln!(
             "  {:<28} {:>8} {:>7} {:>10}",
-            "step", "cpu s", "share", "MB/s/core"
-        );
+            "step",
+            "cpu s",
+            "share",
+            "MB/s/core"
+        )?;
         for step in &run.steps {
-            println!(
+            outln!(
                 "  {:<28} {:>8.2} {:>6.1}% {:>10.1}",
                 step.step,
                 step.cpu_seconds,
                 step.share * 100.0,
                 step.mb_per_second
-            );
+            )?;
         }
-        println!(
+        outln!(
             "  {:<28} {:>10} {:>12} {:>14} {:>12}",
-            "stage", "documents", "docs/s/core", "text MB/s/core", "tokens/s"
-        );
+            "stage",
+            "documents",
+            "docs/s/core",
+            "text MB/s/core",
+            "tokens/s"
+        )?;
         for stage in &run.stages {
-            println!(
+            outln!(
                 "  {:<28} {:>10} {:>12.0} {:>14.1} {:>12}",
                 format!("{} ({})", stage.id, stage.kind),
                 stage.documents,
@@ -289,9 +296,10 @@ fn print_table(result: &BenchReport) {
                 stage
                     .tokens_per_second
                     .map_or(String::new(), |t| format!("{t:.0}"))
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 /// Terms of the config's term stages, planted in generated documents.

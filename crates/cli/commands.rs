@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use sluice_core::ranks::{RankError, RankRequest};
 use sluice_core::stats::{plural, Destination};
 use sluice_core::{run::RunOptions, ConfigError, Progress, Report, RunError};
 
@@ -13,6 +14,7 @@ use crate::{EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_SHARDS_FAILED};
 pub fn dispatch(command: Command) -> Result<u8> {
     match command {
         Command::Run(args) => run(args),
+        Command::Merge(args) => crate::merge_cmd::merge(args),
         Command::Check(args) => check(args),
         Command::Generate(args) => generate(args),
         Command::Bench(args) => crate::bench::bench(args),
@@ -31,6 +33,9 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<ConfigError>().is_some() {
             return EXIT_CONFIG;
         }
+        if let Some(rank) = cause.downcast_ref::<RankError>() {
+            return crate::merge_cmd::exit_code_for(rank);
+        }
         if let Some(run) = cause.downcast_ref::<RunError>() {
             return match run {
                 // As a shell reports a command a signal ended: 130 for SIGINT, 143 for SIGTERM.
@@ -43,6 +48,7 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
                 | RunError::OutputIsFile { .. }
                 | RunError::OutputIsInput { .. }
                 | RunError::Locked(_) => EXIT_CONFIG,
+                RunError::Rank(rank) => crate::merge_cmd::exit_code_for(rank),
                 _ => EXIT_ERROR,
             };
         }
@@ -63,8 +69,18 @@ impl Progress for Bar {
 }
 
 fn run(args: RunArgs) -> Result<u8> {
-    let config = crate::common::load_config(&args.config, args.device.as_deref())?;
+    let mut config = crate::common::load_config(&args.config, args.device.as_deref())?;
+    if let Some(format) = args.format {
+        config.input.format = Some(format);
+    }
     crate::common::cap_model_threads(args.threads.unwrap_or(config.run.threads));
+    let rank = RankRequest::resolve(args.rank, args.world_size, |var| std::env::var(var).ok())?;
+    if args.repartition && rank.is_none() {
+        anyhow::bail!(RunError::Config(ConfigError::Invalid {
+            key: "--repartition".into(),
+            message: "needs --rank (or a scheduler's rank variable)".into(),
+        }));
+    }
     let bar = (!args.quiet).then(|| {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
@@ -88,14 +104,26 @@ fn run(args: RunArgs) -> Result<u8> {
         stop: Some(crate::common::stop_on_signals()),
         follow_symlinks: args.follow_symlinks,
         command: Some(crate::common::command_line()),
+        rank: rank.clone(),
+        repartition: args.repartition,
     };
+    let out_dir = options.output.clone().or_else(|| config.output.dir.clone());
+    // First, so that a log says which rank this was even if it is killed.
+    if let (Some(rank), Some(out_dir), false) = (&rank, &out_dir, args.quiet) {
+        eprintln!("{}", crate::merge_cmd::rank_line(rank, out_dir));
+    }
     let result = sluice_core::run(&config, &options);
     if let Some(bar) = &bar {
         bar.bar.finish_and_clear();
     }
     let report = result?;
-    if let Some(out_dir) = options.output.clone().or_else(|| config.output.dir.clone()) {
-        crate::audit_cmd::report_after_run(&out_dir);
+    match (&rank, &out_dir) {
+        (None, Some(out_dir)) => crate::audit_cmd::report_after_run(out_dir),
+        (Some(_), Some(out_dir)) if !args.quiet => eprintln!(
+            "sluice: once every rank has ended, `sluice merge {}` writes the manifest and reports",
+            out_dir.display()
+        ),
+        _ => {}
     }
     if !args.quiet {
         eprintln!("{}", summary(&report));
@@ -157,17 +185,44 @@ fn summary(report: &Report) -> String {
 }
 
 fn check(args: CheckArgs) -> Result<u8> {
-    let config = crate::common::load_config(&args.config, args.device.as_deref())?;
+    // A screen config (`sluice screen`) carries a `[screen]` table of limits beside the run's.
+    let screen = std::fs::read_to_string(&args.config)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .is_some_and(|table| table.contains_key("screen"));
+    let config = if screen {
+        let (mut config, _limits) = sluice_audit::screen::load_config(&args.config)?;
+        if let Some(device) = args.device.as_deref() {
+            config.set_device(device);
+        }
+        config
+    } else {
+        crate::common::load_config(&args.config, args.device.as_deref())?
+    };
     // Builds every stage, the classifier's model included, exactly as `run` would.
     let cascade = sluice_core::Cascade::new(&config)
         .with_context(|| format!("config {}", args.config.display()))?;
-    println!("config {} is valid", args.config.display());
-    println!("config hash: {}", config.hash()?);
+    outln!("config {} is valid", args.config.display())?;
+    outln!("config hash: {}", config.hash()?)?;
+    if !cascade.extractor.is_single() {
+        outln!(
+            "input: documents of parts from {}{}",
+            cascade.extractor.text_field(),
+            if cascade.extractor.has_roles() {
+                " (with roles)"
+            } else {
+                ""
+            }
+        )?;
+    }
     let mut warned = false;
     for i in 0..cascade.stage_count() {
         let stage = cascade.stage_config(i);
-        println!("stage {} (type {})", stage.id(), stage.kind());
-        println!("  {}", cascade.stage(i).describe());
+        outln!("stage {} (type {})", stage.id(), stage.kind())?;
+        outln!("  {}", cascade.stage(i).describe())?;
+        if !stage.roles().is_empty() {
+            outln!("  judges the parts of roles {}", stage.roles().join(", "))?;
+        }
         for warning in cascade.stage(i).check() {
             eprintln!("sluice: warning: stage {}: {warning}", stage.id());
             warned = true;

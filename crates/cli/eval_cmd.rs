@@ -17,7 +17,8 @@ pub struct EvalArgs {
     /// The TOML config whose cascade is measured.
     #[arg(short, long)]
     pub config: PathBuf,
-    /// Labeled JSONL (optionally .zst or .gz); the text field is the config's input.text_field.
+    /// Labeled JSONL (optionally .zst or .gz); the text is read as the config's [input] says
+    /// (input.text_field, input.format or input.text_fields).
     #[arg(long)]
     pub data: PathBuf,
     /// Field holding the label (string, integer or boolean; dots descend into objects).
@@ -26,6 +27,9 @@ pub struct EvalArgs {
     /// Field holding the text. Overrides the config's input.text_field.
     #[arg(long)]
     pub text_field: Option<String>,
+    /// Record layout: text, chat, sharegpt, alpaca, prompt-completion. Overrides input.format.
+    #[arg(long)]
+    pub format: Option<sluice_core::document::InputFormat>,
     /// The label that counts as positive (default: the classifier's score label when the data
     /// has it, else 1 or true).
     #[arg(long)]
@@ -59,6 +63,9 @@ pub fn eval_command(args: EvalArgs) -> Result<u8> {
     }
     if let Some(field) = &args.text_field {
         config.input.text_field = field.clone();
+    }
+    if let Some(format) = args.format {
+        config.input.format = Some(format);
     }
     let cascade = Cascade::new(&config)?;
     let (_, reader) = sluice_io::open_shard(&args.data)

@@ -1,12 +1,26 @@
 //! The `sluice` binary: parse arguments, run the command, map the outcome to an exit code.
 //! Everything else lives in the library crates.
 
+/// `println!` that returns the write's error instead of panicking: a closed pipe (`sluice check |
+/// head`) ends the command quietly through `is_broken_pipe`, as in ripgrep.
+macro_rules! outln {
+    () => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock())
+    }};
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod args;
 mod audit_cmd;
 mod bench;
 mod commands;
 mod common;
 mod eval_cmd;
+mod merge_cmd;
 mod train_cmd;
 
 use std::process::ExitCode;

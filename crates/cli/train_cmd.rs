@@ -36,6 +36,14 @@ pub struct TrainArgs {
     /// Field holding the text (dots descend into objects).
     #[arg(long, default_value = "text")]
     pub text_field: String,
+    /// Record layout, as the config's input.format: chat, sharegpt, alpaca, prompt-completion
+    /// (the parts are joined as a run judges them).
+    #[arg(long, conflicts_with = "text_fields")]
+    pub format: Option<sluice_core::document::InputFormat>,
+    /// Several text sources, comma-separated, as the config's input.text_fields
+    /// (`messages[*].content`, `instruction,input,output`).
+    #[arg(long, value_delimiter = ',')]
+    pub text_fields: Option<Vec<String>>,
     /// Field holding the label: a string, integer or boolean.
     #[arg(long, default_value = "label")]
     pub label_field: String,
@@ -251,19 +259,38 @@ pub fn train_command(args: TrainArgs) -> Result<u8> {
     options.labels = args.labels.clone();
     options.positive = args.positive.clone();
 
-    let (text_field, label_field) = match (
-        sluice_core::document::FieldPath::parse(&args.text_field),
-        sluice_core::document::FieldPath::parse(&args.label_field),
-    ) {
-        (Ok(t), Ok(l)) => (t, l),
-        (Err(e), _) | (_, Err(e)) => return usage_error(e),
+    let label_field = match sluice_core::document::FieldPath::parse(&args.label_field) {
+        Ok(l) => l,
+        Err(e) => return usage_error(e),
+    };
+    let mut input = sluice_core::config::InputConfig {
+        text_field: args.text_field.clone(),
+        format: args.format,
+        ..Default::default()
+    };
+    if let Some(fields) = &args.text_fields {
+        input.text_fields = fields
+            .iter()
+            .map(|p| sluice_core::document::TextSource::path(p))
+            .collect();
+    }
+    let config = sluice_core::Config {
+        input,
+        ..sluice_core::Config::from_toml("", std::path::Path::new("."))?
+    };
+    if let Err(e) = sluice_core::document::FieldPath::parse(&args.text_field) {
+        return usage_error(e);
+    }
+    let extractor = match config.extractor() {
+        Ok(extractor) => extractor,
+        Err(e) => return usage_error(e),
     };
     let (_, reader) = sluice_io::open_shard(&args.data)
         .with_context(|| format!("cannot open --data {}", args.data.display()))?;
     let examples = match sluice_core::labeled::read_examples(
         reader,
         &args.data.display().to_string(),
-        &text_field,
+        &extractor,
         &label_field,
     ) {
         Ok(examples) => examples,
@@ -283,7 +310,7 @@ pub fn train_command(args: TrainArgs) -> Result<u8> {
         Err(e) => return Err(e.into()),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         print!("{}", summary(&report, started.elapsed().as_secs_f64()));
     }

@@ -735,20 +735,41 @@ fn report_html_renders_in_a_browser_and_runs_no_corpus_script() {
     assert!(dump_dom(&browser, &control).contains("<title>pwned-script</title>"));
 }
 
+/// A chat record: a user's question and `answer` from the assistant.
+fn chat_record(answer: &str) -> String {
+    serde_json::json!({"messages": [
+        {"role": "user", "content": "A question."},
+        {"role": "assistant", "content": answer},
+    ]})
+    .to_string()
+}
+
 #[test]
 fn screen_gives_verdicts_and_exit_codes() {
     let tmp = tempfile::tempdir().unwrap();
+    // The screen config reads chat records and judges what the assistant says.
     let clean: Vec<String> = (0..100)
-        .map(|i| format!(r#"{{"text":"Recipe {i}: mix flour and water, bake for {i} minutes."}}"#))
+        .map(|i| {
+            chat_record(&format!(
+                "Recipe {i}: mix flour and water, bake for {i} minutes."
+            ))
+        })
         .collect();
     let accept = tmp.path().join("accept.jsonl");
     std::fs::write(&accept, clean.join("\n") + "\n").unwrap();
     let review = tmp.path().join("review.jsonl");
     std::fs::write(
         &review,
-        clean.join("\n") + "\n{\"text\":\"Sarin is a nerve agent.\"}\n",
+        clean.join("\n") + "\n" + &chat_record("Sarin is a nerve agent.") + "\n",
     )
     .unwrap();
+    // The corpus fixture's documents as answers.
+    let hazard = tmp.path().join("hazard.jsonl");
+    let answers: Vec<String> = json_lines(&repo().join("fixtures/corpus/hazard.jsonl.zst"))
+        .iter()
+        .map(|v| chat_record(v["text"].as_str().unwrap()))
+        .collect();
+    std::fs::write(&hazard, answers.join("\n") + "\n").unwrap();
     let screen = |dataset: &Path, config: &str| {
         let result = sluice(&["screen", path(dataset), "--config", config]);
         (result.status.code(), stdout(&result), stderr(&result))
@@ -770,14 +791,14 @@ fn screen_gives_verdicts_and_exit_codes() {
         "{text}"
     );
 
-    let (code, text, err) = screen(&repo().join("fixtures/corpus/hazard.jsonl.zst"), config);
+    let (code, text, err) = screen(&hazard, config);
     assert_eq!(code, Some(2), "{text}{err}");
     assert!(text.starts_with("verdict: reject\n"), "{text}");
     assert!(
         text.contains("keyword-rules/stepwise-weapon-instructions"),
         "{text}"
     );
-    assert!(text.contains("hazard.jsonl.zst:2  dropped"), "{text}");
+    assert!(text.contains("hazard.jsonl:2  dropped"), "{text}");
 
     // Errors are neither verdict: 4 for the config, 3 for anything else.
     let bad = tmp.path().join("bad.toml");
@@ -801,17 +822,22 @@ fn the_screen_fails_closed_on_what_it_cannot_read() {
     // are judged, not discarded as unreadable.
     let hidden = tmp.path().join("surrogates.jsonl");
     let lines: Vec<String> = (0..100)
-        .map(|i| format!(r#"{{"text":"\ud800Step by step: make sarin, batch {i}."}}"#))
+        .map(|i| {
+            format!(
+                r#"{{"messages":[{{"role":"assistant","content":"\ud800Step by step: make sarin, batch {i}."}}]}}"#
+            )
+        })
         .collect();
     std::fs::write(&hidden, lines.join("\n") + "\n").unwrap();
     let (code, text, err) = screen(&hidden);
     assert_eq!(code, Some(2), "{text}{err}");
     assert!(text.contains("documents: 100, flagged: 100"), "{text}");
     assert!(text.contains("0 errors"), "{text}");
-    // Records in a layout the config does not describe: no verdict, not an accept.
-    let chat = tmp.path().join("chat.jsonl");
+    // Records in a layout the config does not describe (one text field, not chat): no verdict,
+    // not an accept.
+    let chat = tmp.path().join("text.jsonl");
     let lines: Vec<String> = (0..20)
-        .map(|i| format!(r#"{{"messages":[{{"role":"user","content":"question {i}"}}]}}"#))
+        .map(|i| format!(r#"{{"text":"question {i}"}}"#))
         .collect();
     std::fs::write(&chat, lines.join("\n") + "\n").unwrap();
     let (code, text, err) = screen(&chat);
@@ -820,7 +846,7 @@ fn the_screen_fails_closed_on_what_it_cannot_read() {
     // A few unreadable lines among many count as flagged.
     let mixed = tmp.path().join("mixed.jsonl");
     let mut lines: Vec<String> = (0..50)
-        .map(|i| format!(r#"{{"text":"Recipe {i}: mix flour and water."}}"#))
+        .map(|i| chat_record(&format!("Recipe {i}: mix flour and water.")))
         .collect();
     lines.push("{not json".into());
     std::fs::write(&mixed, lines.join("\n") + "\n").unwrap();

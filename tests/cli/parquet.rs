@@ -43,7 +43,7 @@ fn pyarrow() -> Option<Command> {
 }
 
 /// Checks `out`'s Parquet outputs against their inputs with pyarrow (see check_outputs.py).
-fn pyarrow_check(out: &Path, limits: &[&str]) {
+pub(super) fn pyarrow_check(out: &Path, limits: &[&str]) {
     let Some(mut python) = pyarrow() else { return };
     let result = python
         .arg("tests/parquet/check_outputs.py")

@@ -388,3 +388,28 @@ fn a_truncated_audit_shard_fails_every_command_that_reads_it() {
         );
     }
 }
+
+/// The reader of a pipe closing early is not an error (`sluice check CFG | head`): the command
+/// ends quietly instead of panicking in `println!`.
+#[test]
+fn a_closed_stdout_pipe_ends_a_command_quietly() {
+    use std::process::{Command, Stdio};
+    for config in [
+        "configs/hazard-classifier.toml",
+        "configs/finetune-screen.toml",
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .current_dir(repo())
+            .args(["check", "-c", config])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the config is even loaded (the classifier's model takes a while).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{config}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{config}: {err}");
+    }
+}

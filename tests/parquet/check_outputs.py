@@ -17,9 +17,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def has_dictionary(data_type):
+    if pa.types.is_dictionary(data_type):
+        return True
+    return any(has_dictionary(data_type.field(i).type) for i in range(data_type.num_fields))
+
+
 def decoded(table):
     """`table` with dictionary columns as their values: the type stays in the schema (checked
-    apart), but which dictionary holds the values is the writer's business."""
+    apart), but which dictionary holds the values is the writer's business. A dictionary nested
+    in a list or struct (a chat turn's `from`) is compared by value."""
     columns = []
     for column in table.columns:
         if pa.types.is_dictionary(column.type):
@@ -27,6 +34,8 @@ def decoded(table):
                 [chunk.dictionary_decode() for chunk in column.chunks],
                 type=column.type.value_type,
             )
+        elif has_dictionary(column.type):
+            column = pa.chunked_array([pa.array([json.dumps(v) for v in column.to_pylist()])])
         columns.append(column)
     return pa.table(columns, names=table.column_names)
 

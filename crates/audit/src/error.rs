@@ -6,6 +6,13 @@ use std::path::PathBuf;
 pub enum AuditError {
     #[error("{} is not a sluice output directory (no manifest.json)", path.display())]
     NotAnOutput { path: PathBuf },
+    #[error(
+        "{} holds a run spread over ranks that is not merged (or a rank ran since the last \
+         merge): run `sluice merge {}` first",
+        path.display(),
+        path.display()
+    )]
+    Unmerged { path: PathBuf },
     #[error("cannot read {}: {message}", path.display())]
     Read { path: PathBuf, message: String },
     #[error("cannot write {}: {message}", path.display())]
@@ -44,6 +51,7 @@ impl AuditError {
             AuditError::Usage { .. }
                 | AuditError::Rethreshold(_)
                 | AuditError::NotAnOutput { .. }
+                | AuditError::Unmerged { .. }
                 | AuditError::Config(_)
         )
     }

@@ -5,6 +5,7 @@
 //! than trusted (slicing a `str` inside a character would panic). Overlapping spans (a rule and a
 //! term on the same words) are merged.
 
+use sluice_core::document::Part;
 use sluice_core::stage::LabeledSpan;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +67,74 @@ pub fn highlight(text: &str, spans: &[LabeledSpan], style: Style) -> String {
     out
 }
 
+/// A document's text with its spans marked, at most about `limit` bytes of it (`true` when
+/// some was left out): a one-text document as [`highlight`] marks it; a document of parts part
+/// by part, each under a line naming it and its role (`── messages[1].content (user)`), with
+/// the spans recorded in that part.
+pub fn highlight_document(
+    text: &str,
+    parts: &[Part<'_>],
+    spans: &[LabeledSpan],
+    style: Style,
+    limit: usize,
+) -> (String, bool) {
+    let cut = |s: &str, budget: usize| {
+        let mut end = s.len().min(budget);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        end
+    };
+    if parts.is_empty() {
+        let end = cut(text, limit);
+        return (highlight(&text[..end], spans, style), end < text.len());
+    }
+    let mut out = String::new();
+    let mut budget = limit;
+    for (i, part) in parts.iter().enumerate() {
+        let Some(body) = text.get(part.range.clone()) else {
+            continue;
+        };
+        if budget == 0 {
+            return (out, true);
+        }
+        let head = match &part.role {
+            Some(role) => format!("{} ({role})", part.path),
+            None => part.path.clone(),
+        };
+        let own: Vec<LabeledSpan> = spans
+            .iter()
+            .filter(|s| s.part.as_deref() == Some(part.path.as_str()))
+            .cloned()
+            .collect();
+        let end = cut(body, budget);
+        budget -= end;
+        let marked = highlight(&body[..end], &own, style);
+        match style {
+            Style::Html => {
+                out.push_str("<div class=\"part\"><b>");
+                escape_into(&mut out, &head);
+                out.push_str("</b>\n");
+                out.push_str(&marked);
+                out.push_str("</div>");
+            }
+            _ => {
+                if i > 0 {
+                    out.push('\n');
+                }
+                out.push_str("── ");
+                visible_into(&mut out, &head);
+                out.push('\n');
+                out.push_str(&marked);
+            }
+        }
+        if end < body.len() {
+            return (out, true);
+        }
+    }
+    (out, false)
+}
+
 /// Appends `s` with every character that could act on a terminal shown instead: C0 and C1
 /// control characters but newline and tab (escape sequences that clear the screen, set the window
 /// title or write the clipboard start with ESC or a C1 code; a CR overwrites the line), DEL, and
@@ -123,6 +192,8 @@ mod tests {
 
     fn span(start: usize, end: usize) -> LabeledSpan {
         LabeledSpan {
+            part: None,
+            role: None,
             start,
             end,
             label: String::new(),

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use sluice_core::stats::{plural, Destination};
 
-use crate::highlight::{escape, highlight, Style};
+use crate::highlight::{escape, highlight_document, Style};
 use crate::outdir::{Joined, OutDir};
 use crate::select::Reservoir;
 use crate::summary::{Summary, SCORE_BINS};
@@ -62,7 +62,7 @@ const CSS: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-
 h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ddd;padding:.3em .5em;vertical-align:top;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}.text{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,monospace;font-size:12px;max-height:16em;overflow:auto}\
-mark{background:#ffd54f;color:#000}.muted{color:#777}svg.chart{display:block;margin:.5em 0}\
+mark{background:#ffd54f;color:#000}.part{margin-bottom:.4em}.part>b{display:block;color:#555;font-family:system-ui,sans-serif}.muted{color:#777}svg.chart{display:block;margin:.5em 0}\
 .cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em}.card b{display:block;font-size:1.4em}";
 
 /// The page's only script: records each chart's rendered size and drawn bars as attributes.
@@ -355,6 +355,9 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
                 })
                 .collect();
             h.push_str(&bar_chart("timings", &rows, "#00897b"));
+            if !report.ranks.is_empty() {
+                h.push_str(&ranks_table(&report.ranks));
+            }
         }
         None => h.push_str("<p class=\"muted\">No report.json: the run did not finish.</p>"),
     }
@@ -381,12 +384,9 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
         let r = &j.record;
         let text = match &j.text {
             Some(text) => {
-                let mut end = text.len().min(TEXT_BYTES);
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                let mut shown = highlight(&text[..end], &r.spans(), Style::Html);
-                if end < text.len() {
+                let (mut shown, truncated) =
+                    highlight_document(text, &j.parts, &r.spans(), Style::Html, TEXT_BYTES);
+                if truncated {
                     shown.push_str("<span class=\"muted\"> … (truncated)</span>");
                 }
                 shown
@@ -417,6 +417,39 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
         );
     }
     h.push_str("</table></body></html>\n");
+    h
+}
+
+/// A merged run's ranks (`sluice merge`): each one's share and its last invocation.
+fn ranks_table(ranks: &[sluice_core::ranks::merge::RankFigures]) -> String {
+    let mut h = String::from(
+        "<h2>Ranks</h2><table id=\"ranks\"><tr><th>rank</th><th>shards</th><th>MB (as stored)</th>\
+         <th>done</th><th>failed</th><th>last run</th><th>host</th></tr>",
+    );
+    for r in ranks {
+        let last = match (r.processed_bytes, r.wall_seconds) {
+            (Some(bytes), Some(wall)) => format!(
+                "{:.1} MB in {wall:.2} s{}",
+                bytes as f64 / 1e6,
+                r.interrupted
+                    .map(|s| format!(", interrupted by signal {s}"))
+                    .unwrap_or_default()
+            ),
+            _ => "no record (killed, or never ran)".into(),
+        };
+        let _ = write!(
+            h,
+            "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{:.1}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
+            r.rank,
+            r.shards,
+            r.bytes as f64 / 1e6,
+            r.done,
+            r.failed,
+            escape(&last),
+            escape(r.host.as_deref().unwrap_or(""))
+        );
+    }
+    h.push_str("</table>");
     h
 }
 

@@ -22,10 +22,18 @@ pub struct OutDir {
 
 impl OutDir {
     pub fn open(path: &Path) -> Result<OutDir, AuditError> {
-        let manifest =
-            Manifest::load(&path.join(MANIFEST))?.ok_or_else(|| AuditError::NotAnOutput {
-                path: path.to_path_buf(),
-            })?;
+        let manifest = Manifest::load(&path.join(MANIFEST))?.ok_or_else(|| {
+            // A run spread over ranks has no manifest until `sluice merge` folds their records.
+            if path.join(sluice_core::ranks::records::RUN_RECORD).is_file() {
+                AuditError::Unmerged {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                AuditError::NotAnOutput {
+                    path: path.to_path_buf(),
+                }
+            }
+        })?;
         let report_path = path.join(REPORT);
         let report = match std::fs::read(&report_path) {
             Ok(bytes) => Some(
@@ -76,28 +84,38 @@ impl OutDir {
     }
 
     /// The documents of one of a shard's kept/dropped/review outputs, in order: its lines, or
-    /// for a Parquet output each row's text and id as a JSON line (as a JSONL shard's line would
-    /// hold them, at the run's `text_field` and `id_field`).
+    /// for a Parquet output each row as a JSON line (as a JSONL shard's line would hold it): for
+    /// one text field, the row's text and id at the run's `text_field` and `id_field`; for
+    /// several text sources, the columns they read, as JSON.
     fn documents(&self, dir: &str, entry: &ShardEntry) -> Result<DocumentReader, AuditError> {
         let path = self.stream_path(dir, entry);
         if !OutDir::is_parquet(entry) {
             return Ok(DocumentReader::Lines(LineReader::open(&path)?));
         }
         let input = &self.manifest.config.input;
+        let fields = self.row_fields();
         // Only the columns holding the text and the id are read.
-        let roots = std::iter::once(&input.text_field)
-            .chain(&input.id_field)
-            .map(|field| field.split('.').next().unwrap_or_default().to_string())
-            .collect();
+        let roots = fields.roots();
         Ok(DocumentReader::Parquet {
             rows: Box::new(crate::parquet_rows::ParquetRows::open_columns(
                 &path,
-                Some(roots),
+                Some(roots.clone()),
             )?),
-            fields: sluice_core::rows::RowFields::new(&input.text_field, input.id_field.as_deref()),
+            single: fields.is_single(),
+            fields,
+            roots,
             text_field: input.text_field.clone(),
             id_field: input.id_field.clone(),
             line: Vec::new(),
+        })
+    }
+
+    /// The run's fields of a Parquet row (as [`extractor`](Self::extractor)).
+    pub fn row_fields(&self) -> sluice_core::rows::RowFields {
+        let config = &self.manifest.config;
+        config.row_fields().unwrap_or_else(|_| {
+            let input = &config.input;
+            sluice_core::rows::RowFields::new(&input.text_field, input.id_field.as_deref())
         })
     }
 
@@ -182,6 +200,9 @@ enum DocumentReader {
     Parquet {
         rows: Box<crate::parquet_rows::ParquetRows>,
         fields: sluice_core::rows::RowFields,
+        /// One text field (else the `roots` columns are written out as JSON).
+        single: bool,
+        roots: Vec<String>,
         text_field: String,
         id_field: Option<String>,
         line: Vec<u8>,
@@ -195,6 +216,8 @@ impl DocumentReader {
             DocumentReader::Parquet {
                 rows,
                 fields,
+                single,
+                roots,
                 text_field,
                 id_field,
                 line,
@@ -203,19 +226,25 @@ impl DocumentReader {
                 let Some((batch, row)) = rows.next_row()? else {
                     return Ok(None);
                 };
-                let doc = fields
-                    .columns(batch)
-                    .document(row)
-                    .map_err(|e| AuditError::Record {
-                        path,
-                        line: row as u64 + 1,
-                        message: e.message,
-                    })?;
-                let mut object = serde_json::Value::Object(Default::default());
-                insert(&mut object, text_field, doc.text.as_ref().into());
-                if let (Some(field), Some(id)) = (id_field.as_deref(), doc.id) {
-                    insert(&mut object, field, id.into());
-                }
+                let object =
+                    if *single {
+                        let doc = fields.columns(batch).document(row).map_err(|e| {
+                            AuditError::Record {
+                                path,
+                                line: row as u64 + 1,
+                                message: e.message,
+                            }
+                        })?;
+                        let mut object = serde_json::Value::Object(Default::default());
+                        insert(&mut object, text_field, doc.text.as_ref().into());
+                        if let (Some(field), Some(id)) = (id_field.as_deref(), doc.id) {
+                            insert(&mut object, field, id.into());
+                        }
+                        object
+                    } else {
+                        // The run's extractor reads this line as the run read the row.
+                        sluice_core::rows::row_json(batch, row, roots)
+                    };
                 line.clear();
                 serde_json::to_writer(&mut *line, &object).expect("a json value serializes");
                 Ok(Some(line))
@@ -413,15 +442,34 @@ pub struct Joined {
     pub record: Record,
     /// The raw line as it is in the output shard.
     pub raw: Vec<u8>,
-    /// The document text, when the line yields one with the run's `text_field`.
+    /// The document text, when the line yields one with the run's `[input]` fields.
     pub text: Option<String>,
+    /// The parts of `text`, for a document of parts (chat messages, instruction fields).
+    pub parts: Vec<sluice_core::document::Part<'static>>,
+}
+
+/// The text and parts of a raw line, as the run's extractor reads it.
+fn read_text(
+    extractor: &sluice_core::document::FieldExtractor,
+    raw: &[u8],
+) -> (Option<String>, Vec<sluice_core::document::Part<'static>>) {
+    match extractor.extract(raw) {
+        Ok(doc) => {
+            let doc = doc.into_owned();
+            (Some(doc.text.into_owned()), doc.parts)
+        }
+        Err(_) => (None, Vec::new()),
+    }
 }
 
 impl OutDir {
-    /// The run's field extractor (its `text_field` and `id_field`).
+    /// The run's field extractor (its `text_field` or text sources, and `id_field`).
     pub fn extractor(&self) -> sluice_core::document::FieldExtractor {
-        let input = &self.manifest.config.input;
-        sluice_core::document::FieldExtractor::new(&input.text_field, input.id_field.as_deref())
+        let config = &self.manifest.config;
+        config.extractor().unwrap_or_else(|_| {
+            let input = &config.input;
+            sluice_core::document::FieldExtractor::new(&input.text_field, input.id_field.as_deref())
+        })
     }
 
     /// Joins records with their documents' lines: each shard with a wanted record is walked once,
@@ -457,8 +505,13 @@ impl OutDir {
             .zip(raws)
             .map(|(record, raw)| {
                 let raw = raw.unwrap_or_default();
-                let text = extractor.extract(&raw).ok().map(|d| d.text.into_owned());
-                Joined { record, raw, text }
+                let (text, parts) = read_text(&extractor, &raw);
+                Joined {
+                    record,
+                    raw,
+                    text,
+                    parts,
+                }
             })
             .collect())
     }
@@ -504,11 +557,12 @@ impl OutDir {
                 } = item
                 {
                     if filter.matches(&record) {
-                        let text = extractor.extract(raw).ok().map(|d| d.text.into_owned());
+                        let (text, parts) = read_text(&extractor, raw);
                         each(Joined {
                             record,
                             raw: raw.to_vec(),
                             text,
+                            parts,
                         })?;
                     }
                 }

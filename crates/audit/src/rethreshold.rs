@@ -560,8 +560,7 @@ fn redecide_parquet_shard(
         encoding,
     )
     .map_err(|e| write_err(&e))?;
-    let input = &config.input;
-    let fields = sluice_core::rows::RowFields::new(&input.text_field, input.id_field.as_deref());
+    let fields = out.row_fields();
     let empty: Vec<StageStats> = config
         .stages
         .iter()

@@ -127,7 +127,7 @@ pub fn unreadable(limits: &ScreenLimits, lines: u64, errors: u64) -> Option<Stri
         format!(
             "{errors} of {lines} lines ({:.1}%) are not readable records, over \
              screen.max_error_fraction ({}): is the dataset in the layout the config describes \
-             (input.text_field)? See errors/ with --output",
+             (input.format, input.text_fields or input.text_field)? See errors/ with --output",
             fraction * 100.0,
             limits.max_error_fraction
         )

@@ -46,6 +46,14 @@ pub struct InputConfig {
     /// Field holding the document text; dots descend into nested objects (`metadata.body`).
     #[serde(default = "default_text_field")]
     pub text_field: String,
+    /// A record layout that sets the text sources and their roles: `chat`, `sharegpt`,
+    /// `alpaca`, `prompt-completion` (`text`: the one `text_field`, the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<crate::document::InputFormat>,
+    /// Several text sources, judged as one document of parts (`["messages[*].content"]`,
+    /// `["instruction", "input", "output"]`, tables `{path, role, role_field}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub text_fields: Vec<crate::document::TextSource>,
     /// Field holding the document id (string or number); documents without one are identified
     /// by shard and line number.
     #[serde(default)]
@@ -228,6 +236,8 @@ impl Default for InputConfig {
         InputConfig {
             paths: Vec::new(),
             text_field: default_text_field(),
+            format: None,
+            text_fields: Vec::new(),
             id_field: None,
             max_line_bytes: default_max_line_bytes(),
             follow_symlinks: false,
@@ -285,6 +295,73 @@ impl Config {
         })?;
         config.base_dir = base_dir.to_path_buf();
         Ok(config)
+    }
+
+    /// The text sources of `input.format` or `input.text_fields`; `None` for the one
+    /// `input.text_field`.
+    pub fn text_sources(&self) -> Result<Option<Vec<crate::document::TextSource>>, ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.to_string(),
+        };
+        let preset = self.input.format.and_then(|f| f.sources());
+        let sources = match (preset, self.input.text_fields.is_empty()) {
+            (Some(_), false) => {
+                return Err(invalid(
+                    "input.text_fields",
+                    "give input.format or input.text_fields, not both",
+                ))
+            }
+            (Some(preset), true) => preset,
+            (None, false) => self.input.text_fields.clone(),
+            (None, true) => return Ok(None),
+        };
+        if self.input.text_field != default_text_field() {
+            return Err(invalid(
+                "input.text_field",
+                "the text comes from input.format or input.text_fields: leave text_field out",
+            ));
+        }
+        Ok(Some(sources))
+    }
+
+    /// The field extractor of `[input]`.
+    pub fn extractor(&self) -> Result<crate::document::FieldExtractor, ConfigError> {
+        use crate::document::FieldExtractor;
+        let id = self.input.id_field.as_deref();
+        match self.text_sources()? {
+            None => Ok(FieldExtractor::new(&self.input.text_field, id)),
+            Some(sources) => {
+                FieldExtractor::with_sources(&sources, id).map_err(|message| ConfigError::Invalid {
+                    key: if self.input.text_fields.is_empty() {
+                        "input.format".into()
+                    } else {
+                        "input.text_fields".into()
+                    },
+                    message,
+                })
+            }
+        }
+    }
+
+    /// The fields of `[input]` as a Parquet shard's rows are read (the same sources as
+    /// [`extractor`](Self::extractor)).
+    pub fn row_fields(&self) -> Result<crate::rows::RowFields, ConfigError> {
+        use crate::rows::RowFields;
+        let id = self.input.id_field.as_deref();
+        match self.text_sources()? {
+            None => Ok(RowFields::new(&self.input.text_field, id)),
+            Some(sources) => {
+                RowFields::with_sources(&sources, id).map_err(|message| ConfigError::Invalid {
+                    key: if self.input.text_fields.is_empty() {
+                        "input.format".into()
+                    } else {
+                        "input.text_fields".into()
+                    },
+                    message,
+                })
+            }
+        }
     }
 
     /// Checks what can be checked without building stages.
@@ -384,8 +461,22 @@ impl Config {
                 ),
             ));
         }
+        let has_roles = self.extractor()?.has_roles();
         let mut seen = BTreeMap::new();
         for (i, stage) in self.stages.iter().enumerate() {
+            if !stage.roles().is_empty() && !has_roles {
+                return Err(invalid(
+                    &format!("stages[{i}].roles"),
+                    "the input's parts have no roles: set input.format (chat, sharegpt, alpaca, \
+                     prompt-completion) or a role or role_field in input.text_fields",
+                ));
+            }
+            if stage.roles().iter().any(|r| r.is_empty()) {
+                return Err(invalid(
+                    &format!("stages[{i}].roles"),
+                    "a role must not be empty",
+                ));
+            }
             if stage.id().is_empty() {
                 return Err(invalid(&format!("stages[{i}].id"), "must not be empty"));
             }
@@ -473,6 +564,10 @@ impl Config {
         #[derive(Serialize)]
         struct Hashed<'a> {
             text_field: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            format: Option<crate::document::InputFormat>,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            text_fields: &'a [crate::document::TextSource],
             id_field: &'a Option<String>,
             max_line_bytes: usize,
             compression: OutputCompression,
@@ -487,6 +582,8 @@ impl Config {
         }
         let hashed = Hashed {
             text_field: &self.input.text_field,
+            format: self.input.format,
+            text_fields: &self.input.text_fields,
             id_field: &self.input.id_field,
             max_line_bytes: self.input.max_line_bytes,
             compression: self.output.compression,

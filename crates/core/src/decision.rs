@@ -191,10 +191,32 @@ impl ShardStats {
             let stats = &mut self.stages[*i];
             stats.count_outcome(evidence.outcome());
             evidence.count(stats);
+            count_roles(evidence, stats);
         }
         self.flow_mut(verdict.destination).add(line_bytes);
         self.escalated += u64::from(verdict.escalated);
         self.audited += u64::from(audited);
+    }
+}
+
+/// Counter family `roles` of a document made of roled parts: per role, the document if the
+/// evidence was found in a part of that role (its recorded spans say where; evidence without
+/// spans, a model score, was found in every role it judged), with the spans there as hits.
+fn count_roles(evidence: &Evidence, stats: &mut crate::stage::StageStats) {
+    let roles = evidence.roles();
+    if roles.is_empty() {
+        return;
+    }
+    let mut spans = Vec::new();
+    evidence.spans("", &mut spans);
+    for role in roles {
+        let hits = spans
+            .iter()
+            .filter(|s| s.role.as_deref() == Some(role.as_str()))
+            .count() as u64;
+        if hits > 0 || spans.is_empty() {
+            stats.count_key("roles", role, hits, evidence.outcome());
+        }
     }
 }
 
@@ -214,13 +236,15 @@ mod tests {
             toml::from_str::<ClassifierConfig>(&format!(
                 "id = 'model'\nmodel = 'm'\nmode = '{mode}'\ndrop_threshold = 0.8\nreview_threshold = 0.5"
             ))
-            .unwrap(),
+            .unwrap()
+            .into(),
         )
     }
 
     fn rules_evidence(outcome: Outcome, rule: &str) -> Evidence {
         Evidence::Rules(Judged {
             outcome,
+            roles: Vec::new(),
             evidence: RulesEvidence {
                 rules: vec![RuleHit {
                     id: rule.into(),
@@ -237,6 +261,7 @@ mod tests {
     fn scored(outcome: Outcome) -> Evidence {
         Evidence::Classifier(Judged {
             outcome,
+            roles: Vec::new(),
             evidence: ClassifierEvidence {
                 score: Some(0.1),
                 windows: vec![0.1],

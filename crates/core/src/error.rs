@@ -55,6 +55,9 @@ pub enum RunError {
     /// Another run holds the output directory.
     #[error(transparent)]
     Locked(sluice_io::LockError),
+    /// A rank of a run spread over several processes cannot run (see `ranks`).
+    #[error(transparent)]
+    Rank(#[from] crate::ranks::RankError),
     #[error(
         "interrupted by signal {signal}: {done} shards done, {pending} not finished; run the same \
          command again to resume (finished shards are kept, the others are redone; the output in \

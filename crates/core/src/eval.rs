@@ -31,7 +31,7 @@ use sluice_classifier::metrics::{roc_auc, BinaryMetrics, Confusion};
 
 use crate::decision::{Outcome, Verdict};
 use crate::document::{Document, FieldPath};
-use crate::labeled::read_examples;
+use crate::labeled::read_documents;
 use crate::pipeline::Cascade;
 use crate::stages::classifier::{ClassifierMode, ClassifierStage, OnError};
 use crate::stages::StageConfig;
@@ -281,8 +281,6 @@ pub fn evaluate(
     options: &EvalOptions,
 ) -> Result<EvalReport, EvalError> {
     // 1. Read every labeled document, the way `sluice train` reads its data (one parse per line).
-    let text_field = FieldPath::parse(cascade.extractor.text_field())
-        .map_err(|e| EvalError::Options(format!("input.text_field: {e}")))?;
     let label_field = FieldPath::parse(&options.label_field).map_err(|_| {
         EvalError::Options(format!(
             "--label-field {:?} must be a non-empty dotted path",
@@ -290,13 +288,14 @@ pub fn evaluate(
         ))
     })?;
     let examples =
-        read_examples(reader, source, &text_field, &label_field).map_err(|e| EvalError::Data {
-            file: e.file,
-            line: e.line,
-            message: e.message,
+        read_documents(reader, source, &cascade.extractor, &label_field).map_err(|e| {
+            EvalError::Data {
+                file: e.file,
+                line: e.line,
+                message: e.message,
+            }
         })?;
-    let (texts, labels): (Vec<String>, Vec<String>) =
-        examples.into_iter().map(|e| (e.text, e.label)).unzip();
+    let (documents, labels): (Vec<Document<'static>>, Vec<String>) = examples.into_iter().unzip();
     let mut label_counts: BTreeMap<String, u64> = BTreeMap::new();
     for l in &labels {
         *label_counts.entry(l.clone()).or_default() += 1;
@@ -308,15 +307,9 @@ pub fn evaluate(
     // 2. The cascade, exactly as in a run (the batched classifier in calls of SCORE_BATCH).
     let mut times = vec![Duration::ZERO; cascade.stage_count()];
     let mut scratch = cascade.new_scratch();
-    let mut judged: Vec<(Document, Verdict)> = texts
-        .iter()
-        .map(|text| {
-            let doc = Document {
-                text: std::borrow::Cow::Borrowed(text.as_str()),
-                id: None,
-            };
-            (doc, Verdict::new())
-        })
+    let mut judged: Vec<(Document, Verdict)> = documents
+        .into_iter()
+        .map(|doc| (doc, Verdict::new()))
         .collect();
     for group in judged.chunks_mut(SCORE_BATCH) {
         cascade
@@ -366,16 +359,24 @@ pub fn evaluate(
     // 3. With score_all, the model's score of every document, verdicts unchanged.
     if let (true, Some((i, _, _))) = (options.score_all, &classifier) {
         let stage = cascade.stage(*i);
-        for (batch, outcomes) in texts.chunks(SCORE_BATCH).zip(docs.chunks_mut(SCORE_BATCH)) {
-            let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+        for (batch, outcomes) in judged.chunks(SCORE_BATCH).zip(docs.chunks_mut(SCORE_BATCH)) {
+            // What the stage would judge: a role-limited one, the parts of its roles.
+            let texts: Vec<Option<std::borrow::Cow<str>>> = batch
+                .iter()
+                .map(|(doc, _)| cascade.stage_text(*i, doc))
+                .collect();
+            let batch: Vec<&str> = texts.iter().flatten().map(|t| &**t).collect();
             let scored = stage.measure_batch(&batch, &mut scratch[*i]).map_err(|e| {
                 EvalError::Classifier {
                     stage: cascade.stage_id(*i).to_string(),
                     message: e.message,
                 }
             })?;
-            for (d, evidence) in outcomes.iter_mut().zip(scored) {
-                d.score_all = evidence.and_then(|e| e.score());
+            let mut scored = scored.into_iter();
+            for (d, text) in outcomes.iter_mut().zip(&texts) {
+                if text.is_some() {
+                    d.score_all = scored.next().flatten().and_then(|e| e.score());
+                }
             }
         }
     }

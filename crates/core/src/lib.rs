@@ -20,6 +20,7 @@
 //! * [`output`]: a shard's output streams, their encoding and where the bytes live.
 //! * [`eval`]: the cascade measured on labeled JSONL (`sluice eval`); [`labeled`] reads it.
 //! * [`run`](mod@run): many shards, resume from `manifest.json`, the final `report.json`.
+//! * [`ranks`]: one run spread over many machines: ranks, completion records, `merge`.
 //!
 //! Design rules: outputs are byte-identical whatever the thread count (chunk boundaries depend
 //! only on input bytes, each chunk is compressed as its own frame); memory is bounded by a fixed
@@ -37,6 +38,7 @@ pub mod fuzzing;
 pub mod labeled;
 pub mod output;
 pub mod pipeline;
+pub mod ranks;
 pub mod records;
 pub mod rows;
 pub mod run;

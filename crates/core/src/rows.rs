@@ -5,6 +5,11 @@
 //! or dictionary-encoded), never copied. A row whose text is null, whose text column is not a
 //! string column, or that has no such column (or a null struct on the path) is an error for that
 //! row, with the same kinds and messages as a JSONL line: `text_not_string`, `missing_text`.
+//!
+//! With several text sources (`input.format`, `input.text_fields`) a row is a document of parts,
+//! read as the JSONL walk reads the same record (see [`parts`]).
+
+mod parts;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -13,13 +18,15 @@ use arrow_array::types::{
 use arrow_array::{Array, ArrayRef, LargeStringArray, RecordBatch, StringArray, StringViewArray};
 use arrow_schema::DataType;
 
-use crate::document::{Document, FieldPath, LineError};
+use crate::document::{Document, FieldExtractor, FieldPath, LineError, TextSource};
 
 /// The configured fields, resolved against each batch's columns.
 #[derive(Clone, Debug)]
 pub struct RowFields {
     text: FieldPath,
     id: Option<FieldPath>,
+    /// Several text sources: documents of parts.
+    parts: Option<parts::Sources>,
 }
 
 impl RowFields {
@@ -31,15 +38,53 @@ impl RowFields {
         RowFields {
             text: path(text_field),
             id: id_field.map(path),
+            parts: None,
         }
     }
 
+    /// Fields of several text sources (and `id_field`), valid as for
+    /// [`FieldExtractor::with_sources`]: `Err` says which path is not.
+    pub fn with_sources(
+        sources: &[TextSource],
+        id_field: Option<&str>,
+    ) -> Result<RowFields, String> {
+        FieldExtractor::with_sources(sources, id_field)?;
+        let mut fields = RowFields::new("\u{0}", id_field);
+        fields.parts = Some(parts::Sources::new(sources)?);
+        Ok(fields)
+    }
+
+    /// Whether it reads the one `text_field` (documents without parts).
+    pub fn is_single(&self) -> bool {
+        self.parts.is_none()
+    }
+
+    /// The top-level columns the fields read (text sources and id), each once.
+    pub fn roots(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let texts: Vec<&str> = match &self.parts {
+            Some(parts) => parts.roots().collect(),
+            None => vec![self.text.parts()[0].as_str()],
+        };
+        let id = self.id.as_ref().map(|id| id.parts()[0].as_str());
+        for root in texts.into_iter().chain(id) {
+            if !out.iter().any(|r| r == root) {
+                out.push(root.to_string());
+            }
+        }
+        out
+    }
+
     /// The text and id columns of `batch`.
-    pub fn columns<'b>(&self, batch: &'b RecordBatch) -> BatchFields<'b> {
+    pub fn columns<'b>(&'b self, batch: &'b RecordBatch) -> BatchFields<'b> {
         BatchFields {
-            text: Column::find(batch, self.text.parts()),
+            text: match self.parts {
+                Some(_) => Column::Missing,
+                None => Column::find(batch, self.text.parts()),
+            },
             id: self.id.as_ref().map(|id| Column::find(batch, id.parts())),
             text_name: self.text.to_string(),
+            parts: self.parts.as_ref().map(|p| p.resolve(batch)),
         }
     }
 }
@@ -49,11 +94,15 @@ pub struct BatchFields<'b> {
     text: Column<'b>,
     id: Option<Column<'b>>,
     text_name: String,
+    parts: Option<parts::BatchSources<'b>>,
 }
 
 impl<'b> BatchFields<'b> {
     /// Row `row` as a document, or why it is not one.
     pub fn document(&self, row: usize) -> Result<Document<'b>, LineError> {
+        if let Some(parts) = &self.parts {
+            return parts.document(row, self.id(row));
+        }
         let error = |kind, message: String| LineError { kind, message };
         let name = &self.text_name;
         let text = match &self.text {
@@ -81,7 +130,12 @@ impl<'b> BatchFields<'b> {
                 }
             }
         };
-        let id = match &self.id {
+        Ok(Document::single(text, self.id(row)))
+    }
+
+    /// Row `row`'s id: a string, or an integer's digits.
+    fn id(&self, row: usize) -> Option<String> {
+        match &self.id {
             Some(Column::Found { parents, values }) if !parents.iter().any(|p| p.is_null(row)) => {
                 match values.get(row) {
                     Value::Str(id) => Some(id.to_string()),
@@ -89,8 +143,7 @@ impl<'b> BatchFields<'b> {
                 }
             }
             _ => None,
-        };
-        Ok(Document::of_text(text, id))
+        }
     }
 }
 
@@ -209,6 +262,75 @@ fn is_string(data_type: &DataType) -> bool {
         data_type,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
     )
+}
+
+/// The `columns` of row `row` (those the batch has) as a JSON object, as the row's record would
+/// be in a JSONL shard: strings (dictionary-encoded too), numbers, booleans, structs as objects,
+/// lists as arrays, nulls; values of other types (binary, dates, maps) as null. What `sluice
+/// audit` shows of a Parquet row of parts, read back with the run's extractor.
+pub fn row_json(batch: &RecordBatch, row: usize, columns: &[String]) -> serde_json::Value {
+    let mut object = serde_json::Map::new();
+    for name in columns {
+        if let Some(column) = batch.column_by_name(name) {
+            object.insert(name.clone(), value_json(column, row));
+        }
+    }
+    serde_json::Value::Object(object)
+}
+
+fn value_json(array: &ArrayRef, i: usize) -> serde_json::Value {
+    use serde_json::Value as Json;
+    if array.is_null(i) {
+        return Json::Null;
+    }
+    macro_rules! numbers {
+        ($($t:ty),*) => {$(
+            if let Some(a) = array.as_primitive_opt::<$t>() {
+                return Json::from(a.value(i));
+            }
+        )*};
+    }
+    numbers!(
+        Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type, UInt64Type
+    );
+    if let Some(a) = array.as_primitive_opt::<arrow_array::types::Float32Type>() {
+        return Json::from(f64::from(a.value(i)));
+    }
+    if let Some(a) = array.as_primitive_opt::<arrow_array::types::Float64Type>() {
+        return Json::from(a.value(i));
+    }
+    match array.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) => {
+            match Values::of(array) {
+                // One value: a dictionary's keys are normalized for just this row.
+                Values::Dictionary { .. } => match Values::of(&array.slice(i, 1)).get(0) {
+                    Value::Str(s) => Json::from(s),
+                    _ => Json::Null,
+                },
+                values => match values.get(i) {
+                    Value::Str(s) => Json::from(s),
+                    _ => Json::Null,
+                },
+            }
+        }
+        DataType::Boolean => Json::from(array.as_boolean().value(i)),
+        DataType::Struct(_) => {
+            let parent = array.as_struct();
+            let mut object = serde_json::Map::new();
+            for (field, child) in parent.fields().iter().zip(parent.columns()) {
+                object.insert(field.name().clone(), value_json(child, i));
+            }
+            Json::Object(object)
+        }
+        DataType::List(_) => list_json(&array.as_list::<i32>().value(i)),
+        DataType::LargeList(_) => list_json(&array.as_list::<i64>().value(i)),
+        DataType::FixedSizeList(..) => list_json(&array.as_fixed_size_list().value(i)),
+        _ => Json::Null,
+    }
+}
+
+fn list_json(values: &ArrayRef) -> serde_json::Value {
+    serde_json::Value::Array((0..values.len()).map(|j| value_json(values, j)).collect())
 }
 
 /// A column type in messages: `int64`, `binary`, `a list`, `a struct`.

@@ -52,6 +52,13 @@ pub struct RunOptions<'a> {
     pub follow_symlinks: bool,
     /// The command line, recorded in the output directory's lock (default `sluice run`).
     pub command: Option<String>,
+    /// Run as one rank of a run spread over several processes or machines (see
+    /// [`crate::ranks`]): only this rank's share of the shards, with per-shard completion
+    /// records instead of `manifest.json`.
+    pub rank: Option<crate::ranks::RankRequest>,
+    /// With `rank`: re-pin the run to this world size (or changed inputs) once no rank of the
+    /// old world runs.
+    pub repartition: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,7 +243,7 @@ impl Manifest {
     }
 
     /// Writes the whole manifest and empties the journal, whose entries it now holds.
-    fn write(&self, dir: &Path) -> Result<(), RunError> {
+    pub(crate) fn write(&self, dir: &Path) -> Result<(), RunError> {
         let mut bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
         bytes.push(b'\n');
         write_atomic(&dir.join(MANIFEST), &bytes)?;
@@ -313,6 +320,9 @@ pub struct Report {
     pub throughput: Throughput,
     /// Where this invocation's time went, step by step.
     pub timings: Vec<StepTime>,
+    /// A merged run's ranks: each one's share, bytes and time (`sluice merge`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranks: Vec<crate::ranks::merge::RankFigures>,
 }
 
 /// One step of the pipeline: CPU time summed over threads, the throughput of that step alone on
@@ -390,15 +400,9 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
             exclude: vec![output.clone()],
         },
     )?;
-    let shards = discovery.shards;
-    check_output_names(config, &shards)?;
+    check_output_names(config, &discovery.shards)?;
     prepare_output_dir(&output)?;
-    // One writer per output directory: a second run is refused, naming the first.
-    let lock = OutputLock::acquire(&output, options.command.as_deref().unwrap_or("sluice run"))
-        .map_err(RunError::Locked)?;
-    if let Some(holder) = lock.stale() {
-        tracing::warn!(%holder, "taking over the lock of a sluice that is no longer running");
-    }
+    let command = options.command.as_deref().unwrap_or("sluice run");
     let skipped_inputs: Vec<SkippedInput> = discovery
         .skipped
         .iter()
@@ -411,8 +415,65 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     for s in skipped_inputs.iter().filter(|s| s.reason == "excluded") {
         tracing::warn!(path = %s.path.display(), "the output directory lies inside an input: it is not read as input");
     }
+    // A rank locks only its own share (see `ranks`); a one-process run, the whole directory: a
+    // second writer is refused, naming the first.
+    let mut lock = None;
+    let claim = match &options.rank {
+        Some(request) => Some(crate::ranks::claim(
+            &output,
+            request,
+            &crate::ranks::records::Listing::of(&discovery, skipped_inputs.clone()),
+            &crate::ranks::records::Pin {
+                config_hash: &cascade.config_hash,
+                config,
+                config_dir: std::path::absolute(&config.base_dir).ok(),
+                inputs: &inputs,
+            },
+            crate::ranks::records::ClaimOptions {
+                repartition: options.repartition,
+                force: options.force,
+            },
+            command,
+        )?),
+        None => {
+            let held = OutputLock::acquire(&output, command).map_err(RunError::Locked)?;
+            if let Some(holder) = held.stale() {
+                tracing::warn!(%holder, "taking over the lock of a sluice that is no longer running");
+            }
+            crate::ranks::records::refuse_single(&output)?;
+            lock = Some(held);
+            None
+        }
+    };
+    let _lock = lock;
+    let (shards, failed_entries) = match &claim {
+        Some(claim) => {
+            tracing::info!(
+                rank = claim.rank,
+                world_size = claim.world_size,
+                rank_from = claim.rank_source.variable(),
+                world_size_from = claim.world_source.variable(),
+                "running as one rank"
+            );
+            let failed = if claim.owns_failed_entries() {
+                &discovery.failed[..]
+            } else {
+                &[]
+            };
+            (claim.share(discovery.shards.clone()), failed)
+        }
+        None => (discovery.shards.clone(), &discovery.failed[..]),
+    };
+    // A rank's earlier work is in its shards' completion records.
+    let completed = match &claim {
+        Some(claim) if !options.force => claim.completed(&output, &shards)?,
+        _ => Vec::new(),
+    };
 
-    let previous = Manifest::load(&output.join(MANIFEST))?;
+    let previous = match claim {
+        Some(_) => None,
+        None => Manifest::load(&output.join(MANIFEST))?,
+    };
     if let Some(previous) = &previous {
         if previous.config_hash != cascade.config_hash && !options.force {
             return Err(RunError::ConfigChanged {
@@ -427,16 +488,15 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         remove_outputs(&output, previous)?;
     }
     let finished: BTreeMap<&str, &ShardEntry> = match (&previous, options.force) {
-        (Some(p), false) => p
-            .shards
-            .iter()
-            .filter(|e| e.status == ShardStatus::Done && outputs_exist(&output, e))
-            .map(|e| (e.name.as_str(), e))
-            .collect(),
-        _ => BTreeMap::new(),
-    };
+        (Some(p), false) => p.shards.iter(),
+        _ => [].iter(),
+    }
+    .chain(&completed)
+    .filter(|e| e.status == ShardStatus::Done && outputs_exist(&output, e))
+    .map(|e| (e.name.as_str(), e))
+    .collect();
 
-    let mut entries = Vec::with_capacity(shards.len() + discovery.failed.len());
+    let mut entries = Vec::with_capacity(shards.len() + failed_entries.len());
     let mut todo = Vec::new();
     let mut changed = Vec::new();
     for (i, shard) in shards.iter().enumerate() {
@@ -465,7 +525,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     }
     // Entries that should have been shards but cannot be opened (a dangling link): one failed
     // shard each, the others go on.
-    for failed in &discovery.failed {
+    for failed in failed_entries {
         tracing::info!(shard = %failed.name, error = %failed.error, "shard failed");
         entries.push(ShardEntry {
             name: failed.name.clone(),
@@ -489,7 +549,9 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         shards: entries,
         skipped: skipped_inputs,
     });
-    manifest.lock().expect("manifest lock").write(&output)?;
+    if claim.is_none() {
+        manifest.lock().expect("manifest lock").write(&output)?;
+    }
 
     let threads = match options.threads.unwrap_or(config.run.threads) {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -557,6 +619,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                 let slot = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&index) = todo.get(slot) else { break };
                 let shard = &shards[index];
+                let shard_started = Instant::now();
                 let result = runner.run(shard);
                 let mut m = manifest.lock().expect("manifest lock");
                 let entry = &mut m.shards[index];
@@ -589,7 +652,14 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                         entry.error = Some(error.to_string());
                     }
                 }
-                if let Err(e) = append_journal(&output, &m.shards[index]) {
+                let recorded = match &claim {
+                    Some(claim) if entry.status == ShardStatus::Done => claim
+                        .complete(&storage, entry, shard_started.elapsed().as_secs_f64())
+                        .map_err(RunError::from),
+                    Some(_) => Ok(()), // a failure goes in the rank's record
+                    None => append_journal(&output, &m.shards[index]),
+                };
+                if let Err(e) = recorded {
                     manifest_error.lock().expect("lock").get_or_insert(e);
                 }
             });
@@ -608,7 +678,13 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         return Err(e);
     }
     let manifest = manifest.into_inner().expect("manifest lock");
-    manifest.write(&output)?;
+    let timings = timings.into_inner().expect("timings lock");
+    let mut report = build_report(&cascade, &manifest, &todo, threads, started, &timings, cpu);
+    report.shards.changed = changed;
+    match &claim {
+        Some(claim) => claim.finish(&storage, &shards, &report, stopped(options.stop))?,
+        None => manifest.write(&output)?,
+    }
     if let Some(signal) = stopped(options.stop) {
         let done = manifest
             .shards
@@ -622,12 +698,11 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
             path: output,
         });
     }
-    let timings = timings.into_inner().expect("timings lock");
-    let mut report = build_report(&cascade, &manifest, &todo, threads, started, &timings, cpu);
-    report.shards.changed = changed;
-    let mut bytes = serde_json::to_vec_pretty(&report).expect("report serializes");
-    bytes.push(b'\n');
-    write_atomic(&output.join(REPORT), &bytes)?;
+    if claim.is_none() {
+        let mut bytes = serde_json::to_vec_pretty(&report).expect("report serializes");
+        bytes.push(b'\n');
+        write_atomic(&output.join(REPORT), &bytes)?;
+    }
     Ok(report)
 }
 
@@ -707,6 +782,7 @@ impl Report {
                 threads,
             },
             timings,
+            ranks: Vec::new(),
         }
     }
 }
@@ -873,7 +949,7 @@ fn remove_outputs(output: &Path, previous: &Manifest) -> Result<(), RunError> {
     Ok(())
 }
 
-fn outputs_exist(output: &Path, entry: &ShardEntry) -> bool {
+pub(crate) fn outputs_exist(output: &Path, entry: &ShardEntry) -> bool {
     Stream::ALL.iter().all(|stream| {
         entry
             .stream_name(*stream)

@@ -150,10 +150,7 @@ pub trait StageRuntime: Send + Sync {
         Ok(texts
             .iter()
             .map(|text| {
-                let doc = Document {
-                    text: std::borrow::Cow::Borrowed(text),
-                    id: None,
-                };
+                let doc = Document::single(*text, None);
                 self.measure(&doc, scratch)
             })
             .collect())
@@ -218,14 +215,31 @@ pub trait StageEvidence:
     fn score(&self) -> Option<f32> {
         None
     }
+
+    /// Calls `place` on every span, so that the cascade can turn offsets into the judged text
+    /// into offsets within a document part (and name the part and its role). Evidence with
+    /// spans must implement it; the cascade calls it only for documents made of parts.
+    fn place_spans(&mut self, _place: &dyn Fn(&mut SpanPlace)) {}
 }
 
-/// A span `[start, end)` of the document text (bytes, on character boundaries) and what matched.
+/// A span of evidence as the cascade places it in a document part: offsets in, offsets within
+/// the part out, with the part's path and role filled in.
+pub struct SpanPlace<'s> {
+    pub start: &'s mut usize,
+    pub end: &'s mut usize,
+    pub part: &'s mut Option<String>,
+    pub role: &'s mut Option<String>,
+}
+
+/// A span `[start, end)` of the document text (bytes, on character boundaries) and what matched;
+/// in a document made of parts, of the text of part `part` (with its role).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LabeledSpan {
     pub start: usize,
     pub end: usize,
     pub label: String,
+    pub part: Option<String>,
+    pub role: Option<String>,
 }
 
 /// What a stage needs to build itself.

@@ -86,7 +86,7 @@ pub use discover::{
     SkipReason, Skipped, TEMP_SUFFIX,
 };
 pub use error::IoError;
-pub use lock::{Holder, LockError, OutputLock, LOCK_FILE};
+pub use lock::{hostname, utc_timestamp, Holder, LockError, OutputLock, LOCK_FILE};
 pub use parquet::{
     is_parquet_name, is_parquet_output, parquet_output_name, shard_format, ParquetCodec,
     ParquetOptions, ParquetReader, ParquetWriter, RowGroupBatches, ShardFormat, PARQUET_MAGIC,

@@ -158,13 +158,24 @@ impl OutputLock {
     /// A lock file left by a process that is gone (crashed, killed) is taken over; it is
     /// returned by [`OutputLock::stale`] so that the caller can say so.
     pub fn acquire(dir: &Path, command: &str) -> Result<OutputLock, LockError> {
+        OutputLock::acquire_file(dir, LOCK_FILE, command)
+    }
+
+    /// [`OutputLock::acquire`] on the lock file `DIR/file_name` instead of `DIR/.sluice.lock`:
+    /// one of several locks in one directory (the ranks of a run spread over machines each lock
+    /// their own).
+    pub fn acquire_file(
+        dir: &Path,
+        file_name: &str,
+        command: &str,
+    ) -> Result<OutputLock, LockError> {
         let io_err = |path: &Path, action, error| LockError::Io {
             path: path.to_path_buf(),
             action,
             error,
         };
         fs::create_dir_all(dir).map_err(|e| io_err(dir, "create directory", e))?;
-        let path = dir.join(LOCK_FILE);
+        let path = dir.join(file_name);
         // The holder removes the file when done: if it does so between our open and our lock, we
         // hold a lock on a file nobody else will ever open. Check, and start again.
         for _ in 0..100 {
@@ -217,6 +228,41 @@ impl OutputLock {
         ))
     }
 
+    /// Fails with [`LockError::Held`] while a live process holds the lock on `DIR/file_name`;
+    /// takes nothing. Checked with a *shared* lock, so that any number of processes may check
+    /// at once without refusing each other; only an exclusive holder makes it fail.
+    pub fn check_free(dir: &Path, file_name: &str) -> Result<(), LockError> {
+        let path = dir.join(file_name);
+        let mut file = match OpenOptions::new().read(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => {
+                return Err(LockError::Io {
+                    path,
+                    action: "open lock file",
+                    error,
+                })
+            }
+        };
+        match try_lock_mode(&file, false) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(LockError::Held {
+                dir: dir.to_path_buf(),
+                holder: read_holder(&mut file).map(Box::new),
+                lock_file: path,
+            }),
+            Err(error) if is_unsupported(&error) => Err(LockError::Unsupported {
+                dir: dir.to_path_buf(),
+                error,
+            }),
+            Err(error) => Err(LockError::Io {
+                path,
+                action: "lock",
+                error,
+            }),
+        }
+    }
+
     /// The holder a stale lock file named, when one was taken over: a process that is gone,
     /// whose run did not finish. Worth a warning: "taking over the lock of a sluice that is no
     /// longer running: pid 123 on host h, started ..., command ...".
@@ -258,12 +304,22 @@ fn read_holder(file: &mut File) -> Option<Holder> {
     Holder::parse(&text)
 }
 
-#[cfg(unix)]
 fn try_lock(file: &File) -> io::Result<bool> {
+    try_lock_mode(file, true)
+}
+
+/// A non-blocking `flock`, exclusive or shared; released when `file` is closed.
+#[cfg(unix)]
+fn try_lock_mode(file: &File, exclusive: bool) -> io::Result<bool> {
     use std::os::unix::io::AsRawFd;
+    let mode = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
     loop {
         // SAFETY: flock on a file descriptor this `File` owns.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let rc = unsafe { libc::flock(file.as_raw_fd(), mode | libc::LOCK_NB) };
         if rc == 0 {
             return Ok(true);
         }
@@ -277,7 +333,7 @@ fn try_lock(file: &File) -> io::Result<bool> {
 }
 
 #[cfg(not(unix))]
-fn try_lock(_file: &File) -> io::Result<bool> {
+fn try_lock_mode(_file: &File, _exclusive: bool) -> io::Result<bool> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "output locks are implemented on unix only",
@@ -308,7 +364,8 @@ fn same_file(file: &File, path: &Path) -> bool {
     }
 }
 
-fn hostname() -> String {
+/// This machine's host name (`HOSTNAME`, else `unknown`, where the system gives none).
+pub fn hostname() -> String {
     #[cfg(unix)]
     {
         let mut buf = [0u8; 256];
@@ -327,7 +384,7 @@ fn hostname() -> String {
 }
 
 /// `2026-12-01T08:30:00Z`.
-fn utc_timestamp(time: SystemTime) -> String {
+pub fn utc_timestamp(time: SystemTime) -> String {
     let secs = time
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -356,6 +413,26 @@ mod tests {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
     use std::time::Duration;
+
+    #[test]
+    fn check_free_fails_only_while_an_exclusive_holder_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        // No lock file at all: free.
+        OutputLock::check_free(dir.path(), LOCK_FILE).unwrap();
+        let lock = OutputLock::acquire(dir.path(), "sluice run").unwrap();
+        let err = OutputLock::check_free(dir.path(), LOCK_FILE).unwrap_err();
+        assert!(err.to_string().contains("sluice run"), "{err}");
+        // Named lock files beside it are independent.
+        let rank = OutputLock::acquire_file(dir.path(), "rank-1.lock", "rank 1").unwrap();
+        assert!(OutputLock::acquire_file(dir.path(), "rank-1.lock", "again").is_err());
+        drop(lock);
+        OutputLock::check_free(dir.path(), LOCK_FILE).unwrap();
+        // Checks take shared locks: they never refuse each other.
+        let file = File::open(dir.path().join("rank-1.lock")).unwrap();
+        drop(rank);
+        assert!(try_lock_mode(&file, false).unwrap());
+        OutputLock::check_free(dir.path(), "rank-1.lock").unwrap();
+    }
 
     #[test]
     fn a_second_acquire_is_refused_naming_the_holder() {

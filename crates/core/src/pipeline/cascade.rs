@@ -9,15 +9,16 @@
 //! and the rest runs on a group of documents ([`Cascade::judge_rest`]), the batched stage seeing
 //! all of the group's documents that want it in one call.
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use crate::config::{AuditScope, Config};
 use crate::decision::Verdict;
-use crate::document::{Document, FieldExtractor};
+use crate::document::{Document, FieldExtractor, RoleView};
 use crate::error::ConfigError;
 use crate::stage::{StageError, StageStats};
-use crate::stages::{Scratch, Stage, StageConfig};
+use crate::stages::{Evidence, Scratch, Stage, StageConfig};
 
 use super::chunk::BATCH_DOCUMENTS;
 use super::gather::{GatherOptions, Gatherers};
@@ -63,10 +64,7 @@ impl Cascade {
             configs: config.stages.clone(),
             stages,
             segments,
-            extractor: FieldExtractor::new(
-                &config.input.text_field,
-                config.input.id_field.as_deref(),
-            ),
+            extractor: config.extractor()?,
             audit: config.output.audit,
             config_hash: config.hash()?,
             max_line_bytes: config.input.max_line_bytes,
@@ -102,6 +100,15 @@ impl Cascade {
     /// A worker's buffers, one per stage.
     pub fn new_scratch(&self) -> Vec<Scratch> {
         self.stages.iter().map(Stage::new_scratch).collect()
+    }
+
+    /// The text stage `i` judges of `doc`: the parts of its roles, or all of it; `None` when it
+    /// does not look at the document (no part of its roles).
+    pub fn stage_text<'d>(&self, i: usize, doc: &'d Document<'_>) -> Option<Cow<'d, str>> {
+        Some(match view(doc, &self.configs[i])? {
+            None => Cow::Borrowed(&*doc.text),
+            Some(view) => Cow::Owned(view.text.into_owned()),
+        })
     }
 
     /// Whether some stage measures in batches (then documents are judged in groups).
@@ -183,8 +190,15 @@ impl Cascade {
                 continue;
             }
             let started = Instant::now();
-            let mut found = self.stages[i].measure(doc, &mut scratch[i]);
+            let view = match view(doc, config) {
+                Some(view) => view,
+                // No part with the stage's roles: the stage does not look at the document.
+                None => continue,
+            };
+            let seen = view.as_ref().unwrap_or(doc);
+            let mut found = self.stages[i].measure(seen, &mut scratch[i]);
             if let Some(evidence) = &mut found {
+                place(evidence, seen);
                 config.decide(evidence);
             }
             times[i] += started.elapsed();
@@ -203,10 +217,20 @@ impl Cascade {
     ) -> Result<(), StageError> {
         let config = &self.configs[i];
         let wanted: Vec<usize> = (0..group.len())
-            .filter(|&d| group[d].1.wants(config))
+            .filter(|&d| group[d].1.wants(config) && sees(&group[d].0, config))
             .collect();
         for call in wanted.chunks(BATCH_DOCUMENTS) {
-            let texts: Vec<&str> = call.iter().map(|&d| &*group[d].0.text).collect();
+            // The text each document shows the stage: the parts of its roles, or all of it.
+            let views: Vec<Option<Document>> = call
+                .iter()
+                .map(|&d| view(&group[d].0, config).flatten())
+                .collect();
+            let seen: Vec<&Document> = call
+                .iter()
+                .zip(&views)
+                .map(|(&d, v)| v.as_ref().unwrap_or(&group[d].0))
+                .collect();
+            let texts: Vec<&str> = seen.iter().map(|doc| &*doc.text).collect();
             let started = Instant::now();
             let stage = &self.stages[i];
             let measured = match self.gatherers.get(i) {
@@ -215,10 +239,17 @@ impl Cascade {
                 }
                 None => stage.measure_batch(&texts, &mut scratch[i])?,
             };
-            for (&d, mut found) in call.iter().zip(measured) {
-                if let Some(evidence) = &mut found {
+            let mut measured: Vec<Option<Evidence>> = measured;
+            for (found, doc) in measured.iter_mut().zip(&seen) {
+                if let Some(evidence) = found {
+                    place(evidence, doc);
                     config.decide(evidence);
                 }
+            }
+            drop(texts);
+            drop(seen);
+            drop(views);
+            for (&d, found) in call.iter().zip(measured) {
                 group[d].1.record(i, config, found);
             }
             times[i] += started.elapsed();
@@ -252,5 +283,53 @@ impl Cascade {
     /// The gatherers a run started, with what they did.
     pub fn gatherers(&self) -> &Gatherers {
         &self.gatherers
+    }
+}
+
+/// How stage `config` sees `doc`: `None` when it does not look at it (no part has one of its
+/// `roles`), `Some(None)` when it sees the document as it is, `Some(Some(view))` when it sees
+/// only the parts of its roles, joined anew. The one place where `roles` is applied: stages
+/// never see roles.
+fn view<'d>(doc: &'d Document<'_>, config: &StageConfig) -> Option<Option<Document<'d>>> {
+    let roles = config.roles();
+    if roles.is_empty() || doc.parts.is_empty() {
+        return Some(None);
+    }
+    match doc.with_roles(roles) {
+        RoleView::Nothing => None,
+        RoleView::Whole(_) => Some(None),
+        RoleView::Some(view) => Some(Some(view)),
+    }
+}
+
+/// Whether stage `config` looks at `doc` at all (what [`view`] says, without building a view).
+fn sees(doc: &Document<'_>, config: &StageConfig) -> bool {
+    let roles = config.roles();
+    roles.is_empty()
+        || doc.parts.is_empty()
+        || doc.parts.iter().any(|p| {
+            p.role
+                .as_deref()
+                .is_some_and(|r| roles.iter().any(|w| w == r))
+        })
+}
+
+/// For a document of parts: the evidence's spans moved to offsets within their part (naming
+/// the part and its role), and the roles of the parts judged recorded.
+fn place(evidence: &mut Evidence, doc: &Document<'_>) {
+    if doc.parts.is_empty() {
+        return;
+    }
+    evidence.place_spans(&|span| {
+        if let Some(part) = doc.part_at(*span.start, *span.end) {
+            *span.start -= part.range.start;
+            *span.end -= part.range.start;
+            *span.part = Some(part.path.clone());
+            *span.role = part.role.as_deref().map(str::to_string);
+        }
+    });
+    let roles = doc.roles();
+    if !roles.is_empty() {
+        evidence.set_roles(roles.into_iter().map(str::to_string).collect());
     }
 }

@@ -339,6 +339,7 @@ mod tests {
             .map(|t| {
                 Some(Evidence::Classifier(Judged {
                     outcome: Outcome::Pass,
+                    roles: Vec::new(),
                     evidence: ClassifierEvidence {
                         score: Some(t.len() as f32),
                         windows: vec![],

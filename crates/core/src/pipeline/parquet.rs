@@ -113,10 +113,10 @@ impl ShardRunner<'_> {
             self.config.parquet_options(),
             encoding,
         )?;
-        let fields = RowFields::new(
-            &self.config.input.text_field,
-            self.config.input.id_field.as_deref(),
-        );
+        let fields = self
+            .config
+            .row_fields()
+            .map_err(|e| ShardError::Internal(e.to_string()))?;
         let context = Context {
             cascade: self.cascade,
             shard: &shard.name,

@@ -358,10 +358,7 @@ mod tests {
     }
 
     fn judge(stage: &(LanguageConfig, LanguageStage), text: &str) -> (Outcome, LanguageEvidence) {
-        let doc = Document {
-            text: Cow::Borrowed(text),
-            id: None,
-        };
+        let doc = Document::single(Cow::Borrowed(text), None);
         let mut e = stage.1.measure(&doc, &mut ()).expect("always evidence");
         (stage.0.decide(&mut e), e)
     }

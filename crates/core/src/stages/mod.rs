@@ -15,14 +15,15 @@
 //! Nothing else in the code base names a stage type, so adding one is: a file, a line here, its
 //! tests and docs.
 
+use serde::de::{self, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::decision::{Outcome, Reason, Verdict};
 use crate::document::Document;
 use crate::error::ConfigError;
 use crate::stage::{
-    BuildContext, LabeledSpan, Setting, StageError, StageEvidence, StageKind, StageRuntime,
-    StageStats,
+    BuildContext, LabeledSpan, Setting, SpanPlace, StageError, StageEvidence, StageKind,
+    StageRuntime, StageStats,
 };
 
 /// A stage's evidence with the outcome its config decided: what an audit record's `stages[]`
@@ -30,8 +31,102 @@ use crate::stage::{
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Judged<E> {
     pub outcome: Outcome,
+    /// The roles of the parts the stage judged (documents with roled parts only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     #[serde(flatten)]
     pub evidence: E,
+}
+
+/// A stage's config together with the keys every stage type has, handled here once rather than
+/// in each stage: `roles`, the parts of a document the stage judges (see `pipeline/cascade.rs`).
+/// Written in the stage's own table; its other keys are the stage type's (`deny_unknown_fields`
+/// still holds for them: `roles` is taken out of the table before the stage type reads it).
+#[derive(Clone, Debug, Serialize)]
+pub struct Staged<C> {
+    #[serde(flatten)]
+    pub config: C,
+    /// Only parts with one of these roles are judged; empty: the whole document.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+impl<C> std::ops::Deref for Staged<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.config
+    }
+}
+
+impl<C> std::ops::DerefMut for Staged<C> {
+    fn deref_mut(&mut self) -> &mut C {
+        &mut self.config
+    }
+}
+
+impl<C> From<C> for Staged<C> {
+    fn from(config: C) -> Staged<C> {
+        Staged {
+            config,
+            roles: Vec::new(),
+        }
+    }
+}
+
+impl<'de, C: Deserialize<'de>> Deserialize<'de> for Staged<C> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Table<C>(std::marker::PhantomData<C>);
+        impl<'de, C: Deserialize<'de>> Visitor<'de> for Table<C> {
+            type Value = Staged<C>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a stage table")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Staged<C>, M::Error> {
+                let mut roles = None;
+                let config = C::deserialize(de::value::MapAccessDeserializer::new(WithoutRoles {
+                    map,
+                    roles: &mut roles,
+                }))?;
+                Ok(Staged {
+                    config,
+                    roles: roles.unwrap_or_default(),
+                })
+            }
+        }
+        d.deserialize_map(Table(std::marker::PhantomData))
+    }
+}
+
+/// A stage table with its `roles` key taken out (into `roles`) as it is read.
+struct WithoutRoles<'r, M> {
+    map: M,
+    roles: &'r mut Option<Vec<String>>,
+}
+
+impl<'de, M: MapAccess<'de>> MapAccess<'de> for WithoutRoles<'_, M> {
+    type Error = M::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, M::Error> {
+        loop {
+            let Some(key) = self.map.next_key::<String>()? else {
+                return Ok(None);
+            };
+            if key != "roles" {
+                return seed.deserialize(key.into_deserializer()).map(Some);
+            }
+            if self.roles.is_some() {
+                return Err(de::Error::duplicate_field("roles"));
+            }
+            *self.roles = Some(self.map.next_value()?);
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, M::Error> {
+        self.map.next_value_seed(seed)
+    }
 }
 
 macro_rules! stages {
@@ -42,7 +137,7 @@ macro_rules! stages {
         #[derive(Clone, Debug, Deserialize, Serialize)]
         #[serde(tag = "type")]
         pub enum StageConfig {
-            $(#[serde(rename = $name)] $variant($module::$config),)*
+            $(#[serde(rename = $name)] $variant(Staged<$module::$config>),)*
         }
 
         /// A built stage, ready to measure documents. Shared by every worker thread.
@@ -67,6 +162,11 @@ macro_rules! stages {
         impl StageConfig {
             pub fn id(&self) -> &str {
                 match self { $(StageConfig::$variant(c) => c.id(),)* }
+            }
+
+            /// The roles of the parts the stage judges (empty: the whole document).
+            pub fn roles(&self) -> &[String] {
+                match self { $(StageConfig::$variant(c) => &c.roles,)* }
             }
 
             /// The stage's `type` (`rules`, `terms`, ...), as in reasons, reports and records.
@@ -127,7 +227,7 @@ macro_rules! stages {
                 match (self, scratch) {
                     $((Stage::$variant(s), Scratch::$variant(scratch)) => s
                         .measure(doc, scratch)
-                        .map(|evidence| Evidence::$variant(Judged { outcome: Outcome::Pass, evidence })),)*
+                        .map(|evidence| Evidence::$variant(Judged { outcome: Outcome::Pass, roles: Vec::new(), evidence })),)*
                     #[allow(unreachable_patterns)]
                     _ => unreachable!("scratch of another stage"),
                 }
@@ -143,7 +243,7 @@ macro_rules! stages {
                     $((Stage::$variant(s), Scratch::$variant(scratch)) => Ok(s
                         .measure_batch(texts, scratch)?
                         .into_iter()
-                        .map(|e| e.map(|evidence| Evidence::$variant(Judged { outcome: Outcome::Pass, evidence })))
+                        .map(|e| e.map(|evidence| Evidence::$variant(Judged { outcome: Outcome::Pass, roles: Vec::new(), evidence })))
                         .collect()),)*
                     #[allow(unreachable_patterns)]
                     _ => unreachable!("scratch of another stage"),
@@ -203,6 +303,21 @@ macro_rules! stages {
 
             pub fn score(&self) -> Option<f32> {
                 match self { $(Evidence::$variant(j) => j.evidence.score(),)* }
+            }
+
+            /// The roles of the parts the stage judged (empty for a one-text document).
+            pub fn roles(&self) -> &[String] {
+                match self { $(Evidence::$variant(j) => &j.roles,)* }
+            }
+
+            pub fn set_roles(&mut self, roles: Vec<String>) {
+                match self { $(Evidence::$variant(j) => j.roles = roles,)* }
+            }
+
+            /// Turns spans' offsets into the judged text into offsets within their part, naming
+            /// the part and its role (see [`StageEvidence::place_spans`]).
+            pub fn place_spans(&mut self, place: &dyn Fn(&mut SpanPlace)) {
+                match self { $(Evidence::$variant(j) => j.evidence.place_spans(place),)* }
             }
         }
     };

@@ -19,7 +19,7 @@ use crate::decision::{fire, Action, Outcome, Reason};
 use crate::document::Document;
 use crate::error::ConfigError;
 use crate::stage::{
-    parse_count, BuildContext, LabeledSpan, Setting, StageEvidence, StageKind, StageRuntime,
+    parse_count, BuildContext, LabeledSpan, Setting, SpanPlace, StageEvidence, StageKind, StageRuntime,
     StageStats,
 };
 
@@ -148,11 +148,15 @@ pub struct RuleHit {
     pub spans: Vec<Span>,
 }
 
-/// A byte range `[start, end)` of the document text.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// A byte range `[start, end)` of the document text (of its part, for documents of parts).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Span {
     pub start: usize,
     pub end: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 impl StageKind for RulesConfig {
@@ -295,30 +299,44 @@ impl StageRuntime for RulesStage {
     type Evidence = RulesEvidence;
     type Scratch = ();
 
+    /// Each part of a document is matched on its own: no regex can match across parts (no
+    /// separator could guarantee that: `\s+`, `(?s).` and `[^x]` match any), and `^`, `$`
+    /// and `\b` see a part's edges as text edges.
     fn measure(&self, doc: &Document<'_>, _scratch: &mut ()) -> Option<RulesEvidence> {
         let text: &str = &doc.text;
-        let matched: Vec<usize> = match &self.set {
-            Some(set) => set.matches(text).into_iter().collect(),
-            None => (0..self.rules.len())
-                .filter(|&i| self.rules[i].regex.is_match(text))
-                .collect(),
-        };
+        let mut matched: Vec<usize> = Vec::new();
+        for range in doc.part_ranges() {
+            let part = &text[range];
+            match &self.set {
+                Some(set) => matched.extend(set.matches(part)),
+                None => matched.extend(
+                    (0..self.rules.len()).filter(|&i| self.rules[i].regex.is_match(part)),
+                ),
+            }
+        }
         if matched.is_empty() {
             return None;
         }
+        matched.sort_unstable();
+        matched.dedup();
         let hits = matched
             .into_iter()
             .map(|index| {
                 let rule = &self.rules[index];
                 let mut spans = Vec::new();
                 let mut matches = 0;
-                for m in rule.regex.find_iter(text) {
-                    matches += 1;
-                    if spans.len() < self.max_spans {
-                        spans.push(Span {
-                            start: m.start(),
-                            end: m.end(),
-                        });
+                for range in doc.part_ranges() {
+                    let offset = range.start;
+                    for m in rule.regex.find_iter(&text[range]) {
+                        matches += 1;
+                        if spans.len() < self.max_spans {
+                            spans.push(Span {
+                                start: offset + m.start(),
+                                end: offset + m.end(),
+                                part: None,
+                                role: None,
+                            });
+                        }
                     }
                 }
                 RuleHit {
@@ -385,6 +403,21 @@ impl StageEvidence for RulesEvidence {
                     start: s.start,
                     end: s.end,
                     label: format!("{stage}/{}", hit.id),
+                    part: s.part.clone(),
+                    role: s.role.clone(),
+                });
+            }
+        }
+    }
+
+    fn place_spans(&mut self, place: &dyn Fn(&mut SpanPlace)) {
+        for hit in &mut self.rules {
+            for s in &mut hit.spans {
+                place(&mut SpanPlace {
+                    start: &mut s.start,
+                    end: &mut s.end,
+                    part: &mut s.part,
+                    role: &mut s.role,
                 });
             }
         }
@@ -423,10 +456,7 @@ mod tests {
     }
 
     fn run(stage: &Built, text: &str) -> Option<(Outcome, RulesEvidence, Vec<Reason>)> {
-        let doc = Document {
-            text: Cow::Borrowed(text),
-            id: None,
-        };
+        let doc = Document::single(Cow::Borrowed(text), None);
         let mut evidence = stage.1.measure(&doc, &mut ())?;
         let outcome = stage.0.decide(&mut evidence);
         let mut reasons = Vec::new();
@@ -454,7 +484,7 @@ mod tests {
         for span in &t.spans {
             assert_eq!(&text[span.start..span.end], "needle");
         }
-        let span = r.rules[1].spans[0];
+        let span = r.rules[1].spans[0].clone();
         assert_eq!(&text[span.start..span.end], "SYNTHESIS ROUTE");
         assert_eq!(reasons.len(), 2);
         assert!(run(&s, "nothing here").is_none());

@@ -21,8 +21,8 @@ use crate::decision::{fire, Action, Outcome};
 use crate::document::Document;
 use crate::error::ConfigError;
 use crate::stage::{
-    parse_count, parse_number, BuildContext, LabeledSpan, Setting, StageEvidence, StageKind,
-    StageRuntime, StageStats,
+    parse_count, parse_number, BuildContext, LabeledSpan, Setting, SpanPlace, StageEvidence,
+    StageKind, StageRuntime, StageStats,
 };
 
 /// Category used in counters for terms listed without one.
@@ -168,6 +168,11 @@ pub struct TermSpan {
     pub term: String,
     pub start: usize,
     pub end: usize,
+    /// The document part the span is in (its offsets are within it), for documents of parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// One threshold, the value it was compared with, and whether it held.
@@ -440,6 +445,8 @@ impl StageRuntime for TermsStage {
                 term: entries[m.term as usize].term.clone(),
                 start: m.start,
                 end: m.end,
+                part: None,
+                role: None,
             })
             .collect();
         Some(TermsEvidence {
@@ -500,7 +507,20 @@ impl StageEvidence for TermsEvidence {
             start: s.start,
             end: s.end,
             label: s.term.clone(),
+            part: s.part.clone(),
+            role: s.role.clone(),
         }));
+    }
+
+    fn place_spans(&mut self, place: &dyn Fn(&mut SpanPlace)) {
+        for s in &mut self.spans {
+            place(&mut SpanPlace {
+                start: &mut s.start,
+                end: &mut s.end,
+                part: &mut s.part,
+                role: &mut s.role,
+            });
+        }
     }
 
     fn keys(&self, family: &str) -> Vec<&str> {
@@ -545,10 +565,7 @@ mod tests {
     }
 
     fn run(stage: &Built, text: &str) -> Option<(Outcome, TermsEvidence)> {
-        let doc = Document {
-            text: Cow::Borrowed(text),
-            id: None,
-        };
+        let doc = Document::single(Cow::Borrowed(text), None);
         let mut evidence = stage.1.measure(&doc, &mut TermsScratch::default())?;
         Some((stage.0.decide(&mut evidence), evidence))
     }
