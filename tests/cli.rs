@@ -866,6 +866,8 @@ mod parquet_chat;
 mod ranks;
 #[path = "cli/robust.rs"]
 mod robust;
+#[path = "cli/s3.rs"]
+mod s3;
 #[path = "cli/slurm.rs"]
 mod slurm;
 #[path = "cli/train.rs"]

@@ -57,7 +57,11 @@ pub struct RunArgs {
     #[arg(short, long)]
     pub config: PathBuf,
     /// Input shards (JSONL, optionally .zst/.zstd/.gz, or Parquet): files, directories or glob
-    /// patterns (quote globs). Overrides input.paths.
+    /// patterns (quote globs). Also URLs in object storage, read as streams: s3://bucket/prefix/
+    /// (listed like a directory), s3://bucket/prefix/*.jsonl.zst, single objects, gs://, az://,
+    /// abfs://, https:// (one object); JSONL only (not Parquet yet); credentials and endpoint from
+    /// the environment (AWS_*, AWS_ENDPOINT_URL, GOOGLE_*, AZURE_*); outputs are local
+    /// directories. Overrides input.paths.
     #[arg(short, long, num_args = 1..)]
     pub input: Vec<String>,
     /// Output directory. Overrides output.dir.
@@ -151,7 +155,7 @@ pub struct BenchArgs {
     /// The TOML config to benchmark.
     #[arg(short, long)]
     pub config: PathBuf,
-    /// Shards to run on: files, directories or glob patterns.
+    /// Shards to run on: files, directories, glob patterns or object storage URLs (as for run).
     #[arg(short, long, num_args = 1.., conflicts_with = "generate")]
     pub input: Vec<String>,
     /// Generate a synthetic corpus of this size instead (e.g. 500MB), planting the config's terms.

@@ -113,6 +113,9 @@ pub struct InputIdentity {
     pub modified_ns: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// An object's ETag, as listed (objects in object storage only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 impl InputIdentity {
@@ -128,12 +131,27 @@ impl InputIdentity {
             size: meta.len(),
             modified_ns,
             sha256: None,
+            etag: None,
         })
     }
 
-    /// Whether `now` is the same file content as far as size and time tell.
+    /// What a shard is now: a local file's size and modification time, or an object's size,
+    /// ETag and last-modified time as listed (no extra request).
+    pub fn of_shard(shard: &Shard) -> Option<InputIdentity> {
+        match &shard.remote {
+            Some(object) => Some(InputIdentity {
+                size: object.size,
+                modified_ns: object.modified_ns,
+                sha256: None,
+                etag: object.etag.clone(),
+            }),
+            None => InputIdentity::of(&shard.path),
+        }
+    }
+
+    /// Whether `now` is the same content as far as size, time (and an object's ETag) tell.
     fn unchanged(&self, now: &InputIdentity) -> bool {
-        self.size == now.size && self.modified_ns == now.modified_ns
+        self.size == now.size && self.modified_ns == now.modified_ns && self.etag == now.etag
     }
 }
 
@@ -482,7 +500,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     let mut todo = Vec::new();
     let mut changed = Vec::new();
     for (i, shard) in shards.iter().enumerate() {
-        let now = InputIdentity::of(&shard.path);
+        let now = InputIdentity::of_shard(shard);
         match finished.get(shard.name.as_str()) {
             Some(done) if same_input(done, shard, now.as_ref()) => entries.push((*done).clone()),
             found => {

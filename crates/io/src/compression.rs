@@ -150,13 +150,45 @@ pub fn open_written(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>
     open_stream(path, false, |raw| raw)
 }
 
+/// [`open_shard_observed`] for an object in object storage: streamed from the store (see
+/// [`crate::RemoteReader`]), its compression detected from its first bytes as for a file. A
+/// Parquet object (`PAR1`, or a `*.parquet` name) is [`IoError::RemoteParquet`]: not read from
+/// object storage yet.
+pub fn open_remote_shard_observed(
+    object: &crate::RemoteObject,
+    observe: impl FnOnce(Box<dyn Read + Send>) -> Box<dyn Read + Send>,
+) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
+    let path = PathBuf::from(&object.url);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if crate::is_parquet_name(&name) || name.to_ascii_lowercase().contains(".parquet.") {
+        return Err(IoError::RemoteParquet {
+            url: object.url.clone(),
+        });
+    }
+    let reader = crate::RemoteReader::open(object)?;
+    open_reader(&path, Box::new(reader), true, observe)
+}
+
 fn open_stream(
     path: &Path,
     empty_is_a_stream: bool,
     observe: impl FnOnce(Box<dyn Read + Send>) -> Box<dyn Read + Send>,
 ) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
-    let mut file = File::open(path).map_err(|e| IoError::open(path, e))?;
+    let file = File::open(path).map_err(|e| IoError::open(path, e))?;
+    open_reader(path, Box::new(file), empty_is_a_stream, observe)
+}
 
+/// The decompressing reader over `file`'s bytes; `path` names it in errors and its file name
+/// claims a compression.
+fn open_reader(
+    path: &Path,
+    mut file: Box<dyn Read + Send>,
+    empty_is_a_stream: bool,
+    observe: impl FnOnce(Box<dyn Read + Send>) -> Box<dyn Read + Send>,
+) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
     // Read the magic bytes (looping: a read may return fewer bytes than asked for), then put them
     // back in front of the file so that nothing needs to seek (works for pipes too).
     let mut magic = [0u8; 4];
@@ -175,6 +207,11 @@ fn open_stream(
         }
     }
     let prefix = &magic[..got];
+    if prefix == crate::PARQUET_MAGIC && crate::is_url(&path.to_string_lossy()) {
+        return Err(IoError::RemoteParquet {
+            url: path.display().to_string(),
+        });
+    }
     let detected = detect(prefix);
 
     let file_name = path

@@ -27,6 +27,8 @@ pub struct Shard {
     pub name: String,
     /// File size in bytes (compressed size for compressed shards).
     pub size: u64,
+    /// Where the shard is an object in object storage (`path` is then its URL): what was listed.
+    pub remote: Option<crate::RemoteObject>,
 }
 
 /// How [`discover`] searches.
@@ -189,6 +191,11 @@ pub fn discover_shards(inputs: &[String]) -> Result<Vec<Shard>, IoError> {
 
 /// Finds the shards named by `inputs`, and what was passed over.
 ///
+/// An input that is a URL (`s3://`, `gs://`, `az://`, `abfs://`, `https://`: see
+/// [`crate::is_url`]) is listed in object storage with the same rules as a local path (a prefix
+/// like a directory, a glob over keys, one object); its shards carry [`Shard::remote`], and their
+/// names are computed with the local ones, so the same files give the same names either way.
+///
 /// Each input is an existing file (taken whatever its extension), a directory (searched
 /// recursively for files named `*.jsonl` / `*.ndjson` / `*.json`, each optionally followed by
 /// `.zst` / `.zstd` / `.gz`; see [`SkipReason`] for what is passed over and
@@ -210,6 +217,10 @@ pub fn discover(inputs: &[String], options: &DiscoverOptions) -> Result<Discover
     // Per input: the paths whose subtree must hold something for the input to count as a match.
     let mut roots: Vec<(&String, Vec<PathBuf>, &'static str)> = Vec::new();
     for input in inputs {
+        if crate::is_url(input) {
+            walker.add_listing(crate::remote::list_input(input)?);
+            continue;
+        }
         let path = Path::new(input);
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {
@@ -254,6 +265,7 @@ struct Found {
     path: PathBuf,
     size: u64,
     links: u32,
+    remote: Option<crate::RemoteObject>,
 }
 
 /// One component of a glob pattern after its literal prefix.
@@ -337,7 +349,29 @@ impl<'a> Walker<'a> {
 
     fn add_file(&mut self, path: PathBuf, size: u64, links: u32) {
         let key = self.key(&path);
-        self.found.entry(key).or_insert(Found { path, size, links });
+        self.found.entry(key).or_insert(Found {
+            path,
+            size,
+            links,
+            remote: None,
+        });
+    }
+
+    /// The objects and skipped entries of an input URL, under their virtual keys (see
+    /// [`crate::remote`]): named like files, never confused with them.
+    fn add_listing(&mut self, listing: crate::remote::Listing) {
+        for listed in listing.objects {
+            self.found.entry(listed.key).or_insert(Found {
+                path: PathBuf::from(&listed.object.url),
+                size: listed.object.size,
+                links: 0,
+                remote: Some(listed.object),
+            });
+        }
+        for (key, reason) in listing.skipped {
+            let path = crate::remote::url_of_virtual_key(&key);
+            self.skipped.entry(key).or_insert(Skipped { path, reason });
+        }
     }
 
     fn skip(&mut self, path: PathBuf, reason: SkipReason) {
@@ -720,6 +754,7 @@ impl<'a> Walker<'a> {
                     path: f.path,
                     name,
                     size: f.size,
+                    remote: f.remote,
                 }),
                 Err(why) => self.skip(f.path, SkipReason::UnsafeName(why)),
             }

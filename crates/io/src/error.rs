@@ -71,6 +71,16 @@ pub enum IoError {
         path: PathBuf,
         compression: Compression,
     },
+    /// A request to object storage failed (listing, HEAD, GET): the URL and what the server or
+    /// client said; never a credential.
+    #[error("{url}: {message}")]
+    Remote { url: String, message: String },
+    /// A Parquet shard in object storage: not read from there yet.
+    #[error(
+        "{url}: parquet shards cannot be read from object storage yet (only jsonl can); copy it \
+         to local disk first"
+    )]
+    RemoteParquet { url: String },
     /// A file named `*.parquet` that does not start with `PAR1`.
     #[error("{}: not a parquet file (it does not start with PAR1)", path.display())]
     NotParquet { path: PathBuf },
@@ -102,7 +112,9 @@ impl IoError {
             | IoError::CompressionMismatch { .. }
             | IoError::CompressedParquet { .. }
             | IoError::NotParquet { .. }
-            | IoError::Parquet { .. } => None,
+            | IoError::Parquet { .. }
+            | IoError::Remote { .. }
+            | IoError::RemoteParquet { .. } => None,
         }
     }
 

@@ -43,6 +43,14 @@
 //! one row group, a bounded batch of rows at a time, and [`ParquetWriter`] writes batches back
 //! with the input's schema. A Parquet file inside zstd or gzip is refused, not guessed at.
 //!
+//! # Object storage
+//!
+//! Inputs may be URLs in object storage (S3, GCS, Azure; HTTP(S) single objects): [`discover`]
+//! lists them with the rules of a local directory or glob, and [`open_remote_shard_observed`]
+//! streams an object through [`RemoteReader`] (retried on throttling, 5xx and refused
+//! connections; resumed by a ranged GET from the failed byte). Credentials come only from the
+//! environment. Parquet objects are not read from there yet. See the `remote` module's docs.
+//!
 //! # Atomic outputs
 //!
 //! Outputs are written through [`AtomicFile`]: under `<final>.tmp-sluice`, then flushed, synced
@@ -61,6 +69,7 @@ pub mod fuzzing;
 mod lock;
 mod parquet;
 mod paths;
+mod remote;
 
 pub use atomic::{temp_path, write_atomic, AtomicFile};
 pub use chunker::{
@@ -68,9 +77,9 @@ pub use chunker::{
     MAX_LINE_BYTES, MIN_CHUNK_BYTES, MIN_LINE_BYTES, OVERSIZED_PREFIX_BYTES,
 };
 pub use compression::{
-    compress_frame, drain_to_end, empty_stream, gzip_level, open_shard, open_shard_observed,
-    open_written, output_name, CompressedFile, CompressedWriter, Compression, LazyCompressedFile,
-    READ_BUFFER_BYTES,
+    compress_frame, drain_to_end, empty_stream, gzip_level, open_remote_shard_observed, open_shard,
+    open_shard_observed, open_written, output_name, CompressedFile, CompressedWriter, Compression,
+    LazyCompressedFile, READ_BUFFER_BYTES,
 };
 pub use discover::{
     discover, discover_shards, is_shard_file_name, DiscoverOptions, Discovery, FailedEntry, Shard,
@@ -84,5 +93,6 @@ pub use parquet::{
     WRITE_ROWS,
 };
 pub use paths::{join_under, validate_relative_name, UnsafeName};
+pub use remote::{is_url, RemoteObject, RemoteReader, MAX_ATTEMPTS, MAX_RESUMES, URL_SCHEMES};
 /// The Arrow crates Parquet batches are made of, for callers that handle them.
 pub use {arrow_array, arrow_schema, arrow_select};

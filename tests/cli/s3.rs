@@ -1,0 +1,502 @@
+//! Inputs in object storage, against a real S3-compatible server: SeaweedFS on 127.0.0.1,
+//! started by `scripts/s3.sh start` (as `.ci/run` does). Shards are uploaded with boto3 (from
+//! the same venv), not with sluice's own client. Where the server is not running the tests say
+//! SKIPPED, except when `SLUICE_S3_TESTS=require` (set by `.ci/run`): then they fail.
+//!
+//! Each test works under its own key prefix; the one that kills the server holds the lock
+//! alone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{generate_corpus, path_str, read_json, repo, stderr, test_config, tree, BIN};
+
+static SERVER: RwLock<()> = RwLock::new(());
+
+struct Server {
+    /// The client environment `scripts/s3.sh` wrote (`AWS_*`, the bucket, its python).
+    env: BTreeMap<String, String>,
+}
+
+fn settings() -> Option<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(repo().join(".cache/s3/env")).ok()?;
+    Some(
+        text.lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn reachable(env: &BTreeMap<String, String>) -> bool {
+    env.get("AWS_ENDPOINT_URL").is_some_and(|endpoint| {
+        std::net::TcpStream::connect(endpoint.trim_start_matches("http://")).is_ok()
+    })
+}
+
+impl Server {
+    fn find() -> Option<Server> {
+        let env = settings().filter(reachable);
+        if env.is_none() {
+            assert!(
+                std::env::var("SLUICE_S3_TESTS").as_deref() != Ok("require"),
+                "SLUICE_S3_TESTS=require but no S3 server answers: scripts/s3.sh start"
+            );
+            eprintln!("SKIPPED: no S3 test server (run scripts/s3.sh start)");
+        }
+        env.map(|env| Server { env })
+    }
+
+    /// The server, shared with the other tests.
+    fn shared() -> Option<(Server, RwLockReadGuard<'static, ()>)> {
+        let guard = SERVER.read().unwrap_or_else(|p| p.into_inner());
+        Server::find().map(|s| (s, guard))
+    }
+
+    /// The server, alone (a test that stops it).
+    fn exclusive() -> Option<(Server, RwLockWriteGuard<'static, ()>)> {
+        let guard = SERVER.write().unwrap_or_else(|p| p.into_inner());
+        Server::find().map(|s| (s, guard))
+    }
+
+    fn bucket(&self) -> &str {
+        &self.env["SLUICE_TEST_S3_BUCKET"]
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.bucket())
+    }
+
+    /// Uploads every file under `dir` to `prefix/<relative path>` with boto3.
+    fn upload(&self, dir: &Path, prefix: &str) {
+        let script = r#"
+import os, sys, boto3
+root, bucket, prefix = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+for here, _, files in os.walk(root):
+    for name in files:
+        path = os.path.join(here, name)
+        key = prefix + "/" + os.path.relpath(path, root).replace(os.sep, "/")
+        s3.upload_file(path, bucket, key)
+"#;
+        let out = Command::new(&self.env["SLUICE_TEST_S3_PYTHON"])
+            .envs(&self.env)
+            .args(["-c", script, path_str(dir), self.bucket(), prefix])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "upload: {}", stderr(&out));
+    }
+
+    fn sluice(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+        Command::new(BIN)
+            .envs(&self.env)
+            .envs(extra_env.iter().copied())
+            .args(args)
+            .current_dir(repo())
+            .output()
+            .unwrap()
+    }
+
+    fn script(&self, action: &str) {
+        let out = Command::new(&self.env["SLUICE_TEST_S3_SCRIPT"])
+            .arg(action)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "s3.sh {action}: {}", stderr(&out));
+    }
+}
+
+fn run_args<'a>(config: &'a Path, inputs: &[&'a str], out: &'a Path) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        "-c",
+        path_str(config),
+        "-o",
+        path_str(out),
+        "-q",
+        "-i",
+    ];
+    args.extend_from_slice(inputs);
+    args
+}
+
+fn local_run(config: &Path, inputs: &[&str], out: &Path) {
+    let mut args = run_args(config, inputs, out);
+    args.push("--threads=2");
+    let result = Command::new(BIN)
+        .args(&args)
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", stderr(&result));
+}
+
+/// The output files minus the manifest (it names the inputs as given), and the manifest's shard
+/// entries minus what names where the input was (path, its time and ETag).
+fn outputs(dir: &Path) -> (BTreeMap<String, Vec<u8>>, Vec<Value>) {
+    let mut files = tree(dir);
+    files.remove("manifest.json");
+    let manifest = read_json(&dir.join("manifest.json"));
+    let shards = manifest["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|shard| {
+            let mut shard = shard.clone();
+            let entry = shard.as_object_mut().unwrap();
+            entry.remove("path");
+            if let Some(input) = entry.get_mut("input").and_then(Value::as_object_mut) {
+                input.remove("modified_ns");
+                input.remove("etag");
+            }
+            shard
+        })
+        .collect();
+    (files, shards)
+}
+
+/// A corpus of every compression (the fixtures) and generated shards in a subdirectory, with a
+/// hidden directory and a file that is not a shard beside them.
+fn corpus(dir: &Path) {
+    generate_corpus(&dir.join("generated"), 3, 1500, 11);
+    for entry in std::fs::read_dir(repo().join("fixtures/corpus")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::create_dir_all(dir.join(".hidden")).unwrap();
+    std::fs::copy(dir.join("clean.jsonl"), dir.join(".hidden/clean.jsonl")).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a shard\n").unwrap();
+}
+
+#[test]
+fn objects_are_filtered_like_the_same_files_on_disk_and_resume_by_etag() {
+    let Some((server, _guard)) = Server::shared() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("corpus");
+    corpus(&local);
+    server.upload(&local, "same-as-local/corpus");
+    let config = test_config(tmp.path(), "zstd_level = 3");
+
+    // A prefix, searched like a directory.
+    let reference = tmp.path().join("local");
+    local_run(&config, &[path_str(&local)], &reference);
+    let remote = tmp.path().join("remote");
+    let prefix = server.url("same-as-local/corpus/");
+    let mut args = run_args(&config, &[&prefix], &remote);
+    args.push("--threads=2");
+    let result = server.sluice(&args, &[]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(outputs(&remote), outputs(&reference));
+    let manifest = read_json(&remote.join("manifest.json"));
+    let shards = manifest["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 7);
+    assert!(shards.iter().all(|s| s["input"]["etag"].is_string()));
+    assert_eq!(
+        shards[0]["path"],
+        server.url("same-as-local/corpus/clean.jsonl")
+    );
+    let skipped: Vec<&str> = manifest["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(skipped, ["hidden", "not_a_shard_name"], "{manifest:#}");
+
+    // A rerun does nothing; a replaced object (new ETag) is redone, the others are not.
+    let result = server.sluice(&args, &[]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(
+        read_json(&remote.join("report.json"))["shards"]["skipped"],
+        7
+    );
+    let changed = tmp.path().join("changed");
+    std::fs::create_dir_all(&changed).unwrap();
+    std::fs::write(
+        changed.join("clean.jsonl"),
+        "{\"text\": \"a new document\"}\n",
+    )
+    .unwrap();
+    server.upload(&changed, "same-as-local/corpus");
+    let result = server.sluice(&args, &[]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let report = read_json(&remote.join("report.json"));
+    assert_eq!(report["shards"]["skipped"], 6, "{report:#}");
+    assert_eq!(report["shards"]["done"], 1);
+
+    // A glob over keys, and one object, as the same glob and file on disk.
+    for (remote_input, local_input) in [
+        (
+            server.url("same-as-local/corpus/generated/*.jsonl.zst"),
+            format!("{}/generated/*.jsonl.zst", path_str(&local)),
+        ),
+        (
+            server.url("same-as-local/corpus/hazard.jsonl.zst"),
+            format!("{}/hazard.jsonl.zst", path_str(&local)),
+        ),
+    ] {
+        let reference = tmp.path().join("local-one");
+        let remote = tmp.path().join("remote-one");
+        let _ = std::fs::remove_dir_all(&reference);
+        let _ = std::fs::remove_dir_all(&remote);
+        local_run(&config, &[&local_input], &reference);
+        let result = server.sluice(&run_args(&config, &[&remote_input], &remote), &[]);
+        assert!(result.status.success(), "{}", stderr(&result));
+        assert_eq!(outputs(&remote), outputs(&reference), "{remote_input}");
+    }
+
+    // Local paths and URLs mixed: every shard read once, names distinct.
+    let mixed = tmp.path().join("mixed");
+    let glob = server.url("same-as-local/corpus/generated/*");
+    let local_file = format!("{}/clean.jsonl", path_str(&local));
+    let result = server.sluice(&run_args(&config, &[&local_file, &glob], &mixed), &[]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let manifest = read_json(&mixed.join("manifest.json"));
+    let names: Vec<&str> = manifest["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    assert!(
+        names.iter().any(|n| n.ends_with("/clean.jsonl")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn wrong_credentials_are_one_clear_error_before_any_work() {
+    let Some((server, _guard)) = Server::shared() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("corpus");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::copy(
+        repo().join("fixtures/corpus/clean.jsonl"),
+        local.join("clean.jsonl"),
+    )
+    .unwrap();
+    server.upload(&local, "credentials");
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    let out = tmp.path().join("out");
+    let input = server.url("credentials/");
+    let secret = "not-the-secret-4242";
+    let result = server.sluice(
+        &run_args(&config, &[&input], &out),
+        &[("AWS_SECRET_ACCESS_KEY", secret)],
+    );
+    assert_eq!(result.status.code(), Some(3), "{}", stderr(&result));
+    let message = stderr(&result);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.contains("access denied: check the credentials"),
+        "{message}"
+    );
+    assert!(message.contains(&input), "{message}");
+    assert!(!message.contains(secret), "{message}");
+    assert!(!out.exists(), "no work done, nothing written");
+}
+
+#[test]
+fn a_missing_bucket_or_prefix_is_a_clear_error() {
+    let Some((server, _guard)) = Server::shared() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    let out = tmp.path().join("out");
+    for (input, expected) in [
+        ("s3://sluice-no-such-bucket/corpus/", "no such bucket"),
+        (
+            &*server.url("no-such-prefix/"),
+            "no *.jsonl, *.ndjson, *.json or *.parquet object under this prefix",
+        ),
+        (
+            &*server.url("no-such-prefix/*.jsonl"),
+            "pattern matches no object",
+        ),
+    ] {
+        let result = server.sluice(&run_args(&config, &[input], &out), &[]);
+        assert_eq!(result.status.code(), Some(3), "{}", stderr(&result));
+        let message = stderr(&result);
+        assert!(message.contains(input), "{message}");
+        assert!(message.contains(expected), "{message}");
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn parquet_objects_are_refused_until_supported() {
+    let Some((server, _guard)) = Server::shared() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("corpus");
+    std::fs::create_dir_all(&local).unwrap();
+    let parquet = repo().join("fixtures/parquet/hf/data/train-00000-of-00002.parquet");
+    std::fs::copy(&parquet, local.join("rows.parquet")).unwrap();
+    // Named as JSONL: refused by its PAR1 magic, not only by name.
+    std::fs::copy(&parquet, local.join("renamed.jsonl")).unwrap();
+    std::fs::copy(
+        repo().join("fixtures/corpus/clean.jsonl"),
+        local.join("clean.jsonl"),
+    )
+    .unwrap();
+    server.upload(&local, "parquet");
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    let out = tmp.path().join("out");
+    let result = server.sluice(&run_args(&config, &[&server.url("parquet/")], &out), &[]);
+    assert_eq!(result.status.code(), Some(1), "{}", stderr(&result));
+    let manifest = read_json(&out.join("manifest.json"));
+    let shards = manifest["shards"].as_array().unwrap();
+    let status: Vec<(&str, &str)> = shards
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("clean.jsonl", "done"),
+            ("renamed.jsonl", "failed"),
+            ("rows.parquet", "failed")
+        ]
+    );
+    for shard in &shards[1..] {
+        let error = shard["error"].as_str().unwrap();
+        assert!(
+            error.contains("parquet shards cannot be read from object storage yet"),
+            "{error}"
+        );
+    }
+}
+
+/// The server killed (SIGKILL) part-way through a run and started again: the run resumes its
+/// reads or fails its shards cleanly; a rerun completes; the outputs equal a local run's.
+#[test]
+fn the_server_killed_and_restarted_mid_run() {
+    let Some((server, _guard)) = Server::exclusive() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("corpus");
+    generate_corpus(&local, 4, 40_000, 5);
+    server.upload(&local, "killed");
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    let reference = tmp.path().join("local");
+    local_run(&config, &[path_str(&local)], &reference);
+
+    let out = tmp.path().join("out");
+    let input = server.url("killed/");
+    let mut args = run_args(&config, &[&input], &out);
+    args.retain(|a| *a != "-q");
+    args.push("--threads=1");
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let mut child = Command::new(BIN)
+        .envs(&server.env)
+        .args(&args)
+        .current_dir(repo())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run finished before the server was killed: make the corpus bigger"
+    );
+    server.script("kill");
+    // Down longer than a shard takes here (~4 s): the next GET meets a refused connection and
+    // is retried with back-off until the server is back.
+    std::thread::sleep(Duration::from_millis(5000));
+    server.script("start");
+    let first = child.wait_with_output().unwrap();
+    eprintln!("first run: {:?}\n{}", first.status, stderr(&first));
+    // Done (reads resumed) or failed shards (exit 1): never a crash, never a partial output.
+    assert!(
+        matches!(first.status.code(), Some(0 | 1)),
+        "{:?}: {}",
+        first.status,
+        stderr(&first)
+    );
+    assert!(!tree(&out).keys().any(|k| k.ends_with(".tmp-sluice")));
+
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let rerun = server.sluice(&args, &[]);
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    assert_eq!(outputs(&out), outputs(&reference));
+}
+
+#[test]
+fn help_says_what_object_storage_supports() {
+    let out = Command::new(BIN).args(["run", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("s3://"), "{help}");
+    assert!(help.contains("outputs are local"), "{help}");
+    let _: PathBuf = repo();
+}
+
+/// `http://` (and `https://`) single objects, from Python's own HTTP server (no range support,
+/// no ETag): the same outputs as the file on disk; a prefix is refused (nothing to list).
+#[test]
+fn http_objects_are_read_like_the_file_on_disk() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    for name in ["unicode.jsonl.gz", "hazard.jsonl.zst"] {
+        std::fs::copy(repo().join("fixtures/corpus").join(name), served.join(name)).unwrap();
+    }
+    let mut httpd = Command::new("python3")
+        .args(["-u", "-m", "http.server", "0", "--bind", "127.0.0.1"])
+        .current_dir(&served)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(httpd.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // "Serving HTTP on 127.0.0.1 port 43567 (http://127.0.0.1:43567/) ..."
+    let port: u16 = first
+        .split_whitespace()
+        .skip_while(|w| *w != "port")
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("http.server said {first:?}"));
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    for name in ["unicode.jsonl.gz", "hazard.jsonl.zst"] {
+        let reference = tmp.path().join(format!("local-{name}"));
+        local_run(&config, &[path_str(&served.join(name))], &reference);
+        let remote = tmp.path().join(format!("http-{name}"));
+        let url = format!("http://127.0.0.1:{port}/{name}");
+        let result = Command::new(BIN)
+            .args(run_args(&config, &[&url], &remote))
+            .output()
+            .unwrap();
+        assert!(result.status.success(), "{}", stderr(&result));
+        assert_eq!(outputs(&remote), outputs(&reference), "{url}");
+    }
+    let out = tmp.path().join("prefix");
+    let url = format!("http://127.0.0.1:{port}/");
+    let result = Command::new(BIN)
+        .args(run_args(&config, &[&url], &out))
+        .output()
+        .unwrap();
+    httpd.kill().unwrap();
+    httpd.wait().unwrap();
+    assert_eq!(result.status.code(), Some(3), "{}", stderr(&result));
+    assert!(
+        stderr(&result).contains("http(s) inputs are single objects"),
+        "{}",
+        stderr(&result)
+    );
+}
