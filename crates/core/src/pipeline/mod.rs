@@ -145,14 +145,26 @@ impl std::io::Read for Hashing {
     }
 }
 
-/// What the reader sends the shard thread.
-enum Message {
-    Chunk(u64, Result<Box<ChunkOutput>, ShardError>),
+/// What a shard's reader sends the shard thread: each judged piece (a JSONL chunk, a Parquet
+/// batch) under its index, then how many there were.
+enum Message<T> {
+    Piece(u64, Result<Box<T>, ShardError>),
     End {
-        chunks: u64,
+        pieces: u64,
         error: Option<ShardError>,
         read_time: Duration,
     },
+}
+
+/// The counts of a judged piece, which the shard thread adds up whatever the format.
+trait Judged {
+    fn counts(&self) -> (&ShardStats, &Timings, u64);
+}
+
+impl Judged for ChunkOutput {
+    fn counts(&self) -> (&ShardStats, &Timings, u64) {
+        (&self.stats, &self.timings, self.bytes)
+    }
 }
 
 impl ShardRunner<'_> {
@@ -194,7 +206,7 @@ impl ShardRunner<'_> {
                 max_line_bytes: self.cascade.max_line_bytes,
             },
         );
-        let (tx, rx) = unbounded::<Message>();
+        let (tx, rx) = unbounded::<Message<ChunkOutput>>();
         let (streams, spill) = writer.parts();
         let context = chunk::Context {
             cascade: self.cascade,
@@ -230,7 +242,7 @@ impl ShardRunner<'_> {
         mut chunker: LineChunker<R>,
         spill: &mut crate::output::Spill<'_>,
         context: &chunk::Context<'_>,
-        tx: Sender<Message>,
+        tx: Sender<Message<ChunkOutput>>,
     ) {
         let mut chunks = 0u64;
         let mut read_time = Duration::ZERO;
@@ -256,7 +268,7 @@ impl ShardRunner<'_> {
                                     Err(ShardError::Internal(panic_message(panic)))
                                 })
                                 .map(Box::new);
-                        let _ = tx.send(Message::Chunk(index, result));
+                        let _ = tx.send(Message::Piece(index, result));
                     });
                 }
                 Ok(false) => {
@@ -270,18 +282,36 @@ impl ShardRunner<'_> {
             }
         });
         let _ = tx.send(Message::End {
-            chunks,
+            pieces: chunks,
             error,
             read_time,
         });
     }
 
-    /// The shard thread: receives chunk results, writes them in chunk order, returns permits.
-    /// Keeps draining after a failure so that every permit comes back.
+    /// The shard thread: writes chunk results in chunk order.
     fn collect(
         &self,
-        rx: &Receiver<Message>,
+        rx: &Receiver<Message<ChunkOutput>>,
         streams: &mut StreamSinks<'_>,
+    ) -> Result<(ShardStats, Timings), ShardError> {
+        self.collect_in_order(rx, |out, timings| {
+            // The frames are encoded: the chunk's memory is no longer needed.
+            self.permits.release();
+            let write_started = Instant::now();
+            let written = streams.write(&out.frames).map_err(ShardError::from);
+            timings.write += write_started.elapsed();
+            written
+        })
+    }
+
+    /// Receives a shard's judged pieces, hands them to `write` in index order and adds up their
+    /// counts. `write` returns the piece's permit when its memory is free; a piece not written
+    /// (after a failure) returns it here. Keeps draining after a failure so that every permit
+    /// comes back; the first failure is the shard's.
+    fn collect_in_order<T: Judged>(
+        &self,
+        rx: &Receiver<Message<T>>,
+        mut write: impl FnMut(Box<T>, &mut Timings) -> Result<(), ShardError>,
     ) -> Result<(ShardStats, Timings), ShardError> {
         let mut stats = ShardStats::new(&self.cascade.stage_stats());
         let mut timings = Timings::new(self.cascade.stage_count());
@@ -291,16 +321,16 @@ impl ShardRunner<'_> {
         let mut total: Option<u64> = None;
         while total != Some(next) {
             match rx.recv() {
-                Ok(Message::Chunk(index, result)) => {
+                Ok(Message::Piece(index, result)) => {
                     pending.insert(index, result);
                 }
                 Ok(Message::End {
-                    chunks,
+                    pieces,
                     error,
                     read_time,
                 }) => {
                     timings.read += read_time;
-                    total = Some(chunks);
+                    total = Some(pieces);
                     if failure.is_none() {
                         failure = error;
                     }
@@ -312,24 +342,23 @@ impl ShardRunner<'_> {
             }
             while let Some(result) = pending.remove(&next) {
                 next += 1;
-                self.permits.release();
-                if failure.is_some() {
-                    continue;
-                }
                 match result {
-                    Ok(out) => {
-                        let write_started = Instant::now();
-                        if let Err(e) = streams.write(&out.frames) {
-                            failure = Some(e.into());
-                        }
-                        timings.write += write_started.elapsed();
-                        stats.merge(&out.stats);
-                        timings.merge(&out.timings);
+                    Ok(out) if failure.is_none() => {
+                        let (piece_stats, piece_timings, bytes) = out.counts();
+                        stats.merge(piece_stats);
+                        timings.merge(piece_timings);
                         if let Some(p) = self.progress {
-                            p.chunk_done(out.bytes);
+                            p.chunk_done(bytes);
+                        }
+                        if let Err(e) = write(out, &mut timings) {
+                            failure = Some(e);
                         }
                     }
-                    Err(e) => failure = Some(e),
+                    Ok(_) => self.permits.release(),
+                    Err(e) => {
+                        self.permits.release();
+                        failure.get_or_insert(e);
+                    }
                 }
             }
         }

@@ -24,7 +24,6 @@
 //!   changes.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -38,7 +37,7 @@ use sluice_io::{
     ParquetWriter, Shard,
 };
 
-use super::{panic_message, ShardDone, ShardError, ShardRunner};
+use super::{panic_message, Judged, Message, ShardDone, ShardError, ShardRunner};
 use crate::decision::Verdict;
 use crate::document::{Document, LineError};
 use crate::output::{Encoding, Sink, Storage, Stream, WriteError};
@@ -84,13 +83,10 @@ struct BatchOutput {
     bytes: u64,
 }
 
-enum Message {
-    Batch(u64, Result<Box<BatchOutput>, ShardError>),
-    End {
-        batches: u64,
-        error: Option<ShardError>,
-        read_time: Duration,
-    },
+impl Judged for BatchOutput {
+    fn counts(&self) -> (&ShardStats, &Timings, u64) {
+        (&self.stats, &self.timings, self.bytes)
+    }
 }
 
 impl ShardRunner<'_> {
@@ -122,7 +118,7 @@ impl ShardRunner<'_> {
             shard: &shard.name,
             fields: &fields,
         };
-        let (tx, rx) = unbounded::<Message>();
+        let (tx, rx) = unbounded::<Message<BatchOutput>>();
         let (collected, digest) = std::thread::scope(|scope| {
             // The reader seeks about the file: its bytes are hashed in one pass beside it.
             let digest = scope.spawn(|| sha256_file(&shard.path));
@@ -148,7 +144,12 @@ impl ShardRunner<'_> {
 
     /// The reader thread: a permit, then a batch of rows, handed to the pool; at the end (or on
     /// a read error) says how many batches there were.
-    fn read_batches(&self, reader: &ParquetReader, context: &Context<'_>, tx: Sender<Message>) {
+    fn read_batches(
+        &self,
+        reader: &ParquetReader,
+        context: &Context<'_>,
+        tx: Sender<Message<BatchOutput>>,
+    ) {
         let mut batches = 0u64;
         let mut read_time = Duration::ZERO;
         let mut first_row = 0u64;
@@ -193,87 +194,34 @@ impl ShardRunner<'_> {
                         }))
                         .unwrap_or_else(|panic| Err(ShardError::Internal(panic_message(panic))))
                         .map(Box::new);
-                        let _ = tx.send(Message::Batch(index, result));
+                        let _ = tx.send(Message::Piece(index, result));
                     });
                 }
             }
             None
         });
         let _ = tx.send(Message::End {
-            batches,
+            pieces: batches,
             error,
             read_time,
         });
     }
 
-    /// The shard thread: writes batch outputs in batch order, returns permits; keeps draining
-    /// after a failure so that every permit comes back.
+    /// The shard thread: writes batch outputs in batch order.
     fn collect_batches(
         &self,
-        rx: &Receiver<Message>,
+        rx: &Receiver<Message<BatchOutput>>,
         writer: &mut ParquetShardWriter,
     ) -> Result<(ShardStats, Timings), ShardError> {
-        let mut stats = ShardStats::new(&self.cascade.stage_stats());
-        let mut timings = Timings::new(self.cascade.stage_count());
-        let mut failure: Option<ShardError> = None;
-        let mut pending = BTreeMap::new();
-        let mut next = 0u64;
-        let mut total: Option<u64> = None;
-        while total != Some(next) {
-            match rx.recv() {
-                Ok(Message::Batch(index, result)) => {
-                    pending.insert(index, result);
-                }
-                Ok(Message::End {
-                    batches,
-                    error,
-                    read_time,
-                }) => {
-                    timings.read += read_time;
-                    total = Some(batches);
-                    if failure.is_none() {
-                        failure = error;
-                    }
-                }
-                Err(_) => {
-                    failure.get_or_insert(ShardError::Internal("reader vanished".into()));
-                    break;
-                }
-            }
-            while let Some(result) = pending.remove(&next) {
-                next += 1;
-                if failure.is_some() {
-                    self.permits.release();
-                    continue;
-                }
-                match result {
-                    Ok(out) => {
-                        let write_started = Instant::now();
-                        let written = writer.write_batch(&out);
-                        timings.write += write_started.elapsed();
-                        // The permit covers the batch until its rows are encoded.
-                        drop(out.rows);
-                        self.permits.release();
-                        if let Err(e) = written {
-                            failure = Some(e);
-                        }
-                        stats.merge(&out.stats);
-                        timings.merge(&out.timings);
-                        if let Some(p) = self.progress {
-                            p.chunk_done(out.bytes);
-                        }
-                    }
-                    Err(e) => {
-                        self.permits.release();
-                        failure = Some(e);
-                    }
-                }
-            }
-        }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok((stats, timings)),
-        }
+        self.collect_in_order(rx, |out, timings| {
+            let write_started = Instant::now();
+            let written = writer.write_batch(&out);
+            timings.write += write_started.elapsed();
+            // The permit covers the batch until its rows are encoded.
+            drop(out);
+            self.permits.release();
+            written
+        })
     }
 }
 
