@@ -44,6 +44,10 @@ pub enum Command {
     Rethreshold(crate::audit_cmd::RethresholdArgs),
     /// Screen a fine-tuning dataset: verdict accept (exit 0), review (1) or reject (2).
     Screen(crate::audit_cmd::ScreenArgs),
+    /// People decide the documents in review/: serve the review queue to a browser (prints its
+    /// address; opens nothing), then apply the decisions, export them as labels, list
+    /// disagreements, or re-decide a screen's verdict.
+    Review(crate::review_cmd::ReviewArgs),
     /// Train a classifier from labeled JSONL into a model directory the classifier stage loads.
     Train(crate::train_cmd::TrainArgs),
     /// Measure the configured cascade on labeled JSONL: per-stage and overall precision/recall,

@@ -395,6 +395,7 @@ pub fn rethreshold(args: RethresholdArgs) -> Result<u8> {
                 settings: args.set.clone(),
                 output: args.output.clone(),
                 config_dir: args.config_dir.clone(),
+                reviewed: Default::default(),
             };
             let report = sluice_audit::rethreshold::rethreshold(&args.out_dir, &options)?;
             sluice_audit::html::write_report(&args.output)?;

@@ -22,6 +22,7 @@ pub fn dispatch(command: Command) -> Result<u8> {
         Command::Report(args) => crate::audit_cmd::report(args),
         Command::Rethreshold(args) => crate::audit_cmd::rethreshold(args),
         Command::Screen(args) => crate::audit_cmd::screen(args),
+        Command::Review(args) => crate::review_cmd::review(args),
         Command::Train(args) => crate::train_cmd::train_command(args),
         Command::Eval(args) => crate::eval_cmd::eval_command(args),
     }

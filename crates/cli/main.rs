@@ -21,6 +21,7 @@ mod commands;
 mod common;
 mod eval_cmd;
 mod merge_cmd;
+mod review_cmd;
 mod train_cmd;
 
 use std::process::ExitCode;

@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use sluice_core::config::AuditScope;
 use sluice_core::decision::Verdict;
 use sluice_core::output::{ChunkStreams, Encoding, LocalDir, ShardWriter, Stream, OVERSIZED_DIR};
-use sluice_core::records::AuditRecord;
+use sluice_core::records::{AuditRecord, ReviewCitation};
 use sluice_core::run::{ShardStatus, MANIFEST, REPORT};
 use sluice_core::stage::StageStats;
 use sluice_core::stages::StageConfig;
@@ -63,6 +63,60 @@ pub struct Options {
     /// (the directory of the config file the run was made with); by default the one the run
     /// recorded in its manifest, else the working directory.
     pub config_dir: Option<PathBuf>,
+    /// Reviewers' decisions on documents of review/, by shard and line (`sluice review apply`):
+    /// each such document goes where its citation says, citing it in its audit record.
+    pub reviewed: Decided,
+}
+
+/// Reviewers' decisions, by `(shard, line)`.
+pub type Decided = std::collections::HashMap<(String, u64), ReviewCitation>;
+
+/// A person's decision stands over the cascade's `review`: a verdict that sends the document to
+/// review goes where `citation` says (a decision on a document the cascade now keeps or drops
+/// by itself is moot). Returns the citation that took effect.
+fn apply_review(verdict: &mut Verdict, citation: Option<&ReviewCitation>) -> Option<ReviewCitation> {
+    let citation = citation?;
+    if verdict.destination != Destination::Review
+        || !matches!(citation.decision, Destination::Kept | Destination::Dropped)
+    {
+        return None;
+    }
+    verdict.destination = citation.decision;
+    Some(citation.clone())
+}
+
+/// Re-decides one audited document: its verdict under the run's config (with the review it
+/// already cites, for an output `review apply` wrote) and under the new one (with a new
+/// decision from `decided`, else the one it cites). Counts both into `removed` and `added`, and
+/// returns the new verdict, its citation and whether it gets a record.
+fn redecide(
+    old: &Config,
+    config: &Config,
+    record: &AuditRecord,
+    decided: &Decided,
+    counts: (&mut ShardStats, &mut ShardStats),
+    (text_len, size): (u64, u64),
+) -> Result<(Verdict, Option<ReviewCitation>, bool), AuditError> {
+    let (removed, added) = counts;
+    let mut before = replay(&old.stages, record, None)?;
+    let cited = apply_review(&mut before, record.review.as_ref());
+    let mut after = replay(&config.stages, record, Some(&before))?;
+    let new = decided
+        .get(&(record.shard.to_string(), record.line))
+        .or(record.review.as_ref());
+    let citation = apply_review(&mut after, new);
+    // A decided document always keeps its record: the citation lives there, and a document
+    // moved to dropped/ must have one for readers to find it.
+    let audited = after.audited(config.output.audit) || citation.is_some();
+    removed.count_verdict(&before, text_len, size, true);
+    if let Some(c) = &cited {
+        removed.reviewed.count(c.decision);
+    }
+    added.count_verdict(&after, text_len, size, audited);
+    if let Some(c) = &citation {
+        added.reviewed.count(c.decision);
+    }
+    Ok((after, citation, audited))
 }
 
 fn refuse(message: impl Into<String>) -> AuditError {
@@ -258,7 +312,15 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
         ));
     }
     let existed = output.exists();
-    let result = write_output(&out, &old, &config, &hash, output, started);
+    let result = write_output(
+        &out,
+        &old,
+        &config,
+        &hash,
+        output,
+        &options.reviewed,
+        started,
+    );
     if result.is_err() {
         // Leave nothing half-written behind: the directory was absent or empty before.
         if existed {
@@ -289,6 +351,7 @@ fn write_output(
     config: &Config,
     hash: &str,
     output: &Path,
+    decided: &Decided,
     started: Instant,
 ) -> Result<Report, AuditError> {
     let manifest = &out.manifest;
@@ -311,7 +374,7 @@ fn write_output(
         let name = entry.output_name.clone().unwrap_or_default();
         if OutDir::is_parquet(entry) {
             let stats =
-                redecide_parquet_shard(out, entry, old, config, hash, &storage, &mut times)?;
+                redecide_parquet_shard(out, entry, old, config, hash, decided, &storage, &mut times)?;
             let mut entry = entry.clone();
             entry.stats = Some(stats);
             shards.push(entry);
@@ -334,6 +397,7 @@ fn write_output(
             old,
             config,
             hash,
+            decided,
             encoding,
             &mut writer,
             &mut times,
@@ -409,6 +473,7 @@ fn redecide_shard(
     old: &Config,
     config: &Config,
     hash: &str,
+    decided: &Decided,
     encoding: Encoding,
     writer: &mut ShardWriter<'_>,
     times: &mut Times,
@@ -460,14 +525,17 @@ fn redecide_shard(
                     .extract(raw)
                     .map(|d| d.text.len() as u64)
                     .unwrap_or(0);
-                let before = replay(&old.stages, &record, None)?;
-                let after = replay(&config.stages, &record, Some(&before))?;
-                let audited = after.audited(config.output.audit);
-                removed.count_verdict(&before, text_len, size, true);
-                added.count_verdict(&after, text_len, size, audited);
+                let (after, citation, audited) = redecide(
+                    old,
+                    config,
+                    &record,
+                    decided,
+                    (&mut removed, &mut added),
+                    (text_len, size),
+                )?;
                 streams.line(Stream::of(after.destination), raw);
                 if audited {
-                    let new = AuditRecord::of_verdict(
+                    let mut new = AuditRecord::of_verdict(
                         &record.id,
                         &record.shard,
                         record.line,
@@ -476,6 +544,7 @@ fn redecide_shard(
                         |i| config.stages[i].id(),
                         hash,
                     );
+                    new.review = citation;
                     streams
                         .record(Stream::Audit, &new)
                         .map_err(|e| write_err(&e))?;
@@ -510,12 +579,14 @@ fn redecide_shard(
 /// ones re-decided, each written to its new output through the run's own writer, which makes the
 /// same bytes of the same rows whatever batches they come in (`sluice_io::WRITE_ROWS`); records
 /// are cut into frames by row group, as the run cuts them. The error records are carried over.
+#[allow(clippy::too_many_arguments)]
 fn redecide_parquet_shard(
     out: &OutDir,
     entry: &sluice_core::run::ShardEntry,
     old: &Config,
     config: &Config,
     hash: &str,
+    decided: &Decided,
     storage: &LocalDir,
     times: &mut Times,
 ) -> Result<ShardStats, AuditError> {
@@ -627,11 +698,14 @@ fn redecide_parquet_shard(
         let to = match &record {
             None => Destination::Kept,
             Some(record) => {
-                let before = replay(&old.stages, record, None)?;
-                let after = replay(&config.stages, record, Some(&before))?;
-                let audited = after.audited(config.output.audit);
-                removed.count_verdict(&before, text_len, text_len, true);
-                added.count_verdict(&after, text_len, text_len, audited);
+                let (after, citation, audited) = redecide(
+                    old,
+                    config,
+                    record,
+                    decided,
+                    (&mut removed, &mut added),
+                    (text_len, text_len),
+                )?;
                 let to = after.destination;
                 if audited {
                     let mut new = AuditRecord::of_verdict(
@@ -645,6 +719,7 @@ fn redecide_parquet_shard(
                     );
                     new.row = record.row;
                     new.row_group = record.row_group;
+                    new.review = citation;
                     line.clear();
                     serde_json::to_writer(&mut line, &new).map_err(|e| write_err(&e))?;
                     line.push(b'\n');
@@ -795,6 +870,7 @@ mod tests {
                 settings: vec![setting.to_string()],
                 output: new.clone(),
                 config_dir: Some(repo.join("configs")),
+                reviewed: Decided::new(),
             };
             let report = rethreshold(&old, &options).unwrap();
             let fresh_report: Report =

@@ -32,8 +32,24 @@ pub struct AuditRecord<'a> {
     pub escalated: bool,
     pub reasons: Vec<Reason>,
     pub stages: Vec<StageEntry<'a>>,
+    /// A person's decision that moved the document out of review (`sluice review apply`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewCitation>,
     pub config_hash: Cow<'a, str>,
     pub sluice_version: Cow<'a, str>,
+}
+
+/// The reviewers' decision on a document the cascade sent to review, as `sluice review apply`
+/// cites it: where it went and the decision records behind it (`reviews/FILE:LINE`), which a
+/// later `rethreshold` of that output keeps as they are.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReviewCitation {
+    /// `kept` or `dropped`.
+    pub decision: Destination,
+    /// The reviewers who decided so.
+    pub by: Vec<String>,
+    /// Each decision record: `reviews/NAME.jsonl:LINE`.
+    pub decisions: Vec<String>,
 }
 
 /// One stage's entry of an audit record: `{"stage", "type", "outcome", <evidence fields>}`.
@@ -75,6 +91,7 @@ impl<'a> AuditRecord<'a> {
                     evidence,
                 })
                 .collect(),
+            review: None,
             config_hash: Cow::Borrowed(config_hash),
             sluice_version: Cow::Borrowed(crate::VERSION),
         }

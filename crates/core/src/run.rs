@@ -313,6 +313,10 @@ pub struct Report {
     pub audited: u64,
     pub error_kinds: BTreeMap<String, u64>,
     pub stages: Vec<crate::stage::StageStats>,
+    /// Documents of review/ moved to kept or dropped by reviewers' decisions
+    /// (`sluice review apply`), counted in `destinations` where they went.
+    #[serde(default, skip_serializing_if = "crate::stats::Reviewed::is_empty")]
+    pub reviewed: crate::stats::Reviewed,
     pub failed_shards: Vec<FailedShard>,
     /// Input entries that are not shards, by reason (the manifest lists them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -768,6 +772,7 @@ impl Report {
             audited: total.audited,
             error_kinds: total.error_kinds,
             stages: total.stages,
+            reviewed: total.reviewed,
             failed_shards,
             skipped_inputs: manifest.skipped.iter().fold(BTreeMap::new(), |mut m, s| {
                 *m.entry(s.reason.clone()).or_default() += 1;

@@ -106,6 +106,31 @@ pub struct ShardStats {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub error_kinds: BTreeMap<String, u64>,
     pub stages: Vec<StageStats>,
+    /// Documents of review/ that reviewers' decisions moved (`sluice review apply`).
+    #[serde(default, skip_serializing_if = "Reviewed::is_empty")]
+    pub reviewed: Reviewed,
+}
+
+/// Documents the cascade sent to review that people decided: to kept and to dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reviewed {
+    pub kept: u64,
+    pub dropped: u64,
+}
+
+impl Reviewed {
+    pub fn is_empty(&self) -> bool {
+        self.kept == 0 && self.dropped == 0
+    }
+
+    /// Counts one decided document that went to `destination`.
+    pub fn count(&mut self, destination: Destination) {
+        match destination {
+            Destination::Kept => self.kept += 1,
+            Destination::Dropped => self.dropped += 1,
+            Destination::Review | Destination::Errors => {}
+        }
+    }
 }
 
 impl ShardStats {
@@ -164,6 +189,8 @@ impl ShardStats {
         }
         self.escalated = self.escalated.wrapping_sub(other.escalated);
         self.audited = self.audited.wrapping_sub(other.audited);
+        self.reviewed.kept = self.reviewed.kept.wrapping_sub(other.reviewed.kept);
+        self.reviewed.dropped = self.reviewed.dropped.wrapping_sub(other.reviewed.dropped);
         for (mine, theirs) in self.stages.iter_mut().zip(&other.stages) {
             mine.subtract(theirs);
         }
@@ -177,6 +204,8 @@ impl ShardStats {
         self.errors.merge(&other.errors);
         self.escalated += other.escalated;
         self.audited += other.audited;
+        self.reviewed.kept += other.reviewed.kept;
+        self.reviewed.dropped += other.reviewed.dropped;
         for (kind, n) in &other.error_kinds {
             *self.error_kinds.entry(kind.clone()).or_default() += n;
         }

@@ -1,0 +1,337 @@
+//! What the decisions do: `apply` (a new output directory in which decided documents of review/
+//! went where the reviewers said, written by `rethreshold`'s code), `export-labels` (labeled
+//! JSONL for `sluice train` and `sluice eval`), disagreements, and a screen's verdict again.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sluice_audit::outdir::Item;
+use sluice_audit::rethreshold::{self, Decided};
+use sluice_audit::OutDir;
+use sluice_core::records::ReviewCitation;
+use sluice_core::stats::Destination;
+use sluice_core::Report;
+
+use crate::decisions::{self, agreement, Agreement, DocKey, Standing};
+use crate::index::hash_of;
+use crate::ReviewError;
+
+/// A decided document, found in the output directory.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub key: DocKey,
+    pub id: String,
+    /// Where the cascade sent it.
+    pub source: Destination,
+    pub agreement: Agreement,
+    /// The standing decisions, whatever evidence they were made on.
+    pub standing: Vec<Standing>,
+    /// How many of them were made on evidence that has changed since (not counted).
+    pub stale: usize,
+    /// The document's line.
+    pub raw: Vec<u8>,
+}
+
+/// Every document with a standing decision, in shard and line order, with the reviewers'
+/// agreement on its current evidence. Walks only the shards that hold one.
+pub fn resolve(out: &OutDir) -> Result<Vec<Resolved>, ReviewError> {
+    let log = decisions::load(&out.path)?;
+    let mut standing = decisions::standing(&log);
+    let mut found = Vec::new();
+    for entry in out.done_shards() {
+        if !standing.keys().any(|(shard, _)| shard == &entry.name) {
+            continue;
+        }
+        let mut walker = out.walk(entry)?;
+        while let Some(item) = walker.next_item()? {
+            let Item::Document {
+                line,
+                raw,
+                destination,
+                record,
+            } = item
+            else {
+                continue;
+            };
+            let Some(by) = standing.remove(&(entry.name.clone(), line)) else {
+                continue;
+            };
+            let (hash, id) = match &record {
+                Some(r) => (
+                    hash_of(&serde_json::to_vec(r).expect("a record serializes")),
+                    r.id.to_string(),
+                ),
+                None => (
+                    hash_of(raw),
+                    out.extractor()
+                        .extract(raw)
+                        .ok()
+                        .and_then(|d| d.id)
+                        .unwrap_or_default(),
+                ),
+            };
+            let stale = by.values().filter(|s| s.record_hash != hash).count();
+            found.push(Resolved {
+                key: (entry.name.clone(), line),
+                id,
+                source: destination,
+                agreement: agreement(&by, &hash),
+                standing: by.into_values().collect(),
+                stale,
+                raw: raw.to_vec(),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Documents on which standing keep and drop decisions meet, whatever evidence they were made on.
+pub fn disagreements(resolved: &[Resolved]) -> Vec<&Resolved> {
+    resolved
+        .iter()
+        .filter(|r| {
+            let mut kinds = r
+                .standing
+                .iter()
+                .filter_map(|s| s.decision.destination())
+                .collect::<Vec<_>>();
+            kinds.sort_by_key(|d| d.name());
+            kinds.dedup();
+            kinds.len() > 1
+        })
+        .collect()
+}
+
+/// What `apply` did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Applied {
+    pub kept: u64,
+    pub dropped: u64,
+    /// Documents of review/ left there: the reviewers disagree.
+    pub disagreed: u64,
+    /// Decisions made on evidence that changed since (not applied).
+    pub stale: u64,
+    /// Decisions on sampled kept/dropped documents (quality control: not moved), and how many
+    /// of them overrule the cascade.
+    pub sampled: u64,
+    pub overruled: u64,
+}
+
+/// Writes `output`: the run of `out_dir` with every agreed decision on a document of review/
+/// applied (see [`rethreshold::rethreshold`], which writes it, byte for byte as a run would).
+pub fn apply(
+    out_dir: &Path,
+    output: &Path,
+    config_dir: Option<PathBuf>,
+) -> Result<(Report, Applied), ReviewError> {
+    let out = OutDir::open(out_dir)?;
+    let mut applied = Applied::default();
+    let mut decided = Decided::new();
+    for r in resolve(&out)? {
+        applied.stale += r.stale as u64;
+        match (&r.agreement, r.source) {
+            (Agreement::Disagreed, Destination::Review) => applied.disagreed += 1,
+            (
+                Agreement::Agreed {
+                    destination,
+                    by,
+                    citations,
+                },
+                Destination::Review,
+            ) => {
+                match destination {
+                    Destination::Kept => applied.kept += 1,
+                    _ => applied.dropped += 1,
+                }
+                decided.insert(
+                    r.key.clone(),
+                    ReviewCitation {
+                        decision: *destination,
+                        by: by.clone(),
+                        decisions: citations.clone(),
+                    },
+                );
+            }
+            (Agreement::Agreed { destination, .. }, source) => {
+                applied.sampled += 1;
+                applied.overruled += u64::from(*destination != source);
+            }
+            _ => {}
+        }
+    }
+    let options = rethreshold::Options {
+        settings: Vec::new(),
+        output: output.to_path_buf(),
+        config_dir,
+        reviewed: decided,
+    };
+    let report = rethreshold::rethreshold(out_dir, &options)?;
+    Ok((report, applied))
+}
+
+/// Labels of `export-labels`.
+#[derive(Clone, Debug)]
+pub struct LabelOptions {
+    /// The field the label goes to (dots descend into objects).
+    pub label_field: String,
+    pub keep_label: String,
+    pub drop_label: String,
+}
+
+/// What `export-labels` wrote.
+#[derive(Debug, Default, PartialEq)]
+pub struct Exported {
+    pub keep: u64,
+    pub drop: u64,
+    /// Left out: the reviewers disagree.
+    pub disagreed: u64,
+}
+
+/// Writes every agreed document (of review/ and of the samples) to `to` as labeled JSONL: the
+/// document's own JSON object (so that `sluice train` and `sluice eval` read its text, or its
+/// chat parts, as the run did) with the label set at `label_field`.
+pub fn export_labels(
+    out_dir: &Path,
+    to: &Path,
+    options: &LabelOptions,
+) -> Result<Exported, ReviewError> {
+    let out = OutDir::open(out_dir)?;
+    if options.label_field.is_empty() || options.label_field.split('.').any(str::is_empty) {
+        return Err(ReviewError::usage(
+            "--label-field",
+            format!("`{}` is not a field path", options.label_field),
+        ));
+    }
+    let mut exported = Exported::default();
+    let mut lines = Vec::new();
+    for r in resolve(&out)? {
+        let destination = match &r.agreement {
+            Agreement::Agreed { destination, .. } => *destination,
+            Agreement::Disagreed => {
+                exported.disagreed += 1;
+                continue;
+            }
+            Agreement::Undecided => continue,
+        };
+        let mut object: serde_json::Value =
+            serde_json::from_slice(&r.raw).map_err(|e| ReviewError::Decision {
+                path: out_dir.join(&r.key.0),
+                line: r.key.1,
+                message: format!("the document is not a JSON object: {e}"),
+            })?;
+        let label = if destination == Destination::Kept {
+            exported.keep += 1;
+            &options.keep_label
+        } else {
+            exported.drop += 1;
+            &options.drop_label
+        };
+        set_field(&mut object, &options.label_field, label.as_str().into()).map_err(|m| {
+            ReviewError::Decision {
+                path: out_dir.join(&r.key.0),
+                line: r.key.1,
+                message: m,
+            }
+        })?;
+        serde_json::to_writer(&mut lines, &object).expect("a json value serializes");
+        lines.push(b'\n');
+    }
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(to)?;
+        file.write_all(&lines)?;
+        file.sync_data()
+    };
+    write().map_err(|e| ReviewError::write(to, e))?;
+    Ok(exported)
+}
+
+/// Sets `value` at the dotted `path` of `object`.
+fn set_field(
+    object: &mut serde_json::Value,
+    path: &str,
+    value: serde_json::Value,
+) -> Result<(), String> {
+    let mut here = object;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let serde_json::Value::Object(map) = here else {
+            return Err(format!("cannot set the label at `{path}`: not an object there"));
+        };
+        if parts.peek().is_none() {
+            map.insert(part.to_string(), value);
+            return Ok(());
+        }
+        here = map
+            .entry(part.to_string())
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    }
+    Ok(())
+}
+
+/// A dataset's flagged count with the reviewers' decisions taken in (see [`flagged_after`]).
+#[derive(Debug, PartialEq)]
+pub struct Recount {
+    pub documents: u64,
+    pub errors: u64,
+    pub flagged_before: u64,
+    pub flagged: u64,
+    /// Flagged documents the reviewers kept, and kept ones they dropped.
+    pub cleared: u64,
+    pub added: u64,
+}
+
+/// The flagged count (dropped + review, + errors when `errors_are_flagged`) after the agreed
+/// decisions: a flagged document the reviewers kept is no longer flagged, a kept one they
+/// dropped is. Undecided and disputed documents stay as the cascade put them (fail closed).
+pub fn flagged_after(out: &OutDir, errors_are_flagged: bool) -> Result<Recount, ReviewError> {
+    let report = out.report.as_ref().ok_or_else(|| {
+        ReviewError::usage(
+            "output directory",
+            format!("{} has no report.json (the run did not finish)", out.path.display()),
+        )
+    })?;
+    let d = |d: Destination| report.destinations.get(d).documents;
+    let errors = d(Destination::Errors);
+    let mut flagged = d(Destination::Dropped) + d(Destination::Review);
+    if errors_are_flagged {
+        flagged += errors;
+    }
+    let before = flagged;
+    let (mut cleared, mut added) = (0, 0);
+    for r in resolve(out)? {
+        if let Agreement::Agreed { destination, .. } = r.agreement {
+            let was_flagged = r.source != Destination::Kept;
+            let is_flagged = destination == Destination::Dropped;
+            if was_flagged && !is_flagged {
+                cleared += 1;
+            } else if !was_flagged && is_flagged {
+                added += 1;
+            }
+        }
+    }
+    Ok(Recount {
+        documents: report.input.documents,
+        errors,
+        flagged_before: before,
+        flagged: before - cleared + added,
+        cleared,
+        added,
+    })
+}
+
+/// Counts of standing decisions per reviewer: keep, drop, skip.
+pub fn per_reviewer(resolved: &[Resolved]) -> BTreeMap<String, [u64; 3]> {
+    let mut out: BTreeMap<String, [u64; 3]> = BTreeMap::new();
+    for r in resolved {
+        for s in &r.standing {
+            let slot = out.entry(s.reviewer.clone()).or_default();
+            match s.decision {
+                decisions::Decision::Keep => slot[0] += 1,
+                decisions::Decision::Drop => slot[1] += 1,
+                _ => slot[2] += 1,
+            }
+        }
+    }
+    out
+}
