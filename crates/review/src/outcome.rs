@@ -129,7 +129,9 @@ pub fn apply(
     let mut applied = Applied::default();
     let mut decided = Decided::new();
     for r in resolve(&out)? {
-        applied.stale += r.stale as u64;
+        if r.source == Destination::Review {
+            applied.stale += r.stale as u64;
+        }
         match (&r.agreement, r.source) {
             (Agreement::Disagreed, Destination::Review) => applied.disagreed += 1,
             (
@@ -167,7 +169,27 @@ pub fn apply(
         reviewed: decided,
     };
     let report = rethreshold::rethreshold(out_dir, &options)?;
+    // The history goes along: the audit records cite it, and it is all there is of who decided.
+    copy_reviews(out_dir, output)?;
     Ok((report, applied))
+}
+
+/// Copies `OUT/reviews/*.jsonl` to `NEW/reviews/`, byte for byte.
+fn copy_reviews(out_dir: &Path, output: &Path) -> Result<(), ReviewError> {
+    let from = out_dir.join(decisions::REVIEWS_DIR);
+    let Ok(entries) = std::fs::read_dir(&from) else {
+        return Ok(());
+    };
+    let to = output.join(decisions::REVIEWS_DIR);
+    std::fs::create_dir_all(&to).map_err(|e| ReviewError::write(&to, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| ReviewError::read(&from, e))?.path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            let target = to.join(path.file_name().expect("a file in a directory has a name"));
+            std::fs::copy(&path, &target).map_err(|e| ReviewError::write(&target, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Labels of `export-labels`.
@@ -334,4 +356,232 @@ pub fn per_reviewer(resolved: &[Resolved]) -> BTreeMap<String, [u64; 3]> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decisions::{DecisionRecord, Writer};
+    use std::collections::BTreeMap as Map;
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// The hazard cascade on fixtures/corpus into `out`.
+    fn run_fixture(out: &Path) {
+        let config =
+            sluice_core::Config::from_file(&repo().join("configs/hazard-cascade.toml")).unwrap();
+        let options = sluice_core::RunOptions {
+            inputs: vec![repo().join("fixtures/corpus").to_string_lossy().into_owned()],
+            output: Some(out.to_path_buf()),
+            threads: Some(1),
+            force: true,
+            progress: None,
+            ..Default::default()
+        };
+        sluice_core::run(&config, &options).unwrap();
+    }
+
+    /// Every file under `dir` but the reports (their timings differ), by relative path.
+    fn files(dir: &Path) -> Map<String, Vec<u8>> {
+        let mut out = Map::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                if rel != "report.json" && rel != "report.html" {
+                    out.insert(rel, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        out
+    }
+
+    /// The queued review documents of `out`: (shard, line, id, record hash).
+    fn queued(out: &Path) -> Vec<(String, u64, String, String)> {
+        let dir = OutDir::open(out).unwrap();
+        let queue = crate::index::Queue::build(&dir, &Default::default()).unwrap();
+        (0..queue.entries.len())
+            .map(|i| {
+                let e = &queue.entries[i];
+                let record = queue.fetch(i).unwrap().record.unwrap();
+                (queue.shard(e).to_string(), e.line, record.id.to_string(), e.hash.clone())
+            })
+            .collect()
+    }
+
+    fn decide(out: &Path, who: &str, doc: &(String, u64, String, String), decision: Decision) {
+        Writer::new(out)
+            .append(&DecisionRecord {
+                reviewer: who.into(),
+                at: decisions::now_utc(),
+                id: doc.2.clone(),
+                shard: doc.0.clone(),
+                line: doc.1,
+                source: Destination::Review,
+                record_hash: doc.3.clone(),
+                decision,
+                note: String::new(),
+            })
+            .unwrap();
+    }
+
+    use crate::decisions::Decision;
+
+    #[test]
+    fn apply_without_decisions_is_rethreshold_with_unchanged_settings() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        run_fixture(&out);
+        let (a, b) = (tmp.path().join("applied"), tmp.path().join("rethresholded"));
+        let (report, applied) = apply(&out, &a, None).unwrap();
+        assert_eq!(applied, Applied::default());
+        let options = rethreshold::Options {
+            settings: Vec::new(),
+            output: b.clone(),
+            config_dir: None,
+            reviewed: Decided::new(),
+        };
+        let again = rethreshold::rethreshold(&out, &options).unwrap();
+        assert_eq!(report.destinations, again.destinations);
+        assert!(report.reviewed.is_empty());
+        assert_eq!(files(&a), files(&b));
+        // ... which is the run itself, byte for byte.
+        assert_eq!(files(&a), files(&out));
+    }
+
+    #[test]
+    fn agreed_decisions_move_documents_cite_them_and_are_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        run_fixture(&out);
+        let docs = queued(&out);
+        assert!(docs.len() >= 4, "{docs:?}");
+        decide(&out, "ana", &docs[0], Decision::Keep);
+        decide(&out, "bo", &docs[0], Decision::Keep);
+        decide(&out, "ana", &docs[1], Decision::Drop);
+        // Disputed: stays in review.
+        decide(&out, "ana", &docs[2], Decision::Keep);
+        decide(&out, "bo", &docs[2], Decision::Drop);
+        // Undone: as if never decided.
+        decide(&out, "bo", &docs[3], Decision::Drop);
+        decide(&out, "bo", &docs[3], Decision::Undo);
+        // Decided on a record that is not this one: not applied.
+        let mut stale = docs[3].clone();
+        stale.3 = "sha256:00".into();
+        decide(&out, "cy", &stale, Decision::Keep);
+
+        let before: Report =
+            serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+        let new = tmp.path().join("new");
+        let (report, applied) = apply(&out, &new, None).unwrap();
+        assert_eq!((applied.kept, applied.dropped), (1, 1));
+        assert_eq!((applied.disagreed, applied.stale), (1, 1));
+        let d = |r: &Report, d: Destination| r.destinations.get(d).documents;
+        assert_eq!(d(&report, Destination::Review), d(&before, Destination::Review) - 2);
+        assert_eq!(d(&report, Destination::Kept), d(&before, Destination::Kept) + 1);
+        assert_eq!(d(&report, Destination::Dropped), d(&before, Destination::Dropped) + 1);
+        assert_eq!((report.reviewed.kept, report.reviewed.dropped), (1, 1));
+        assert_eq!(report.input, before.input);
+
+        // The moved documents' records cite the decisions; the directory reads as any output.
+        let dir = OutDir::open(&new).unwrap();
+        let mut cited = Map::new();
+        dir.select(&Default::default(), None, |j| {
+            if let Some(c) = &j.record.review {
+                cited.insert(j.record.id.to_string(), (j.record.decision, c.clone()));
+            }
+            Ok(())
+        })
+        .unwrap();
+        let (decision, citation) = &cited[&docs[0].2];
+        assert_eq!(*decision, Destination::Kept);
+        assert_eq!(citation.by, ["ana", "bo"]);
+        assert_eq!(citation.decisions, ["reviews/ana.jsonl:1", "reviews/bo.jsonl:1"]);
+        assert_eq!(cited[&docs[1].2].0, Destination::Dropped);
+        assert_eq!(cited.len(), 2);
+        assert_eq!(
+            std::fs::read(new.join("reviews/ana.jsonl")).unwrap(),
+            std::fs::read(out.join("reviews/ana.jsonl")).unwrap()
+        );
+        // The disputed document is still queued in the new directory; the moved ones are not.
+        let left: Vec<String> = queued(&new).into_iter().map(|d| d.2).collect();
+        assert!(left.contains(&docs[2].2) && !left.contains(&docs[0].2));
+
+        // A rethreshold of the applied output keeps the reviewers' decisions.
+        let again = tmp.path().join("again");
+        let options = rethreshold::Options {
+            settings: Vec::new(),
+            output: again.clone(),
+            config_dir: None,
+            reviewed: Decided::new(),
+        };
+        let report2 = rethreshold::rethreshold(&new, &options).unwrap();
+        assert_eq!(report2.destinations, report.destinations);
+        assert_eq!(report2.reviewed, report.reviewed);
+        let (mut a, mut b) = (files(&new), files(&again));
+        a.retain(|k, _| !k.starts_with("reviews/"));
+        b.retain(|k, _| !k.starts_with("reviews/"));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn exported_labels_are_read_by_train_and_eval_as_they_are() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        run_fixture(&out);
+        let docs = queued(&out);
+        decide(&out, "ana", &docs[0], Decision::Keep);
+        decide(&out, "ana", &docs[1], Decision::Drop);
+        decide(&out, "ana", &docs[2], Decision::Skip);
+        let labels = tmp.path().join("labels.jsonl");
+        let options = LabelOptions {
+            label_field: "label".into(),
+            keep_label: "benign".into(),
+            drop_label: "hazard".into(),
+        };
+        let exported = export_labels(&out, &labels, &options).unwrap();
+        assert_eq!((exported.keep, exported.drop, exported.disagreed), (1, 1, 0));
+        let dir = OutDir::open(&out).unwrap();
+        let file = std::fs::File::open(&labels).unwrap();
+        let examples = sluice_core::labeled::read_examples(
+            std::io::BufReader::new(file),
+            "labels.jsonl",
+            &dir.extractor(),
+            &sluice_core::document::FieldPath::parse("label").unwrap(),
+        )
+        .unwrap();
+        let got: Vec<&str> = examples.iter().map(|e| e.label.as_str()).collect();
+        assert_eq!(got.len(), 2);
+        assert!(got.contains(&"benign") && got.contains(&"hazard"));
+        // A label path through a non-object is an error naming the document.
+        let bad = LabelOptions {
+            label_field: "text.label".into(),
+            ..options
+        };
+        let err = export_labels(&out, &labels, &bad).unwrap_err().to_string();
+        assert!(err.contains("not an object there"), "{err}");
+    }
+
+    #[test]
+    fn a_screen_verdict_is_recounted_with_the_decisions() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        run_fixture(&out);
+        let docs = queued(&out);
+        let dir = OutDir::open(&out).unwrap();
+        let before = flagged_after(&dir, true).unwrap();
+        assert_eq!(before.flagged, before.flagged_before);
+        decide(&out, "ana", &docs[0], Decision::Keep);
+        decide(&out, "ana", &docs[1], Decision::Drop);
+        let after = flagged_after(&dir, true).unwrap();
+        assert_eq!((after.cleared, after.added), (1, 0));
+        assert_eq!(after.flagged, before.flagged - 1);
+    }
 }
