@@ -864,6 +864,8 @@ mod parquet;
 mod parquet_chat;
 #[path = "cli/ranks.rs"]
 mod ranks;
+#[path = "cli/review.rs"]
+mod review;
 #[path = "cli/robust.rs"]
 mod robust;
 #[path = "cli/s3.rs"]

@@ -44,14 +44,19 @@
     return params.toString();
   }
 
+  let latest = 0;
   async function load() {
+    // Only the answer to the latest request is shown (keys can outrun the server).
+    const ticket = ++latest;
     document.body.dataset.state = 'loading';
     try {
       const page = await api('/api/doc?' + selection());
+      if (ticket !== latest) return;
       state.pos = page.position;
       state.total = page.total;
       render(page);
     } catch (e) {
+      if (ticket !== latest) return;
       say('cannot load: ' + e.message, true);
     }
     document.body.dataset.state = 'ready';

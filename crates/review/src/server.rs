@@ -338,14 +338,21 @@ impl App {
                 let parts: Vec<Value> = if doc.parts.is_empty() {
                     vec![json!({ "path": null, "role": null, "segments": segments(text, 0..text.len(), &spans) })]
                 } else {
+                    // A part's spans are recorded in the part's own offsets.
                     doc.parts
                         .iter()
-                        .map(|p| {
-                            json!({
+                        .filter_map(|p| {
+                            let body = text.get(p.range.clone())?;
+                            let own: Vec<_> = spans
+                                .iter()
+                                .filter(|s| s.part.as_deref() == Some(p.path.as_str()))
+                                .cloned()
+                                .collect();
+                            Some(json!({
                                 "path": p.path,
                                 "role": p.role.as_deref(),
-                                "segments": segments(text, p.range.clone(), &spans),
-                            })
+                                "segments": segments(body, 0..body.len(), &own),
+                            }))
                         })
                         .collect()
                 };
