@@ -290,7 +290,9 @@ fn serve(out_dir: &std::path::Path, options: ServeOptions) -> Result<u8> {
         } else {
             counts.join(", ")
         },
-        out_dir.join(sluice_review::decisions::REVIEWS_DIR).display()
+        out_dir
+            .join(sluice_review::decisions::REVIEWS_DIR)
+            .display()
     );
     server.run()?;
     Ok(EXIT_OK)

@@ -55,7 +55,13 @@ impl Served {
     }
 
     fn get(&self, path: &str) -> Response {
-        http(&self.base, "GET", path, &[("X-Sluice-Token", &self.token)], None)
+        http(
+            &self.base,
+            "GET",
+            path,
+            &[("X-Sluice-Token", &self.token)],
+            None,
+        )
     }
 
     fn post(&self, path: &str, body: &Value) -> Response {
@@ -130,7 +136,9 @@ fn http(
 ) -> Response {
     let host = base.strip_prefix("http://").unwrap();
     let mut stream = TcpStream::connect(host).unwrap_or_else(|e| panic!("{host}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
@@ -149,7 +157,13 @@ fn http(
         };
         let lower = head.to_ascii_lowercase();
         if let Some(at) = lower.find("content-length:") {
-            let n: usize = lower[at + 15..].lines().next().unwrap().trim().parse().unwrap();
+            let n: usize = lower[at + 15..]
+                .lines()
+                .next()
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
             return raw.len() >= head.len() + 4 + n;
         }
         lower.contains("chunked") && rest.contains("\r\n0\r\n\r\n") || rest.starts_with("0\r\n\r\n")
@@ -164,7 +178,14 @@ fn http(
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").expect("an http response");
     let mut head_lines = head.lines();
-    let status = head_lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = head_lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = head_lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
@@ -172,7 +193,11 @@ fn http(
     let chunked = headers
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Response {
         status,
         headers,
@@ -242,17 +267,30 @@ fn the_server_wants_its_token_sends_a_strict_policy_and_keeps_decisions_over_a_r
     let tmp = tempfile::tempdir().unwrap();
     let out = fixture_run(tmp.path(), &[]);
     let server = Served::start(&out, &[]);
-    assert!(server.base.starts_with("http://127.0.0.1:"), "{}", server.url);
+    assert!(
+        server.base.starts_with("http://127.0.0.1:"),
+        "{}",
+        server.url
+    );
     assert_eq!(server.token.len(), 64);
 
     // No token, a wrong one, a prefix of the right one: refused, for the page and the API.
     for path in ["/", "/api/info", "/review.js", "/api/doc?pos=0"] {
         let r = http(&server.base, "GET", path, &[], None);
         assert_eq!(r.status, 403, "{path}");
-        let wrong = format!("{path}{}token=0000", if path.contains('?') { "&" } else { "?" });
+        let wrong = format!(
+            "{path}{}token=0000",
+            if path.contains('?') { "&" } else { "?" }
+        );
         assert_eq!(http(&server.base, "GET", &wrong, &[], None).status, 403);
         let short = &server.token[..63];
-        let r = http(&server.base, "GET", path, &[("X-Sluice-Token", short)], None);
+        let r = http(
+            &server.base,
+            "GET",
+            path,
+            &[("X-Sluice-Token", short)],
+            None,
+        );
         assert_eq!(r.status, 403, "{path}");
     }
     let r = http(
@@ -296,14 +334,23 @@ fn the_server_wants_its_token_sends_a_strict_policy_and_keeps_decisions_over_a_r
     }
     let script = server.get("/review.js");
     assert_eq!(script.status, 200);
-    assert!(script.header("content-type").unwrap().starts_with("text/javascript"));
+    assert!(script
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
     assert!(!script.body.contains("innerHTML") && !script.body.contains("eval("));
 
     let info = server.json("/api/info");
     let report = read_json(&out.join("report.json"));
-    let in_review = report["destinations"]["review"]["documents"].as_u64().unwrap();
+    let in_review = report["destinations"]["review"]["documents"]
+        .as_u64()
+        .unwrap();
     assert_eq!(info["queued"].as_u64().unwrap(), in_review);
-    assert!(info["categories"].as_array().unwrap().iter().any(|c| c[0] == "chem"));
+    assert!(info["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c[0] == "chem"));
 
     // One document per request; filters narrow the queue.
     let first = server.json("/api/doc?pos=0&reviewer=ana");
@@ -316,16 +363,38 @@ fn the_server_wants_its_token_sends_a_strict_policy_and_keeps_decisions_over_a_r
         .any(|s| !s["marks"].as_array().unwrap().is_empty()));
     let chem = server.json("/api/doc?pos=0&category=chem");
     let bio = server.json("/api/doc?pos=0&category=bio");
-    assert!(chem["total"].as_u64().unwrap() < in_review || bio["total"].as_u64().unwrap() < in_review);
+    assert!(
+        chem["total"].as_u64().unwrap() < in_review || bio["total"].as_u64().unwrap() < in_review
+    );
     assert_eq!(server.json("/api/doc?pos=0&min_score=0.5")["total"], 0);
 
     // Bad decisions are refused plainly and write nothing.
     for (body, status, expected) in [
-        (json!({"reviewer": "../x", "shard": doc["shard"], "line": doc["line"], "record_hash": doc["record_hash"], "decision": "keep"}), 400, "invalid reviewer name"),
-        (json!({"reviewer": "ana", "shard": doc["shard"], "line": doc["line"], "record_hash": doc["record_hash"], "decision": "maybe"}), 400, "unknown decision"),
-        (json!({"reviewer": "ana", "shard": doc["shard"], "line": doc["line"], "record_hash": "sha256:00", "decision": "keep"}), 409, "reload"),
-        (json!({"reviewer": "ana", "shard": "nope.jsonl", "line": 1, "record_hash": "x", "decision": "keep"}), 404, "no queued document"),
-        (json!({"shard": doc["shard"], "line": doc["line"], "record_hash": doc["record_hash"], "decision": "keep"}), 400, "needs a reviewer"),
+        (
+            json!({"reviewer": "../x", "shard": doc["shard"], "line": doc["line"], "record_hash": doc["record_hash"], "decision": "keep"}),
+            400,
+            "invalid reviewer name",
+        ),
+        (
+            json!({"reviewer": "ana", "shard": doc["shard"], "line": doc["line"], "record_hash": doc["record_hash"], "decision": "maybe"}),
+            400,
+            "unknown decision",
+        ),
+        (
+            json!({"reviewer": "ana", "shard": doc["shard"], "line": doc["line"], "record_hash": "sha256:00", "decision": "keep"}),
+            409,
+            "reload",
+        ),
+        (
+            json!({"reviewer": "ana", "shard": "nope.jsonl", "line": 1, "record_hash": "x", "decision": "keep"}),
+            404,
+            "no queued document",
+        ),
+        (
+            json!({"shard": doc["shard"], "line": doc["line"], "record_hash": doc["record_hash"], "decision": "keep"}),
+            400,
+            "needs a reviewer",
+        ),
     ] {
         let r = server.post("/api/decide", &body);
         assert_eq!(r.status, status, "{body}: {}", r.body);
@@ -341,7 +410,10 @@ fn the_server_wants_its_token_sends_a_strict_policy_and_keeps_decisions_over_a_r
     assert_eq!(seen["doc"]["mine"], "drop");
     assert_eq!(seen["doc"]["agreement"], "disagreed");
     assert_eq!(seen["done"], 1);
-    assert_eq!(server.json("/api/disagreements").as_array().unwrap().len(), 1);
+    assert_eq!(
+        server.json("/api/disagreements").as_array().unwrap().len(),
+        1
+    );
     server.stop();
 
     // A restart reads the decisions back.
@@ -373,8 +445,15 @@ fn the_server_wants_its_token_sends_a_strict_policy_and_keeps_decisions_over_a_r
     assert!(listed.status.success(), "{}", stderr(&listed));
     let text = stdout(&listed);
     assert_eq!(text.lines().count(), 1, "{text}");
-    assert!(text.contains("ana drop (a \"recipe\" <b>really</b>)") && text.contains("bo keep"), "{text}");
-    assert!(stderr(&listed).contains("1 document in dispute"), "{}", stderr(&listed));
+    assert!(
+        text.contains("ana drop (a \"recipe\" <b>really</b>)") && text.contains("bo keep"),
+        "{text}"
+    );
+    assert!(
+        stderr(&listed).contains("1 document in dispute"),
+        "{}",
+        stderr(&listed)
+    );
 }
 
 #[test]
@@ -387,8 +466,14 @@ fn listening_elsewhere_says_so_loudly_and_bad_usage_is_plain() {
     assert!(err.contains("WARNING: listening on 0.0.0.0"), "{err}");
 
     for (args, expected) in [
-        (vec!["review", "fixtures/corpus"], "not a sluice output directory"),
-        (vec!["review", path(&out), "--reviewer", "a/b"], "invalid reviewer name"),
+        (
+            vec!["review", "fixtures/corpus"],
+            "not a sluice output directory",
+        ),
+        (
+            vec!["review", path(&out), "--reviewer", "a/b"],
+            "invalid reviewer name",
+        ),
     ] {
         let result = sluice(&args);
         assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
@@ -439,7 +524,10 @@ fn apply_moves_decided_documents_like_rethreshold_and_labels_feed_eval() {
     let err = stderr(&result);
     assert!(err.contains("1 of review/ to kept, 1 to dropped"), "{err}");
     assert!(err.contains("(1 in dispute)"), "{err}");
-    assert!(err.contains("1 document decided in the kept/dropped samples"), "{err}");
+    assert!(
+        err.contains("1 document decided in the kept/dropped samples"),
+        "{err}"
+    );
     let before = read_json(&out.join("report.json"));
     let after = read_json(&new.join("report.json"));
     let n = |r: &Value, d: &str| r["destinations"][d]["documents"].as_u64().unwrap();
@@ -463,13 +551,18 @@ fn apply_moves_decided_documents_like_rethreshold_and_labels_feed_eval() {
     assert_eq!(of(&review[0])["decision"], "kept");
     assert_eq!(of(&review[0])["review"]["by"], json!(["ana"]));
     assert_eq!(of(&review[1])["decision"], "dropped");
-    assert_eq!(of(&review[1])["review"]["decisions"], json!(["reviews/ana.jsonl:2"]));
+    assert_eq!(
+        of(&review[1])["review"]["decisions"],
+        json!(["reviews/ana.jsonl:2"])
+    );
     assert_eq!(of(&review[2])["decision"], "review");
     assert!(of(&review[2]).get("review").is_none());
     let shard = review[1]["shard"].as_str().unwrap();
     let dropped = lines(&new.join("dropped").join(shard));
     let id = review[1]["id"].as_str().unwrap();
-    assert!(dropped.iter().any(|l| String::from_utf8_lossy(l).contains(&format!("\"{id}\""))));
+    assert!(dropped
+        .iter()
+        .any(|l| String::from_utf8_lossy(l).contains(&format!("\"{id}\""))));
     // `audit` reads the new directory as any output.
     let summary = sluice(&["audit", path(&new), "summary"]);
     assert!(summary.status.success(), "{}", stderr(&summary));
@@ -478,11 +571,26 @@ fn apply_moves_decided_documents_like_rethreshold_and_labels_feed_eval() {
     let labels = tmp.path().join("labels.jsonl");
     let result = sluice(&["review", path(&out), "export-labels", "-o", path(&labels)]);
     assert!(result.status.success(), "{}", stderr(&result));
-    assert!(stderr(&result).contains("1 \"benign\" (kept), 2 \"hazard\" (dropped); 1 in dispute left out"), "{}", stderr(&result));
+    assert!(
+        stderr(&result)
+            .contains("1 \"benign\" (kept), 2 \"hazard\" (dropped); 1 in dispute left out"),
+        "{}",
+        stderr(&result)
+    );
     let labeled = json_lines(&labels);
     assert_eq!(labeled.len(), 3);
-    assert!(labeled.iter().all(|l| l["text"].is_string() && l["label"].is_string()));
-    let eval = sluice(&["eval", "-c", "configs/hazard-cascade.toml", "--data", path(&labels), "--positive", "hazard"]);
+    assert!(labeled
+        .iter()
+        .all(|l| l["text"].is_string() && l["label"].is_string()));
+    let eval = sluice(&[
+        "eval",
+        "-c",
+        "configs/hazard-cascade.toml",
+        "--data",
+        path(&labels),
+        "--positive",
+        "hazard",
+    ]);
     assert!(eval.status.success(), "{}{}", stdout(&eval), stderr(&eval));
     assert!(stdout(&eval).contains("2 positive"), "{}", stdout(&eval));
 }
@@ -498,19 +606,34 @@ fn a_screen_output_gets_the_queue_and_its_verdict_is_redecided() {
         .to_string()
     };
     let mut records: Vec<String> = (0..50)
-        .map(|i| chat(&format!("Recipe {i}: mix flour and water, bake for {i} minutes.")))
+        .map(|i| {
+            chat(&format!(
+                "Recipe {i}: mix flour and water, bake for {i} minutes."
+            ))
+        })
         .collect();
     records.push(chat("Sarin is a nerve agent."));
     let dataset = tmp.path().join("dataset.jsonl");
     std::fs::write(&dataset, records.join("\n") + "\n").unwrap();
     let out = tmp.path().join("screened");
-    let screen = sluice(&["screen", path(&dataset), "--config", "configs/finetune-screen.toml", "--output", path(&out)]);
+    let screen = sluice(&[
+        "screen",
+        path(&dataset),
+        "--config",
+        "configs/finetune-screen.toml",
+        "--output",
+        path(&out),
+    ]);
     assert_eq!(screen.status.code(), Some(1), "{}", stdout(&screen));
 
     let config = "configs/finetune-screen.toml";
     let verdict = sluice(&["review", path(&out), "verdict", "--config", config]);
     assert_eq!(verdict.status.code(), Some(1), "{}", stderr(&verdict));
-    assert!(stdout(&verdict).starts_with("verdict: review\n"), "{}", stdout(&verdict));
+    assert!(
+        stdout(&verdict).starts_with("verdict: review\n"),
+        "{}",
+        stdout(&verdict)
+    );
 
     let server = Served::start(&out, &["--reviewer", "ana"]);
     let doc = server.json("/api/doc?pos=0")["doc"].clone();
@@ -520,15 +643,30 @@ fn a_screen_output_gets_the_queue_and_its_verdict_is_redecided() {
     assert_eq!(parts[0]["role"], "user");
     assert_eq!(parts[1]["role"], "assistant");
     assert_eq!(parts[1]["path"], "messages[1].content");
-    assert!(parts[1]["segments"].as_array().unwrap().iter().any(|s| s["text"] == "Sarin" && !s["marks"].as_array().unwrap().is_empty()), "{doc}");
-    assert_eq!(server.decide("ana", &doc, "keep", "a definition, not a recipe").status, 200);
+    assert!(
+        parts[1]["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["text"] == "Sarin" && !s["marks"].as_array().unwrap().is_empty()),
+        "{doc}"
+    );
+    assert_eq!(
+        server
+            .decide("ana", &doc, "keep", "a definition, not a recipe")
+            .status,
+        200
+    );
     server.stop();
 
     let verdict = sluice(&["review", path(&out), "verdict", "--config", config]);
     assert_eq!(verdict.status.code(), Some(0), "{}", stderr(&verdict));
     let text = stdout(&verdict);
     assert!(text.starts_with("verdict: accept\n"), "{text}");
-    assert!(text.contains("flagged: 0 after review (was 1): 1 cleared by reviewers"), "{text}");
+    assert!(
+        text.contains("flagged: 0 after review (was 1): 1 cleared by reviewers"),
+        "{text}"
+    );
     // A bad screen config: the screen's usage exit code.
     let bad = sluice(&["review", path(&out), "verdict", "--config", "nope.toml"]);
     assert_eq!(bad.status.code(), Some(4), "{}", stderr(&bad));
@@ -554,8 +692,8 @@ fn browser_tools() -> Option<(PathBuf, PathBuf)> {
                 })
         })
     };
-    let tools = found(&["chromium", "chromium-browser", "google-chrome"])
-        .zip(found(&["chromedriver"]));
+    let tools =
+        found(&["chromium", "chromium-browser", "google-chrome"]).zip(found(&["chromedriver"]));
     if tools.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -593,7 +731,10 @@ impl Browser {
         let base = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         while TcpStream::connect(base.strip_prefix("http://").unwrap()).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "chromedriver did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromedriver did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         let mut browser = Browser {
@@ -611,7 +752,10 @@ impl Browser {
                          format!("--user-data-dir={}", profile.display())],
             }}}}),
         );
-        browser.session = created["sessionId"].as_str().expect("a session").to_string();
+        browser.session = created["sessionId"]
+            .as_str()
+            .expect("a session")
+            .to_string();
         browser
     }
 
@@ -639,7 +783,11 @@ impl Browser {
     }
 
     fn script(&self, source: &str) -> Value {
-        self.call("POST", "/execute/sync", json!({"script": source, "args": []}))
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({"script": source, "args": []}),
+        )
     }
 
     /// Key presses sent to the page as a user's keyboard sends them.
@@ -657,14 +805,22 @@ impl Browser {
     }
 
     fn type_into(&self, css: &str, text: &str) {
-        let element = self.call("POST", "/element", json!({"using": "css selector", "value": css}));
+        let element = self.call(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
         let id = element
             .as_object()
             .and_then(|o| o.values().next())
             .and_then(Value::as_str)
             .unwrap()
             .to_string();
-        self.call("POST", &format!("/element/{id}/value"), json!({ "text": text }));
+        self.call(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        );
     }
 
     /// Waits until `condition` (a JS expression) is true; its last value otherwise.
@@ -727,18 +883,18 @@ fn the_page_reviews_with_the_keyboard_in_a_browser_and_runs_no_corpus_script() {
     let server = Served::start(&out, &[]);
     let browser = Browser::start(&chromium, &chromedriver, &tmp.path().join("profile"));
     browser.go(&server.url);
-    browser.wait("document.body.dataset.state === 'ready' && !document.getElementById('name-form').hidden");
+    browser.wait(
+        "document.body.dataset.state === 'ready' && !document.getElementById('name-form').hidden",
+    );
     // The page asks for a name; Enter starts the review.
     browser.type_into("#reviewer-name", "ana\u{E007}");
     browser.wait("document.getElementById('who').textContent === 'reviewing as ana' && document.body.dataset.line !== ''");
     let total = server.json("/api/info")["queued"].as_u64().unwrap();
-    assert!(
-        browser
-            .script("return document.getElementById('progress-text').textContent")
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("0 done / {total} left")),
-    );
+    assert!(browser
+        .script("return document.getElementById('progress-text').textContent")
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("0 done / {total} left")),);
 
     // Keyboard: keep the first, skip the second, undo the skip (back to the second).
     let first = server.json("/api/doc?pos=0")["doc"].clone();
@@ -752,7 +908,10 @@ fn the_page_reviews_with_the_keyboard_in_a_browser_and_runs_no_corpus_script() {
     browser.wait_saved(3);
     browser.wait("document.getElementById('progress-text').textContent.includes('2 of ')");
     let mine = browser.script("return document.getElementById('mine').textContent");
-    assert_eq!(mine, "not decided by you", "undo brings back the skipped one");
+    assert_eq!(
+        mine, "not decided by you",
+        "undo brings back the skipped one"
+    );
     browser.wait(&format!(
         "document.getElementById('progress-text').textContent.startsWith('1 done / {} left')",
         total - 1
@@ -770,7 +929,10 @@ fn the_page_reviews_with_the_keyboard_in_a_browser_and_runs_no_corpus_script() {
     browser.wait("document.body.dataset.shard === 'zz-hostile.jsonl' && document.body.dataset.state === 'ready'");
     let shown = browser.script("return document.getElementById('parts').textContent");
     let shown = shown.as_str().unwrap();
-    assert!(shown.contains("<script>window.__pwned = 'script'"), "{shown}");
+    assert!(
+        shown.contains("<script>window.__pwned = 'script'"),
+        "{shown}"
+    );
     assert!(shown.contains("<img src=x onerror="), "{shown}");
     assert!(shown.contains("</textarea>"), "{shown}");
     let meta = browser.script("return document.getElementById('meta').textContent");
@@ -790,7 +952,10 @@ fn the_page_reviews_with_the_keyboard_in_a_browser_and_runs_no_corpus_script() {
     assert_eq!(verdict[0], "undefined", "a corpus script ran: {verdict}");
     assert_eq!(verdict[1], "sluice review");
     assert_eq!(verdict[2], 0, "corpus markup became elements: {verdict}");
-    assert!(verdict[3].as_u64().unwrap() >= 2, "matches marked: {verdict}");
+    assert!(
+        verdict[3].as_u64().unwrap() >= 2,
+        "matches marked: {verdict}"
+    );
     let screenshot = tmp.path().join("review.png");
     browser.screenshot(&screenshot);
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
@@ -814,7 +979,10 @@ fn the_page_reviews_with_the_keyboard_in_a_browser_and_runs_no_corpus_script() {
             )
         })
         .collect();
-    let (s1, s2) = (first["shard"].as_str().unwrap(), second["shard"].as_str().unwrap());
+    let (s1, s2) = (
+        first["shard"].as_str().unwrap(),
+        second["shard"].as_str().unwrap(),
+    );
     assert_eq!(
         decisions,
         [

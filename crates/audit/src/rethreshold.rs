@@ -74,7 +74,10 @@ pub type Decided = std::collections::HashMap<(String, u64), ReviewCitation>;
 /// A person's decision stands over the cascade's `review`: a verdict that sends the document to
 /// review goes where `citation` says (a decision on a document the cascade now keeps or drops
 /// by itself is moot). Returns the citation that took effect.
-fn apply_review(verdict: &mut Verdict, citation: Option<&ReviewCitation>) -> Option<ReviewCitation> {
+fn apply_review(
+    verdict: &mut Verdict,
+    citation: Option<&ReviewCitation>,
+) -> Option<ReviewCitation> {
     let citation = citation?;
     if verdict.destination != Destination::Review
         || !matches!(citation.decision, Destination::Kept | Destination::Dropped)
@@ -373,8 +376,9 @@ fn write_output(
         }
         let name = entry.output_name.clone().unwrap_or_default();
         if OutDir::is_parquet(entry) {
-            let stats =
-                redecide_parquet_shard(out, entry, old, config, hash, decided, &storage, &mut times)?;
+            let stats = redecide_parquet_shard(
+                out, entry, old, config, hash, decided, &storage, &mut times,
+            )?;
             let mut entry = entry.clone();
             entry.stats = Some(stats);
             shards.push(entry);

@@ -139,7 +139,8 @@ impl Spill {
 impl Queue {
     /// Walks `out` once: every document of review/, and the sampled kept and dropped ones.
     pub fn build(out: &OutDir, options: &QueueOptions) -> Result<Queue, ReviewError> {
-        let kept_sample = sample_positions(out, Destination::Kept, options.sample_kept, options.seed);
+        let kept_sample =
+            sample_positions(out, Destination::Kept, options.sample_kept, options.seed);
         // Another stream of the generator for the dropped sample, so that the two are unrelated.
         let dropped_sample = sample_positions(
             out,
@@ -206,8 +207,8 @@ impl Queue {
                         // A record read back serializes to the bytes the run wrote.
                         let bytes = serde_json::to_vec(record).expect("a record serializes");
                         let intern = |map: &mut BTreeMap<String, (u32, u64)>,
-                                          names: &mut Vec<String>,
-                                          key: &str| {
+                                      names: &mut Vec<String>,
+                                      key: &str| {
                             let next = names.len() as u32;
                             let slot = map.entry(key.to_string()).or_insert_with(|| {
                                 names.push(key.to_string());

@@ -278,7 +278,9 @@ fn set_field(
     let mut parts = path.split('.').peekable();
     while let Some(part) = parts.next() {
         let serde_json::Value::Object(map) = here else {
-            return Err(format!("cannot set the label at `{path}`: not an object there"));
+            return Err(format!(
+                "cannot set the label at `{path}`: not an object there"
+            ));
         };
         if parts.peek().is_none() {
             map.insert(part.to_string(), value);
@@ -310,7 +312,10 @@ pub fn flagged_after(out: &OutDir, errors_are_flagged: bool) -> Result<Recount, 
     let report = out.report.as_ref().ok_or_else(|| {
         ReviewError::usage(
             "output directory",
-            format!("{} has no report.json (the run did not finish)", out.path.display()),
+            format!(
+                "{} has no report.json (the run did not finish)",
+                out.path.display()
+            ),
         )
     })?;
     let d = |d: Destination| report.destinations.get(d).documents;
@@ -373,7 +378,10 @@ mod tests {
         let config =
             sluice_core::Config::from_file(&repo().join("configs/hazard-cascade.toml")).unwrap();
         let options = sluice_core::RunOptions {
-            inputs: vec![repo().join("fixtures/corpus").to_string_lossy().into_owned()],
+            inputs: vec![repo()
+                .join("fixtures/corpus")
+                .to_string_lossy()
+                .into_owned()],
             output: Some(out.to_path_buf()),
             threads: Some(1),
             force: true,
@@ -394,7 +402,11 @@ mod tests {
                     stack.push(path);
                     continue;
                 }
-                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 if rel != "report.json" && rel != "report.html" {
                     out.insert(rel, std::fs::read(&path).unwrap());
                 }
@@ -411,7 +423,12 @@ mod tests {
             .map(|i| {
                 let e = &queue.entries[i];
                 let record = queue.fetch(i).unwrap().record.unwrap();
-                (queue.shard(e).to_string(), e.line, record.id.to_string(), e.hash.clone())
+                (
+                    queue.shard(e).to_string(),
+                    e.line,
+                    record.id.to_string(),
+                    e.hash.clone(),
+                )
             })
             .collect()
     }
@@ -484,9 +501,18 @@ mod tests {
         assert_eq!((applied.kept, applied.dropped), (1, 1));
         assert_eq!((applied.disagreed, applied.stale), (1, 1));
         let d = |r: &Report, d: Destination| r.destinations.get(d).documents;
-        assert_eq!(d(&report, Destination::Review), d(&before, Destination::Review) - 2);
-        assert_eq!(d(&report, Destination::Kept), d(&before, Destination::Kept) + 1);
-        assert_eq!(d(&report, Destination::Dropped), d(&before, Destination::Dropped) + 1);
+        assert_eq!(
+            d(&report, Destination::Review),
+            d(&before, Destination::Review) - 2
+        );
+        assert_eq!(
+            d(&report, Destination::Kept),
+            d(&before, Destination::Kept) + 1
+        );
+        assert_eq!(
+            d(&report, Destination::Dropped),
+            d(&before, Destination::Dropped) + 1
+        );
         assert_eq!((report.reviewed.kept, report.reviewed.dropped), (1, 1));
         assert_eq!(report.input, before.input);
 
@@ -503,7 +529,10 @@ mod tests {
         let (decision, citation) = &cited[&docs[0].2];
         assert_eq!(*decision, Destination::Kept);
         assert_eq!(citation.by, ["ana", "bo"]);
-        assert_eq!(citation.decisions, ["reviews/ana.jsonl:1", "reviews/bo.jsonl:1"]);
+        assert_eq!(
+            citation.decisions,
+            ["reviews/ana.jsonl:1", "reviews/bo.jsonl:1"]
+        );
         assert_eq!(cited[&docs[1].2].0, Destination::Dropped);
         assert_eq!(cited.len(), 2);
         assert_eq!(
@@ -547,7 +576,10 @@ mod tests {
             drop_label: "hazard".into(),
         };
         let exported = export_labels(&out, &labels, &options).unwrap();
-        assert_eq!((exported.keep, exported.drop, exported.disagreed), (1, 1, 0));
+        assert_eq!(
+            (exported.keep, exported.drop, exported.disagreed),
+            (1, 1, 0)
+        );
         let dir = OutDir::open(&out).unwrap();
         let file = std::fs::File::open(&labels).unwrap();
         let examples = sluice_core::labeled::read_examples(

@@ -65,8 +65,9 @@ struct App {
 /// 32 bytes from the operating system's random source, in hex.
 fn draw_token() -> Result<String, ReviewError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| ReviewError::Serve(format!("no random token from the operating system: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| {
+        ReviewError::Serve(format!("no random token from the operating system: {e}"))
+    })?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -101,7 +102,10 @@ impl Server {
 
     /// The page's address, token included (`http://127.0.0.1:PORT/?token=...`).
     pub fn url(&self) -> String {
-        let addr = self.listener.local_addr().expect("a bound socket has an address");
+        let addr = self
+            .listener
+            .local_addr()
+            .expect("a bound socket has an address");
         let host = match addr.ip() {
             IpAddr::V6(ip) => format!("[{ip}]"),
             IpAddr::V4(ip) => ip.to_string(),
@@ -169,7 +173,13 @@ async fn guard(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
         .get("x-sluice-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-        .or_else(|| request.uri().query().and_then(query_token).map(str::to_string));
+        .or_else(|| {
+            request
+                .uri()
+                .query()
+                .and_then(query_token)
+                .map(str::to_string)
+        });
     let mut response = match given {
         Some(t) if same(t.as_bytes(), app.token.as_bytes()) => next.run(request).await,
         _ => (
@@ -309,7 +319,9 @@ impl App {
                 continue;
             }
             let by = history.of(q.shard(e), e.line);
-            let mine = reviewer.and_then(|r| by.get(r)).filter(|s| s.record_hash == e.hash);
+            let mine = reviewer
+                .and_then(|r| by.get(r))
+                .filter(|s| s.record_hash == e.hash);
             match status {
                 Some("undecided") if mine.is_some() => continue,
                 Some("decided") if mine.is_none() => continue,
@@ -336,7 +348,9 @@ impl App {
             Ok(doc) => {
                 let text = doc.text.as_ref();
                 let parts: Vec<Value> = if doc.parts.is_empty() {
-                    vec![json!({ "path": null, "role": null, "segments": segments(text, 0..text.len(), &spans) })]
+                    vec![
+                        json!({ "path": null, "role": null, "segments": segments(text, 0..text.len(), &spans) }),
+                    ]
                 } else {
                     // A part's spans are recorded in the part's own offsets.
                     doc.parts
@@ -360,13 +374,19 @@ impl App {
             }
             // The line as it is, when the run's fields no longer read it.
             Err(_) => (
-                vec![json!({ "path": null, "role": null, "segments": [{ "text": String::from_utf8_lossy(&fetched.raw), "marks": [] }] })],
+                vec![
+                    json!({ "path": null, "role": null, "segments": [{ "text": String::from_utf8_lossy(&fetched.raw), "marks": [] }] }),
+                ],
                 false,
                 None,
             ),
         };
         let id = record.map(|r| r.id.to_string()).or(id).unwrap_or_default();
-        let by = self.history.lock().expect("history lock").of(q.shard(e), e.line);
+        let by = self
+            .history
+            .lock()
+            .expect("history lock")
+            .of(q.shard(e), e.line);
         let decisions: Vec<&Standing> = by.values().collect();
         let mine = reviewer
             .and_then(|r| by.get(r))
@@ -412,7 +432,13 @@ fn segments(
     let (start, end) = (floor(range.start), floor(range.end));
     let spans: Vec<(usize, usize, &str)> = spans
         .iter()
-        .map(|s| (floor(s.start).max(start), floor(s.end).min(end), s.label.as_str()))
+        .map(|s| {
+            (
+                floor(s.start).max(start),
+                floor(s.end).min(end),
+                s.label.as_str(),
+            )
+        })
         .filter(|(a, b, _)| a < b)
         .collect();
     let mut cuts = vec![start, end];
@@ -494,11 +520,17 @@ async fn decide(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respons
     let Some(decision) = Decision::parse(&request.decision) else {
         return error(
             StatusCode::BAD_REQUEST,
-            format!("unknown decision `{}`: keep, drop, skip or undo", request.decision),
+            format!(
+                "unknown decision `{}`: keep, drop, skip or undo",
+                request.decision
+            ),
         );
     };
     if request.note.len() > MAX_NOTE {
-        return error(StatusCode::BAD_REQUEST, format!("a note is at most {MAX_NOTE} bytes"));
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("a note is at most {MAX_NOTE} bytes"),
+        );
     }
     let Some(i) = app.queue.find(&request.shard, request.line) else {
         return error(
@@ -542,7 +574,10 @@ async fn decide(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respons
         record,
         citation: citation.clone(),
     });
-    let decisions = history.of(&request.shard, request.line).into_values().collect();
+    let decisions = history
+        .of(&request.shard, request.line)
+        .into_values()
+        .collect();
     Json(DecideResponse {
         citation,
         decisions,
@@ -590,7 +625,11 @@ mod tests {
     #[test]
     fn segments_cut_at_marks_and_parts_on_character_boundaries() {
         let text = "héllo sarin world";
-        let cut = segments(text, 0..text.len(), &[span(7, 12, "sarin"), span(2, 4, "x")]);
+        let cut = segments(
+            text,
+            0..text.len(),
+            &[span(7, 12, "sarin"), span(2, 4, "x")],
+        );
         let pieces: Vec<(String, usize)> = cut
             .iter()
             .map(|v| {
