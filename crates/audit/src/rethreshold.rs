@@ -31,6 +31,12 @@
 //!   the command fails.
 //! * A document the model failed on keeps its `on_error` outcome.
 //!
+//! **Reviewers' decisions** (`Options::reviewed`, given by `sluice review apply`) stand over the
+//! cascade's `review`: a document the new verdict sends to review goes where its reviewers
+//! agreed, its record citing them (`review`), counted in `ShardStats::reviewed`. A record that
+//! already cites a review (an output of `review apply`) keeps it, so re-thresholding such an
+//! output does not undo what people decided.
+//!
 //! Settings are each stage's own (`StageKind::set`): `STAGE.min_distinct`, `STAGE.min_total`,
 //! `STAGE.min_weight`, `STAGE.min_density`, `STAGE.min_per_category.CAT` (terms),
 //! `STAGE.RULE.min_matches` (rules), `STAGE.min_confidence` (language), `STAGE.drop_threshold`,

@@ -273,13 +273,14 @@ fn nonempty(s: &Option<String>) -> Option<&str> {
 }
 
 impl App {
-    fn reviewer_of(&self, asked: Option<&str>) -> Result<Option<String>, Response> {
+    /// The reviewer of a request: this server's, else the one the page names (checked).
+    fn reviewer_of(&self, asked: Option<&str>) -> Result<Option<String>, String> {
         match (&self.reviewer, asked) {
             (Some(fixed), _) => Ok(Some(fixed.clone())),
             (None, None) => Ok(None),
             (None, Some(name)) => decisions::check_reviewer(name)
                 .map(|()| Some(name.to_string()))
-                .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string())),
+                .map_err(|e| e.to_string()),
         }
     }
 
@@ -465,7 +466,7 @@ fn segments(
 async fn doc(State(app): State<Arc<App>>, Query(sel): Query<Selection>) -> Response {
     let reviewer = match app.reviewer_of(nonempty(&sel.reviewer)) {
         Ok(r) => r,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let (picked, done) = app.select(&sel, reviewer.as_deref());
     let total = picked.len();
@@ -515,7 +516,7 @@ async fn decide(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Respons
     let reviewer = match app.reviewer_of(request.reviewer.as_deref().filter(|r| !r.is_empty())) {
         Ok(Some(r)) => r,
         Ok(None) => return error(StatusCode::BAD_REQUEST, "a decision needs a reviewer name"),
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let Some(decision) = Decision::parse(&request.decision) else {
         return error(
