@@ -52,6 +52,7 @@
     try {
       const page = await api('/api/doc?' + selection());
       if (ticket !== latest) return;
+      if (page.total && page.position < state.pos) say('end of the selection');
       state.pos = page.position;
       state.total = page.total;
       render(page);

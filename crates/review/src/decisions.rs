@@ -143,12 +143,15 @@ pub fn load(out: &Path) -> Result<Vec<Logged>, ReviewError> {
 /// Appends decisions to their reviewers' files.
 pub struct Writer {
     dir: PathBuf,
+    /// Lines in each reviewer's file, counted once (for the citations).
+    lines: std::sync::Mutex<std::collections::HashMap<String, usize>>,
 }
 
 impl Writer {
     pub fn new(out: &Path) -> Writer {
         Writer {
             dir: out.join(REVIEWS_DIR),
+            lines: Default::default(),
         }
     }
 
@@ -162,10 +165,13 @@ impl Writer {
         let path = self.dir.join(&name);
         let mut line = serde_json::to_vec(record).expect("a decision serializes");
         line.push(b'\n');
-        let lines = match std::fs::read(&path) {
-            Ok(bytes) => bytes.iter().filter(|b| **b == b'\n').count(),
-            Err(_) => 0,
-        };
+        let mut counts = self.lines.lock().expect("line counts lock");
+        let lines = counts
+            .entry(name.clone())
+            .or_insert_with(|| match std::fs::read(&path) {
+                Ok(bytes) => bytes.iter().filter(|b| **b == b'\n').count(),
+                Err(_) => 0,
+            });
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -174,7 +180,8 @@ impl Writer {
         file.write_all(&line)
             .and_then(|()| file.sync_data())
             .map_err(|e| ReviewError::write(&path, e))?;
-        Ok(format!("{REVIEWS_DIR}/{name}:{}", lines + 1))
+        *lines += 1;
+        Ok(format!("{REVIEWS_DIR}/{name}:{lines}"))
     }
 }
 

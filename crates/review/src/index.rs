@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use sluice_audit::outdir::Item;
@@ -305,9 +304,4 @@ impl Queue {
     pub fn shard(&self, entry: &Entry) -> &str {
         &self.shards[entry.shard as usize]
     }
-}
-
-/// Opens `path` as an output directory for reviewing.
-pub fn open(path: &Path) -> Result<OutDir, ReviewError> {
-    Ok(OutDir::open(path)?)
 }
