@@ -1004,3 +1004,110 @@ fn the_page_reviews_with_the_keyboard_in_a_browser_and_runs_no_corpus_script() {
     let report = read_json(&new.join("report.json"));
     assert_eq!(report["reviewed"], json!({"kept": 1, "dropped": 1}));
 }
+
+#[test]
+fn parquet_outputs_and_classifier_scores_are_queued_filtered_and_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = super::test_config(tmp.path(), "zstd_level = 3");
+    // Every escalated document is scored by the tiny random BERT and lands in review.
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[stages]]\ntype = \"classifier\"\nid = \"toxicity\"\nmodel = {:?}\nlabel = \"toxic\"\n\
+         drop_threshold = 0.999\nreview_threshold = 0.001\n",
+        repo().join("fixtures/models/bert")
+    ));
+    std::fs::write(&config, text).unwrap();
+    let out = tmp.path().join("out");
+    let hf = repo().join("fixtures/parquet/hf");
+    let report = super::run_ok(&config, &[&hf, &repo().join("fixtures/corpus")], &out, &[]);
+    let in_review = report["destinations"]["review"]["documents"]
+        .as_u64()
+        .unwrap();
+
+    let server = Served::start(&out, &["--reviewer", "ana"]);
+    assert_eq!(
+        server.json("/api/info")["scores"].as_u64().unwrap(),
+        in_review
+    );
+    let all = server.json("/api/doc?pos=0");
+    assert_eq!(all["total"].as_u64().unwrap(), in_review);
+    let scores: Vec<f64> = (0..in_review)
+        .map(|i| {
+            server.json(&format!("/api/doc?pos={i}"))["doc"]["score"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    let middle = {
+        let mut s = scores.clone();
+        s.sort_by(f64::total_cmp);
+        s[s.len() / 2]
+    };
+    let high = server.json(&format!("/api/doc?pos=0&min_score={middle}"));
+    let low = server.json(&format!("/api/doc?pos=0&max_score={middle}"));
+    let n = |v: &Value| v["total"].as_u64().unwrap();
+    assert_eq!(
+        n(&high),
+        scores
+            .iter()
+            .filter(|s| **s as f32 >= middle as f32)
+            .count() as u64
+    );
+    assert_eq!(
+        n(&low),
+        scores
+            .iter()
+            .filter(|s| **s as f32 <= middle as f32)
+            .count() as u64
+    );
+    assert!(n(&high) < in_review || n(&low) < in_review);
+    assert!(high["doc"]["record"]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["type"] == "classifier" && s["review_threshold"] == 0.001));
+
+    // A Parquet row and a JSONL line decided.
+    let docs: Vec<Value> = (0..in_review)
+        .map(|i| server.json(&format!("/api/doc?pos={i}"))["doc"].clone())
+        .collect();
+    let parquet = docs
+        .iter()
+        .find(|d| d["shard"].as_str().unwrap().ends_with(".parquet"))
+        .expect("a parquet document in review");
+    let jsonl = docs
+        .iter()
+        .find(|d| !d["shard"].as_str().unwrap().ends_with(".parquet"))
+        .expect("a jsonl document in review");
+    assert!(parquet["readable"].as_bool().unwrap(), "{parquet}");
+    assert_eq!(server.decide("ana", parquet, "drop", "").status, 200);
+    assert_eq!(server.decide("ana", jsonl, "keep", "").status, 200);
+    server.stop();
+
+    let new = tmp.path().join("new");
+    let result = sluice(&["review", path(&out), "apply", "-o", path(&new)]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let after = read_json(&new.join("report.json"));
+    assert_eq!(after["reviewed"], json!({"kept": 1, "dropped": 1}));
+    let shard = parquet["shard"].as_str().unwrap();
+    let records = json_lines(&new.join("audit").join(format!("{shard}.jsonl.zst")));
+    let moved = records
+        .iter()
+        .find(|r| r["line"] == parquet["line"])
+        .unwrap();
+    assert_eq!(moved["decision"], "dropped");
+    assert_eq!(moved["review"]["by"], json!(["ana"]));
+    // The walker checks every row against its record and stream: the new directory reads whole.
+    let summary = sluice(&["audit", path(&new), "summary"]);
+    assert!(summary.status.success(), "{}", stderr(&summary));
+    let export = sluice(&[
+        "audit",
+        path(&new),
+        "export",
+        "--decision",
+        "dropped",
+        "-o",
+        path(&tmp.path().join("x.jsonl")),
+    ]);
+    assert!(export.status.success(), "{}", stderr(&export));
+}
