@@ -38,6 +38,7 @@ pub struct Resolved {
 pub fn resolve(out: &OutDir) -> Result<Vec<Resolved>, ReviewError> {
     let log = decisions::load(&out.path)?;
     let mut standing = decisions::standing(&log);
+    let extractor = out.extractor();
     let mut found = Vec::new();
     for entry in out.done_shards() {
         if !standing.keys().any(|(shard, _)| shard == &entry.name) {
@@ -64,7 +65,7 @@ pub fn resolve(out: &OutDir) -> Result<Vec<Resolved>, ReviewError> {
                 ),
                 None => (
                     hash_of(raw),
-                    out.extractor()
+                    extractor
                         .extract(raw)
                         .ok()
                         .and_then(|d| d.id)
