@@ -132,14 +132,16 @@ fn all_encodings() -> Vec<Encoding> {
 
 /// Inner stage tables, with `action = "escalate"` where none is given.
 fn inner_stages<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<StageConfig>, D::Error> {
-    let tables = Vec::<toml::Table>::deserialize(d)?;
+    // Through JSON values: the config comes from TOML, and back from a manifest's JSON.
+    let tables = Vec::<serde_json::Map<String, serde_json::Value>>::deserialize(d)?;
     tables
         .into_iter()
         .map(|mut table| {
             table
                 .entry("action")
-                .or_insert_with(|| toml::Value::String("escalate".into()));
-            StageConfig::deserialize(toml::Value::Table(table)).map_err(serde::de::Error::custom)
+                .or_insert_with(|| serde_json::Value::String("escalate".into()));
+            StageConfig::deserialize(serde_json::Value::Object(table))
+                .map_err(serde::de::Error::custom)
         })
         .collect()
 }
