@@ -868,6 +868,8 @@ mod ranks;
 mod robust;
 #[path = "cli/s3.rs"]
 mod s3;
+#[path = "cli/screen_covert.rs"]
+mod screen_covert;
 #[path = "cli/slurm.rs"]
 mod slurm;
 #[path = "cli/train.rs"]
