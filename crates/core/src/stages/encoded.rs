@@ -898,10 +898,23 @@ impl EncodedStage {
         counts
     }
 
+    /// Distinct common words of `bytes`.
+    fn distinct_hits(&self, bytes: &[u8]) -> usize {
+        let mut seen = HashSet::new();
+        for_each_token(bytes, |s, e| {
+            if self.status(&bytes[s..e], bytes, s, e) == Status::Hit {
+                seen.insert(bytes[s..e].to_ascii_lowercase());
+            }
+        });
+        seen.len()
+    }
+
     /// Whether a token is a common word, another word, or not counted (numbers, one letter,
     /// words of another script).
     fn status(&self, token: &[u8], bytes: &[u8], s: usize, e: usize) -> Status {
-        if (s > 0 && bytes[s - 1] >= 0x80) || (e < bytes.len() && bytes[e] >= 0x80) {
+        // Words of another script, and identifiers or markup (`sv_setbool`, `*mbuf`, `<tag`).
+        let foreign = |b: u8| b >= 0x80 || b"_*<>{}\\=|~^\"".contains(&b);
+        if (s > 0 && foreign(bytes[s - 1])) || (e < bytes.len() && foreign(bytes[e])) {
             return Status::Skip;
         }
         let letters = token.iter().filter(|b| b.is_ascii_alphabetic()).count();
@@ -993,13 +1006,29 @@ impl EncodedStage {
     /// A run of uncommon words: a shift, leetspeak or reversed text when one reads as text,
     /// else a cipher when its letters are unlike English's.
     fn decode_words(&self, run: &[u8], at: usize) -> Option<Found> {
+        // Ciphertext is words: letters, a little punctuation (leetspeak: digits too). Code,
+        // markup and runs across another script are not.
+        let non_space = run.iter().filter(|b| !b.is_ascii_whitespace()).count();
+        let letters = run.iter().filter(|b| b.is_ascii_alphabetic()).count();
+        let leet_chars = run
+            .iter()
+            .filter(|b| b.is_ascii_alphanumeric() || matches!(b, b'@' | b'$'))
+            .count();
+        let wordy = letters * 4 >= non_space * 3;
+        if !wordy && leet_chars * 20 < non_space * 17 {
+            return None;
+        }
         let share = self.words(run).share();
         // Judging a long run by its first few kilobytes is enough to choose a decoding.
         let probe = &run[..cut_ascii(run, 4096)];
         let better = |decoded: &[u8]| -> Option<f64> {
             let w = self.words(decoded);
             let s = w.share();
-            (w.hits >= 2 && s >= self.min_decoded_word_share && s >= share + 0.25).then_some(s)
+            // Some shift of any short run makes a few common words: a decoding must make many,
+            // and different ones.
+            let needed = (self.min_decoded_word_share + 0.1).min(1.0);
+            (w.hits >= 3 && s >= needed && s >= share + 0.3 && self.distinct_hits(decoded) >= 3)
+                .then_some(s)
         };
         let mut best: Option<(f64, SegmentKind, Option<u8>)> = None;
         let mut consider = |s: Option<f64>, kind, shift| {
@@ -1009,7 +1038,7 @@ impl EncodedStage {
                 }
             }
         };
-        if self.wants(Encoding::Caesar) {
+        if self.wants(Encoding::Caesar) && wordy {
             for shift in 1..26u8 {
                 let kind = if shift == 13 {
                     SegmentKind::Rot13
@@ -1032,7 +1061,7 @@ impl EncodedStage {
         if self.wants(Encoding::Leetspeak) && leet_tokens >= 2 {
             consider(better(&self.unleet(probe)), SegmentKind::Leetspeak, None);
         }
-        if self.wants(Encoding::Reversed) && run.is_ascii() {
+        if self.wants(Encoding::Reversed) && wordy && run.is_ascii() {
             let reversed: Vec<u8> = probe.iter().rev().copied().collect();
             consider(better(&reversed), SegmentKind::Reversed, None);
         }
@@ -1072,9 +1101,7 @@ impl EncodedStage {
                     ..stats_only(kind)
                 })
             }
-            None if self.wants(Encoding::Cipher) => {
-                let letters = run.iter().filter(|b| b.is_ascii_alphabetic()).count();
-                let non_space = run.iter().filter(|b| !b.is_ascii_whitespace()).count();
+            None if self.wants(Encoding::Cipher) && wordy => {
                 // A cipher keeps the shape of words: letters only, lowercase or capitalized.
                 let (mut tokens, mut wordlike) = (0, 0);
                 for_each_token(run, |s, e| {
@@ -1085,7 +1112,13 @@ impl EncodedStage {
                             && t[1..].iter().all(|b| !b.is_ascii_uppercase()),
                     );
                 });
-                (letters >= 20
+                // A substitution maps the vowels to any letters: natural text in a Latin
+                // script has 30-55% vowels, a cipher most often not.
+                let vowels = run.iter().filter(|b| is_vowel(**b)).count();
+                let vowel_ratio = vowels as f64 / letters.max(1) as f64;
+                // Letter frequencies of fewer letters are too noisy to tell.
+                (letters >= 40
+                    && !(0.3..=0.6).contains(&vowel_ratio)
                     && letters * 10 >= non_space * 8
                     && tokens >= self.min_words
                     && wordlike * 10 >= tokens * 8
