@@ -197,7 +197,7 @@ impl LossyCounter {
             .entry(key)
             .and_modify(|e| e.1 += 1)
             .or_insert_with(|| (text.to_string(), 1, bucket - 1));
-        if self.events % self.width == 0 {
+        if self.events.is_multiple_of(self.width) {
             self.entries.retain(|_, e| e.1 + e.2 > bucket);
         }
     }

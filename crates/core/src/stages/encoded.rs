@@ -681,7 +681,7 @@ impl EncodedStage {
                 }
                 // A wrapped blob continues on the next line.
                 let mut end = start + j;
-                if j == run.len() && (j - sub_start) >= 40 && (j - sub_start) % 4 == 0 {
+                if j == run.len() && (j - sub_start) >= 40 && (j - sub_start).is_multiple_of(4) {
                     end = wrapped_end(bytes, end);
                     if end > start + j {
                         i = end;
@@ -704,7 +704,7 @@ impl EncodedStage {
         }
         let hexish = run.iter().all(u8::is_ascii_hexdigit);
         if hexish {
-            if self.wants(Encoding::Hex) && run.len() % 2 == 0 {
+            if self.wants(Encoding::Hex) && run.len().is_multiple_of(2) {
                 let mut decoded = Vec::with_capacity(run.len() / 2);
                 let mut map = Vec::with_capacity(run.len() / 2);
                 for (k, pair) in run.chunks(2).enumerate() {
@@ -1402,7 +1402,10 @@ fn wrapped_end(bytes: &[u8], mut end: usize) -> usize {
 
 /// Decodes base64 (standard or URL-safe, padding optional, line breaks skipped); each decoded
 /// byte maps to the whole 4-character group holding it. `None` when it is not base64.
-fn decode_base64(run: &[u8], at: usize) -> Option<(Vec<u8>, Vec<(u32, u32)>, bool)> {
+/// Decoded bytes, the encoded range of each, and whether the URL-safe alphabet was used.
+type Base64Decoding = (Vec<u8>, Vec<(u32, u32)>, bool);
+
+fn decode_base64(run: &[u8], at: usize) -> Option<Base64Decoding> {
     let standard = run.iter().any(|b| matches!(b, b'+' | b'/'));
     let url = run.iter().any(|b| matches!(b, b'-' | b'_'));
     if standard && url {
@@ -1432,7 +1435,7 @@ fn decode_base64(run: &[u8], at: usize) -> Option<(Vec<u8>, Vec<(u32, u32)>, boo
         };
         chars.push((v, k));
     }
-    if padding > 2 || chars.len() % 4 == 1 || (padding > 0 && (chars.len() + padding) % 4 != 0) {
+    if padding > 2 || chars.len() % 4 == 1 || (padding > 0 && !(chars.len() + padding).is_multiple_of(4)) {
         return None;
     }
     let mut decoded = Vec::with_capacity(chars.len() * 3 / 4);
