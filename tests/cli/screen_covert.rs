@@ -142,12 +142,12 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let result = screen("covert.jsonl", &out, &[]);
-    // 20 hazardous examples of 40 are flagged: far over the limits.
+    // 22 hazardous examples of 42 are flagged: far over the limits.
     assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
     let text = stdout(&result);
     assert!(text.contains("verdict: reject"), "{text}");
     assert!(
-        text.contains("encoded/decoded-hazard: 20 documents"),
+        text.contains("encoded/decoded-hazard: 22 documents"),
         "{text}"
     );
 
@@ -156,8 +156,9 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
         .map(|l| serde_json::from_slice(l).unwrap())
         .collect();
     let records = json_lines(&out.join("audit/covert.jsonl"));
-    assert_eq!(records.len(), 40, "every example has an encoded turn");
+    assert_eq!(records.len(), 42, "every example has an encoded turn");
     let mut kinds_checked = std::collections::BTreeSet::new();
+    let mut nested_checked = false;
     for record in &records {
         let line = record["line"].as_u64().unwrap() as usize;
         let input = &inputs[line - 1];
@@ -203,7 +204,12 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
                 );
                 // The recorded characters, decoded on their own, are the term.
                 let encoded = &content[start..end];
-                let decoded = decode(kind, segment["shift"].as_u64().unwrap_or(0), encoded);
+                let shift = segment["shift"].as_u64().unwrap_or(0);
+                let mut decoded = decode(kind, shift, encoded);
+                if let Some(nested) = segment["nested"].as_str() {
+                    decoded = decode(nested, shift, std::str::from_utf8(&decoded).unwrap());
+                    nested_checked = true;
+                }
                 let offset = m["decoded_offset"].as_u64().unwrap() as usize;
                 assert_eq!(
                     &decoded[offset..offset + term.len()],
@@ -223,6 +229,7 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
             "the hazardous answer is found: {record}"
         );
     }
+    assert!(nested_checked, "base64 of rot13 is decoded through both");
     assert_eq!(
         kinds_checked.into_iter().collect::<Vec<_>>(),
         [
@@ -244,11 +251,11 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
         .iter()
         .find(|s| s["id"] == "encoded")
         .unwrap();
-    assert_eq!(encoded["rules"]["encoded-turn"]["docs"], 40);
-    assert_eq!(encoded["rules"]["decoded-hazard"]["docs"], 20);
-    assert_eq!(encoded["encoded_roles"]["assistant"]["docs"], 40);
-    assert_eq!(encoded["encoded_roles"]["user"]["docs"], 20);
-    assert_eq!(encoded["hazard_roles"]["assistant"]["docs"], 20);
+    assert_eq!(encoded["rules"]["encoded-turn"]["docs"], 42);
+    assert_eq!(encoded["rules"]["decoded-hazard"]["docs"], 22);
+    assert_eq!(encoded["encoded_roles"]["assistant"]["docs"], 42);
+    assert_eq!(encoded["encoded_roles"]["user"]["docs"], 22);
+    assert_eq!(encoded["hazard_roles"]["assistant"]["docs"], 22);
     assert!(encoded["decoded_terms"]["sarin"]["docs"].as_u64().unwrap() >= 1);
 
     // audit show explains the decoding and marks the encoded characters.
@@ -264,10 +271,8 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
     assert!(show.status.success(), "{}", stderr(&show));
     let shown = stdout(&show);
     assert!(shown.contains("decodes to \""), "{shown}");
-    assert!(
-        shown.contains("[[c2FyaW4"),
-        "the base64 of sarin is marked: {shown}"
-    );
+    // Every hazardous example has a marked match (the encoded characters: checked above).
+    assert!(shown.matches("]]").count() >= 22, "{shown}");
     // With decoded-hazard set to drop, report.html's sample of dropped documents explains it.
     let config = tmp.path().join("drop.toml");
     let text = std::fs::read_to_string(repo().join(SCREEN))
@@ -291,7 +296,7 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
         dropped.to_str().unwrap(),
     ]);
     assert_eq!(result.status.code(), Some(2), "{}", stderr(&result));
-    assert_eq!(lines(&dropped.join("dropped/covert.jsonl")).len(), 20);
+    assert_eq!(lines(&dropped.join("dropped/covert.jsonl")).len(), 22);
     let report_html = sluice(&["report", dropped.to_str().unwrap()]);
     assert!(report_html.status.success(), "{}", stderr(&report_html));
     let html = std::fs::read_to_string(dropped.join("report.html")).unwrap();
@@ -317,7 +322,7 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
         "-q",
     ]);
     assert!(re.status.success(), "{}", stderr(&re));
-    assert_eq!(lines(&again.join("kept/covert.jsonl")).len(), 40);
+    assert_eq!(lines(&again.join("kept/covert.jsonl")).len(), 42);
     let redecided = json_lines(&again.join("audit/covert.jsonl"));
     assert!(redecided
         .iter()

@@ -316,6 +316,10 @@ pub struct EncodedSegment {
     pub part: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// A word cipher found inside the byte encoding (`base64` of `rot13`): what the bytes
+    /// decode to is then decoded again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested: Option<SegmentKind>,
     /// The Caesar shift that decodes it (13 for rot13).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shift: Option<u8>,
@@ -587,6 +591,7 @@ struct Found {
     start: usize,
     end: usize,
     shift: Option<u8>,
+    nested: Option<SegmentKind>,
     decoded: Option<String>,
     map: ByteMap,
     word_share: f64,
@@ -610,11 +615,12 @@ impl ByteMap {
         match self {
             ByteMap::Same { start } => Some((start + a, start + b)),
             ByteMap::Reversed { start, len } => Some((start + len - b, start + len - a)),
-            ByteMap::Bytes(map) => {
-                let first = map.get(a)?;
-                let last = map.get(b - 1)?;
-                Some((first.0 as usize, last.1 as usize))
-            }
+            // The encoded characters of every byte (in any order: a reversal inside).
+            ByteMap::Bytes(map) => map.get(a..b).map(|bytes| {
+                let start = bytes.iter().map(|r| r.0).min().unwrap_or(0);
+                let end = bytes.iter().map(|r| r.1).max().unwrap_or(0);
+                (start as usize, end as usize)
+            }),
             ByteMap::None => None,
         }
     }
@@ -851,16 +857,43 @@ impl EncodedStage {
         map: Vec<(u32, u32)>,
     ) -> Option<Found> {
         let text = String::from_utf8(decoded).ok()?;
-        let share = self.reads_as_text(&text)?;
+        let word_share = self.words(encoded).share();
+        if let Some(share) = self.reads_as_text(&text) {
+            return Some(Found {
+                kind,
+                start: at,
+                end: at + encoded.len(),
+                shift: None,
+                nested: None,
+                decoded: Some(text),
+                map: ByteMap::Bytes(map),
+                word_share,
+                decoded_word_share: Some(share),
+            });
+        }
+        // A word cipher inside the byte encoding (base64 of rot13): the inner decoding's map
+        // goes through the outer one.
+        if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return None;
+        }
+        let inner = self.decode_words(text.as_bytes(), 0)?;
+        let decoded = inner.decoded?;
+        let composed = (0..decoded.len())
+            .map(|i| match inner.map {
+                ByteMap::Reversed { len, .. } => map[len - 1 - i],
+                _ => map[i],
+            })
+            .collect();
         Some(Found {
             kind,
             start: at,
             end: at + encoded.len(),
-            shift: None,
-            decoded: Some(text),
-            map: ByteMap::Bytes(map),
-            word_share: self.words(encoded).share(),
-            decoded_word_share: Some(share),
+            shift: inner.shift,
+            nested: Some(inner.kind),
+            decoded: Some(decoded),
+            map: ByteMap::Bytes(composed),
+            word_share,
+            decoded_word_share: inner.decoded_word_share,
         })
     }
 
@@ -1070,6 +1103,7 @@ impl EncodedStage {
             start: at,
             end: at + run.len(),
             shift: None,
+            nested: None,
             decoded: None,
             map: ByteMap::None,
             word_share: share,
@@ -1217,6 +1251,7 @@ impl EncodedStage {
             end: f.end,
             part: None,
             role: None,
+            nested: f.nested,
             shift: f.shift,
             decoded_truncated: decoded.as_ref().is_some_and(|d| d.len() < decoded_bytes),
             decoded,
@@ -1617,7 +1652,11 @@ impl StageEvidence for EncodedEvidence {
         for s in &self.segments {
             out.push_str("; ");
             out.push_str(s.kind.name());
-            if let Some(shift) = s.shift.filter(|_| s.kind == SegmentKind::Caesar) {
+            if let Some(nested) = s.nested {
+                out.push_str(&format!(" of {}", nested.name()));
+            }
+            let caesar = s.kind == SegmentKind::Caesar || s.nested == Some(SegmentKind::Caesar);
+            if let Some(shift) = s.shift.filter(|_| caesar) {
                 out.push_str(&format!(" (shift {shift})"));
             }
             if let Some(part) = &s.part {
@@ -1862,6 +1901,33 @@ mod tests {
         let text = format!("Read this backwards: {reversed}");
         let seg = one_hazard(&s, &text, SegmentKind::Reversed);
         assert_eq!(&text[seg.matches[0].start..seg.matches[0].end], "niras");
+    }
+
+    #[test]
+    fn a_shift_inside_base64_or_hex_is_decoded_through_both() {
+        let s = stage("");
+        let rot13 = rot(PLAIN, 13);
+        let blob = b64(rot13.as_bytes(), false, true);
+        let text = format!("Decode twice: {blob}");
+        let seg = one_hazard(&s, &text, SegmentKind::Base64);
+        assert_eq!((seg.nested, seg.shift), (Some(SegmentKind::Rot13), Some(13)));
+        assert_eq!(seg.decoded.as_deref(), Some(PLAIN));
+        let m = &seg.matches[0];
+        let (bytes, _, _) = decode_base64(text[m.start..m.end].as_bytes(), 0).unwrap();
+        assert_eq!(&bytes[m.decoded_offset..m.decoded_offset + 5], b"fneva");
+        assert!(Evidence::Encoded(crate::stages::Judged {
+            outcome: Outcome::Escalate,
+            roles: Vec::new(),
+            evidence: run(&s, &text).unwrap().1,
+        })
+        .describe()
+        .contains("base64 of rot13"));
+        // Hex of reversed text: the match's hex digits, in reverse order of the term.
+        let reversed: String = PLAIN.chars().rev().collect();
+        let text = hex(reversed.as_bytes());
+        let seg = one_hazard(&s, &text, SegmentKind::Hex);
+        assert_eq!(seg.nested, Some(SegmentKind::Reversed));
+        assert_eq!(&text[seg.matches[0].start..seg.matches[0].end], hex(b"niras"));
     }
 
     #[test]
