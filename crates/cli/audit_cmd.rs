@@ -109,7 +109,8 @@ pub struct RethresholdArgs {
     /// Output directory of a finished `sluice run`.
     pub out_dir: PathBuf,
     /// STAGE_ID.KEY=VALUE: STAGE.min_distinct, .min_total, .min_weight, .min_density,
-    /// .min_per_category.CAT (terms stages), STAGE.RULE_ID.min_matches (rules stages). Repeatable.
+    /// .min_per_category.CAT (terms stages), STAGE.RULE_ID.min_matches (rules stages),
+    /// STAGE.INNER_ID.KEY (an encoded stage's inner stages). Repeatable.
     #[arg(long = "set", required = true, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// The new output directory (must not exist or be empty).
