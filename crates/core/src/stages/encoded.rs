@@ -661,7 +661,8 @@ impl EncodedStage {
                 i += 1;
             }
             let run = &bytes[start..i];
-            if run.len() < 6 {
+            // Most words are shorter than any encoding looked for (3 `%XX`, `min_chars`).
+            if run.len() < 9.min(self.min_chars) {
                 continue;
             }
             if self.wants(Encoding::Percent) && percent_escapes(run) >= 3 {
@@ -702,7 +703,9 @@ impl EncodedStage {
                 }
             }
         }
-        self.separated_tokens(bytes, offset, out);
+        if may_have_separated_tokens(bytes) {
+            self.separated_tokens(bytes, offset, out);
+        }
     }
 
     /// Base64 (or hex) in a run of the base64 alphabet, when it decodes to text.
@@ -879,7 +882,7 @@ impl EncodedStage {
         if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
             return None;
         }
-        let inner = self.decode_words(text.as_bytes(), 0)?;
+        let inner = self.decode_words(text.as_bytes(), 0, None)?;
         let decoded = inner.decoded?;
         let composed = (0..decoded.len())
             .map(|i| match inner.map {
@@ -1033,7 +1036,8 @@ impl EncodedStage {
                 continue;
             }
             let (s, e) = (tokens[counted[first]].0, tokens[counted[last]].1);
-            if let Some(f) = self.decode_words(&bytes[s..e], offset + s) {
+            let share = hits as f64 / n as f64;
+            if let Some(f) = self.decode_words(&bytes[s..e], offset + s, Some(share)) {
                 out.push(f);
             }
         }
@@ -1041,7 +1045,7 @@ impl EncodedStage {
 
     /// A run of uncommon words: a shift, leetspeak or reversed text when one reads as text,
     /// else a cipher when its letters are unlike English's.
-    fn decode_words(&self, run: &[u8], at: usize) -> Option<Found> {
+    fn decode_words(&self, run: &[u8], at: usize, share: Option<f64>) -> Option<Found> {
         // Ciphertext is words: letters, a little punctuation (leetspeak: digits too). Code,
         // markup and runs across another script are not.
         let non_space = run.iter().filter(|b| !b.is_ascii_whitespace()).count();
@@ -1054,7 +1058,7 @@ impl EncodedStage {
         if !wordy && leet_chars * 20 < non_space * 17 {
             return None;
         }
-        let share = self.words(run).share();
+        let share = share.unwrap_or_else(|| self.words(run).share());
         // Judging a long run by its first few kilobytes is enough to choose a decoding.
         let probe = &run[..cut_ascii(run, 4096)];
         let better = |decoded: &[u8]| -> Option<f64> {
@@ -1074,8 +1078,12 @@ impl EncodedStage {
                 }
             }
         };
+        // A shift keeps the letter frequencies, rotated: only shifts whose rotation of the
+        // run's frequencies looks like English are worth the dictionary (most runs: none).
+        let counts = letter_counts(probe);
+        let similar = |shift: u8| rotated_similarity(&counts, shift) >= PLAUSIBLE_ENGLISH;
         if self.wants(Encoding::Caesar) && wordy {
-            for shift in 1..26u8 {
+            for shift in (1..26u8).filter(|&s| similar(s)) {
                 let kind = if shift == 13 {
                     SegmentKind::Rot13
                 } else {
@@ -1097,7 +1105,7 @@ impl EncodedStage {
         if self.wants(Encoding::Leetspeak) && leet_tokens >= 2 {
             consider(better(&self.unleet(probe)), SegmentKind::Leetspeak, None);
         }
-        if self.wants(Encoding::Reversed) && wordy && run.is_ascii() {
+        if self.wants(Encoding::Reversed) && wordy && run.is_ascii() && similar(0) {
             let reversed: Vec<u8> = probe.iter().rev().copied().collect();
             consider(better(&reversed), SegmentKind::Reversed, None);
         }
@@ -1264,6 +1272,30 @@ impl EncodedStage {
             inner,
         }
     }
+}
+
+/// Whether `bytes` may hold hex pairs or bytes in binary written apart: at least three tokens
+/// of two hex digits or eight binary digits end at a space. A cheap pass, so that prose is not
+/// cut into tokens for nothing.
+fn may_have_separated_tokens(bytes: &[u8]) -> bool {
+    let mut pairs = 0;
+    let mut octets = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if !(b == b' ' || b == b',') || i < 2 {
+            continue;
+        }
+        let edge = |k: usize| k == 0 || matches!(bytes[k - 1], b' ' | b',' | b'\n' | b'x');
+        if bytes[i - 1].is_ascii_hexdigit() && bytes[i - 2].is_ascii_hexdigit() && edge(i - 2) {
+            pairs += 1;
+        }
+        if i >= 8 && bytes[i - 8..i].iter().all(|b| *b == b'0' || *b == b'1') && edge(i - 8) {
+            octets += 1;
+        }
+        if pairs >= 3 || octets >= 3 {
+            return true;
+        }
+    }
+    false
 }
 
 /// Where decoded byte `decoded_start` lies in the decoding of the encoded bytes from
@@ -1505,13 +1537,34 @@ const ENGLISH: [f64; 26] = [
     6.3, 9.1, 2.8, 0.98, 2.4, 0.15, 2.0, 0.074,
 ];
 
-fn english_similarity(bytes: &[u8]) -> f64 {
+/// Letter frequencies with at least this similarity to English's may be English (English text
+/// scores about 0.9, other Latin-script languages 0.85-0.92 on long texts, less on short runs).
+const PLAUSIBLE_ENGLISH: f64 = 0.75;
+
+fn letter_counts(bytes: &[u8]) -> [f64; 26] {
     let mut counts = [0f64; 26];
     for b in bytes {
         if b.is_ascii_alphabetic() {
             counts[usize::from((b | 0x20) - b'a')] += 1.0;
         }
     }
+    counts
+}
+
+/// The similarity to English of the letter frequencies after shifting every letter by `shift`.
+fn rotated_similarity(counts: &[f64; 26], shift: u8) -> f64 {
+    let mut rotated = [0f64; 26];
+    for (i, c) in counts.iter().enumerate() {
+        rotated[(i + usize::from(shift)) % 26] = *c;
+    }
+    cosine(&rotated)
+}
+
+fn english_similarity(bytes: &[u8]) -> f64 {
+    cosine(&letter_counts(bytes))
+}
+
+fn cosine(counts: &[f64; 26]) -> f64 {
     let dot: f64 = counts.iter().zip(ENGLISH).map(|(c, e)| c * e).sum();
     let norm = counts.iter().map(|c| c * c).sum::<f64>().sqrt()
         * ENGLISH.iter().map(|e| e * e).sum::<f64>().sqrt();
