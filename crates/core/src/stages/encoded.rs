@@ -1969,7 +1969,7 @@ mod tests {
         assert_eq!((seg.nested, seg.shift), (Some(SegmentKind::Rot13), Some(13)));
         assert_eq!(seg.decoded.as_deref(), Some(PLAIN));
         let m = &seg.matches[0];
-        let (bytes, _, _) = decode_base64(text[m.start..m.end].as_bytes(), 0).unwrap();
+        let (bytes, _, _) = decode_base64(&text.as_bytes()[m.start..m.end], 0).unwrap();
         assert_eq!(&bytes[m.decoded_offset..m.decoded_offset + 5], b"fneva");
         assert!(Evidence::Encoded(crate::stages::Judged {
             outcome: Outcome::Escalate,
