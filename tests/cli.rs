@@ -870,6 +870,8 @@ mod review;
 mod robust;
 #[path = "cli/s3.rs"]
 mod s3;
+#[path = "cli/screen_covert.rs"]
+mod screen_covert;
 #[path = "cli/slurm.rs"]
 mod slurm;
 #[path = "cli/train.rs"]

@@ -109,7 +109,8 @@ pub struct RethresholdArgs {
     /// Output directory of a finished `sluice run`.
     pub out_dir: PathBuf,
     /// STAGE_ID.KEY=VALUE: STAGE.min_distinct, .min_total, .min_weight, .min_density,
-    /// .min_per_category.CAT (terms stages), STAGE.RULE_ID.min_matches (rules stages). Repeatable.
+    /// .min_per_category.CAT (terms stages), STAGE.RULE_ID.min_matches (rules stages),
+    /// STAGE.INNER_ID.KEY (an encoded stage's inner stages). Repeatable.
     #[arg(long = "set", required = true, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// The new output directory (must not exist or be empty).
@@ -145,6 +146,9 @@ pub struct ScreenArgs {
     /// Record layout: text, chat, sharegpt, alpaca, prompt-completion. Overrides input.format.
     #[arg(long)]
     pub format: Option<sluice_core::document::InputFormat>,
+    /// Print the verdict as JSON (counts, limits, the trigger table) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Usage errors of these commands exit `usage_code`; other errors go to `main`.
@@ -490,8 +494,30 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
     if limits.errors_are_flagged {
         flagged += d(Destination::Errors);
     }
-    let verdict = sluice_audit::screen::verdict(&limits, documents, flagged);
+    let mut verdict = sluice_audit::screen::verdict(&limits, documents, flagged);
     let out = OutDir::open(&output)?;
+    // The dataset-level trigger signal can only make the verdict stricter.
+    let triggers = if limits.triggers.enabled {
+        let table = sluice_audit::triggers::triggers(&out, &limits.triggers)?;
+        verdict = verdict.max(table.verdict.unwrap_or(Verdict::Accept));
+        Some(table)
+    } else {
+        None
+    };
+    if args.json {
+        let json = serde_json::json!({
+            "verdict": verdict,
+            "documents": documents,
+            "flagged": flagged,
+            "dropped": d(Destination::Dropped),
+            "review": d(Destination::Review),
+            "errors": d(Destination::Errors),
+            "limits": limits,
+            "triggers": triggers,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(verdict_code(verdict));
+    }
     let summary = Summary::collect(&out)?;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
@@ -545,6 +571,9 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
             plural(summary.scored, "document")
         )?;
     }
+    if let Some(table) = &triggers {
+        w.write_all(table.render().as_bytes())?;
+    }
     if verdict != Verdict::Accept && args.list > 0 {
         writeln!(w, "flagged documents (first {}):", args.list)?;
         let mut listed = 0;
@@ -573,9 +602,13 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
         }
     }
     w.flush()?;
-    Ok(match verdict {
+    Ok(verdict_code(verdict))
+}
+
+fn verdict_code(verdict: Verdict) -> u8 {
+    match verdict {
         Verdict::Accept => 0,
         Verdict::Review => 1,
         Verdict::Reject => 2,
-    })
+    }
 }

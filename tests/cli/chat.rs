@@ -26,10 +26,12 @@ fn screen_as_run_config(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
     let start = text.find("\n[screen]").unwrap();
     let end = text.find("\n[input]").unwrap();
     text.replace_range(start..end, "");
-    text = text.replace(
-        "\"lists/hazard-terms.tsv\"",
-        &format!("{:?}", repo().join("configs/lists/hazard-terms.tsv")),
-    );
+    for list in ["hazard-terms.tsv", "common-words-en.txt"] {
+        text = text.replace(
+            &format!("\"lists/{list}\""),
+            &format!("{:?}", repo().join("configs/lists").join(list)),
+        );
+    }
     for (from, to) in edits {
         assert!(text.contains(from), "config has no {from:?}");
         text = text.replace(from, to);

@@ -28,6 +28,10 @@ fn config(dir: &Path, format: &str, edits: &[(&str, &str)]) -> PathBuf {
             &format!("{:?}", repo().join("configs/lists/hazard-terms.tsv")),
         )
         .replace(
+            "\"lists/common-words-en.txt\"",
+            &format!("{:?}", repo().join("configs/lists/common-words-en.txt")),
+        )
+        .replace(
             "format = \"chat\"",
             &format!("format = {format:?}\nid_field = \"id\""),
         );

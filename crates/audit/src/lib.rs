@@ -22,6 +22,8 @@
 //!   thresholds, with the run's own decision code and shard writer, into a new output directory
 //!   byte-identical to a fresh run.
 //! * [`screen`]: the accept / review / reject verdict on a fine-tuning dataset.
+//! * [`triggers`]: the dataset-level trigger table (backdoor strings over-represented in flagged
+//!   examples), in bounded memory.
 
 mod error;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -35,6 +37,7 @@ pub mod rethreshold;
 pub mod screen;
 pub mod select;
 pub mod summary;
+pub mod triggers;
 
 pub use error::AuditError;
 pub use outdir::OutDir;

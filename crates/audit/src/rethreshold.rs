@@ -40,7 +40,8 @@
 //! Settings are each stage's own (`StageKind::set`): `STAGE.min_distinct`, `STAGE.min_total`,
 //! `STAGE.min_weight`, `STAGE.min_density`, `STAGE.min_per_category.CAT` (terms),
 //! `STAGE.RULE.min_matches` (rules), `STAGE.min_confidence` (language), `STAGE.drop_threshold`,
-//! `STAGE.review_threshold` (classifier). `STAGE` is a stage id, or the stage's type (`terms`,
+//! `STAGE.review_threshold` (classifier), `STAGE.INNER.KEY` (an inner stage of an encoded
+//! stage: `encoded.decoded-hazard-terms.min_distinct`). `STAGE` is a stage id, or the stage's type (`terms`,
 //! `rules`, ...) when exactly one stage has that type.
 
 use std::path::{Path, PathBuf};

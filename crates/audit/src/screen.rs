@@ -37,6 +37,9 @@ pub struct ScreenLimits {
     /// More than this fraction of unreadable lines is an error, not a verdict.
     #[serde(default = "half")]
     pub max_error_fraction: f64,
+    /// `[screen.triggers]`: the trigger table's limits (see `triggers.rs`).
+    #[serde(default)]
+    pub triggers: crate::triggers::TriggerLimits,
 }
 
 impl Default for ScreenLimits {
@@ -47,6 +50,7 @@ impl Default for ScreenLimits {
             review_above: 0,
             errors_are_flagged: true,
             max_error_fraction: half(),
+            triggers: Default::default(),
         }
     }
 }
@@ -58,7 +62,8 @@ fn half() -> f64 {
     0.5
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// Ordered: a signal can only make a verdict stricter (`max`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Accept,
@@ -104,6 +109,12 @@ pub fn load_config(path: &Path) -> Result<(Config, ScreenLimits), ConfigError> {
                 message: "must be between 0 and 1".into(),
             });
         }
+    }
+    if let Some((key, message)) = limits.triggers.invalid() {
+        return Err(ConfigError::Invalid {
+            key: format!("screen.triggers.{key}"),
+            message: message.into(),
+        });
     }
     let rest = toml::to_string(&table).map_err(|e| parse_error(e.to_string()))?;
     let base = path
@@ -164,6 +175,7 @@ mod tests {
             review_above: 0,
             errors_are_flagged: false,
             max_error_fraction: 0.5,
+            triggers: Default::default(),
         };
         assert_eq!(verdict(&limits, 1000, 0), Verdict::Accept);
         assert_eq!(verdict(&limits, 1000, 1), Verdict::Review);

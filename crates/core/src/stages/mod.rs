@@ -327,5 +327,6 @@ stages! {
     rules::Rules(RulesConfig) = "rules";
     terms::Terms(TermsConfig) = "terms";
     language::Language(LanguageConfig) = "language";
+    encoded::Encoded(EncodedConfig) = "encoded";
     classifier::Classifier(ClassifierConfig) = "classifier";
 }
