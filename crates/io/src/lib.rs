@@ -67,6 +67,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod lock;
+mod objects;
 mod parquet;
 mod paths;
 mod remote;
@@ -91,6 +92,10 @@ pub use parquet::{
     is_parquet_name, is_parquet_output, parquet_output_name, shard_format, ParquetCodec,
     ParquetOptions, ParquetReader, ParquetWriter, RowGroupBatches, ShardFormat, PARQUET_MAGIC,
     WRITE_ROWS,
+};
+pub use objects::{
+    ObjectDir, ObjectLock, ObjectWriter, Versioned, LEASE_EXPIRY, LEASE_RENEW, PARTS_IN_FLIGHT,
+    PART_BYTES,
 };
 pub use paths::{join_under, validate_relative_name, UnsafeName};
 pub use remote::{is_url, RemoteObject, RemoteReader, MAX_ATTEMPTS, MAX_RESUMES, URL_SCHEMES};

@@ -111,7 +111,7 @@ pub(crate) struct Listing {
     pub skipped: Vec<(PathBuf, SkipReason)>,
 }
 
-fn remote_error(url: &str, error: object_store::Error) -> IoError {
+pub(crate) fn remote_error(url: &str, error: object_store::Error) -> IoError {
     let text = one_line(&error);
     let between = |open: &str, close: &str| {
         let start = text.find(open)? + open.len();
@@ -151,7 +151,7 @@ fn remote_error(url: &str, error: object_store::Error) -> IoError {
 }
 
 /// The error and its sources on one line (the server's XML body included, without newlines).
-fn one_line(error: &dyn std::error::Error) -> String {
+pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {
@@ -165,7 +165,7 @@ fn one_line(error: &dyn std::error::Error) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn runtime() -> Result<&'static tokio::runtime::Runtime, IoError> {
+pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime, IoError> {
     static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
@@ -196,18 +196,18 @@ fn retry_config() -> RetryConfig {
 }
 
 /// A store and the object path inside it a URL names.
-struct Location {
-    store: Arc<dyn ObjectStore>,
+pub(crate) struct Location {
+    pub(crate) store: Arc<dyn ObjectStore>,
     /// `scheme://authority`, for rebuilding object URLs.
-    base: String,
-    scheme: String,
-    authority: String,
-    path: ObjectPath,
+    pub(crate) base: String,
+    pub(crate) scheme: String,
+    pub(crate) authority: String,
+    pub(crate) path: ObjectPath,
     /// The path as written (percent-decoded), to tell `prefix/` from `prefix` and find globs.
-    raw_path: String,
+    pub(crate) raw_path: String,
 }
 
-fn resolve(input: &str) -> Result<Location, IoError> {
+pub(crate) fn resolve(input: &str) -> Result<Location, IoError> {
     let bad = |message: String| IoError::Remote {
         url: input.to_string(),
         message,

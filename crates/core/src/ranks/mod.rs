@@ -52,6 +52,8 @@ pub enum RankSource {
     Srun,
     /// `JOB_COMPLETION_INDEX` (a pod of a Kubernetes Indexed Job).
     Kubernetes,
+    /// None: a one-process run writing to object storage, kept as rank 0 of 1.
+    Single,
 }
 
 impl RankSource {
@@ -62,6 +64,7 @@ impl RankSource {
             RankSource::SlurmArray => "SLURM_ARRAY_TASK_ID",
             RankSource::Srun => "SLURM_PROCID",
             RankSource::Kubernetes => "JOB_COMPLETION_INDEX",
+            RankSource::Single => "a one-process run",
         }
     }
 }
@@ -76,6 +79,8 @@ pub enum WorldSource {
     Srun,
     /// The run's own record, `ranks/run.json`, pinned by the rank that created it.
     RunRecord,
+    /// A one-process run writing to object storage: 1.
+    Single,
 }
 
 impl WorldSource {
@@ -84,6 +89,7 @@ impl WorldSource {
             WorldSource::Flag => "--world-size",
             WorldSource::Srun => "SLURM_NTASKS",
             WorldSource::RunRecord => "ranks/run.json",
+            WorldSource::Single => "a one-process run",
         }
     }
 }
