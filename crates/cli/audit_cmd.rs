@@ -21,7 +21,7 @@ pub const EXIT_SCREEN_CONFIG: u8 = 4;
 
 #[derive(clap::Args, Debug)]
 pub struct AuditArgs {
-    /// Output directory of a `sluice run`.
+    /// Output directory of a `sluice run` (or its URL in object storage: s3://bucket/prefix/).
     pub out_dir: PathBuf,
     #[command(subcommand)]
     pub command: AuditCommand,
@@ -100,7 +100,8 @@ pub struct ExportArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// Output directory of a `sluice run`; report.html is written there.
+    /// Output directory of a `sluice run` (or its s3:// / gs:// / az:// URL); report.html is
+    /// written there.
     pub out_dir: PathBuf,
 }
 

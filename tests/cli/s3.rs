@@ -92,6 +92,81 @@ for here, _, files in os.walk(root):
         assert!(out.status.success(), "upload: {}", stderr(&out));
     }
 
+    /// Downloads every object under `prefix/` into `dir` (keys relative to the prefix); returns
+    /// the keys, with the multipart uploads still open under the prefix (none, once every
+    /// writer finished or aborted).
+    fn download(&self, prefix: &str, dir: &Path) -> (Vec<String>, usize) {
+        let script = r#"
+import os, sys, boto3
+bucket, prefix, root = sys.argv[1:4]
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+    for o in page.get("Contents", []):
+        rel = o["Key"][len(prefix) + 1:]
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        s3.download_file(bucket, o["Key"], path)
+        print("key", rel)
+uploads = s3.list_multipart_uploads(Bucket=bucket, Prefix=prefix + "/").get("Uploads", [])
+print("uploads", len(uploads))
+"#;
+        let out = Command::new(&self.env["SLUICE_TEST_S3_PYTHON"])
+            .envs(&self.env)
+            .args(["-c", script, self.bucket(), prefix, path_str(dir)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "download: {}", stderr(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let keys = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("key "))
+            .map(str::to_string)
+            .collect();
+        let uploads = text
+            .lines()
+            .find_map(|l| l.strip_prefix("uploads "))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(usize::MAX);
+        (keys, uploads)
+    }
+
+    /// Deletes every object under `prefix/` (what an earlier test run left).
+    fn clear(&self, prefix: &str) {
+        let script = r#"
+import os, sys, boto3
+bucket, prefix = sys.argv[1:3]
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+    for o in page.get("Contents", []):
+        s3.delete_object(Bucket=bucket, Key=o["Key"])
+"#;
+        let out = Command::new(&self.env["SLUICE_TEST_S3_PYTHON"])
+            .envs(&self.env)
+            .args(["-c", script, self.bucket(), prefix])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "clear: {}", stderr(&out));
+    }
+
+    /// Deletes the objects `keys`.
+    fn delete(&self, keys: &[String]) {
+        let script = r#"
+import os, sys, boto3
+bucket = sys.argv[1]
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+for key in sys.argv[2:]:
+    s3.delete_object(Bucket=bucket, Key=key)
+"#;
+        let mut args = vec!["-c", script, self.bucket()];
+        args.extend(keys.iter().map(String::as_str));
+        let out = Command::new(&self.env["SLUICE_TEST_S3_PYTHON"])
+            .envs(&self.env)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "delete: {}", stderr(&out));
+    }
+
     fn sluice(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
         Command::new(BIN)
             .envs(&self.env)
@@ -112,12 +187,16 @@ for here, _, files in os.walk(root):
 }
 
 fn run_args<'a>(config: &'a Path, inputs: &[&'a str], out: &'a Path) -> Vec<&'a str> {
+    run_args_to(config, inputs, path_str(out))
+}
+
+fn run_args_to<'a>(config: &'a Path, inputs: &[&'a str], out: &'a str) -> Vec<&'a str> {
     let mut args = vec![
         "run",
         "-c",
         path_str(config),
         "-o",
-        path_str(out),
+        out,
         "-q",
         "-i",
     ];
@@ -141,6 +220,9 @@ fn local_run(config: &Path, inputs: &[&str], out: &Path) {
 fn outputs(dir: &Path) -> (BTreeMap<String, Vec<u8>>, Vec<Value>) {
     let mut files = tree(dir);
     files.remove("manifest.json");
+    // A run into object storage keeps its state as completion records (a local one-process
+    // run in its journal, folded into the manifest).
+    files.retain(|name, _| !name.starts_with("ranks/"));
     let manifest = read_json(&dir.join("manifest.json"));
     let shards = manifest["shards"]
         .as_array()
@@ -434,12 +516,274 @@ fn the_server_killed_and_restarted_mid_run() {
     assert_eq!(outputs(&out), outputs(&reference));
 }
 
+
+fn ok(result: &Output) {
+    assert!(result.status.success(), "{}", stderr(result));
+}
+
+/// `--output s3://...`: every output object equals the local run's file byte for byte (the
+/// manifest too, minus where the inputs were), uploaded whole (no upload left open; objects
+/// bigger than a part are tested in sluice-io's `objects` module), with the
+/// manifest and reports folded from the completion records; a rerun skips the shards by their
+/// records and redoes a shard whose record is gone; `sluice report` and `sluice audit` read the
+/// URL as they read the directory.
+#[test]
+fn outputs_written_to_object_storage_equal_a_local_run() {
+    let Some((server, _guard)) = Server::shared() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("corpus");
+    corpus(&local);
+    server.clear("outputs");
+    server.upload(&local, "outputs/corpus");
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    let reference = tmp.path().join("local");
+    local_run(&config, &[path_str(&local)], &reference);
+
+    let out_url = server.url("outputs/out/");
+    let input = server.url("outputs/corpus/");
+    let mut args = run_args_to(&config, &[&input], &out_url);
+    args.push("--threads=2");
+    args.retain(|a| *a != "-q");
+    ok(&server.sluice(&args, &[]));
+    let downloaded = tmp.path().join("downloaded");
+    let (keys, uploads) = server.download("outputs/out", &downloaded);
+    assert_eq!(uploads, 0, "an upload was left open");
+    assert_eq!(outputs(&downloaded), outputs(&reference));
+    for key in ["manifest.json", "report.json", "report.html", "ranks/run.json"] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing: {keys:?}");
+    }
+    assert!(
+        !keys.iter().any(|k| k.contains("lock")),
+        "a lock object was left: {keys:?}"
+    );
+    let report = read_json(&downloaded.join("report.json"));
+    let expected = read_json(&reference.join("report.json"));
+    for key in ["input", "destinations", "error_kinds", "audited"] {
+        assert_eq!(report[key], expected[key], "{key}");
+    }
+    assert_eq!(report["shards"]["done"], 7, "{report:#}");
+
+    // A rerun skips every shard by its completion record; one record removed: that shard alone
+    // is redone, and the outputs are the same.
+    let rerun = server.sluice(&args, &[]);
+    ok(&rerun);
+    assert!(
+        stderr(&rerun).contains("7 shards (0 done, 7 skipped, 0 failed)"),
+        "{}",
+        stderr(&rerun)
+    );
+    server.delete(&["outputs/out/ranks/done/clean.jsonl.json".to_string()]);
+    let rerun = server.sluice(&args, &[]);
+    ok(&rerun);
+    assert!(
+        stderr(&rerun).contains("7 shards (1 done, 6 skipped, 0 failed)"),
+        "{}",
+        stderr(&rerun)
+    );
+    let again = tmp.path().join("again");
+    server.download("outputs/out", &again);
+    assert_eq!(outputs(&again), outputs(&reference));
+
+    // The readers, on the URL as on the directory.
+    for command in [
+        vec!["audit", "OUT", "summary"],
+        vec!["audit", "OUT", "show", "--sample", "3", "--color", "never"],
+        vec!["audit", "OUT", "export", "--format", "jsonl"],
+        vec!["report", "OUT"],
+    ] {
+        let on = |out: &str| -> String {
+            let args: Vec<&str> = command
+                .iter()
+                .map(|a| if *a == "OUT" { out } else { a })
+                .collect();
+            let result = server.sluice(&args, &[]);
+            ok(&result);
+            String::from_utf8_lossy(&result.stdout).into_owned()
+        };
+        let remote = on(&out_url);
+        let local = on(path_str(&reference));
+        assert_eq!(
+            remote.replace(out_url.trim_end_matches('/'), "OUT"),
+            local.replace(path_str(&reference), "OUT"),
+            "{command:?}"
+        );
+    }
+}
+
+/// Two ranks writing into one URL, then `sluice merge` on it: the merged outputs equal a local
+/// one-process run.
+#[test]
+fn two_ranks_write_to_one_url_and_merge_there() {
+    let Some((server, _guard)) = Server::shared() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("corpus");
+    corpus(&local);
+    server.clear("ranks");
+    server.upload(&local, "ranks/corpus");
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    let reference = tmp.path().join("local");
+    local_run(&config, &[path_str(&local)], &reference);
+    let out_url = server.url("ranks/out");
+    let input = server.url("ranks/corpus/");
+    let children: Vec<_> = ["0", "1"]
+        .iter()
+        .map(|rank| {
+            let mut args = run_args_to(&config, &[&input], &out_url);
+            args.extend(["--rank", rank, "--world-size", "2", "--threads=1"]);
+            Command::new(BIN)
+                .envs(&server.env)
+                .args(&args)
+                .current_dir(repo())
+                .output()
+                .unwrap()
+        })
+        .collect();
+    for child in &children {
+        ok(child);
+    }
+    // Not merged yet: the readers say so.
+    let unmerged = server.sluice(&["audit", &out_url, "summary"], &[]);
+    assert!(
+        stderr(&unmerged).contains("sluice merge"),
+        "{}",
+        stderr(&unmerged)
+    );
+    let merged = server.sluice(&["merge", &out_url], &[]);
+    ok(&merged);
+    assert!(
+        stderr(&merged).contains("merged 2 ranks"),
+        "{}",
+        stderr(&merged)
+    );
+    let downloaded = tmp.path().join("downloaded");
+    let (keys, _) = server.download("ranks/out", &downloaded);
+    assert!(keys.iter().any(|k| k == "report.html"), "{keys:?}");
+    assert_eq!(outputs(&downloaded), outputs(&reference));
+    let report = read_json(&downloaded.join("report.json"));
+    assert_eq!(report["ranks"].as_array().unwrap().len(), 2, "{report:#}");
+}
+
+/// The server killed (SIGKILL) part-way through a run writing into it, and started again: the
+/// run retries or fails its shards cleanly, no object is left half-written under a final name
+/// (every output object there is the local run's, byte for byte), and a rerun completes with the
+/// local run's outputs (taking over the lock the first run could not remove).
+#[test]
+fn the_server_killed_and_restarted_while_outputs_are_written() {
+    let Some((server, _guard)) = Server::exclusive() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("corpus");
+    generate_corpus(&local, 4, 40_000, 9);
+    server.clear("killed-out");
+    server.upload(&local, "killed-out/corpus");
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    let reference = tmp.path().join("local");
+    local_run(&config, &[path_str(&local)], &reference);
+
+    let out_url = server.url("killed-out/out/");
+    let input = server.url("killed-out/corpus/");
+    let mut args = run_args_to(&config, &[&input], &out_url);
+    args.retain(|a| *a != "-q");
+    args.push("--threads=1");
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let child = Command::new(BIN)
+        .envs(&server.env)
+        .args(&args)
+        .current_dir(repo())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // After the first shard's outputs are written, during the second's.
+    std::thread::sleep(Duration::from_millis(5000));
+    server.script("kill");
+    std::thread::sleep(Duration::from_millis(3000));
+    server.script("start");
+    let first = child.wait_with_output().unwrap();
+    eprintln!("first run: {:?}\n{}", first.status, stderr(&first));
+    assert!(
+        matches!(first.status.code(), Some(0 | 1 | 3)),
+        "{:?}: {}",
+        first.status,
+        stderr(&first)
+    );
+    let partial = tmp.path().join("partial");
+    server.download("killed-out/out", &partial);
+    let expected = tree(&reference);
+    for (name, bytes) in tree(&partial) {
+        if name == "manifest.json" {
+            continue; // it names the inputs where they were
+        }
+        if let Some(want) = expected.get(&name) {
+            assert!(*want == bytes, "{name} differs from the local run's");
+        }
+    }
+
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let rerun = server.sluice(&args, &[]);
+    ok(&rerun);
+    let downloaded = tmp.path().join("downloaded");
+    let (_, uploads) = server.download("killed-out/out", &downloaded);
+    assert_eq!(uploads, 0, "an upload was left open");
+    assert_eq!(outputs(&downloaded), outputs(&reference));
+}
+
+/// A second run into the same URL while one runs is refused, naming the holder; the lock is
+/// an object, removed when the run ends.
+#[test]
+fn a_second_run_into_a_busy_url_is_refused() {
+    let Some((server, _guard)) = Server::shared() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("corpus");
+    generate_corpus(&local, 2, 20_000, 4);
+    server.clear("busy");
+    server.upload(&local, "busy/corpus");
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    let out_url = server.url("busy/out");
+    let input = server.url("busy/corpus/");
+    let mut args = run_args_to(&config, &[&input], &out_url);
+    args.push("--threads=1");
+    let first = Command::new(BIN)
+        .envs(&server.env)
+        .args(&args)
+        .current_dir(repo())
+        .spawn()
+        .unwrap();
+    let lock_key = "busy/out/ranks/locks/rank-00000-of-00001.lock";
+    let mut seen = false;
+    for _ in 0..100 {
+        let (keys, _) = server.download("busy/out", &tmp.path().join("peek"));
+        if keys.iter().any(|k| format!("busy/out/{k}") == lock_key) {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen, "the first run's lock object never appeared");
+    let second = server.sluice(&args, &[]);
+    let mut first = first;
+    let status = first.wait().unwrap();
+    assert!(status.success());
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    let message = stderr(&second);
+    assert!(message.contains("already running"), "{message}");
+    assert!(message.contains(&format!("pid {}", first.id())), "{message}");
+    let (keys, _) = server.download("busy/out", &tmp.path().join("after"));
+    assert!(!keys.iter().any(|k| k.contains("lock")), "{keys:?}");
+}
+
 #[test]
 fn help_says_what_object_storage_supports() {
     let out = Command::new(BIN).args(["run", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("s3://"), "{help}");
-    assert!(help.contains("outputs are local"), "{help}");
+    assert!(help.contains("outputs too"), "{help}");
     let _: PathBuf = repo();
 }
 

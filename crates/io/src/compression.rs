@@ -150,6 +150,15 @@ pub fn open_written(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>
     open_stream(path, false, |raw| raw)
 }
 
+/// [`open_written`] over the bytes of `reader` (an output in object storage); `name` names it
+/// in errors and its file name claims a compression.
+pub fn open_written_reader(
+    name: &Path,
+    reader: Box<dyn Read + Send>,
+) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
+    open_reader(name, reader, false, |raw| raw)
+}
+
 /// [`open_shard_observed`] for an object in object storage: streamed from the store (see
 /// [`crate::RemoteReader`]), its compression detected from its first bytes as for a file. A
 /// Parquet object (`PAR1`, or a `*.parquet` name) is [`IoError::RemoteParquet`]: not read from

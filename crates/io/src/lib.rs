@@ -79,7 +79,7 @@ pub use chunker::{
 };
 pub use compression::{
     compress_frame, drain_to_end, empty_stream, gzip_level, open_remote_shard_observed, open_shard,
-    open_shard_observed, open_written, output_name, CompressedFile, CompressedWriter, Compression,
+    open_shard_observed, open_written, open_written_reader, output_name, CompressedFile, CompressedWriter, Compression,
     LazyCompressedFile, READ_BUFFER_BYTES,
 };
 pub use discover::{

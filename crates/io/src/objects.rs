@@ -544,3 +544,126 @@ impl Drop for ObjectLock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::tests::{test_server, test_store};
+    use std::collections::HashMap;
+
+    fn test_dir(settings: &HashMap<String, String>, prefix: &str) -> ObjectDir {
+        ObjectDir {
+            store: test_store(settings),
+            url: format!("s3://{}/{prefix}", settings["SLUICE_TEST_S3_BUCKET"]),
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// Multipart uploads open under `prefix`, as the server lists them (boto3).
+    fn open_uploads(settings: &HashMap<String, String>, prefix: &str) -> usize {
+        let script = "import os, sys, boto3\n\
+            s3 = boto3.client('s3', endpoint_url=os.environ['AWS_ENDPOINT_URL'])\n\
+            print(len(s3.list_multipart_uploads(Bucket=sys.argv[1], Prefix=sys.argv[2]).get('Uploads', [])))";
+        let out = std::process::Command::new(&settings["SLUICE_TEST_S3_PYTHON"])
+            .envs(settings)
+            .args(["-c", script, &settings["SLUICE_TEST_S3_BUCKET"], prefix])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    fn bytes(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i % 253) as u8).collect()
+    }
+
+    /// An object bigger than a part goes up in parts, visible only when finished; one smaller
+    /// goes up as one PUT at the end; one dropped unfinished leaves no object and no upload.
+    #[test]
+    fn objects_appear_whole_when_finished_and_dropped_ones_leave_nothing() {
+        let Some(settings) = test_server() else {
+            return;
+        };
+        let dir = test_dir(&settings, "unit/objects/writer");
+        for size in [0, 1000, PART_BYTES * 2 + 12_345] {
+            let name = format!("out-{size}.bin");
+            dir.remove(&name).unwrap();
+            let data = bytes(size);
+            let mut writer = dir.create(&name);
+            for piece in data.chunks(1 << 20) {
+                writer.write_all(piece).unwrap();
+            }
+            if size > PART_BYTES {
+                assert!(writer.upload.is_some(), "parts were sent while writing");
+            }
+            assert!(!dir.exists(&name).unwrap(), "visible before finish");
+            writer.finish().unwrap();
+            let read = dir.read(&name).unwrap().unwrap();
+            assert!(read.bytes.as_ref() == &data[..], "{size} bytes read back");
+        }
+        let mut writer = dir.create("dropped.bin");
+        writer.write_all(&bytes(PART_BYTES + 5)).unwrap();
+        assert!(writer.upload.is_some());
+        drop(writer);
+        assert!(!dir.exists("dropped.bin").unwrap());
+        assert_eq!(open_uploads(&settings, "unit/objects/writer/dropped.bin"), 0);
+    }
+
+    #[test]
+    fn conditional_creates_and_updates() {
+        let Some(settings) = test_server() else {
+            return;
+        };
+        let dir = test_dir(&settings, "unit/objects/conditional");
+        dir.remove("run.json").unwrap();
+        assert!(dir.create_new("run.json", b"first").unwrap());
+        assert!(!dir.create_new("run.json", b"second").unwrap());
+        let read = dir.read("run.json").unwrap().unwrap();
+        assert_eq!(read.bytes.as_ref(), b"first");
+        assert!(dir.replace_if("run.json", b"third", &read).unwrap());
+        // The version read is no longer there: a second writer with it is refused.
+        assert!(!dir.replace_if("run.json", b"fourth", &read).unwrap());
+        assert_eq!(dir.read("run.json").unwrap().unwrap().bytes.as_ref(), b"third");
+        dir.remove("run.json").unwrap();
+        assert!(dir.read("run.json").unwrap().is_none());
+    }
+
+    #[test]
+    fn locks_are_exclusive_and_a_dead_holder_is_taken_over() {
+        let Some(settings) = test_server() else {
+            return;
+        };
+        let dir = test_dir(&settings, "unit/objects/lock");
+        dir.remove("x.lock").unwrap();
+        let held = ObjectLock::acquire(&dir, "x.lock", "first").unwrap();
+        let refused = ObjectLock::acquire(&dir, "x.lock", "second").unwrap_err();
+        assert!(
+            matches!(&refused, LockError::Held { holder: Some(h), .. } if h.pid == std::process::id()),
+            "{refused}"
+        );
+        assert!(ObjectLock::check_free(&dir, "x.lock").is_err());
+        drop(held);
+        assert!(!dir.exists("x.lock").unwrap());
+        ObjectLock::check_free(&dir, "x.lock").unwrap();
+        // A holder of this host whose process is gone: stale, taken over, reported.
+        let dead = Holder {
+            pid: 999_999_999,
+            host: crate::hostname(),
+            started: "2026-01-01T00:00:00Z".into(),
+            command: "killed".into(),
+        };
+        dir.put("x.lock", dead.to_file().as_bytes()).unwrap();
+        ObjectLock::check_free(&dir, "x.lock").unwrap();
+        let taken = ObjectLock::acquire(&dir, "x.lock", "third").unwrap();
+        assert_eq!(taken.stale().map(|h| h.pid), Some(999_999_999));
+        drop(taken);
+        // A live holder on another host, renewed just now: held.
+        let elsewhere = Holder {
+            host: "another-host".into(),
+            ..dead
+        };
+        dir.put("x.lock", elsewhere.to_file().as_bytes()).unwrap();
+        assert!(ObjectLock::acquire(&dir, "x.lock", "fourth").is_err());
+        dir.remove("x.lock").unwrap();
+    }
+}

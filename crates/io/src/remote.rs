@@ -768,7 +768,7 @@ pub(crate) mod tests {
         None
     }
 
-    fn test_store(settings: &HashMap<String, String>) -> Arc<dyn ObjectStore> {
+    pub(crate) fn test_store(settings: &HashMap<String, String>) -> Arc<dyn ObjectStore> {
         Arc::new(
             object_store::aws::AmazonS3Builder::new()
                 .with_endpoint(&settings["AWS_ENDPOINT_URL"])
