@@ -126,7 +126,6 @@ impl OutDir {
     /// one text field, the row's text and id at the run's `text_field` and `id_field`; for
     /// several text sources, the columns they read, as JSON.
     fn documents(&self, dir: &str, entry: &ShardEntry) -> Result<DocumentReader, AuditError> {
-        let path = self.stream_path(dir, entry);
         if !OutDir::is_parquet(entry) {
             return Ok(DocumentReader::Lines(self.lines(dir, entry)?));
         }
@@ -135,8 +134,9 @@ impl OutDir {
         // Only the columns holding the text and the id are read.
         let roots = fields.roots();
         Ok(DocumentReader::Parquet {
-            rows: Box::new(crate::parquet_rows::ParquetRows::open_columns(
-                &path,
+            rows: Box::new(crate::parquet_rows::ParquetRows::open_in(
+                self,
+                &self.stream_name(dir, entry),
                 Some(roots.clone()),
             )?),
             single: fields.is_single(),

@@ -174,6 +174,10 @@ pub trait Storage: Send + Sync {
     fn check(&self) -> Result<(), IoError> {
         Ok(())
     }
+    /// The object `name` is, as listed (object storage only; `None` on a local disk).
+    fn remote_object(&self, _name: &str) -> Result<Option<sluice_io::RemoteObject>, IoError> {
+        Ok(None)
+    }
 }
 
 /// A record read whole, with what a conditional replace needs.
@@ -430,6 +434,10 @@ impl Storage for ObjectStorage {
 
     fn open(&self, name: &str) -> Result<Box<dyn io::Read + Send>, IoError> {
         Ok(Box::new(self.dir.reader(name)?))
+    }
+
+    fn remote_object(&self, name: &str) -> Result<Option<sluice_io::RemoteObject>, IoError> {
+        self.dir.object(name)
     }
 }
 

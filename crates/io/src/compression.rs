@@ -161,22 +161,13 @@ pub fn open_written_reader(
 
 /// [`open_shard_observed`] for an object in object storage: streamed from the store (see
 /// [`crate::RemoteReader`]), its compression detected from its first bytes as for a file. A
-/// Parquet object (`PAR1`, or a `*.parquet` name) is [`IoError::RemoteParquet`]: not read from
-/// object storage yet.
+/// Parquet object is read by [`crate::ParquetReader::open_remote`] instead (see
+/// [`crate::remote_shard_format`]).
 pub fn open_remote_shard_observed(
     object: &crate::RemoteObject,
     observe: impl FnOnce(Box<dyn Read + Send>) -> Box<dyn Read + Send>,
 ) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
     let path = PathBuf::from(&object.url);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if crate::is_parquet_name(&name) || name.to_ascii_lowercase().contains(".parquet.") {
-        return Err(IoError::RemoteParquet {
-            url: object.url.clone(),
-        });
-    }
     let reader = crate::RemoteReader::open(object)?;
     open_reader(&path, Box::new(reader), true, observe)
 }
@@ -216,11 +207,6 @@ fn open_reader(
         }
     }
     let prefix = &magic[..got];
-    if prefix == crate::PARQUET_MAGIC && crate::is_url(&path.to_string_lossy()) {
-        return Err(IoError::RemoteParquet {
-            url: path.display().to_string(),
-        });
-    }
     let detected = detect(prefix);
 
     let file_name = path

@@ -49,7 +49,9 @@
 //! lists them with the rules of a local directory or glob, and [`open_remote_shard_observed`]
 //! streams an object through [`RemoteReader`] (retried on throttling, 5xx and refused
 //! connections; resumed by a ranged GET from the failed byte). Credentials come only from the
-//! environment. Parquet objects are not read from there yet. See the `remote` module's docs.
+//! environment. Parquet objects are read by ranged GETs of their footer and row groups
+//! ([`ParquetReader::open_remote`]). Outputs may be written there too ([`ObjectDir`]: multipart
+//! uploads, conditional puts, lease locks). See the `remote` and `objects` modules' docs.
 //!
 //! # Atomic outputs
 //!
@@ -98,6 +100,9 @@ pub use objects::{
     PART_BYTES,
 };
 pub use paths::{join_under, validate_relative_name, UnsafeName};
-pub use remote::{is_url, RemoteObject, RemoteReader, MAX_ATTEMPTS, MAX_RESUMES, URL_SCHEMES};
+pub use remote::{
+    is_url, remote_shard_format, RemoteChunks, RemoteObject, RemoteReader, MAX_ATTEMPTS, MAX_RESUMES,
+    URL_SCHEMES,
+};
 /// The Arrow crates Parquet batches are made of, for callers that handle them.
 pub use {arrow_array, arrow_schema, arrow_select};
