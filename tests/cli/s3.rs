@@ -624,6 +624,47 @@ fn outputs_written_to_object_storage_equal_a_local_run() {
             "{command:?}"
         );
     }
+
+    // rethreshold from the URL into another URL, as from the directory into a directory.
+    server.clear("outputs/redone");
+    let redone_url = server.url("outputs/redone/");
+    let set = ["--set", "hazard-terms.min_distinct=3", "-q"];
+    let mut args = vec!["rethreshold", &out_url, "-o", &redone_url];
+    args.extend(set);
+    ok(&server.sluice(&args, &[]));
+    let local_redone = tmp.path().join("local-redone");
+    let mut args = vec![
+        "rethreshold",
+        path_str(&reference),
+        "-o",
+        path_str(&local_redone),
+    ];
+    args.extend(set);
+    ok(&server.sluice(&args, &[]));
+    let redone = tmp.path().join("redone");
+    let (keys, _) = server.download("outputs/redone", &redone);
+    assert!(keys.iter().any(|k| k == "report.html"), "{keys:?}");
+    assert_eq!(outputs(&redone), outputs(&local_redone));
+    // Not over a run that is there.
+    let mut args = vec!["rethreshold", &out_url, "-o", &redone_url];
+    args.extend(set);
+    let again = server.sluice(&args, &[]);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("holds a run already"), "{}", stderr(&again));
+
+    // screen: a dataset in the bucket, its outputs kept there, the verdict as for the files.
+    let screened_url = server.url("outputs/screened/");
+    let screen = |dataset: &str, extra: &[&str]| {
+        let mut args = vec!["screen", dataset, "-c", "configs/finetune-screen.toml"];
+        args.extend(extra);
+        let result = server.sluice(&args, &[]);
+        (result.status.code(), String::from_utf8_lossy(&result.stdout).into_owned())
+    };
+    let remote = screen(&input, &["-o", &screened_url]);
+    let local = screen(path_str(&local), &[]);
+    assert_eq!(remote, local);
+    let (keys, _) = server.download("outputs/screened", &tmp.path().join("screened"));
+    assert!(keys.iter().any(|k| k == "manifest.json"), "{keys:?}");
 }
 
 /// Two ranks writing into one URL, then `sluice merge` on it: the merged outputs equal a local
