@@ -667,6 +667,36 @@ fn outputs_written_to_object_storage_equal_a_local_run() {
     assert!(keys.iter().any(|k| k == "manifest.json"), "{keys:?}");
 }
 
+/// An output prefix inside the input prefix is never read back as input.
+#[test]
+fn an_output_prefix_inside_the_input_is_not_read_back() {
+    let Some((server, _guard)) = Server::shared() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("corpus");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::copy(
+        repo().join("fixtures/corpus/clean.jsonl"),
+        local.join("clean.jsonl"),
+    )
+    .unwrap();
+    server.clear("inside");
+    server.upload(&local, "inside");
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    let input = server.url("inside/");
+    let out_url = server.url("inside/out/");
+    for _ in 0..2 {
+        ok(&server.sluice(&run_args_to(&config, &[&input], &out_url), &[]));
+    }
+    let downloaded = tmp.path().join("downloaded");
+    server.download("inside/out", &downloaded);
+    let manifest = read_json(&downloaded.join("manifest.json"));
+    // Only the input shard: none of the outputs the first run wrote under inside/out/.
+    assert_eq!(manifest["shards"].as_array().unwrap().len(), 1, "{manifest:#}");
+    assert_eq!(manifest["shards"][0]["name"], "clean.jsonl");
+}
+
 /// Two ranks writing into one URL, then `sluice merge` on it: the merged outputs equal a local
 /// one-process run.
 #[test]
