@@ -386,6 +386,18 @@ fn wrong_credentials_are_one_clear_error_before_any_work() {
     assert!(message.contains(&input), "{message}");
     assert!(!message.contains(secret), "{message}");
     assert!(!out.exists(), "no work done, nothing written");
+    // Into a URL: refused by the first request, before the listing, naming the output.
+    let out_url = server.url("credentials-out/");
+    let result = server.sluice(
+        &run_args_to(&config, &[path_str(&local)], &out_url),
+        &[("AWS_SECRET_ACCESS_KEY", secret)],
+    );
+    assert_eq!(result.status.code(), Some(3), "{}", stderr(&result));
+    let message = stderr(&result);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(message.contains("access denied"), "{message}");
+    assert!(message.contains("credentials-out"), "{message}");
+    assert!(!message.contains(secret), "{message}");
 }
 
 #[test]
