@@ -191,15 +191,7 @@ fn run_args<'a>(config: &'a Path, inputs: &[&'a str], out: &'a Path) -> Vec<&'a 
 }
 
 fn run_args_to<'a>(config: &'a Path, inputs: &[&'a str], out: &'a str) -> Vec<&'a str> {
-    let mut args = vec![
-        "run",
-        "-c",
-        path_str(config),
-        "-o",
-        out,
-        "-q",
-        "-i",
-    ];
+    let mut args = vec!["run", "-c", path_str(config), "-o", out, "-q", "-i"];
     args.extend_from_slice(inputs);
     args
 }
@@ -542,7 +534,6 @@ fn the_server_killed_and_restarted_mid_run() {
     assert_eq!(outputs(&out), outputs(&reference));
 }
 
-
 fn ok(result: &Output) {
     assert!(result.status.success(), "{}", stderr(result));
 }
@@ -577,7 +568,12 @@ fn outputs_written_to_object_storage_equal_a_local_run() {
     let (keys, uploads) = server.download("outputs/out", &downloaded);
     assert_eq!(uploads, 0, "an upload was left open");
     assert_eq!(outputs(&downloaded), outputs(&reference));
-    for key in ["manifest.json", "report.json", "report.html", "ranks/run.json"] {
+    for key in [
+        "manifest.json",
+        "report.json",
+        "report.html",
+        "ranks/run.json",
+    ] {
         assert!(keys.iter().any(|k| k == key), "{key} missing: {keys:?}");
     }
     assert!(
@@ -662,7 +658,11 @@ fn outputs_written_to_object_storage_equal_a_local_run() {
     args.extend(set);
     let again = server.sluice(&args, &[]);
     assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
-    assert!(stderr(&again).contains("holds a run already"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("holds a run already"),
+        "{}",
+        stderr(&again)
+    );
 
     // screen: a dataset in the bucket, its outputs kept there, the verdict as for the files.
     let screened_url = server.url("outputs/screened/");
@@ -670,7 +670,10 @@ fn outputs_written_to_object_storage_equal_a_local_run() {
         let mut args = vec!["screen", dataset, "-c", "configs/finetune-screen.toml"];
         args.extend(extra);
         let result = server.sluice(&args, &[]);
-        (result.status.code(), String::from_utf8_lossy(&result.stdout).into_owned())
+        (
+            result.status.code(),
+            String::from_utf8_lossy(&result.stdout).into_owned(),
+        )
     };
     let remote = screen(&input, &["-o", &screened_url]);
     let local = screen(path_str(&local), &[]);
@@ -705,7 +708,11 @@ fn an_output_prefix_inside_the_input_is_not_read_back() {
     server.download("inside/out", &downloaded);
     let manifest = read_json(&downloaded.join("manifest.json"));
     // Only the input shard: none of the outputs the first run wrote under inside/out/.
-    assert_eq!(manifest["shards"].as_array().unwrap().len(), 1, "{manifest:#}");
+    assert_eq!(
+        manifest["shards"].as_array().unwrap().len(),
+        1,
+        "{manifest:#}"
+    );
     assert_eq!(manifest["shards"][0]["name"], "clean.jsonl");
 }
 
@@ -870,7 +877,10 @@ fn a_second_run_into_a_busy_url_is_refused() {
     assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
     let message = stderr(&second);
     assert!(message.contains("already running"), "{message}");
-    assert!(message.contains(&format!("pid {}", first.id())), "{message}");
+    assert!(
+        message.contains(&format!("pid {}", first.id())),
+        "{message}"
+    );
     let (keys, _) = server.download("busy/out", &tmp.path().join("after"));
     assert!(!keys.iter().any(|k| k.contains("lock")), "{keys:?}");
 }

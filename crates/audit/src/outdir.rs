@@ -4,11 +4,11 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sluice_core::output::Storage;
 use sluice_core::records::ErrorRecord;
 use sluice_core::run::{ShardEntry, ShardStatus, MANIFEST, REPORT};
 use sluice_core::stats::Destination;
 use sluice_core::{Manifest, Report};
-use sluice_core::output::Storage;
 use sluice_io::open_written;
 
 use crate::{AuditError, Record};
@@ -33,8 +33,8 @@ impl OutDir {
             path: path.join(name),
             message,
         };
-        let storage = sluice_core::output::open_output(path)
-            .map_err(|e| read_error("", e.to_string()))?;
+        let storage =
+            sluice_core::output::open_output(path).map_err(|e| read_error("", e.to_string()))?;
         let manifest = Manifest::load_from(&*storage)?;
         let manifest = match manifest {
             Some(manifest) => manifest,
@@ -161,10 +161,9 @@ impl OutDir {
     pub fn lines(&self, dir: &str, entry: &ShardEntry) -> Result<LineReader, AuditError> {
         match self.storage.local_dir() {
             Some(_) => LineReader::open(&self.stream_path(dir, entry)),
-            None => LineReader::from_reader(
-                &self.stream_path(dir, entry),
-                self.open_raw(dir, entry)?,
-            ),
+            None => {
+                LineReader::from_reader(&self.stream_path(dir, entry), self.open_raw(dir, entry)?)
+            }
         }
     }
 
@@ -218,10 +217,11 @@ impl LineReader {
         path: &Path,
         raw: Box<dyn std::io::Read + Send>,
     ) -> Result<LineReader, AuditError> {
-        let (_, reader) = sluice_io::open_written_reader(path, raw).map_err(|e| AuditError::Read {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let (_, reader) =
+            sluice_io::open_written_reader(path, raw).map_err(|e| AuditError::Read {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         Ok(LineReader {
             path: path.to_path_buf(),
             reader,

@@ -368,8 +368,7 @@ fn write_output(
         }
         let name = entry.output_name.clone().unwrap_or_default();
         if OutDir::is_parquet(entry) {
-            let stats =
-                redecide_parquet_shard(out, entry, old, config, hash, storage, &mut times)?;
+            let stats = redecide_parquet_shard(out, entry, old, config, hash, storage, &mut times)?;
             let mut entry = entry.clone();
             entry.stats = Some(stats);
             shards.push(entry);
@@ -452,7 +451,10 @@ fn write_output(
     let report = build_report(config, &new_manifest, started, &times);
     // The report first, the manifest last: a directory with a manifest is whole.
     for (name, bytes) in [
-        (REPORT, serde_json::to_vec_pretty(&report).expect("report serializes")),
+        (
+            REPORT,
+            serde_json::to_vec_pretty(&report).expect("report serializes"),
+        ),
         (
             MANIFEST,
             serde_json::to_vec_pretty(&new_manifest).expect("manifest serializes"),

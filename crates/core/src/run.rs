@@ -394,7 +394,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     // On object storage there is no append (the journal) nor rename: a one-process run keeps
     // its state as a run over ranks does, one completion record per shard, as rank 0 of 1, and
     // folds them into manifest.json and report.json when it ends.
-    let implicit_rank = (remote && options.rank.is_none()).then(|| crate::ranks::RankRequest {
+    let implicit_rank = (remote && options.rank.is_none()).then_some(crate::ranks::RankRequest {
         rank: 0,
         world_size: Some(1),
         rank_source: crate::ranks::RankSource::Single,
@@ -406,14 +406,13 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         storage.check()?;
     }
     // The run's own output directory is never an input, even inside an input directory; and it
-    // cannot be an input directory itself (its kept/, manifest.json... would be read back).
-    if let Ok(out) = std::fs::canonicalize(&output).map_err(|_| ()).and_then(|out| {
-        if remote {
-            Err(())
-        } else {
-            Ok(out)
-        }
-    }) {
+    // cannot be an input directory itself (its kept/, manifest.json... would be read back). An
+    // output URL is excluded from the inputs' listings instead.
+    let canonical_output = match remote {
+        true => None,
+        false => std::fs::canonicalize(&output).ok(),
+    };
+    if let Some(out) = canonical_output {
         if let Some(input) = inputs
             .iter()
             .find(|i| std::fs::canonicalize(i).is_ok_and(|i| i == out))
@@ -589,7 +588,10 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         skipped: skipped_inputs,
     });
     if claim.is_none() {
-        manifest.lock().expect("manifest lock").write_to(&*storage)?;
+        manifest
+            .lock()
+            .expect("manifest lock")
+            .write_to(&*storage)?;
     }
 
     let threads = match options.threads.unwrap_or(config.run.threads) {
@@ -696,7 +698,6 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                         .map_err(RunError::from),
                     Some(_) => Ok(()), // a failure goes in the rank's record
                     None => append_journal(&output, &m.shards[index]),
-
                 };
                 if let Err(e) = recorded {
                     manifest_error.lock().expect("lock").get_or_insert(e);

@@ -81,8 +81,8 @@ pub use chunker::{
 };
 pub use compression::{
     compress_frame, drain_to_end, empty_stream, gzip_level, open_remote_shard_observed, open_shard,
-    open_shard_observed, open_written, open_written_reader, output_name, CompressedFile, CompressedWriter, Compression,
-    LazyCompressedFile, READ_BUFFER_BYTES,
+    open_shard_observed, open_written, open_written_reader, output_name, CompressedFile,
+    CompressedWriter, Compression, LazyCompressedFile, READ_BUFFER_BYTES,
 };
 pub use discover::{
     discover, discover_shards, is_shard_file_name, DiscoverOptions, Discovery, FailedEntry, Shard,
@@ -90,19 +90,19 @@ pub use discover::{
 };
 pub use error::IoError;
 pub use lock::{hostname, utc_timestamp, Holder, LockError, OutputLock, LOCK_FILE};
+pub use objects::{
+    ObjectDir, ObjectLock, ObjectWriter, Versioned, LEASE_EXPIRY, LEASE_RENEW, PARTS_IN_FLIGHT,
+    PART_BYTES,
+};
 pub use parquet::{
     is_parquet_name, is_parquet_output, parquet_output_name, shard_format, ParquetCodec,
     ParquetOptions, ParquetReader, ParquetWriter, RowGroupBatches, ShardFormat, PARQUET_MAGIC,
     WRITE_ROWS,
 };
-pub use objects::{
-    ObjectDir, ObjectLock, ObjectWriter, Versioned, LEASE_EXPIRY, LEASE_RENEW, PARTS_IN_FLIGHT,
-    PART_BYTES,
-};
 pub use paths::{join_under, validate_relative_name, UnsafeName};
 pub use remote::{
-    is_url, remote_shard_format, RemoteChunks, RemoteObject, RemoteReader, MAX_ATTEMPTS, MAX_RESUMES,
-    URL_SCHEMES,
+    is_url, remote_shard_format, RemoteChunks, RemoteObject, RemoteReader, MAX_ATTEMPTS,
+    MAX_RESUMES, URL_SCHEMES,
 };
 /// The Arrow crates Parquet batches are made of, for callers that handle them.
 pub use {arrow_array, arrow_schema, arrow_select};

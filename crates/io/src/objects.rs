@@ -253,9 +253,8 @@ impl ObjectDir {
             .map_err(PutFailed::Other)?
             .block_on(self.store.put_opts(&path, payload, options));
         result.map_err(|e| match e {
-            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
-                PutFailed::Conflict
-            }
+            object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. } => PutFailed::Conflict,
             // An update of an object removed meanwhile.
             object_store::Error::NotFound { .. } if update => PutFailed::Conflict,
             e => PutFailed::Other(remote_error(&self.url_of(name), e)),
@@ -321,7 +320,9 @@ impl ObjectWriter {
         let result = match self.upload.take() {
             None => {
                 let payload = PutPayload::from(Bytes::from(std::mem::take(&mut self.buffer)));
-                runtime.block_on(self.store.put(&self.path, payload)).map(|_| ())
+                runtime
+                    .block_on(self.store.put(&self.path, payload))
+                    .map(|_| ())
             }
             Some(mut upload) => {
                 upload.put(Bytes::from(std::mem::take(&mut self.buffer)));
@@ -395,7 +396,11 @@ fn stale_reason(dir: &ObjectDir, name: &str, holder: Option<&Holder>) -> Option<
         return Some("its process is gone");
     }
     let path = dir.path(name);
-    let modified = runtime().ok()?.block_on(dir.store.head(&path)).ok()?.last_modified;
+    let modified = runtime()
+        .ok()?
+        .block_on(dir.store.head(&path))
+        .ok()?
+        .last_modified;
     let age = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?
@@ -569,7 +574,11 @@ mod tests {
             .args(["-c", script, &settings["SLUICE_TEST_S3_BUCKET"], prefix])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     }
 
@@ -606,7 +615,10 @@ mod tests {
         assert!(writer.upload.is_some());
         drop(writer);
         assert!(!dir.exists("dropped.bin").unwrap());
-        assert_eq!(open_uploads(&settings, "unit/objects/writer/dropped.bin"), 0);
+        assert_eq!(
+            open_uploads(&settings, "unit/objects/writer/dropped.bin"),
+            0
+        );
     }
 
     #[test]
@@ -623,7 +635,10 @@ mod tests {
         assert!(dir.replace_if("run.json", b"third", &read).unwrap());
         // The version read is no longer there: a second writer with it is refused.
         assert!(!dir.replace_if("run.json", b"fourth", &read).unwrap());
-        assert_eq!(dir.read("run.json").unwrap().unwrap().bytes.as_ref(), b"third");
+        assert_eq!(
+            dir.read("run.json").unwrap().unwrap().bytes.as_ref(),
+            b"third"
+        );
         dir.remove("run.json").unwrap();
         assert!(dir.read("run.json").unwrap().is_none());
     }

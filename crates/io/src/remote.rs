@@ -928,7 +928,8 @@ pub(crate) mod tests {
             modified_ns: None,
         };
         for fail_at in [1, 65_536, 1_234_567, 2_999_999] {
-            let mut reader = RemoteReader::open_in(store.clone(), path.clone(), &object, 0).unwrap();
+            let mut reader =
+                RemoteReader::open_in(store.clone(), path.clone(), &object, 0).unwrap();
             reader.fail_at = Some(fail_at);
             let mut read = Vec::new();
             reader.read_to_end(&mut read).unwrap();

@@ -17,8 +17,8 @@ use super::records::{
     completion_name, lock_name, rank_record_name, read_record, CompletionRecord, Listing,
     RankRecord, RunRecord, LISTING, RUN_RECORD,
 };
-use crate::output::Storage;
 use super::{RankError, RankSource};
+use crate::output::Storage;
 use crate::run::{
     step_times, FailedShard, InputIdentity, Manifest, Report, ShardEntry, ShardStatus, MANIFEST,
     REPORT,
