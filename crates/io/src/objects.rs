@@ -325,9 +325,15 @@ impl ObjectWriter {
                     .map(|_| ())
             }
             Some(mut upload) => {
-                upload.put(Bytes::from(std::mem::take(&mut self.buffer)));
-                // `finish` aborts the upload itself when a part or the completion fails.
-                runtime.block_on(upload.finish()).map(|_| ())
+                let rest = Bytes::from(std::mem::take(&mut self.buffer));
+                runtime
+                    .block_on(async {
+                        // Inside the runtime: the rest may fill one more part, sent by a task.
+                        upload.put(rest);
+                        // `finish` aborts the upload itself when a part or the completion fails.
+                        upload.finish().await
+                    })
+                    .map(|_| ())
             }
         };
         self.finished = true;
@@ -594,12 +600,19 @@ mod tests {
             return;
         };
         let dir = test_dir(&settings, "unit/objects/writer");
-        for size in [0, 1000, PART_BYTES * 2 + 12_345] {
+        // Pieces of odd sizes: parts are cut across them, and what is left at the end fills more
+        // than a part with what the upload holds.
+        for (size, piece) in [
+            (0, 1 << 20),
+            (1000, 1 << 20),
+            (PART_BYTES * 2 + 12_345, 1 << 20),
+            (PART_BYTES * 3 + 4_321, (3 << 20) + 7),
+        ] {
             let name = format!("out-{size}.bin");
             dir.remove(&name).unwrap();
             let data = bytes(size);
             let mut writer = dir.create(&name);
-            for piece in data.chunks(1 << 20) {
+            for piece in data.chunks(piece) {
                 writer.write_all(piece).unwrap();
             }
             if size > PART_BYTES {
