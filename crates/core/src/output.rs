@@ -7,8 +7,8 @@
 //!   (or plain), a columnar format would be another encoding of the same streams;
 //! * **where bytes live** ([`Storage`]): a [`Sink`] per output file that appears under its final
 //!   name only when finished, and leaves nothing when dropped unfinished. [`LocalDir`] is a
-//!   directory (temp file + rename); an object store would be another storage (multipart upload
-//!   + complete).
+//!   directory (temp file + rename); [`ObjectStorage`] a prefix in object storage (one PUT, or a
+//!   multipart upload completed at the end and aborted when dropped).
 //!
 //! A [`ShardWriter`] joins them: it opens a shard's five sinks, appends frames in chunk order,
 //! writes a valid empty stream where a destination got nothing, creates the shard's `oversized/`

@@ -7,6 +7,10 @@
 //! manifest after every shard would cost O(shards²) bytes, terabytes for a run of 100,000 shards.
 //! Loading applies the journal over the manifest (a torn last line, from a kill mid-append, is
 //! ignored), so a killed run's finished shards are still skipped by the next one.
+//!
+//! Object storage has no append: a run into a URL keeps per-shard completion records instead, as
+//! a run over ranks does (it runs as rank 0 of 1), and folds them into the manifest at the end
+//! ([`crate::ranks::merge`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -21,8 +21,9 @@
 //!   one-machine run writes.
 //!
 //! Nothing here appends to or renames over a file another rank writes: every record is one
-//! object written whole by one rank, so an object-store backend can write them as single PUTs
-//! (`run.json` with a conditional create).
+//! object written whole by one rank, through [`crate::output::Storage`]: on object storage one
+//! PUT each, `run.json` with a conditional create, its re-pin a conditional update on the ETag
+//! read, and the locks lease objects (see `sluice_io::ObjectLock`).
 
 pub mod merge;
 pub mod records;
