@@ -507,6 +507,13 @@ fn the_server_killed_and_restarted_mid_run() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Once the listing is done (the manifest is written after it), while shards are read.
+    for _ in 0..600 {
+        if out.join("manifest.json").is_file() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_millis(400));
     assert!(
         child.try_wait().unwrap().is_none(),

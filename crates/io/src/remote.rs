@@ -346,16 +346,28 @@ impl Location {
         prefix: &ObjectPath,
     ) -> Result<Vec<object_store::ObjectMeta>, IoError> {
         let prefix = (!prefix.as_ref().is_empty()).then_some(prefix);
-        let mut objects = runtime()?
-            .block_on(async {
+        // An outage longer than the client's own retries (a server restarting) is waited out, as
+        // for a GET (see `RemoteReader::request`); the listing starts again from its first page.
+        let mut attempt = 0;
+        let mut objects = loop {
+            let listed = runtime()?.block_on(async {
                 let mut stream = self.store.list(prefix);
                 let mut objects = Vec::new();
                 while let Some(meta) = stream.next().await {
                     objects.push(meta?);
                 }
                 Ok::<_, object_store::Error>(objects)
-            })
-            .map_err(|e| remote_error(input, e))?;
+            });
+            match listed {
+                Ok(objects) => break objects,
+                Err(error) if is_transient(&error) && attempt + 1 < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::warn!(url = %input, attempt, error = %one_line(&error), "listing failed: retrying");
+                    std::thread::sleep(Duration::from_millis(100 << attempt.min(7)));
+                }
+                Err(error) => return Err(remote_error(input, error)),
+            }
+        };
         objects.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
         Ok(objects)
     }
