@@ -64,11 +64,13 @@ pub struct RunArgs {
     /// patterns (quote globs). Also URLs in object storage, read as streams: s3://bucket/prefix/
     /// (listed like a directory), s3://bucket/prefix/*.jsonl.zst, single objects, gs://, az://,
     /// abfs://, https:// (one object); JSONL only (not Parquet yet); credentials and endpoint from
-    /// the environment (AWS_*, AWS_ENDPOINT_URL, GOOGLE_*, AZURE_*); outputs are local
-    /// directories. Overrides input.paths.
+    /// the environment (AWS_*, AWS_ENDPOINT_URL, GOOGLE_*, AZURE_*). Overrides input.paths.
     #[arg(short, long, num_args = 1..)]
     pub input: Vec<String>,
-    /// Output directory. Overrides output.dir.
+    /// Output directory, or a URL in object storage (outputs too): s3://bucket/prefix/, gs://,
+    /// az://; each output object uploaded as it is written (multipart, 8 MiB parts) and visible
+    /// only when complete; resume state kept as one completion object per shard. Overrides
+    /// output.dir.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Worker threads (0 = one per core). Overrides run.threads.
@@ -112,7 +114,7 @@ pub struct RunArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct MergeArgs {
-    /// The output directory the ranks wrote into.
+    /// The output directory (or object storage URL, s3://bucket/prefix/) the ranks wrote into.
     pub out_dir: PathBuf,
     /// No summary; errors and what is missing are still printed.
     #[arg(short, long)]

@@ -21,7 +21,7 @@ pub const EXIT_SCREEN_CONFIG: u8 = 4;
 
 #[derive(clap::Args, Debug)]
 pub struct AuditArgs {
-    /// Output directory of a `sluice run`.
+    /// Output directory of a `sluice run` (or its URL in object storage: s3://bucket/prefix/).
     pub out_dir: PathBuf,
     #[command(subcommand)]
     pub command: AuditCommand,
@@ -100,20 +100,22 @@ pub struct ExportArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// Output directory of a `sluice run`; report.html is written there.
+    /// Output directory of a `sluice run` (or its s3:// / gs:// / az:// URL); report.html is
+    /// written there.
     pub out_dir: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct RethresholdArgs {
-    /// Output directory of a finished `sluice run`.
+    /// Output directory of a finished `sluice run` (or its s3:// / gs:// / az:// URL).
     pub out_dir: PathBuf,
     /// STAGE_ID.KEY=VALUE: STAGE.min_distinct, .min_total, .min_weight, .min_density,
     /// .min_per_category.CAT (terms stages), STAGE.RULE_ID.min_matches (rules stages),
     /// STAGE.INNER_ID.KEY (an encoded stage's inner stages). Repeatable.
     #[arg(long = "set", required = true, value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// The new output directory (must not exist or be empty).
+    /// The new output directory (must not exist or be empty), or a URL in object storage
+    /// holding no run yet.
     #[arg(short, long)]
     pub output: PathBuf,
     /// Directory of the config file the run was made with: its relative term list and model
@@ -134,7 +136,8 @@ pub struct ScreenArgs {
     /// Screen config: a sluice config with a [screen] table (configs/finetune-screen.toml).
     #[arg(short, long)]
     pub config: PathBuf,
-    /// Keep the run's outputs here (by default a temporary directory, removed).
+    /// Keep the run's outputs here, a directory or an s3:// / gs:// / az:// URL (by default a
+    /// temporary directory, removed).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Flagged documents listed at most.

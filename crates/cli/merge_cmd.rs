@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use sluice_core::ranks::records::{read_json, RunRecord, RUN_RECORD};
+use sluice_core::ranks::records::{read_record, RunRecord, RUN_RECORD};
 use sluice_core::ranks::{join_numbers, RankError, RankRequest};
 use sluice_core::stats::{plural, Destination};
 
@@ -15,7 +15,8 @@ const LISTED: usize = 10;
 
 pub fn merge(args: MergeArgs) -> Result<u8> {
     let started = std::time::Instant::now();
-    let outcome = sluice_core::ranks::merge(&args.out_dir, &crate::common::command_line())?;
+    let storage = sluice_core::output::open_output(&args.out_dir)?;
+    let outcome = sluice_core::ranks::merge(&*storage, &crate::common::command_line())?;
     sluice_audit::html::write_report(&args.out_dir)?;
     let report = &outcome.report;
     if !args.quiet {
@@ -117,7 +118,9 @@ fn first(names: &[String]) -> String {
 /// `sluice: rank 1 of 4 (rank from SLURM_ARRAY_TASK_ID, world size from ranks/run.json)`, said
 /// before the run (the world size from the run's record, when one pins it).
 pub fn rank_line(rank: &RankRequest, out_dir: &Path) -> String {
-    let record: Option<RunRecord> = read_json(&out_dir.join(RUN_RECORD)).ok().flatten();
+    let record: Option<RunRecord> = sluice_core::output::open_output(out_dir)
+        .ok()
+        .and_then(|storage| read_record(&*storage, RUN_RECORD).ok().flatten());
     let world = rank
         .world_size
         .or(record.map(|r| r.world_size))

@@ -680,10 +680,11 @@ fn the_kubernetes_indexed_job_runs_as_written() {
     let config = repo().join("configs/hazard-cascade.toml");
     run_ok(&config, &[&corpus], &reference, &[]);
     let out = tmp.path().join("out");
-    // The pods' volumes, here.
+    // The pods' buckets, here local directories (the same run into the local S3 server is
+    // tested in tests/cli/s3.rs).
     let local = |arg: &str| {
-        arg.replace("/data/corpus", path_str(&corpus))
-            .replace("/data/out", path_str(&out))
+        arg.replace("s3://my-corpus/dclm/", path_str(&corpus))
+            .replace("s3://my-filtered/dclm-hazard/", path_str(&out))
             .replace(
                 "/config/",
                 &format!("{}/", repo().join("configs").display()),

@@ -51,10 +51,12 @@ pub fn write_report(out_dir: &Path) -> Result<PathBuf, AuditError> {
     let joined = out.join(records)?;
     let html = render(&out, &summary, &joined, dropped_total);
     let path = out_dir.join(REPORT_HTML);
-    sluice_io::write_atomic(&path, html.as_bytes()).map_err(|e| AuditError::Write {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    out.storage
+        .replace(REPORT_HTML, html.as_bytes(), None)
+        .map_err(|e| AuditError::Write {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
     Ok(path)
 }
 

@@ -4,6 +4,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sluice_core::output::Storage;
 use sluice_core::records::ErrorRecord;
 use sluice_core::run::{ShardEntry, ShardStatus, MANIFEST, REPORT};
 use sluice_core::stats::Destination;
@@ -12,49 +13,67 @@ use sluice_io::open_written;
 
 use crate::{AuditError, Record};
 
-/// A run's output directory: its manifest and report, and readers for its shards.
+/// A run's output directory (or URL in object storage): its manifest and report, and readers
+/// for its shards.
 pub struct OutDir {
+    /// The directory or URL, as given (for messages).
     pub path: PathBuf,
+    /// Where its files are read from.
+    pub storage: Box<dyn Storage>,
     pub manifest: Manifest,
     /// `None` while a run is in progress or was killed before writing it.
     pub report: Option<Report>,
 }
 
 impl OutDir {
+    /// The output directory at `path`, or in object storage where `path` is a URL
+    /// (`s3://bucket/out/`).
     pub fn open(path: &Path) -> Result<OutDir, AuditError> {
-        let manifest = Manifest::load(&path.join(MANIFEST))?.ok_or_else(|| {
+        let read_error = |name: &str, message: String| AuditError::Read {
+            path: path.join(name),
+            message,
+        };
+        let storage =
+            sluice_core::output::open_output(path).map_err(|e| read_error("", e.to_string()))?;
+        let manifest = Manifest::load_from(&*storage)?;
+        let manifest = match manifest {
+            Some(manifest) => manifest,
             // A run spread over ranks has no manifest until `sluice merge` folds their records.
-            if path.join(sluice_core::ranks::records::RUN_RECORD).is_file() {
-                AuditError::Unmerged {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                AuditError::NotAnOutput {
-                    path: path.to_path_buf(),
-                }
+            None => {
+                let ranked = storage
+                    .exists(sluice_core::ranks::records::RUN_RECORD)
+                    .map_err(|e| read_error(MANIFEST, e.to_string()))?;
+                return Err(match ranked {
+                    true => AuditError::Unmerged {
+                        path: path.to_path_buf(),
+                    },
+                    false => AuditError::NotAnOutput {
+                        path: path.to_path_buf(),
+                    },
+                });
             }
-        })?;
-        let report_path = path.join(REPORT);
-        let report = match std::fs::read(&report_path) {
-            Ok(bytes) => Some(
-                serde_json::from_slice(&bytes).map_err(|e| AuditError::Read {
-                    path: report_path.clone(),
-                    message: e.to_string(),
-                })?,
+        };
+        let report = match storage
+            .read(REPORT)
+            .map_err(|e| read_error(REPORT, e.to_string()))?
+        {
+            Some(stored) => Some(
+                serde_json::from_slice(&stored.bytes)
+                    .map_err(|e| read_error(REPORT, e.to_string()))?,
             ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => {
-                return Err(AuditError::Read {
-                    path: report_path,
-                    message: e.to_string(),
-                })
-            }
+            None => None,
         };
         Ok(OutDir {
             path: path.to_path_buf(),
+            storage,
             manifest,
             report,
         })
+    }
+
+    /// Whether the outputs are in object storage.
+    pub fn is_remote(&self) -> bool {
+        self.storage.local_dir().is_none()
     }
 
     /// Shards whose outputs are complete, in manifest order.
@@ -68,11 +87,30 @@ impl OutDir {
     /// `DIR/NAME` of a shard's output stream (`kept`, `dropped`, `review`, `audit`, `errors`,
     /// `oversized`): a Parquet shard's records are under their own name (`N.jsonl.zst`).
     pub fn stream_path(&self, dir: &str, entry: &ShardEntry) -> PathBuf {
+        self.path.join(self.stream_name(dir, entry))
+    }
+
+    /// `DIR/NAME` of a shard's output stream, relative to the output directory.
+    pub fn stream_name(&self, dir: &str, entry: &ShardEntry) -> String {
         let name = match (dir, &entry.records_name) {
             ("audit" | "errors", Some(records)) => records,
             _ => entry.output_name.as_deref().unwrap_or(&entry.name),
         };
-        self.path.join(dir).join(name)
+        format!("{dir}/{name}")
+    }
+
+    /// The bytes of a shard's output stream as stored (compressed), streamed.
+    pub fn open_raw(
+        &self,
+        dir: &str,
+        entry: &ShardEntry,
+    ) -> Result<Box<dyn std::io::Read + Send>, AuditError> {
+        self.storage
+            .open(&self.stream_name(dir, entry))
+            .map_err(|e| AuditError::Read {
+                path: self.stream_path(dir, entry),
+                message: e.to_string(),
+            })
     }
 
     /// Whether a shard's kept/dropped/review outputs are Parquet files.
@@ -88,17 +126,17 @@ impl OutDir {
     /// one text field, the row's text and id at the run's `text_field` and `id_field`; for
     /// several text sources, the columns they read, as JSON.
     fn documents(&self, dir: &str, entry: &ShardEntry) -> Result<DocumentReader, AuditError> {
-        let path = self.stream_path(dir, entry);
         if !OutDir::is_parquet(entry) {
-            return Ok(DocumentReader::Lines(LineReader::open(&path)?));
+            return Ok(DocumentReader::Lines(self.lines(dir, entry)?));
         }
         let input = &self.manifest.config.input;
         let fields = self.row_fields();
         // Only the columns holding the text and the id are read.
         let roots = fields.roots();
         Ok(DocumentReader::Parquet {
-            rows: Box::new(crate::parquet_rows::ParquetRows::open_columns(
-                &path,
+            rows: Box::new(crate::parquet_rows::ParquetRows::open_in(
+                self,
+                &self.stream_name(dir, entry),
                 Some(roots.clone()),
             )?),
             single: fields.is_single(),
@@ -121,7 +159,12 @@ impl OutDir {
 
     /// The lines of one output stream, decompressed.
     pub fn lines(&self, dir: &str, entry: &ShardEntry) -> Result<LineReader, AuditError> {
-        LineReader::open(&self.stream_path(dir, entry))
+        match self.storage.local_dir() {
+            Some(_) => LineReader::open(&self.stream_path(dir, entry)),
+            None => {
+                LineReader::from_reader(&self.stream_path(dir, entry), self.open_raw(dir, entry)?)
+            }
+        }
     }
 
     /// The audit records of one shard, in line order.
@@ -161,6 +204,24 @@ impl LineReader {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
+        Ok(LineReader {
+            path: path.to_path_buf(),
+            reader,
+            buf: Vec::new(),
+            number: 0,
+        })
+    }
+
+    /// Lines of an output's bytes read from `raw` (an object), decompressed.
+    pub fn from_reader(
+        path: &Path,
+        raw: Box<dyn std::io::Read + Send>,
+    ) -> Result<LineReader, AuditError> {
+        let (_, reader) =
+            sluice_io::open_written_reader(path, raw).map_err(|e| AuditError::Read {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         Ok(LineReader {
             path: path.to_path_buf(),
             reader,

@@ -37,7 +37,36 @@ impl ParquetRows {
         columns: Option<Vec<String>>,
     ) -> Result<ParquetRows, AuditError> {
         let reader = ParquetReader::open(path).map_err(|e| read_error(path, e))?;
-        Ok(ParquetRows {
+        Ok(ParquetRows::of(path, reader, columns))
+    }
+
+    /// [`ParquetRows::open_columns`] of the output `name` of an output directory or URL (an
+    /// object is read by ranged GETs).
+    pub fn open_in(
+        out: &crate::OutDir,
+        name: &str,
+        columns: Option<Vec<String>>,
+    ) -> Result<ParquetRows, AuditError> {
+        let path = out.path.join(name);
+        if out.storage.local_dir().is_some() {
+            return ParquetRows::open_columns(&path, columns);
+        }
+        let object = out
+            .storage
+            .remote_object(name)
+            .and_then(|found| {
+                found.ok_or_else(|| sluice_io::IoError::Remote {
+                    url: path.display().to_string(),
+                    message: "not found".into(),
+                })
+            })
+            .map_err(|e| read_error(&path, e))?;
+        let reader = ParquetReader::open_remote(&object).map_err(|e| read_error(&path, e))?;
+        Ok(ParquetRows::of(&path, reader, columns))
+    }
+
+    fn of(path: &Path, reader: ParquetReader, columns: Option<Vec<String>>) -> ParquetRows {
+        ParquetRows {
             path: path.to_path_buf(),
             reader,
             columns,
@@ -45,7 +74,7 @@ impl ParquetRows {
             batches: None,
             batch: None,
             row: 0,
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {

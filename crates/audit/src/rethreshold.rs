@@ -49,14 +49,16 @@ use std::time::{Duration, Instant};
 
 use sluice_core::config::AuditScope;
 use sluice_core::decision::Verdict;
-use sluice_core::output::{ChunkStreams, Encoding, LocalDir, ShardWriter, Stream, OVERSIZED_DIR};
+use sluice_core::output::{
+    ChunkStreams, Encoding, LocalDir, ShardWriter, Storage, Stream, OVERSIZED_DIR,
+};
 use sluice_core::records::{AuditRecord, ReviewCitation};
 use sluice_core::run::{ShardStatus, MANIFEST, REPORT};
 use sluice_core::stage::StageStats;
 use sluice_core::stages::StageConfig;
 use sluice_core::stats::{Destination, Flow, ShardStats};
 use sluice_core::{Config, Manifest, Report, VERSION};
-use sluice_io::{chunk_is_full, open_shard, write_atomic};
+use sluice_io::chunk_is_full;
 
 use crate::outdir::{Item, OutDir};
 use crate::AuditError;
@@ -309,6 +311,9 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
             "must differ from the run's directory",
         ));
     }
+    if sluice_core::output::is_remote(output) {
+        return rethreshold_to_url(&out, &old, &config, &hash, output, &options.reviewed, started);
+    }
     if output.is_file() {
         return Err(AuditError::usage(
             "--output",
@@ -322,11 +327,17 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
         ));
     }
     let existed = output.exists();
+    let write_err = |e: std::io::Error| AuditError::Write {
+        path: output.to_path_buf(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(output).map_err(write_err)?;
     let result = write_output(
         &out,
         &old,
         &config,
         &hash,
+        &LocalDir::new(output),
         output,
         &options.reviewed,
         started,
@@ -346,6 +357,47 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
     result
 }
 
+/// [`rethreshold`] into a URL in object storage: refused where a run is there already; on
+/// failure the objects written are removed (none has a final name without the others: the
+/// manifest is written last).
+fn rethreshold_to_url(
+    out: &OutDir,
+    old: &Config,
+    config: &Config,
+    hash: &str,
+    output: &Path,
+    decided: &Decided,
+    started: Instant,
+) -> Result<Report, AuditError> {
+    let storage = sluice_core::output::open_output(output)
+        .map_err(|e| AuditError::usage("--output", e.to_string()))?;
+    storage
+        .check()
+        .map_err(|e| AuditError::usage("--output", e.to_string()))?;
+    for name in [MANIFEST, sluice_core::ranks::records::RUN_RECORD] {
+        let there = storage.exists(name).map_err(|e| AuditError::Read {
+            path: output.join(name),
+            message: e.to_string(),
+        })?;
+        if there {
+            return Err(AuditError::usage(
+                "--output",
+                format!("{} holds a run already ({name})", output.display()),
+            ));
+        }
+    }
+    let result = write_output(out, old, config, hash, &*storage, output, decided, started);
+    if result.is_err() {
+        for entry in &out.manifest.shards {
+            for stream in Stream::ALL {
+                let _ = storage.remove(&out.stream_name(stream.dir(), entry));
+            }
+            let _ = storage.remove(&out.stream_name(OVERSIZED_DIR, entry));
+        }
+    }
+    result
+}
+
 /// Times of the steps rethreshold does: read, encode, write.
 #[derive(Default)]
 struct Times {
@@ -354,12 +406,13 @@ struct Times {
     write: Duration,
 }
 
-/// Writes the re-decided run into the (empty) `output` directory.
+/// Writes the re-decided run into the (empty) output directory or URL `output`.
 fn write_output(
     out: &OutDir,
     old: &Config,
     config: &Config,
     hash: &str,
+    storage: &dyn Storage,
     output: &Path,
     decided: &Decided,
     started: Instant,
@@ -369,11 +422,10 @@ fn write_output(
         path: path.to_path_buf(),
         message: e.to_string(),
     };
-    std::fs::create_dir_all(output).map_err(|e| write_err(output, &e))?;
     // One writer per output directory, as for a run.
-    let _lock = sluice_io::OutputLock::acquire(output, "sluice rethreshold")
+    let _lock = storage
+        .lock(sluice_io::LOCK_FILE, "sluice rethreshold")
         .map_err(|e| AuditError::usage("--output", e.to_string()))?;
-    let storage = LocalDir::new(output);
     let mut times = Times::default();
     let mut shards = Vec::with_capacity(manifest.shards.len());
     for entry in &manifest.shards {
@@ -384,7 +436,7 @@ fn write_output(
         let name = entry.output_name.clone().unwrap_or_default();
         if OutDir::is_parquet(entry) {
             let stats = redecide_parquet_shard(
-                out, entry, old, config, hash, decided, &storage, &mut times,
+                out, entry, old, config, hash, decided, storage, &mut times,
             )?;
             let mut entry = entry.clone();
             entry.stats = Some(stats);
@@ -392,15 +444,16 @@ fn write_output(
             continue;
         }
         let kept = out.stream_path(Stream::Kept.dir(), entry);
-        let (compression, _) = open_shard(&kept).map_err(|e| AuditError::Read {
-            path: kept.clone(),
-            message: e.to_string(),
-        })?;
+        let (compression, _) = sluice_io::open_written_reader(&kept, out.open_raw("kept", entry)?)
+            .map_err(|e| AuditError::Read {
+                path: kept.clone(),
+                message: e.to_string(),
+            })?;
         let encoding = Encoding {
             compression,
             level: config.compression_level(compression),
         };
-        let mut writer = ShardWriter::create(&storage, &name, encoding)
+        let mut writer = ShardWriter::create(storage, &name, encoding)
             .map_err(|e| write_err(&output.join(&name), &e))?;
         let stats = redecide_shard(
             out,
@@ -415,18 +468,20 @@ fn write_output(
         )?;
         // Unparseable lines and lines too long to judge are carried over as they are, streamed
         // (either can be large); a shard has an oversized/ file only if it had such lines.
-        let copy = |dir: &str| -> Result<Option<std::fs::File>, AuditError> {
-            let from = out.stream_path(dir, entry);
-            match std::fs::File::open(&from) {
-                Ok(file) => Ok(Some(file)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir == OVERSIZED_DIR => {
-                    Ok(None)
+        let copy = |dir: &str| -> Result<Option<Box<dyn std::io::Read + Send>>, AuditError> {
+            if dir == OVERSIZED_DIR {
+                let there = out
+                    .storage
+                    .exists(&out.stream_name(dir, entry))
+                    .map_err(|e| AuditError::Read {
+                        path: out.stream_path(dir, entry),
+                        message: e.to_string(),
+                    })?;
+                if !there {
+                    return Ok(None);
                 }
-                Err(e) => Err(AuditError::Read {
-                    path: from,
-                    message: e.to_string(),
-                }),
             }
+            out.open_raw(dir, entry).map(Some)
         };
         let t = Instant::now();
         if let Some(mut file) = copy(Stream::Errors.dir())? {
@@ -463,15 +518,25 @@ fn write_output(
         shards,
         skipped: manifest.skipped.clone(),
     };
-    let mut bytes = serde_json::to_vec_pretty(&new_manifest).expect("manifest serializes");
-    bytes.push(b'\n');
-    let path = output.join(MANIFEST);
-    write_atomic(&path, &bytes).map_err(|e| write_err(&path, &e))?;
     let report = build_report(config, &new_manifest, started, &times);
-    let mut bytes = serde_json::to_vec_pretty(&report).expect("report serializes");
-    bytes.push(b'\n');
-    let path = output.join(REPORT);
-    write_atomic(&path, &bytes).map_err(|e| write_err(&path, &e))?;
+    // The report first, the manifest last: a directory with a manifest is whole.
+    for (name, bytes) in [
+        (
+            REPORT,
+            serde_json::to_vec_pretty(&report).expect("report serializes"),
+        ),
+        (
+            MANIFEST,
+            serde_json::to_vec_pretty(&new_manifest).expect("manifest serializes"),
+        ),
+    ] {
+        let mut bytes = bytes;
+        bytes.push(b'\n');
+        let path = output.join(name);
+        storage
+            .replace(name, &bytes, None)
+            .map_err(|e| write_err(&path, &e))?;
+    }
     Ok(report)
 }
 
@@ -598,7 +663,7 @@ fn redecide_parquet_shard(
     config: &Config,
     hash: &str,
     decided: &Decided,
-    storage: &LocalDir,
+    storage: &dyn Storage,
     times: &mut Times,
 ) -> Result<ShardStats, AuditError> {
     use crate::parquet_rows::ParquetRows;
@@ -623,9 +688,9 @@ fn redecide_parquet_shard(
         .map(|s| s.input.documents)
         .ok_or_else(|| inconsistent("the manifest has no counts for it".into()))?;
     let mut sources = [
-        ParquetRows::open(&out.stream_path(Stream::Kept.dir(), entry))?,
-        ParquetRows::open(&out.stream_path(Stream::Dropped.dir(), entry))?,
-        ParquetRows::open(&out.stream_path(Stream::Review.dir(), entry))?,
+        ParquetRows::open_in(out, &out.stream_name(Stream::Kept.dir(), entry), None)?,
+        ParquetRows::open_in(out, &out.stream_name(Stream::Dropped.dir(), entry), None)?,
+        ParquetRows::open_in(out, &out.stream_name(Stream::Review.dir(), entry), None)?,
     ];
     let records_compression = sluice_io::Compression::from_extension(&records_name)
         .unwrap_or(sluice_io::Compression::None);
@@ -760,11 +825,7 @@ fn redecide_parquet_shard(
     }
     times.read += started.elapsed();
     let t = Instant::now();
-    let errors_path = out.stream_path(Stream::Errors.dir(), entry);
-    let mut file = std::fs::File::open(&errors_path).map_err(|e| AuditError::Read {
-        path: errors_path.clone(),
-        message: e.to_string(),
-    })?;
+    let mut file = out.open_raw(Stream::Errors.dir(), entry)?;
     writer
         .copy_records(Stream::Errors, &mut file)
         .map_err(|e| write_err(&e))?;
@@ -780,6 +841,10 @@ fn redecide_parquet_shard(
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {
+    let text = |p: &Path| p.to_string_lossy().trim_end_matches('/').to_string();
+    if sluice_core::output::is_remote(a) || sluice_core::output::is_remote(b) {
+        return text(a) == text(b);
+    }
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,

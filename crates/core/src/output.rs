@@ -7,8 +7,8 @@
 //!   (or plain), a columnar format would be another encoding of the same streams;
 //! * **where bytes live** ([`Storage`]): a [`Sink`] per output file that appears under its final
 //!   name only when finished, and leaves nothing when dropped unfinished. [`LocalDir`] is a
-//!   directory (temp file + rename); an object store would be another storage (multipart upload
-//!   + complete).
+//!   directory (temp file + rename); [`ObjectStorage`] a prefix in object storage (one PUT, or a
+//!   multipart upload completed at the end and aborted when dropped).
 //!
 //! A [`ShardWriter`] joins them: it opens a shard's five sinks, appends frames in chunk order,
 //! writes a valid empty stream where a destination got nothing, creates the shard's `oversized/`
@@ -19,7 +19,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sluice_io::{compress_frame, empty_stream, AtomicFile, CompressedWriter, Compression, IoError};
+use sluice_io::{
+    compress_frame, empty_stream, AtomicFile, CompressedWriter, Compression, IoError, LockError,
+    ObjectDir, ObjectLock, ObjectWriter, OutputLock,
+};
 
 use crate::stats::Destination;
 
@@ -133,6 +136,12 @@ impl Frames {
 }
 
 /// Where output bytes live (see the module docs). Names are relative, `/`-separated.
+///
+/// Besides the shards' outputs, a run keeps small records here (its manifest, a run over ranks'
+/// `ranks/` files): written whole, created only if absent, replaced, and locks. On a local disk
+/// these are a temp file renamed, a hard link, `flock`; on object storage one PUT, a
+/// conditional create (`If-None-Match: *`), a conditional update on the ETag read, a lease
+/// object (see [`sluice_io::ObjectLock`]).
 pub trait Storage: Send + Sync {
     /// A new output that appears under `name` only when finished.
     fn create(&self, name: &str) -> Result<Box<dyn Sink>, IoError>;
@@ -140,6 +149,74 @@ pub trait Storage: Send + Sync {
     fn remove(&self, name: &str) -> Result<(), IoError>;
     /// For messages: where `name` is.
     fn describe(&self, name: &str) -> String;
+    /// The output directory or URL, for messages.
+    fn root(&self) -> PathBuf;
+    /// The local directory, where the outputs are on a local (or network) filesystem.
+    fn local_dir(&self) -> Option<&Path>;
+    /// The record `name`, read whole; `None` where there is none.
+    fn read(&self, name: &str) -> Result<Option<Stored>, IoError>;
+    /// Whether `name` exists.
+    fn exists(&self, name: &str) -> Result<bool, IoError>;
+    /// Creates `name` with `bytes` unless it exists: `false` when another writer created it
+    /// first.
+    fn create_new(&self, name: &str, bytes: &[u8]) -> Result<bool, IoError>;
+    /// Writes `name` whole. With `read`, only if it is still what was read (on object storage:
+    /// a conditional update on its ETag; `false` when another writer changed it meanwhile; a
+    /// local rename has no such check, the callers' locks serialize it there).
+    fn replace(&self, name: &str, bytes: &[u8], read: Option<&Stored>) -> Result<bool, IoError>;
+    /// Takes the lock `name` (`.sluice.lock`, `ranks/locks/rank-R-of-W.lock`) for `command`.
+    fn lock(&self, name: &str, command: &str) -> Result<HeldLock, LockError>;
+    /// Fails with [`LockError::Held`] while a live holder holds the lock `name`.
+    fn check_lock_free(&self, name: &str) -> Result<(), LockError>;
+    /// A reader of the output `name`, as stored (compressed).
+    fn open(&self, name: &str) -> Result<Box<dyn io::Read + Send>, IoError>;
+    /// Fails where the storage cannot be used at all (credentials, a missing bucket).
+    fn check(&self) -> Result<(), IoError> {
+        Ok(())
+    }
+    /// The object `name` is, as listed (object storage only; `None` on a local disk).
+    fn remote_object(&self, _name: &str) -> Result<Option<sluice_io::RemoteObject>, IoError> {
+        Ok(None)
+    }
+}
+
+/// A record read whole, with what a conditional replace needs.
+pub struct Stored {
+    pub bytes: Vec<u8>,
+    version: Option<sluice_io::Versioned>,
+}
+
+/// A lock held in an output directory, released when dropped.
+#[derive(Debug)]
+pub enum HeldLock {
+    Local(OutputLock),
+    Object(ObjectLock),
+}
+
+impl HeldLock {
+    /// The holder of a stale lock taken over (a process that is gone).
+    pub fn stale(&self) -> Option<&sluice_io::Holder> {
+        match self {
+            HeldLock::Local(lock) => lock.stale(),
+            HeldLock::Object(lock) => lock.stale(),
+        }
+    }
+}
+
+/// The storage of an output directory or URL (`s3://bucket/out/`, `gs://`, `az://`): an
+/// [`ObjectStorage`] for a URL, else a [`LocalDir`].
+pub fn open_output(output: &Path) -> Result<Box<dyn Storage>, IoError> {
+    match output.to_str().filter(|text| sluice_io::is_url(text)) {
+        Some(url) => Ok(Box::new(ObjectStorage {
+            dir: ObjectDir::open(url)?,
+        })),
+        None => Ok(Box::new(LocalDir::new(output))),
+    }
+}
+
+/// Whether `output` names an object storage URL rather than a local directory.
+pub fn is_remote(output: &Path) -> bool {
+    output.to_str().is_some_and(sluice_io::is_url)
 }
 
 /// One output being written: [`Sink::finish`] puts it in place; dropped unfinished, it leaves
@@ -164,6 +241,19 @@ impl LocalDir {
     pub fn path(&self, name: &str) -> PathBuf {
         self.root.join(name)
     }
+
+    fn write_error(&self, name: &str, action: &'static str, error: io::Error) -> IoError {
+        IoError::Write {
+            path: self.path(name),
+            action,
+            error,
+        }
+    }
+}
+
+/// Splits `ranks/locks/x.lock` into its directory and file name.
+fn split_name(name: &str) -> (&str, &str) {
+    name.rsplit_once('/').unwrap_or(("", name))
 }
 
 impl Storage for LocalDir {
@@ -172,13 +262,10 @@ impl Storage for LocalDir {
     }
 
     fn remove(&self, name: &str) -> Result<(), IoError> {
-        let path = self.path(name);
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(IoError::Write {
-                path,
-                action: "remove stale",
-                error: e,
-            }),
+        match std::fs::remove_file(self.path(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(self.write_error(name, "remove stale", e))
+            }
             _ => Ok(()),
         }
     }
@@ -186,11 +273,177 @@ impl Storage for LocalDir {
     fn describe(&self, name: &str) -> String {
         self.path(name).display().to_string()
     }
+
+    fn root(&self) -> PathBuf {
+        self.root.clone()
+    }
+
+    fn local_dir(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
+    fn read(&self, name: &str) -> Result<Option<Stored>, IoError> {
+        match std::fs::read(self.path(name)) {
+            Ok(bytes) => Ok(Some(Stored {
+                bytes,
+                version: None,
+            })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(IoError::Read {
+                path: self.path(name),
+                error: e,
+            }),
+        }
+    }
+
+    fn exists(&self, name: &str) -> Result<bool, IoError> {
+        Ok(self.path(name).is_file())
+    }
+
+    /// A hard link from a temporary file of this process: atomic on POSIX filesystems and NFS.
+    fn create_new(&self, name: &str, bytes: &[u8]) -> Result<bool, IoError> {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| self.write_error(name, "create directory for", e))?;
+        }
+        let temp = unique_temp(&path);
+        write_synced(&temp, bytes).map_err(|e| self.write_error(name, "write", e))?;
+        let linked = std::fs::hard_link(&temp, &path);
+        let _ = std::fs::remove_file(&temp);
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(self.write_error(name, "create", e)),
+        }
+    }
+
+    /// From a temporary file of this process (several ranks may write one file at once: each
+    /// its own temp file), renamed over.
+    fn replace(&self, name: &str, bytes: &[u8], _read: Option<&Stored>) -> Result<bool, IoError> {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| self.write_error(name, "create directory for", e))?;
+        }
+        let temp = unique_temp(&path);
+        let result = write_synced(&temp, bytes).and_then(|()| std::fs::rename(&temp, &path));
+        result.map_err(|e| {
+            let _ = std::fs::remove_file(&temp);
+            self.write_error(name, "write", e)
+        })?;
+        Ok(true)
+    }
+
+    fn lock(&self, name: &str, command: &str) -> Result<HeldLock, LockError> {
+        let (dir, file) = split_name(name);
+        OutputLock::acquire_file(&self.root.join(dir), file, command).map(HeldLock::Local)
+    }
+
+    fn check_lock_free(&self, name: &str) -> Result<(), LockError> {
+        let (dir, file) = split_name(name);
+        OutputLock::check_free(&self.root.join(dir), file)
+    }
+
+    fn open(&self, name: &str) -> Result<Box<dyn io::Read + Send>, IoError> {
+        let path = self.path(name);
+        let file = std::fs::File::open(&path).map_err(|e| IoError::Read { path, error: e })?;
+        Ok(Box::new(file))
+    }
+}
+
+fn unique_temp(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{}{}", std::process::id(), sluice_io::TEMP_SUFFIX));
+    PathBuf::from(name)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_data()
 }
 
 impl Sink for AtomicFile {
     fn finish(self: Box<Self>) -> Result<(), IoError> {
         AtomicFile::finish(*self)
+    }
+}
+
+/// An output prefix in object storage: each output a multipart upload (or one PUT), visible
+/// when complete (see [`sluice_io::ObjectWriter`]).
+pub struct ObjectStorage {
+    dir: ObjectDir,
+}
+
+impl Storage for ObjectStorage {
+    /// One listing request: wrong credentials or a missing bucket fail here, before any work.
+    fn check(&self) -> Result<(), IoError> {
+        self.dir.check()
+    }
+
+    fn create(&self, name: &str) -> Result<Box<dyn Sink>, IoError> {
+        Ok(Box::new(self.dir.create(name)))
+    }
+
+    fn remove(&self, name: &str) -> Result<(), IoError> {
+        self.dir.remove(name)
+    }
+
+    fn describe(&self, name: &str) -> String {
+        self.dir.url_of(name)
+    }
+
+    fn root(&self) -> PathBuf {
+        PathBuf::from(self.dir.url())
+    }
+
+    fn local_dir(&self) -> Option<&Path> {
+        None
+    }
+
+    fn read(&self, name: &str) -> Result<Option<Stored>, IoError> {
+        Ok(self.dir.read(name)?.map(|found| Stored {
+            bytes: found.bytes.to_vec(),
+            version: Some(found),
+        }))
+    }
+
+    fn exists(&self, name: &str) -> Result<bool, IoError> {
+        self.dir.exists(name)
+    }
+
+    fn create_new(&self, name: &str, bytes: &[u8]) -> Result<bool, IoError> {
+        self.dir.create_new(name, bytes)
+    }
+
+    fn replace(&self, name: &str, bytes: &[u8], read: Option<&Stored>) -> Result<bool, IoError> {
+        match read.and_then(|r| r.version.as_ref()) {
+            Some(version) => self.dir.replace_if(name, bytes, version),
+            None => self.dir.put(name, bytes).map(|()| true),
+        }
+    }
+
+    fn lock(&self, name: &str, command: &str) -> Result<HeldLock, LockError> {
+        ObjectLock::acquire(&self.dir, name, command).map(HeldLock::Object)
+    }
+
+    fn check_lock_free(&self, name: &str) -> Result<(), LockError> {
+        ObjectLock::check_free(&self.dir, name)
+    }
+
+    fn open(&self, name: &str) -> Result<Box<dyn io::Read + Send>, IoError> {
+        Ok(Box::new(self.dir.reader(name)?))
+    }
+
+    fn remote_object(&self, name: &str) -> Result<Option<sluice_io::RemoteObject>, IoError> {
+        self.dir.object(name)
+    }
+}
+
+impl Sink for ObjectWriter {
+    fn finish(self: Box<Self>) -> Result<(), IoError> {
+        ObjectWriter::finish(*self)
     }
 }
 

@@ -7,6 +7,10 @@
 //! manifest after every shard would cost O(shards²) bytes, terabytes for a run of 100,000 shards.
 //! Loading applies the journal over the manifest (a torn last line, from a kill mid-append, is
 //! ignored), so a killed run's finished shards are still skipped by the next one.
+//!
+//! Object storage has no append: a run into a URL keeps per-shard completion records instead, as
+//! a run over ranks does (it runs as rank 0 of 1), and folds them into the manifest at the end
+//! ([`crate::ranks::merge`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,13 +19,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sluice_io::{
-    discover, output_name, write_atomic, Compression, DiscoverOptions, OutputLock, Shard,
-};
+use sluice_io::{discover, output_name, Compression, DiscoverOptions, Shard};
 
 use crate::config::Config;
 use crate::error::RunError;
-use crate::output::{LocalDir, Stream};
+use crate::output::{LocalDir, Storage, Stream};
 use crate::pipeline::gather::GatherOptions;
 use crate::pipeline::{Cascade, Permits, Progress, ShardRunner, VERSION};
 use crate::stats::{process_cpu_time, Destinations, Flow, ShardStats, Timings};
@@ -181,33 +183,41 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest at `path` (`DIR/manifest.json`) with its journal applied.
     pub fn load(path: &Path) -> Result<Option<Manifest>, RunError> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(RunError::Manifest {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })
-            }
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.unwrap_or_else(|| MANIFEST.into());
+        Manifest::load_named(&LocalDir::new(dir), &name)
+    }
+
+    /// The manifest of an output directory or URL, with its journal applied.
+    pub fn load_from(storage: &dyn Storage) -> Result<Option<Manifest>, RunError> {
+        Manifest::load_named(storage, MANIFEST)
+    }
+
+    fn load_named(storage: &dyn Storage, name: &str) -> Result<Option<Manifest>, RunError> {
+        let error = |name: &str, message: String| RunError::Manifest {
+            path: PathBuf::from(storage.describe(name)),
+            message,
+        };
+        let Some(stored) = storage.read(name).map_err(|e| error(name, e.to_string()))? else {
+            return Ok(None);
         };
         let mut manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| RunError::Manifest {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-        let journal = path.with_file_name(JOURNAL);
-        match std::fs::read(&journal) {
-            Ok(bytes) => manifest.apply_journal(&bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(RunError::Manifest {
-                    path: journal,
-                    message: e.to_string(),
-                })
-            }
+            serde_json::from_slice(&stored.bytes).map_err(|e| error(name, e.to_string()))?;
+        let journal = match name.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/{JOURNAL}"),
+            None => JOURNAL.to_string(),
+        };
+        if let Some(stored) = storage
+            .read(&journal)
+            .map_err(|e| error(&journal, e.to_string()))?
+        {
+            manifest.apply_journal(&stored.bytes);
         }
+        let path = PathBuf::from(storage.describe(name));
+        let path = path.as_path();
         // Every name read back becomes a path under the output directory: none may lead out.
         for entry in &manifest.shards {
             let names = std::iter::once(&entry.name)
@@ -243,17 +253,20 @@ impl Manifest {
     }
 
     /// Writes the whole manifest and empties the journal, whose entries it now holds.
+    #[cfg(test)]
     pub(crate) fn write(&self, dir: &Path) -> Result<(), RunError> {
+        self.write_to(&LocalDir::new(dir))
+    }
+
+    /// [`Manifest::write`] into an output directory or URL.
+    pub(crate) fn write_to(&self, storage: &dyn Storage) -> Result<(), RunError> {
         let mut bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
         bytes.push(b'\n');
-        write_atomic(&dir.join(MANIFEST), &bytes)?;
-        match std::fs::remove_file(dir.join(JOURNAL)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(RunError::Manifest {
-                path: dir.join(JOURNAL),
-                message: e.to_string(),
-            }),
-            _ => Ok(()),
-        }
+        storage.replace(MANIFEST, &bytes, None)?;
+        storage.remove(JOURNAL).map_err(|e| RunError::Manifest {
+            path: PathBuf::from(storage.describe(JOURNAL)),
+            message: e.to_string(),
+        })
     }
 }
 
@@ -384,9 +397,30 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         .clone()
         .or_else(|| config.output.dir.clone())
         .ok_or(RunError::NoOutput)?;
+    let storage = crate::output::open_output(&output)?;
+    let remote = storage.local_dir().is_none();
+    // On object storage there is no append (the journal) nor rename: a one-process run keeps
+    // its state as a run over ranks does, one completion record per shard, as rank 0 of 1, and
+    // folds them into manifest.json and report.json when it ends.
+    let implicit_rank = (remote && options.rank.is_none()).then_some(crate::ranks::RankRequest {
+        rank: 0,
+        world_size: Some(1),
+        rank_source: crate::ranks::RankSource::Single,
+        world_source: crate::ranks::WorldSource::Single,
+    });
+    let rank_request = options.rank.clone().or(implicit_rank.clone());
+    if remote {
+        // One request first: wrong credentials or a missing bucket fail before any work.
+        storage.check()?;
+    }
     // The run's own output directory is never an input, even inside an input directory; and it
-    // cannot be an input directory itself (its kept/, manifest.json... would be read back).
-    if let Ok(out) = std::fs::canonicalize(&output) {
+    // cannot be an input directory itself (its kept/, manifest.json... would be read back). An
+    // output URL is excluded from the inputs' listings instead.
+    let canonical_output = match remote {
+        true => None,
+        false => std::fs::canonicalize(&output).ok(),
+    };
+    if let Some(out) = canonical_output {
         if let Some(input) = inputs
             .iter()
             .find(|i| std::fs::canonicalize(i).is_ok_and(|i| i == out))
@@ -405,7 +439,9 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         },
     )?;
     check_output_names(config, &discovery.shards)?;
-    prepare_output_dir(&output)?;
+    if !remote {
+        prepare_output_dir(&output)?;
+    }
     let command = options.command.as_deref().unwrap_or("sluice run");
     let skipped_inputs: Vec<SkippedInput> = discovery
         .skipped
@@ -422,9 +458,9 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     // A rank locks only its own share (see `ranks`); a one-process run, the whole directory: a
     // second writer is refused, naming the first.
     let mut lock = None;
-    let claim = match &options.rank {
+    let claim = match &rank_request {
         Some(request) => Some(crate::ranks::claim(
-            &output,
+            &*storage,
             request,
             &crate::ranks::records::Listing::of(&discovery, skipped_inputs.clone()),
             &crate::ranks::records::Pin {
@@ -440,11 +476,13 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
             command,
         )?),
         None => {
-            let held = OutputLock::acquire(&output, command).map_err(RunError::Locked)?;
+            let held = storage
+                .lock(sluice_io::LOCK_FILE, command)
+                .map_err(RunError::Locked)?;
             if let Some(holder) = held.stale() {
                 tracing::warn!(%holder, "taking over the lock of a sluice that is no longer running");
             }
-            crate::ranks::records::refuse_single(&output)?;
+            crate::ranks::records::refuse_single(&*storage)?;
             lock = Some(held);
             None
         }
@@ -470,13 +508,13 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     };
     // A rank's earlier work is in its shards' completion records.
     let completed = match &claim {
-        Some(claim) if !options.force => claim.completed(&output, &shards)?,
+        Some(claim) if !options.force => claim.completed(&*storage, &shards)?,
         _ => Vec::new(),
     };
 
     let previous = match claim {
         Some(_) => None,
-        None => Manifest::load(&output.join(MANIFEST))?,
+        None => Manifest::load_from(&*storage)?,
     };
     if let Some(previous) = &previous {
         if previous.config_hash != cascade.config_hash && !options.force {
@@ -489,15 +527,19 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     if let (Some(previous), true) = (&previous, options.force) {
         // Replacing an earlier run: none of its files may outlive it (another input set would
         // leave them in kept/ beside the new ones).
-        remove_outputs(&output, previous)?;
+        remove_outputs(&*storage, previous)?;
     }
     let finished: BTreeMap<&str, &ShardEntry> = match (&previous, options.force) {
         (Some(p), false) => p.shards.iter(),
         _ => [].iter(),
     }
     .chain(&completed)
-    .filter(|e| e.status == ShardStatus::Done && outputs_exist(&output, e))
-    .map(|e| (e.name.as_str(), e))
+    .filter(|e| e.status == ShardStatus::Done)
+    .map(|e| Ok((e, outputs_exist(&*storage, e)?)))
+    .collect::<Result<Vec<_>, sluice_io::IoError>>()?
+    .into_iter()
+    .filter(|(_, outputs)| *outputs)
+    .map(|(e, _)| (e.name.as_str(), e))
     .collect();
 
     let mut entries = Vec::with_capacity(shards.len() + failed_entries.len());
@@ -554,7 +596,10 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
         skipped: skipped_inputs,
     });
     if claim.is_none() {
-        manifest.lock().expect("manifest lock").write(&output)?;
+        manifest
+            .lock()
+            .expect("manifest lock")
+            .write_to(&*storage)?;
     }
 
     let threads = match options.threads.unwrap_or(config.run.threads) {
@@ -587,13 +632,12 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     }
     let cascade = cascade;
     let permits = Permits::new(chunks_in_flight(threads, cascade.chunk_bytes));
-    let storage = LocalDir::new(&output);
     let runner = ShardRunner {
         cascade: &cascade,
         config,
         pool: &pool,
         permits: &permits,
-        storage: &storage,
+        storage: &*storage,
         progress: options.progress,
         stop: options.stop,
     };
@@ -658,7 +702,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                 }
                 let recorded = match &claim {
                     Some(claim) if entry.status == ShardStatus::Done => claim
-                        .complete(&storage, entry, shard_started.elapsed().as_secs_f64())
+                        .complete(&*storage, entry, shard_started.elapsed().as_secs_f64())
                         .map_err(RunError::from),
                     Some(_) => Ok(()), // a failure goes in the rank's record
                     None => append_journal(&output, &m.shards[index]),
@@ -686,9 +730,11 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     let mut report = build_report(&cascade, &manifest, &todo, threads, started, &timings, cpu);
     report.shards.changed = changed;
     match &claim {
-        Some(claim) => claim.finish(&storage, &shards, &report, stopped(options.stop))?,
-        None => manifest.write(&output)?,
+        Some(claim) => claim.finish(&*storage, &shards, &report, stopped(options.stop))?,
+        None => manifest.write_to(&*storage)?,
     }
+    // The rank's lock is released before the fold, which takes the whole output's.
+    drop(claim);
     if let Some(signal) = stopped(options.stop) {
         let done = manifest
             .shards
@@ -702,10 +748,12 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
             path: output,
         });
     }
-    if claim.is_none() {
+    if implicit_rank.is_some() {
+        crate::ranks::merge(&*storage, command)?;
+    } else if options.rank.is_none() {
         let mut bytes = serde_json::to_vec_pretty(&report).expect("report serializes");
         bytes.push(b'\n');
-        write_atomic(&output.join(REPORT), &bytes)?;
+        storage.replace(REPORT, &bytes, None)?;
     }
     Ok(report)
 }
@@ -930,7 +978,7 @@ fn same_input(entry: &ShardEntry, shard: &Shard, now: Option<&InputIdentity>) ->
 }
 
 /// Removes every output file an earlier run's manifest lists (and its journal).
-fn remove_outputs(output: &Path, previous: &Manifest) -> Result<(), RunError> {
+fn remove_outputs(storage: &dyn Storage, previous: &Manifest) -> Result<(), RunError> {
     for entry in &previous.shards {
         let files = Stream::ALL
             .iter()
@@ -942,24 +990,26 @@ fn remove_outputs(output: &Path, previous: &Manifest) -> Result<(), RunError> {
                     .map(|name| (crate::output::OVERSIZED_DIR, name)),
             );
         for (dir, name) in files {
-            let path = output.join(dir).join(name);
-            match std::fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(RunError::CreateOutput { path, source: e })
-                }
-                _ => {}
-            }
+            storage.remove(&format!("{dir}/{name}"))?;
         }
     }
     Ok(())
 }
 
-pub(crate) fn outputs_exist(output: &Path, entry: &ShardEntry) -> bool {
-    Stream::ALL.iter().all(|stream| {
-        entry
-            .stream_name(*stream)
-            .is_some_and(|name| output.join(stream.dir()).join(name).is_file())
-    })
+/// Whether all five outputs of a finished shard are there (a HEAD each on object storage).
+pub(crate) fn outputs_exist(
+    storage: &dyn Storage,
+    entry: &ShardEntry,
+) -> Result<bool, sluice_io::IoError> {
+    for stream in Stream::ALL {
+        let Some(name) = entry.stream_name(stream) else {
+            return Ok(false);
+        };
+        if !storage.exists(&format!("{}/{name}", stream.dir()))? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]

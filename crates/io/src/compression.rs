@@ -150,24 +150,24 @@ pub fn open_written(path: &Path) -> Result<(Compression, Box<dyn BufRead + Send>
     open_stream(path, false, |raw| raw)
 }
 
+/// [`open_written`] over the bytes of `reader` (an output in object storage); `name` names it
+/// in errors and its file name claims a compression.
+pub fn open_written_reader(
+    name: &Path,
+    reader: Box<dyn Read + Send>,
+) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
+    open_reader(name, reader, false, |raw| raw)
+}
+
 /// [`open_shard_observed`] for an object in object storage: streamed from the store (see
 /// [`crate::RemoteReader`]), its compression detected from its first bytes as for a file. A
-/// Parquet object (`PAR1`, or a `*.parquet` name) is [`IoError::RemoteParquet`]: not read from
-/// object storage yet.
+/// Parquet object is read by [`crate::ParquetReader::open_remote`] instead (see
+/// [`crate::remote_shard_format`]).
 pub fn open_remote_shard_observed(
     object: &crate::RemoteObject,
     observe: impl FnOnce(Box<dyn Read + Send>) -> Box<dyn Read + Send>,
 ) -> Result<(Compression, Box<dyn BufRead + Send>), IoError> {
     let path = PathBuf::from(&object.url);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if crate::is_parquet_name(&name) || name.to_ascii_lowercase().contains(".parquet.") {
-        return Err(IoError::RemoteParquet {
-            url: object.url.clone(),
-        });
-    }
     let reader = crate::RemoteReader::open(object)?;
     open_reader(&path, Box::new(reader), true, observe)
 }
@@ -207,11 +207,6 @@ fn open_reader(
         }
     }
     let prefix = &magic[..got];
-    if prefix == crate::PARQUET_MAGIC && crate::is_url(&path.to_string_lossy()) {
-        return Err(IoError::RemoteParquet {
-            url: path.display().to_string(),
-        });
-    }
     let detected = detect(prefix);
 
     let file_name = path

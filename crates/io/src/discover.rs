@@ -290,6 +290,9 @@ struct Walker<'a> {
     links: BTreeMap<PathBuf, (PathBuf, u32, PathBuf)>,
     /// Canonical paths of [`DiscoverOptions::exclude`].
     exclude: Vec<PathBuf>,
+    /// The URLs of [`DiscoverOptions::exclude`] (an output in object storage), as prefixes
+    /// ending in `/`.
+    exclude_urls: Vec<String>,
 }
 
 /// A directory's entries, sorted by name: (name, path, type without following links).
@@ -340,6 +343,12 @@ impl<'a> Walker<'a> {
                 .iter()
                 .filter_map(|p| fs::canonicalize(p).ok())
                 .collect(),
+            exclude_urls: options
+                .exclude
+                .iter()
+                .filter_map(|p| p.to_str().filter(|t| crate::is_url(t)))
+                .map(|url| format!("{}/", url.trim_end_matches('/')))
+                .collect(),
         }
     }
 
@@ -361,6 +370,19 @@ impl<'a> Walker<'a> {
     /// [`crate::remote`]): named like files, never confused with them.
     fn add_listing(&mut self, listing: crate::remote::Listing) {
         for listed in listing.objects {
+            // The run's own output prefix inside an input prefix: never read back.
+            let excluded = self
+                .exclude_urls
+                .iter()
+                .any(|prefix| listed.object.url.starts_with(prefix.as_str()));
+            if excluded {
+                let path = crate::remote::url_of_virtual_key(&listed.key);
+                self.skipped.entry(listed.key).or_insert(Skipped {
+                    path,
+                    reason: SkipReason::Excluded,
+                });
+                continue;
+            }
             self.found.entry(listed.key).or_insert(Found {
                 path: PathBuf::from(&listed.object.url),
                 size: listed.object.size,

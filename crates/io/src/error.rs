@@ -75,12 +75,6 @@ pub enum IoError {
     /// client said; never a credential.
     #[error("{url}: {message}")]
     Remote { url: String, message: String },
-    /// A Parquet shard in object storage: not read from there yet.
-    #[error(
-        "{url}: parquet shards cannot be read from object storage yet (only jsonl can); copy it \
-         to local disk first"
-    )]
-    RemoteParquet { url: String },
     /// A file named `*.parquet` that does not start with `PAR1`.
     #[error("{}: not a parquet file (it does not start with PAR1)", path.display())]
     NotParquet { path: PathBuf },
@@ -113,8 +107,7 @@ impl IoError {
             | IoError::CompressedParquet { .. }
             | IoError::NotParquet { .. }
             | IoError::Parquet { .. }
-            | IoError::Remote { .. }
-            | IoError::RemoteParquet { .. } => None,
+            | IoError::Remote { .. } => None,
         }
     }
 

@@ -49,7 +49,9 @@
 //! lists them with the rules of a local directory or glob, and [`open_remote_shard_observed`]
 //! streams an object through [`RemoteReader`] (retried on throttling, 5xx and refused
 //! connections; resumed by a ranged GET from the failed byte). Credentials come only from the
-//! environment. Parquet objects are not read from there yet. See the `remote` module's docs.
+//! environment. Parquet objects are read by ranged GETs of their footer and row groups
+//! ([`ParquetReader::open_remote`]). Outputs may be written there too ([`ObjectDir`]: multipart
+//! uploads, conditional puts, lease locks). See the `remote` and `objects` modules' docs.
 //!
 //! # Atomic outputs
 //!
@@ -67,6 +69,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod lock;
+mod objects;
 mod parquet;
 mod paths;
 mod remote;
@@ -78,8 +81,8 @@ pub use chunker::{
 };
 pub use compression::{
     compress_frame, drain_to_end, empty_stream, gzip_level, open_remote_shard_observed, open_shard,
-    open_shard_observed, open_written, output_name, CompressedFile, CompressedWriter, Compression,
-    LazyCompressedFile, READ_BUFFER_BYTES,
+    open_shard_observed, open_written, open_written_reader, output_name, CompressedFile,
+    CompressedWriter, Compression, LazyCompressedFile, READ_BUFFER_BYTES,
 };
 pub use discover::{
     discover, discover_shards, is_shard_file_name, DiscoverOptions, Discovery, FailedEntry, Shard,
@@ -87,12 +90,19 @@ pub use discover::{
 };
 pub use error::IoError;
 pub use lock::{hostname, utc_timestamp, Holder, LockError, OutputLock, LOCK_FILE};
+pub use objects::{
+    ObjectDir, ObjectLock, ObjectWriter, Versioned, LEASE_EXPIRY, LEASE_RENEW, PARTS_IN_FLIGHT,
+    PART_BYTES,
+};
 pub use parquet::{
     is_parquet_name, is_parquet_output, parquet_output_name, shard_format, ParquetCodec,
     ParquetOptions, ParquetReader, ParquetWriter, RowGroupBatches, ShardFormat, PARQUET_MAGIC,
     WRITE_ROWS,
 };
 pub use paths::{join_under, validate_relative_name, UnsafeName};
-pub use remote::{is_url, RemoteObject, RemoteReader, MAX_ATTEMPTS, MAX_RESUMES, URL_SCHEMES};
+pub use remote::{
+    is_url, remote_shard_format, RemoteChunks, RemoteObject, RemoteReader, MAX_ATTEMPTS,
+    MAX_RESUMES, URL_SCHEMES,
+};
 /// The Arrow crates Parquet batches are made of, for callers that handle them.
 pub use {arrow_array, arrow_schema, arrow_select};

@@ -33,7 +33,7 @@ pub struct Holder {
 }
 
 impl Holder {
-    fn current(command: &str) -> Holder {
+    pub(crate) fn current(command: &str) -> Holder {
         Holder {
             pid: std::process::id(),
             host: hostname(),
@@ -42,7 +42,7 @@ impl Holder {
         }
     }
 
-    fn to_file(&self) -> String {
+    pub(crate) fn to_file(&self) -> String {
         format!(
             "pid={}\nhost={}\nstarted={}\ncommand={}\n",
             self.pid, self.host, self.started, self.command
@@ -50,7 +50,7 @@ impl Holder {
     }
 
     /// Parses a lock file; `None` when it holds no pid (empty, or not ours).
-    fn parse(text: &str) -> Option<Holder> {
+    pub(crate) fn parse(text: &str) -> Option<Holder> {
         let mut holder = Holder::default();
         let mut pid = None;
         for line in text.lines() {
@@ -70,7 +70,7 @@ impl Holder {
     }
 
     /// Whether this process still exists (only meaningful on this host).
-    fn is_alive(&self) -> bool {
+    pub(crate) fn is_alive(&self) -> bool {
         #[cfg(unix)]
         {
             let Ok(pid) = libc::pid_t::try_from(self.pid) else {

@@ -124,8 +124,16 @@ fn decompressed_prefix(path: &Path, compression: Compression) -> Option<Vec<u8>>
 /// A Parquet shard opened for reading: its footer parsed once, row groups read on demand.
 pub struct ParquetReader {
     path: PathBuf,
-    file: File,
+    source: Source,
     metadata: ArrowReaderMetadata,
+}
+
+/// Where a Parquet file's bytes are read from.
+enum Source {
+    File(File),
+    /// An object in object storage, by ranged GETs: the footer, then each row group's column
+    /// chunks (a row group at a time, as from a file).
+    Object(crate::RemoteChunks),
 }
 
 impl ParquetReader {
@@ -135,7 +143,20 @@ impl ParquetReader {
             .map_err(|e| parquet_error(path, e))?;
         Ok(ParquetReader {
             path: path.to_path_buf(),
-            file,
+            source: Source::File(file),
+            metadata,
+        })
+    }
+
+    /// A Parquet object in object storage, read by ranged GETs (its footer now).
+    pub fn open_remote(object: &crate::RemoteObject) -> Result<ParquetReader, IoError> {
+        let chunks = crate::RemoteChunks::open(object)?;
+        let path = PathBuf::from(&object.url);
+        let metadata = ArrowReaderMetadata::load(&chunks, ArrowReaderOptions::new())
+            .map_err(|e| parquet_error(&path, e))?;
+        Ok(ParquetReader {
+            path,
+            source: Source::Object(chunks),
             metadata,
         })
     }
@@ -202,26 +223,45 @@ impl ParquetReader {
         batch_rows: usize,
         roots: Option<Vec<usize>>,
     ) -> Result<RowGroupBatches, IoError> {
-        let file = self.file.try_clone().map_err(|error| IoError::Read {
-            path: self.path.clone(),
-            error,
-        })?;
-        let mut builder =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
-                .with_row_groups(vec![index])
-                .with_batch_size(batch_rows.max(1));
-        if let Some(roots) = roots {
-            let mask = parquet::arrow::ProjectionMask::roots(
+        let mask = roots.map(|roots| {
+            parquet::arrow::ProjectionMask::roots(
                 self.metadata.metadata().file_metadata().schema_descr(),
                 roots,
-            );
-            builder = builder.with_projection(mask);
-        }
-        let reader = builder.build().map_err(|e| parquet_error(&self.path, e))?;
+            )
+        });
+        let reader = match &self.source {
+            Source::File(file) => {
+                let file = file.try_clone().map_err(|error| IoError::Read {
+                    path: self.path.clone(),
+                    error,
+                })?;
+                self.build(file, index, batch_rows, mask)?
+            }
+            Source::Object(chunks) => self.build(chunks.clone(), index, batch_rows, mask)?,
+        };
         Ok(RowGroupBatches {
             path: self.path.clone(),
             reader,
         })
+    }
+}
+
+impl ParquetReader {
+    fn build<T: parquet::file::reader::ChunkReader + 'static>(
+        &self,
+        source: T,
+        index: usize,
+        batch_rows: usize,
+        mask: Option<parquet::arrow::ProjectionMask>,
+    ) -> Result<ParquetRecordBatchReader, IoError> {
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(source, self.metadata.clone())
+                .with_row_groups(vec![index])
+                .with_batch_size(batch_rows.max(1));
+        if let Some(mask) = mask {
+            builder = builder.with_projection(mask);
+        }
+        builder.build().map_err(|e| parquet_error(&self.path, e))
     }
 }
 

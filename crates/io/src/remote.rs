@@ -111,7 +111,7 @@ pub(crate) struct Listing {
     pub skipped: Vec<(PathBuf, SkipReason)>,
 }
 
-fn remote_error(url: &str, error: object_store::Error) -> IoError {
+pub(crate) fn remote_error(url: &str, error: object_store::Error) -> IoError {
     let text = one_line(&error);
     let between = |open: &str, close: &str| {
         let start = text.find(open)? + open.len();
@@ -151,7 +151,7 @@ fn remote_error(url: &str, error: object_store::Error) -> IoError {
 }
 
 /// The error and its sources on one line (the server's XML body included, without newlines).
-fn one_line(error: &dyn std::error::Error) -> String {
+pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {
@@ -165,7 +165,7 @@ fn one_line(error: &dyn std::error::Error) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn runtime() -> Result<&'static tokio::runtime::Runtime, IoError> {
+pub(crate) fn runtime() -> Result<&'static tokio::runtime::Runtime, IoError> {
     static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
@@ -196,18 +196,18 @@ fn retry_config() -> RetryConfig {
 }
 
 /// A store and the object path inside it a URL names.
-struct Location {
-    store: Arc<dyn ObjectStore>,
+pub(crate) struct Location {
+    pub(crate) store: Arc<dyn ObjectStore>,
     /// `scheme://authority`, for rebuilding object URLs.
-    base: String,
-    scheme: String,
-    authority: String,
-    path: ObjectPath,
+    pub(crate) base: String,
+    pub(crate) scheme: String,
+    pub(crate) authority: String,
+    pub(crate) path: ObjectPath,
     /// The path as written (percent-decoded), to tell `prefix/` from `prefix` and find globs.
-    raw_path: String,
+    pub(crate) raw_path: String,
 }
 
-fn resolve(input: &str) -> Result<Location, IoError> {
+pub(crate) fn resolve(input: &str) -> Result<Location, IoError> {
     let bad = |message: String| IoError::Remote {
         url: input.to_string(),
         message,
@@ -346,16 +346,28 @@ impl Location {
         prefix: &ObjectPath,
     ) -> Result<Vec<object_store::ObjectMeta>, IoError> {
         let prefix = (!prefix.as_ref().is_empty()).then_some(prefix);
-        let mut objects = runtime()?
-            .block_on(async {
+        // An outage longer than the client's own retries (a server restarting) is waited out, as
+        // for a GET (see `RemoteReader::request`); the listing starts again from its first page.
+        let mut attempt = 0;
+        let mut objects = loop {
+            let listed = runtime()?.block_on(async {
                 let mut stream = self.store.list(prefix);
                 let mut objects = Vec::new();
                 while let Some(meta) = stream.next().await {
                     objects.push(meta?);
                 }
                 Ok::<_, object_store::Error>(objects)
-            })
-            .map_err(|e| remote_error(input, e))?;
+            });
+            match listed {
+                Ok(objects) => break objects,
+                Err(error) if is_transient(&error) && attempt + 1 < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::warn!(url = %input, attempt, error = %one_line(&error), "listing failed: retrying");
+                    std::thread::sleep(Duration::from_millis(100 << attempt.min(7)));
+                }
+                Err(error) => return Err(remote_error(input, error)),
+            }
+        };
         objects.sort_by(|a, b| a.location.as_ref().cmp(b.location.as_ref()));
         Ok(objects)
     }
@@ -559,13 +571,14 @@ impl RemoteReader {
     /// object that cannot be read fails here.
     pub fn open(object: &RemoteObject) -> Result<RemoteReader, IoError> {
         let location = resolve(&object.url)?;
-        RemoteReader::open_in(location.store, location.path, object)
+        RemoteReader::open_in(location.store, location.path, object, 0)
     }
 
     fn open_in(
         store: Arc<dyn ObjectStore>,
         path: ObjectPath,
         object: &RemoteObject,
+        offset: u64,
     ) -> Result<RemoteReader, IoError> {
         let mut reader = RemoteReader {
             store,
@@ -573,14 +586,14 @@ impl RemoteReader {
             url: object.url.clone(),
             size: object.size,
             etag: object.etag.clone(),
-            offset: 0,
+            offset: offset.min(object.size),
             stream: None,
             chunk: Bytes::new(),
             resumes: 0,
             #[cfg(test)]
             fail_at: None,
         };
-        if reader.size > 0 {
+        if reader.size > reader.offset {
             reader.stream = Some(reader.request()?);
         }
         Ok(reader)
@@ -712,6 +725,131 @@ impl Read for RemoteReader {
     }
 }
 
+/// An object read by ranged GETs, for formats read from their end and by parts (Parquet: the
+/// footer, then each row group's column chunks): each GET asks for the bytes it needs, `If-Match`
+/// the ETag listed, retried as [`RemoteReader`]'s are.
+#[derive(Clone)]
+pub struct RemoteChunks {
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    object: RemoteObject,
+}
+
+impl std::fmt::Debug for RemoteChunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteChunks")
+            .field("url", &self.object.url)
+            .finish()
+    }
+}
+
+impl RemoteChunks {
+    pub fn open(object: &RemoteObject) -> Result<RemoteChunks, IoError> {
+        let location = resolve(&object.url)?;
+        Ok(RemoteChunks {
+            store: location.store,
+            path: location.path,
+            object: object.clone(),
+        })
+    }
+
+    pub fn object(&self) -> &RemoteObject {
+        &self.object
+    }
+
+    /// Bytes `start..end` of the object.
+    pub fn range(&self, start: u64, end: u64) -> Result<Bytes, IoError> {
+        let end = end.min(self.object.size);
+        if start >= end {
+            return Ok(Bytes::new());
+        }
+        let mut attempt = 0;
+        loop {
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(start..end)),
+                if_match: self.object.etag.clone(),
+                ..Default::default()
+            };
+            let result = runtime()?.block_on(async {
+                let result = self.store.get_opts(&self.path, options).await?;
+                result.bytes().await
+            });
+            match result {
+                Ok(bytes) if bytes.len() as u64 == end - start => return Ok(bytes),
+                Ok(bytes) => {
+                    return Err(IoError::Remote {
+                        url: self.object.url.clone(),
+                        message: format!(
+                            "asked for bytes {start}..{end}, got {} bytes: the object changed?",
+                            bytes.len()
+                        ),
+                    })
+                }
+                Err(error) if is_transient(&error) && attempt + 1 < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::warn!(url = %self.object.url, attempt, error = %one_line(&error), "object request failed: retrying");
+                    std::thread::sleep(Duration::from_millis(100 << attempt.min(7)));
+                }
+                Err(error) => return Err(remote_error(&self.object.url, error)),
+            }
+        }
+    }
+
+    /// A streamed reader of the object from byte `start`.
+    pub fn reader_at(&self, start: u64) -> Result<RemoteReader, IoError> {
+        RemoteReader::open_in(self.store.clone(), self.path.clone(), &self.object, start)
+    }
+}
+
+fn parquet_external(error: IoError) -> parquet::errors::ParquetError {
+    parquet::errors::ParquetError::External(Box::new(error))
+}
+
+impl parquet::file::reader::Length for RemoteChunks {
+    fn len(&self) -> u64 {
+        self.object.size
+    }
+}
+
+impl parquet::file::reader::ChunkReader for RemoteChunks {
+    type T = RemoteReader;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<RemoteReader> {
+        self.reader_at(start).map_err(parquet_external)
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        self.range(start, start + length as u64)
+            .map_err(parquet_external)
+    }
+}
+
+/// Whether an object is a Parquet shard: by its first four bytes (`PAR1`; one ranged GET), or
+/// for an http(s) object (servers may not serve ranges) by its name. A `*.parquet` name on
+/// something else, or Parquet inside zstd/gzip, is an error, as for a file.
+pub fn remote_shard_format(object: &RemoteObject) -> Result<crate::ShardFormat, IoError> {
+    let name = object.url.rsplit('/').next().unwrap_or_default();
+    let named_parquet = crate::is_parquet_name(name);
+    let http = object.url.starts_with("http://") || object.url.starts_with("https://");
+    if http || object.size < 4 {
+        return Ok(match named_parquet {
+            true => crate::ShardFormat::Parquet,
+            false => crate::ShardFormat::Jsonl,
+        });
+    }
+    let magic = RemoteChunks::open(object)?.range(0, 4)?;
+    if magic.as_ref() == crate::PARQUET_MAGIC {
+        return Ok(crate::ShardFormat::Parquet);
+    }
+    let compression = crate::compression::detect(&magic);
+    let path = PathBuf::from(&object.url);
+    match (named_parquet, compression) {
+        (true, crate::Compression::None) => Err(IoError::NotParquet { path }),
+        (true, compression) => Err(IoError::CompressedParquet { path, compression }),
+        _ => Ok(crate::ShardFormat::Jsonl),
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -768,7 +906,7 @@ pub(crate) mod tests {
         None
     }
 
-    fn test_store(settings: &HashMap<String, String>) -> Arc<dyn ObjectStore> {
+    pub(crate) fn test_store(settings: &HashMap<String, String>) -> Arc<dyn ObjectStore> {
         Arc::new(
             object_store::aws::AmazonS3Builder::new()
                 .with_endpoint(&settings["AWS_ENDPOINT_URL"])
@@ -802,7 +940,8 @@ pub(crate) mod tests {
             modified_ns: None,
         };
         for fail_at in [1, 65_536, 1_234_567, 2_999_999] {
-            let mut reader = RemoteReader::open_in(store.clone(), path.clone(), &object).unwrap();
+            let mut reader =
+                RemoteReader::open_in(store.clone(), path.clone(), &object, 0).unwrap();
             reader.fail_at = Some(fail_at);
             let mut read = Vec::new();
             reader.read_to_end(&mut read).unwrap();
@@ -811,7 +950,7 @@ pub(crate) mod tests {
         }
 
         // The object replaced between the listing and a resumed read: an error, not a splice.
-        let mut reader = RemoteReader::open_in(store.clone(), path.clone(), &object).unwrap();
+        let mut reader = RemoteReader::open_in(store.clone(), path.clone(), &object, 0).unwrap();
         reader.fail_at = Some(1_000_000);
         let mut first = vec![0u8; 1_000_000];
         reader.read_exact(&mut first).unwrap();

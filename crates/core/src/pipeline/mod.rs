@@ -171,10 +171,11 @@ impl ShardRunner<'_> {
     /// Filters one shard into its five outputs. On error nothing appears under a final name; the
     /// caller marks the shard failed and goes on.
     pub fn run(&self, shard: &Shard) -> Result<ShardDone, ShardError> {
-        // Objects in object storage are JSONL for now: their opener refuses Parquet by name.
-        if shard.remote.is_none()
-            && sluice_io::shard_format(&shard.path)? == sluice_io::ShardFormat::Parquet
-        {
+        let format = match &shard.remote {
+            Some(object) => sluice_io::remote_shard_format(object)?,
+            None => sluice_io::shard_format(&shard.path)?,
+        };
+        if format == sluice_io::ShardFormat::Parquet {
             return self.run_parquet(shard);
         }
         // The input is hashed as it is read (SHA-256 runs at ~1.2 GB/s with SHA-NI, over the

@@ -26,7 +26,6 @@
 use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
@@ -93,7 +92,10 @@ impl ShardRunner<'_> {
     /// Filters one Parquet shard (see the module docs). On error nothing appears under a final
     /// name.
     pub(super) fn run_parquet(&self, shard: &Shard) -> Result<ShardDone, ShardError> {
-        let reader = ParquetReader::open(&shard.path)?;
+        let reader = match &shard.remote {
+            Some(object) => ParquetReader::open_remote(object)?,
+            None => ParquetReader::open(&shard.path)?,
+        };
         let name = parquet_output_name(&shard.name);
         let records_compression = self.config.parquet_records_compression();
         let records = records_name(&name, records_compression);
@@ -120,8 +122,9 @@ impl ShardRunner<'_> {
         };
         let (tx, rx) = unbounded::<Message<BatchOutput>>();
         let (collected, digest) = std::thread::scope(|scope| {
-            // The reader seeks about the file: its bytes are hashed in one pass beside it.
-            let digest = scope.spawn(|| sha256_file(&shard.path));
+            // The reader seeks about the file: its bytes are hashed in one pass beside it (for an
+            // object, one more streamed GET of it).
+            let digest = scope.spawn(|| sha256_shard(shard));
             scope.spawn(|| self.read_batches(&reader, &context, tx));
             let collected = self.collect_batches(&rx, &mut writer);
             (collected, digest.join())
@@ -226,15 +229,19 @@ impl ShardRunner<'_> {
 }
 
 /// SHA-256 (hex) of a file's bytes.
-fn sha256_file(path: &Path) -> Result<String, ShardError> {
+fn sha256_shard(shard: &Shard) -> Result<String, ShardError> {
     use sha2::Digest;
+    let path = &shard.path;
     let read_error = |error| {
         ShardError::Read(IoError::Read {
             path: path.to_path_buf(),
             error,
         })
     };
-    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let mut file: Box<dyn Read> = match &shard.remote {
+        Some(object) => Box::new(sluice_io::RemoteReader::open(object)?),
+        None => Box::new(std::fs::File::open(path).map_err(read_error)?),
+    };
     let mut hasher = sha2::Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];
     loop {

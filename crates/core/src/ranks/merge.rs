@@ -7,17 +7,18 @@
 //! small reads, no listing of the directory.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_io::{write_atomic, LockError, OutputLock};
+use sluice_io::{LockError, LOCK_FILE};
 
 use super::records::{
-    completion_name, rank_record_name, read_json, CompletionRecord, Listing, RankRecord, RunRecord,
-    LISTING, LOCKS_DIR, RUN_RECORD,
+    completion_name, lock_name, rank_record_name, read_record, CompletionRecord, Listing,
+    RankRecord, RunRecord, LISTING, RUN_RECORD,
 };
 use super::{RankError, RankSource};
+use crate::output::Storage;
 use crate::run::{
     step_times, FailedShard, InputIdentity, Manifest, Report, ShardEntry, ShardStatus, MANIFEST,
     REPORT,
@@ -71,63 +72,73 @@ impl MergeOutcome {
 /// Merges the run in `dir` (see the module docs). Holds the directory's lock, so no rank starts
 /// meanwhile, and refuses while a rank of the pinned world runs, or when records were made with
 /// different configs.
-pub fn merge(dir: &Path, command: &str) -> Result<MergeOutcome, RankError> {
-    let Some(record) = read_json::<RunRecord>(&dir.join(RUN_RECORD))? else {
+pub fn merge(storage: &dyn Storage, command: &str) -> Result<MergeOutcome, RankError> {
+    let dir = storage.root();
+    let Some(record) = read_record::<RunRecord>(storage, RUN_RECORD)? else {
         return Err(RankError::NotRanked {
-            dir: dir.to_path_buf(),
-            single: dir.join(MANIFEST).is_file(),
+            dir,
+            single: storage.exists(MANIFEST)?,
         });
     };
-    let _lock = OutputLock::acquire(dir, command).map_err(RankError::Locked)?;
+    let _lock = storage
+        .lock(LOCK_FILE, command)
+        .map_err(RankError::Locked)?;
     let world = record.world_size;
     let running: Vec<usize> = (0..world)
         .filter(|&rank| {
             matches!(
-                OutputLock::check_free(
-                    &dir.join(LOCKS_DIR),
-                    &format!("rank-{rank:05}-of-{world:05}.lock")
-                ),
+                storage.check_lock_free(&lock_name(rank, world)),
                 Err(LockError::Held { .. })
             )
         })
         .collect();
     if !running.is_empty() {
         return Err(RankError::StillRunning {
-            dir: dir.to_path_buf(),
+            dir,
             ranks: running,
         });
     }
-    let listing: Listing = read_json(&dir.join(LISTING))?.ok_or_else(|| RankError::Read {
-        path: dir.join(LISTING),
+    let listing_path = || PathBuf::from(storage.describe(LISTING));
+    let listing: Listing = read_record(storage, LISTING)?.ok_or_else(|| RankError::Read {
+        path: listing_path(),
         message: "missing (the rank that pinned the run stopped before writing it): re-run any \
                   rank, it writes it"
             .into(),
     })?;
     if listing.summary() != record.listing {
         return Err(RankError::Read {
-            path: dir.join(LISTING),
+            path: listing_path(),
             message: "does not match ranks/run.json: re-run any rank, it rewrites it".into(),
         });
     }
     let assignment = listing.assignment(world);
     let ranks: Vec<Option<RankRecord>> = (0..world)
-        .map(|rank| read_json(&dir.join(rank_record_name(rank, world))))
+        .map(|rank| read_record(storage, &rank_record_name(rank, world)))
         .collect::<Result<_, _>>()?;
 
     // Mixed configs: records made before a `--force` re-pin of the config.
     let mut foreign: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
-    // Read in parallel: on a network filesystem each read waits on a round trip.
-    let read: Vec<Option<CompletionRecord>> = {
+    // Read in parallel, with whether the shard's outputs are all there: on a network
+    // filesystem or object storage each read waits on a round trip.
+    let read: Vec<(Option<CompletionRecord>, bool)> = {
         use rayon::prelude::*;
         listing
             .shards
             .par_iter()
-            .with_min_len(64)
-            .map(|shard| read_json(&dir.join(completion_name(&shard.name))))
+            .with_min_len(16)
+            .map(|shard| {
+                let completion: Option<CompletionRecord> =
+                    read_record(storage, &completion_name(&shard.name))?;
+                let outputs = match &completion {
+                    Some(c) => crate::run::outputs_exist(storage, &c.entry)?,
+                    None => false,
+                };
+                Ok::<_, RankError>((completion, outputs))
+            })
             .collect::<Result<_, _>>()?
     };
     let mut completions = Vec::with_capacity(listing.shards.len());
-    for (i, (shard, completion)) in listing.shards.iter().zip(read).enumerate() {
+    for (i, (shard, (completion, outputs))) in listing.shards.iter().zip(read).enumerate() {
         if let Some(c) = &completion {
             if c.config_hash != record.config_hash {
                 foreign
@@ -136,7 +147,7 @@ pub fn merge(dir: &Path, command: &str) -> Result<MergeOutcome, RankError> {
                     .insert(assignment[i]);
             }
         }
-        completions.push(completion.filter(|c| c.entry.name == shard.name));
+        completions.push(completion.filter(|c| c.entry.name == shard.name && outputs));
     }
     for r in ranks.iter().flatten() {
         if r.report.config_hash != record.config_hash {
@@ -159,7 +170,7 @@ pub fn merge(dir: &Path, command: &str) -> Result<MergeOutcome, RankError> {
             .collect::<Vec<_>>()
             .join("; ");
         return Err(RankError::MixedConfigs {
-            dir: dir.to_path_buf(),
+            dir,
             pinned: record.config_hash.clone(),
             details,
             ranks: ranks.into_iter().collect(),
@@ -195,7 +206,7 @@ pub fn merge(dir: &Path, command: &str) -> Result<MergeOutcome, RankError> {
         figure.shards += 1;
         figure.bytes += shard.size;
         match completion {
-            Some(c) if crate::run::outputs_exist(dir, &c.entry) => {
+            Some(c) => {
                 figure.done += 1;
                 entries.push(c.entry);
             }
@@ -303,13 +314,13 @@ pub fn merge(dir: &Path, command: &str) -> Result<MergeOutcome, RankError> {
         timings,
     );
     report.ranks = figures;
-    manifest.write(dir).map_err(|e| RankError::Write {
-        path: dir.join(MANIFEST),
+    manifest.write_to(storage).map_err(|e| RankError::Write {
+        path: PathBuf::from(storage.describe(MANIFEST)),
         message: e.to_string(),
     })?;
     let mut bytes = serde_json::to_vec_pretty(&report).expect("report serializes");
     bytes.push(b'\n');
-    write_atomic(&dir.join(REPORT), &bytes)?;
+    storage.replace(REPORT, &bytes, None)?;
     Ok(MergeOutcome {
         report,
         world_size: world,

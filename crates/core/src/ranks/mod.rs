@@ -21,8 +21,9 @@
 //!   one-machine run writes.
 //!
 //! Nothing here appends to or renames over a file another rank writes: every record is one
-//! object written whole by one rank, so an object-store backend can write them as single PUTs
-//! (`run.json` with a conditional create).
+//! object written whole by one rank, through [`crate::output::Storage`]: on object storage one
+//! PUT each, `run.json` with a conditional create, its re-pin a conditional update on the ETag
+//! read, and the locks lease objects (see `sluice_io::ObjectLock`).
 
 pub mod merge;
 pub mod records;
@@ -52,6 +53,8 @@ pub enum RankSource {
     Srun,
     /// `JOB_COMPLETION_INDEX` (a pod of a Kubernetes Indexed Job).
     Kubernetes,
+    /// None: a one-process run writing to object storage, kept as rank 0 of 1.
+    Single,
 }
 
 impl RankSource {
@@ -62,6 +65,7 @@ impl RankSource {
             RankSource::SlurmArray => "SLURM_ARRAY_TASK_ID",
             RankSource::Srun => "SLURM_PROCID",
             RankSource::Kubernetes => "JOB_COMPLETION_INDEX",
+            RankSource::Single => "a one-process run",
         }
     }
 }
@@ -76,6 +80,8 @@ pub enum WorldSource {
     Srun,
     /// The run's own record, `ranks/run.json`, pinned by the rank that created it.
     RunRecord,
+    /// A one-process run writing to object storage: 1.
+    Single,
 }
 
 impl WorldSource {
@@ -84,6 +90,7 @@ impl WorldSource {
             WorldSource::Flag => "--world-size",
             WorldSource::Srun => "SLURM_NTASKS",
             WorldSource::RunRecord => "ranks/run.json",
+            WorldSource::Single => "a one-process run",
         }
     }
 }

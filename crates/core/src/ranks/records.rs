@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sluice_io::{Discovery, LockError, OutputLock, Shard, LOCK_FILE};
+use sluice_io::{Discovery, LockError, Shard, LOCK_FILE};
 
 use super::{assign, RankError, RankRequest, RankSource, WorldSource};
 use crate::config::Config;
-use crate::output::Storage;
+use crate::output::{HeldLock, Storage, Stored};
 use crate::run::{Report, ShardEntry, SkippedInput, JOURNAL, MANIFEST, REPORT};
 
 pub const RANKS_DIR: &str = "ranks";
@@ -184,11 +184,12 @@ pub fn rank_record_name(rank: usize, world_size: usize) -> String {
     format!("{RANKS_DIR}/rank-{rank:05}-of-{world_size:05}.json")
 }
 
-fn lock_name(rank: usize, world_size: usize) -> String {
-    format!("rank-{rank:05}-of-{world_size:05}.lock")
+/// `ranks/locks/rank-RRRRR-of-WWWWW.lock`.
+pub fn lock_name(rank: usize, world_size: usize) -> String {
+    format!("{LOCKS_DIR}/rank-{rank:05}-of-{world_size:05}.lock")
 }
 
-/// Reads a JSON record; `None` when it does not exist.
+/// Reads a JSON record of a local directory; `None` when it does not exist.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, RankError> {
     let error = |message: String| RankError::Read {
         path: path.to_path_buf(),
@@ -203,10 +204,43 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
     }
 }
 
+/// Reads the JSON record `name` of an output directory or URL; `None` when it does not exist.
+pub fn read_record<T: serde::de::DeserializeOwned>(
+    storage: &dyn Storage,
+    name: &str,
+) -> Result<Option<T>, RankError> {
+    Ok(read_versioned(storage, name)?.map(|(value, _)| value))
+}
+
+/// [`read_record`], with what a conditional replace of it needs.
+fn read_versioned<T: serde::de::DeserializeOwned>(
+    storage: &dyn Storage,
+    name: &str,
+) -> Result<Option<(T, Stored)>, RankError> {
+    let error = |message: String| RankError::Read {
+        path: PathBuf::from(storage.describe(name)),
+        message,
+    };
+    match storage.read(name).map_err(|e| error(e.to_string()))? {
+        Some(stored) => serde_json::from_slice(&stored.bytes)
+            .map(|value| Some((value, stored)))
+            .map_err(|e| error(e.to_string())),
+        None => Ok(None),
+    }
+}
+
 fn to_json(value: &impl Serialize) -> Vec<u8> {
     let mut bytes = serde_json::to_vec_pretty(value).expect("records serialize");
     bytes.push(b'\n');
     bytes
+}
+
+fn write_error(storage: &dyn Storage, name: &str) -> impl Fn(sluice_io::IoError) -> RankError {
+    let path = PathBuf::from(storage.describe(name));
+    move |e| RankError::Write {
+        path: path.clone(),
+        message: e.to_string(),
+    }
 }
 
 /// Writes a record whole through `storage` (a temp file renamed, or one PUT).
@@ -220,50 +254,24 @@ fn put(storage: &dyn Storage, name: &str, bytes: &[u8]) -> Result<(), RankError>
     Ok(())
 }
 
-/// Creates `path` with `bytes` unless it exists (another rank created it first): a link from a
-/// temporary file of this process, atomic on POSIX filesystems and NFS. An object store does the
-/// same with a conditional PUT (`If-None-Match: *`).
-fn create_new(path: &Path, bytes: &[u8]) -> Result<bool, RankError> {
-    let temp = unique_temp(path);
-    let io = |e: std::io::Error| RankError::Write {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    write_synced(&temp, bytes).map_err(io)?;
-    let linked = std::fs::hard_link(&temp, path);
-    let _ = std::fs::remove_file(&temp);
-    match linked {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(io(e)),
-    }
+/// Creates `name` with `bytes` unless it exists (another rank created it first): a hard link
+/// on a filesystem, a conditional create (`If-None-Match: *`) on object storage.
+fn create_new(storage: &dyn Storage, name: &str, bytes: &[u8]) -> Result<bool, RankError> {
+    storage
+        .create_new(name, bytes)
+        .map_err(write_error(storage, name))
 }
 
-/// Replaces `path` with `bytes`, from a temporary file of this process (several ranks may
-/// write the same file at once: each its own temp file).
-fn replace(path: &Path, bytes: &[u8]) -> Result<(), RankError> {
-    let temp = unique_temp(path);
-    let result = write_synced(&temp, bytes).and_then(|()| std::fs::rename(&temp, path));
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&temp);
-        RankError::Write {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        }
-    })
-}
-
-fn unique_temp(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{}{}", std::process::id(), sluice_io::TEMP_SUFFIX));
-    PathBuf::from(name)
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path)?;
-    file.write_all(bytes)?;
-    file.sync_data()
+/// Replaces `name` with `bytes` (if still `read`, where given: see [`Storage::replace`]).
+fn replace(
+    storage: &dyn Storage,
+    name: &str,
+    bytes: &[u8],
+    read: Option<&Stored>,
+) -> Result<bool, RankError> {
+    storage
+        .replace(name, bytes, read)
+        .map_err(write_error(storage, name))
 }
 
 /// What the run record pins besides the world size.
@@ -293,7 +301,7 @@ pub struct Claim {
     /// Per listed shard (in listing order): whether it is this rank's.
     owned: Vec<bool>,
     started: String,
-    _lock: OutputLock,
+    _lock: HeldLock,
 }
 
 /// Takes rank `request` of the run in `dir`: its own lock (refusing a second process for the
@@ -304,19 +312,20 @@ pub struct Claim {
 /// either makes the re-partition fail or is refused by the new record: two worlds never run at
 /// once.
 pub fn claim(
-    dir: &Path,
+    storage: &dyn Storage,
     request: &RankRequest,
     listing: &Listing,
     pin: &Pin<'_>,
     options: ClaimOptions,
     command: &str,
 ) -> Result<Claim, RankError> {
-    let locks = dir.join(LOCKS_DIR);
+    let dir = storage.root();
+    let dir = dir.as_path();
     let summary = listing.summary();
     // A record re-pinned between reading it and locking: read again (a few times at most).
     for _ in 0..20 {
-        let existing: Option<RunRecord> = read_json(&dir.join(RUN_RECORD))?;
-        if existing.is_none() && dir.join(MANIFEST).is_file() && !options.force {
+        let existing: Option<RunRecord> = read_record(storage, RUN_RECORD)?;
+        if existing.is_none() && storage.exists(MANIFEST)? && !options.force {
             return Err(RankError::SingleRunHere {
                 dir: dir.to_path_buf(),
             });
@@ -338,7 +347,8 @@ pub fn claim(
                 world_source: world_source.variable(),
             });
         }
-        let lock = OutputLock::acquire_file(&locks, &lock_name(request.rank, world), command)
+        let lock = storage
+            .lock(&lock_name(request.rank, world), command)
             .map_err(|e| match e {
                 LockError::Held { holder, .. } => RankError::RankRunning {
                     dir: dir.to_path_buf(),
@@ -349,7 +359,9 @@ pub fn claim(
                 other => RankError::Locked(other),
             })?;
         // A one-process run or a merge holds the whole directory.
-        OutputLock::check_free(dir, LOCK_FILE).map_err(RankError::Locked)?;
+        storage
+            .check_lock_free(LOCK_FILE)
+            .map_err(RankError::Locked)?;
         let pinned_by = format!(
             "rank {} of {world} ({}) on host {}",
             request.rank,
@@ -367,25 +379,21 @@ pub fn claim(
             partition,
             pinned_by: pinned_by.clone(),
         };
-        let current: Option<RunRecord> = read_json(&dir.join(RUN_RECORD))?;
+        let current: Option<(RunRecord, Stored)> = read_versioned(storage, RUN_RECORD)?;
         let record = match current {
             None => {
-                std::fs::create_dir_all(dir.join(RANKS_DIR)).map_err(|e| RankError::Write {
-                    path: dir.join(RANKS_DIR),
-                    message: e.to_string(),
-                })?;
-                if !create_new(&dir.join(RUN_RECORD), &to_json(&fresh(0)))? {
+                if !create_new(storage, RUN_RECORD, &to_json(&fresh(0)))? {
                     continue; // another rank created it first: check against theirs
                 }
                 tracing::info!(world, listing = %summary, "pinned the run record");
                 fresh(0)
             }
-            Some(current)
+            Some((current, _))
                 if world_source == WorldSource::RunRecord && current.world_size != world =>
             {
                 continue; // re-pinned meanwhile: lock the right rank
             }
-            Some(current) => {
+            Some((current, stored)) => {
                 let world_changed = current.world_size != world;
                 let listing_changed = current.listing != summary;
                 let config_changed = current.config_hash != pin.config_hash;
@@ -412,7 +420,9 @@ pub fn claim(
                 }
                 if world_changed || listing_changed || config_changed {
                     let record = fresh(current.partition + 1);
-                    repin(dir, &current, &record, listing, command)?;
+                    if !repin(storage, &current, &stored, &record, listing, command)? {
+                        continue; // another rank re-pinned meanwhile: check against theirs
+                    }
                     tracing::warn!(
                         from = current.world_size,
                         to = world,
@@ -425,21 +435,13 @@ pub fn claim(
                 }
             }
         };
-        if record.listing == summary && !dir.join(LISTING).is_file() {
-            replace(&dir.join(LISTING), &to_json(listing))?;
+        if record.listing == summary && !storage.exists(LISTING)? {
+            replace(storage, LISTING, &to_json(listing), None)?;
         }
         // A merge's files describe the directory before this rank writes: remove them, so that
         // readers say "merge first" instead of showing a stale picture.
         for name in MERGED {
-            match std::fs::remove_file(dir.join(name)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(RankError::Write {
-                        path: dir.join(name),
-                        message: format!("cannot remove: {e}"),
-                    })
-                }
-                _ => {}
-            }
+            storage.remove(name).map_err(write_error(storage, name))?;
         }
         let owned = listing
             .assignment(world)
@@ -458,25 +460,27 @@ pub fn claim(
         });
     }
     Err(RankError::Read {
-        path: dir.join(RUN_RECORD),
+        path: PathBuf::from(storage.describe(RUN_RECORD)),
         message: "it keeps being replaced".into(),
     })
 }
 
 /// Replaces the run record under the re-partition lock, holding every lock of an old world of
-/// another size while it does, so that none of its ranks runs meanwhile.
+/// another size while it does, so that none of its ranks runs meanwhile. `false` when the record
+/// changed since `read` (on object storage the replace is conditional on its ETag).
 fn repin(
-    dir: &Path,
+    storage: &dyn Storage,
     current: &RunRecord,
+    read: &Stored,
     record: &RunRecord,
     listing: &Listing,
     command: &str,
-) -> Result<(), RankError> {
-    let locks = dir.join(LOCKS_DIR);
+) -> Result<bool, RankError> {
+    let dir = storage.root();
     // Held for milliseconds by whichever rank re-pins: wait for it.
     let mut attempts = 0;
     let _repartition = loop {
-        match OutputLock::acquire_file(&locks, "repartition.lock", command) {
+        match storage.lock(&format!("{LOCKS_DIR}/repartition.lock"), command) {
             Ok(lock) => break lock,
             Err(LockError::Held { .. }) if attempts < 200 => {
                 attempts += 1;
@@ -485,15 +489,18 @@ fn repin(
             Err(e) => return Err(RankError::Locked(e)),
         }
     };
-    let now: Option<RunRecord> = read_json(&dir.join(RUN_RECORD))?;
-    if now.as_ref().is_some_and(|now| {
+    let now: Option<(RunRecord, Stored)> = read_versioned(storage, RUN_RECORD)?;
+    if now.as_ref().is_some_and(|(now, _)| {
         now.world_size == record.world_size
             && now.listing == record.listing
             && now.config_hash == record.config_hash
     }) {
-        return Ok(()); // another rank of the new world did it
+        return Ok(true); // another rank of the new world did it
     }
-    let old = now.as_ref().unwrap_or(current);
+    let (old, read) = match &now {
+        Some((now, stored)) => (now, stored),
+        None => (current, read),
+    };
     let mut held = Vec::new();
     // Under the same world size the other ranks are most likely this relaunch's own, started at
     // the same moment: their locks say nothing about which record they read.
@@ -503,11 +510,11 @@ fn repin(
         old.world_size
     };
     for rank in 0..old_ranks {
-        match OutputLock::acquire_file(&locks, &lock_name(rank, old.world_size), command) {
+        match storage.lock(&lock_name(rank, old.world_size), command) {
             Ok(lock) => held.push(lock),
             Err(LockError::Held { holder, .. }) => {
                 return Err(RankError::OldRankRunning {
-                    dir: dir.to_path_buf(),
+                    dir,
                     rank,
                     world: old.world_size,
                     holder: holder.map_or_else(|| "holder unknown".into(), |h| h.to_string()),
@@ -517,16 +524,15 @@ fn repin(
         }
     }
     // The listing first: a record never names a listing that is not there.
-    replace(&dir.join(LISTING), &to_json(listing))?;
-    replace(&dir.join(RUN_RECORD), &to_json(record))?;
-    Ok(())
+    replace(storage, LISTING, &to_json(listing), None)?;
+    replace(storage, RUN_RECORD, &to_json(record), Some(read))
 }
 
 /// A one-process run refuses a directory that holds a run over ranks.
-pub fn refuse_single(dir: &Path) -> Result<(), RankError> {
-    match read_json::<RunRecord>(&dir.join(RUN_RECORD))? {
+pub fn refuse_single(storage: &dyn Storage) -> Result<(), RankError> {
+    match read_record::<RunRecord>(storage, RUN_RECORD)? {
         Some(record) => Err(RankError::RankedRunHere {
-            dir: dir.to_path_buf(),
+            dir: storage.root(),
             world: record.world_size,
         }),
         None => Ok(()),
@@ -552,11 +558,15 @@ impl Claim {
     /// The completion records of `shards` made under the pinned config: those finished by an
     /// earlier invocation, of any world size. One read per shard of this rank's share, so a
     /// whole job reads each record once.
-    pub fn completed(&self, dir: &Path, shards: &[Shard]) -> Result<Vec<ShardEntry>, RankError> {
+    pub fn completed(
+        &self,
+        storage: &dyn Storage,
+        shards: &[Shard],
+    ) -> Result<Vec<ShardEntry>, RankError> {
         let mut entries = Vec::new();
         for shard in shards {
-            let path = dir.join(completion_name(&shard.name));
-            if let Some(record) = read_json::<CompletionRecord>(&path)? {
+            let name = completion_name(&shard.name);
+            if let Some(record) = read_record::<CompletionRecord>(storage, &name)? {
                 if record.config_hash == self.record.config_hash && record.entry.name == shard.name
                 {
                     entries.push(record.entry);
@@ -649,6 +659,7 @@ mod tests {
     #[test]
     fn a_repartition_waits_for_the_old_world_and_rewrites_the_listing() {
         let dir = tempfile::tempdir().unwrap();
+        let storage = crate::output::LocalDir::new(dir.path());
         let config: Config = toml::from_str("[[stages]]\ntype = \"rules\"\nid = \"r\"\n").unwrap();
         let pin = Pin {
             config_hash: "h",
@@ -658,7 +669,7 @@ mod tests {
         };
         let four = listing(&[5, 4, 3, 2, 1]);
         let old = claim(
-            dir.path(),
+            &storage,
             &request(1, Some(2)),
             &four,
             &pin,
@@ -669,7 +680,7 @@ mod tests {
         assert_eq!(old.owned, [false, true, true, false, false]);
         // The same rank twice is refused; another rank of the same world is not.
         let twice = claim(
-            dir.path(),
+            &storage,
             &request(1, None),
             &four,
             &pin,
@@ -678,7 +689,7 @@ mod tests {
         );
         assert!(matches!(twice, Err(RankError::RankRunning { .. })));
         let other = claim(
-            dir.path(),
+            &storage,
             &request(0, None),
             &four,
             &pin,
@@ -690,7 +701,7 @@ mod tests {
         drop(other);
         // Another world size: refused, and with --repartition refused while rank 1 of 2 runs.
         let changed = claim(
-            dir.path(),
+            &storage,
             &request(0, Some(3)),
             &four,
             &pin,
@@ -706,7 +717,7 @@ mod tests {
             force: false,
         };
         let busy = claim(
-            dir.path(),
+            &storage,
             &request(0, Some(3)),
             &four,
             &pin,
@@ -729,7 +740,7 @@ mod tests {
         // New inputs and a new world: the listing is rewritten with the record.
         let five = listing(&[5, 4, 3, 2, 1, 9]);
         let new = claim(
-            dir.path(),
+            &storage,
             &request(2, Some(3)),
             &five,
             &pin,
@@ -742,7 +753,7 @@ mod tests {
         assert_eq!(written.summary(), five.summary());
         // A straggler of the old world is refused by the new record.
         let straggler = claim(
-            dir.path(),
+            &storage,
             &request(1, Some(2)),
             &four,
             &pin,
@@ -759,8 +770,9 @@ mod tests {
     fn create_new_creates_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.json");
-        assert!(create_new(&path, b"first").unwrap());
-        assert!(!create_new(&path, b"second").unwrap());
+        let storage = crate::output::LocalDir::new(dir.path());
+        assert!(create_new(&storage, "run.json", b"first").unwrap());
+        assert!(!create_new(&storage, "run.json", b"second").unwrap());
         assert_eq!(std::fs::read(&path).unwrap(), b"first");
         // No temporary file is left behind either way.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
