@@ -18,9 +18,9 @@ use super::{generate_corpus, path_str, read_json, repo, stderr, test_config, tre
 
 static SERVER: RwLock<()> = RwLock::new(());
 
-struct Server {
+pub(super) struct Server {
     /// The client environment `scripts/s3.sh` wrote (`AWS_*`, the bucket, its python).
-    env: BTreeMap<String, String>,
+    pub(super) env: BTreeMap<String, String>,
 }
 
 fn settings() -> Option<BTreeMap<String, String>> {
@@ -53,7 +53,7 @@ impl Server {
     }
 
     /// The server, shared with the other tests.
-    fn shared() -> Option<(Server, RwLockReadGuard<'static, ()>)> {
+    pub(super) fn shared() -> Option<(Server, RwLockReadGuard<'static, ()>)> {
         let guard = SERVER.read().unwrap_or_else(|p| p.into_inner());
         Server::find().map(|s| (s, guard))
     }
@@ -68,12 +68,12 @@ impl Server {
         &self.env["SLUICE_TEST_S3_BUCKET"]
     }
 
-    fn url(&self, key: &str) -> String {
+    pub(super) fn url(&self, key: &str) -> String {
         format!("s3://{}/{key}", self.bucket())
     }
 
     /// Uploads every file under `dir` to `prefix/<relative path>` with boto3.
-    fn upload(&self, dir: &Path, prefix: &str) {
+    pub(super) fn upload(&self, dir: &Path, prefix: &str) {
         let script = r#"
 import os, sys, boto3
 root, bucket, prefix = sys.argv[1:4]
@@ -95,7 +95,7 @@ for here, _, files in os.walk(root):
     /// Downloads every object under `prefix/` into `dir` (keys relative to the prefix); returns
     /// the keys, with the multipart uploads still open under the prefix (none, once every
     /// writer finished or aborted).
-    fn download(&self, prefix: &str, dir: &Path) -> (Vec<String>, usize) {
+    pub(super) fn download(&self, prefix: &str, dir: &Path) -> (Vec<String>, usize) {
         let script = r#"
 import os, sys, boto3
 bucket, prefix, root = sys.argv[1:4]
@@ -131,7 +131,7 @@ print("uploads", len(uploads))
     }
 
     /// Deletes every object under `prefix/` (what an earlier test run left).
-    fn clear(&self, prefix: &str) {
+    pub(super) fn clear(&self, prefix: &str) {
         let script = r#"
 import os, sys, boto3
 bucket, prefix = sys.argv[1:3]
@@ -209,7 +209,7 @@ fn local_run(config: &Path, inputs: &[&str], out: &Path) {
 
 /// The output files minus the manifest (it names the inputs as given), and the manifest's shard
 /// entries minus what names where the input was (path, its time and ETag).
-fn outputs(dir: &Path) -> (BTreeMap<String, Vec<u8>>, Vec<Value>) {
+pub(super) fn outputs(dir: &Path) -> (BTreeMap<String, Vec<u8>>, Vec<Value>) {
     let mut files = tree(dir);
     files.remove("manifest.json");
     // A run into object storage keeps its state as completion records (a local one-process

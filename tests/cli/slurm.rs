@@ -1,14 +1,17 @@
 //! The Slurm launch files (`examples/slurm/`) on a real single-node Slurm cluster started by
 //! `scripts/slurm.sh start`: a 4-task array over uneven shards, one task requeued mid-run, the
 //! merge chained with `--dependency=afterok`; the merged outputs equal a one-process run's. Then
-//! the two tasks of an `srun -n 2` step.
+//! the two tasks of an `srun -n 2` step. The same array again over shards in the local S3 server
+//! (`scripts/s3.sh start`), writing into it and merged there.
 //!
 //! `.ci/run` starts the cluster and sets `SLUICE_TEST_SLURM=1`: then a missing or broken
 //! cluster fails the test. Elsewhere it runs when a cluster answers (`SLURM_CONF`, else
 //! `.cache/slurm/slurm.conf` when the script made one) and skips, saying so, when none does.
 
-use super::ranks::{assert_same_as_one_machine, uneven_corpus};
+use super::ranks::{assert_same_as_one_machine, report_content, uneven_corpus};
+use super::s3::{outputs, Server};
 use super::*;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 fn slurm_conf() -> Option<String> {
@@ -50,19 +53,8 @@ fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     );
 }
 
-/// Completion records written by `rank`.
-fn records_of(out: &Path, rank: u64) -> usize {
-    let Ok(dir) = std::fs::read_dir(out.join("ranks/done")) else {
-        return 0;
-    };
-    dir.filter_map(|e| std::fs::read(e.ok()?.path()).ok())
-        .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
-        .filter(|r| r["rank"] == rank)
-        .count()
-}
-
-#[test]
-fn a_slurm_array_with_a_requeued_task_and_its_merge_equal_one_process() {
+/// Skips (returns `None`, saying so) where no cluster answers, unless the test is required.
+fn cluster() -> Option<Option<String>> {
     let required = std::env::var_os("SLUICE_TEST_SLURM").is_some_and(|v| v != "0");
     let conf = slurm_conf();
     if !cluster_answers(&conf) {
@@ -72,15 +64,18 @@ fn a_slurm_array_with_a_requeued_task_and_its_merge_equal_one_process() {
              scripts/slurm.sh start"
         );
         eprintln!("skipped: no Slurm cluster answers (start one with scripts/slurm.sh start)");
-        return;
+        return None;
     }
+    Some(conf)
+}
 
-    let tmp = tempfile::tempdir().unwrap();
-    let corpus = tmp.path().join("corpus");
-    // Twelve shards of 1,000 to 3,000 documents (100 to 300 kB): at zstd level 19 each takes
-    // a good part of a second, so a task requeued after its first shard is caught mid-run.
+/// Twelve shards of 1,000 to 3,000 documents (100 to 300 kB) under `dir/corpus`, and the config
+/// of the array: at zstd level 19 each shard takes a good part of a second, so a task requeued
+/// after its first shard is caught mid-run.
+fn array_corpus(dir: &Path) -> (PathBuf, PathBuf) {
+    let corpus = dir.join("corpus");
     for s in 0..12usize {
-        let one = tmp.path().join(format!("one-{s}"));
+        let one = dir.join(format!("one-{s}"));
         generate_corpus(&one, 1, 1000 + (s * 577 % 11) * 200, 20 + s as u64);
         std::fs::create_dir_all(&corpus).unwrap();
         std::fs::rename(
@@ -89,22 +84,34 @@ fn a_slurm_array_with_a_requeued_task_and_its_merge_equal_one_process() {
         )
         .unwrap();
     }
-    let config = test_config(tmp.path(), "zstd_level = 19");
-    let reference = tmp.path().join("reference");
-    run_ok(&config, &[&corpus], &reference, &[]);
+    (corpus, test_config(dir, "zstd_level = 19"))
+}
 
-    let out = tmp.path().join("out");
-    let logs = tmp.path().join("logs");
+/// `examples/slurm/submit.sh` with a world of 4 over `input` into `output` (paths or URLs), task
+/// 1 requeued by Slurm after its first shard, and the merge job chained after the array, waited
+/// for. Returns the jobs' logs.
+fn array_with_a_requeued_task(
+    conf: &Option<String>,
+    dir: &Path,
+    config: &Path,
+    input: &str,
+    output: &str,
+    env: &BTreeMap<String, String>,
+) -> String {
+    let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).unwrap();
     let mut submit = Command::new(repo().join("examples/slurm/submit.sh"));
     submit
         .arg(format!("--chdir={}", logs.display()))
+        .envs(env)
+        // "shard done" lines in the tasks' logs tell when a task is part-way.
+        .env("SLUICE_LOG", "info")
         .env("SLUICE_BIN", BIN)
-        .env("SLUICE_CONFIG", &config)
-        .env("SLUICE_INPUT", &corpus)
-        .env("SLUICE_OUTPUT", &out)
+        .env("SLUICE_CONFIG", config)
+        .env("SLUICE_INPUT", input)
+        .env("SLUICE_OUTPUT", output)
         .env("SLUICE_WORLD_SIZE", "4");
-    if let Some(conf) = &conf {
+    if let Some(conf) = conf {
         submit.env("SLURM_CONF", conf);
     }
     let submitted = submit.output().unwrap();
@@ -119,28 +126,29 @@ fn a_slurm_array_with_a_requeued_task_and_its_merge_equal_one_process() {
     let task = format!("{array}_1");
 
     // Task 1 is killed part-way, by Slurm itself, and requeued.
+    let task_log = logs.join(format!("sluice-filter-{array}_1.log"));
     wait_for("task 1 to finish a shard", Duration::from_secs(120), || {
-        records_of(&out, 1) >= 1
+        std::fs::read_to_string(&task_log).is_ok_and(|t| t.contains("shard done"))
     });
-    let requeue = slurm(&conf, "scontrol", &["requeue", &task]);
+    let requeue = slurm(conf, "scontrol", &["requeue", &task]);
     assert!(requeue.status.success(), "{}", stderr(&requeue));
     // Slurm holds a requeued job back two minutes once it is pending again; let it go at once.
     wait_for(
         "task 1 to be pending again",
         Duration::from_secs(60),
-        || job_state(&conf, &task) == "PENDING",
+        || job_state(conf, &task) == "PENDING",
     );
     let release = slurm(
-        &conf,
+        conf,
         "scontrol",
         &["update", &format!("jobid={task}"), "StartTime=now"],
     );
     assert!(release.status.success(), "{}", stderr(&release));
     wait_for("the merge job", Duration::from_secs(240), || {
-        let state = job_state(&conf, &merge);
+        let state = job_state(conf, &merge);
         assert!(
             !["FAILED", "CANCELLED", "TIMEOUT"].contains(&state.as_str())
-                && !slurm(&conf, "squeue", &["-h", "-j", &merge, "-o", "%r"])
+                && !slurm(conf, "squeue", &["-h", "-j", &merge, "-o", "%r"])
                     .stdout
                     .starts_with(b"DependencyNeverSatisfied"),
             "merge job {merge}: {state}; logs: {}",
@@ -158,6 +166,26 @@ fn a_slurm_array_with_a_requeued_task_and_its_merge_equal_one_process() {
     assert!(
         text.contains("rank 1 of 4 (rank from SLURM_ARRAY_TASK_ID, world size from --world-size)"),
         "{text}"
+    );
+    text
+}
+
+#[test]
+fn a_slurm_array_with_a_requeued_task_and_its_merge_equal_one_process() {
+    let Some(conf) = cluster() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (corpus, config) = array_corpus(tmp.path());
+    let reference = tmp.path().join("reference");
+    run_ok(&config, &[&corpus], &reference, &[]);
+
+    let out = tmp.path().join("out");
+    array_with_a_requeued_task(
+        &conf,
+        tmp.path(),
+        &config,
+        path_str(&corpus),
+        path_str(&out),
+        &BTreeMap::new(),
     );
     let record = read_json(&out.join("ranks/rank-00001-of-00004.json"));
     assert_eq!(record["rank_source"], "slurm_array");
@@ -248,4 +276,39 @@ fn logs_text(dir: &Path) -> String {
             )
         })
         .collect()
+}
+
+/// The same array over shards in the local S3 server, writing into it: the merge (on the URL)
+/// gives the outputs of one local process. Needs the S3 test server as well (`.ci/run` starts
+/// both).
+#[test]
+fn a_slurm_array_over_object_storage_with_a_requeued_task_equals_one_local_process() {
+    let Some(conf) = cluster() else { return };
+    let Some((server, _guard)) = Server::shared() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (corpus, config) = array_corpus(tmp.path());
+    let reference = tmp.path().join("reference");
+    run_ok(&config, &[&corpus], &reference, &[]);
+    server.clear("slurm");
+    server.upload(&corpus, "slurm/corpus");
+
+    let out_url = server.url("slurm/out");
+    array_with_a_requeued_task(
+        &conf,
+        tmp.path(),
+        &config,
+        &server.url("slurm/corpus/"),
+        &out_url,
+        &server.env,
+    );
+    let downloaded = tmp.path().join("downloaded");
+    let (keys, uploads) = server.download("slurm/out", &downloaded);
+    assert_eq!(uploads, 0, "no multipart upload is left open: {keys:?}");
+    let record = read_json(&downloaded.join("ranks/rank-00001-of-00004.json"));
+    assert_eq!(record["rank_source"], "slurm_array");
+    assert!(record["report"]["shards"]["skipped"].as_u64().unwrap() >= 1);
+    assert_eq!(outputs(&downloaded), outputs(&reference));
+    assert_eq!(report_content(&downloaded), report_content(&reference));
 }
