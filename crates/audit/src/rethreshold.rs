@@ -312,7 +312,15 @@ pub fn rethreshold(out_dir: &Path, options: &Options) -> Result<Report, AuditErr
         ));
     }
     if sluice_core::output::is_remote(output) {
-        return rethreshold_to_url(&out, &old, &config, &hash, output, &options.reviewed, started);
+        return rethreshold_to_url(
+            &out,
+            &old,
+            &config,
+            &hash,
+            output,
+            &options.reviewed,
+            started,
+        );
     }
     if output.is_file() {
         return Err(AuditError::usage(
