@@ -32,8 +32,54 @@ pub struct RulesConfig {
     pub id: String,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Rule packs: TOML files of `[[rules]]` tables (relative to the config file), appended to
+    /// `rules` when the config is read (see [`RulesConfig::read_rule_files`]), so that a run's
+    /// manifest holds the rules themselves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rule_files: Vec<std::path::PathBuf>,
     #[serde(default)]
     pub strategy: RulesStrategy,
+}
+
+/// A rule pack file: `[[rules]]` tables, as in a stage.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulePack {
+    rules: Vec<RuleConfig>,
+}
+
+impl RulesConfig {
+    /// Appends the rules of `rule_files` (resolved against `base_dir`) to `rules`, and forgets
+    /// the file names: the rules are then part of the config (its hash, a run's manifest).
+    /// `key` names the stage in errors.
+    pub fn read_rule_files(
+        &mut self,
+        base_dir: &std::path::Path,
+        key: &str,
+    ) -> Result<(), ConfigError> {
+        for file in std::mem::take(&mut self.rule_files) {
+            let path = if file.is_absolute() {
+                file.clone()
+            } else {
+                base_dir.join(&file)
+            };
+            let invalid = |message: String| ConfigError::Invalid {
+                key: format!("{key}.rule_files"),
+                message,
+            };
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| invalid(format!("cannot read rule file {}: {e}", path.display())))?;
+            let pack: RulePack = toml::from_str(&text).map_err(|e| {
+                invalid(format!(
+                    "rule file {}: {}",
+                    path.display(),
+                    one_line(&e.to_string())
+                ))
+            })?;
+            self.rules.extend(pack.rules);
+        }
+        Ok(())
+    }
 }
 
 /// How a rules stage finds the rules that match (see the module docs for measurements).
