@@ -868,6 +868,8 @@ mod ranks;
 mod robust;
 #[path = "cli/s3.rs"]
 mod s3;
+#[path = "cli/screen_signals.rs"]
+mod screen_signals;
 #[path = "cli/slurm.rs"]
 mod slurm;
 #[path = "cli/train.rs"]
