@@ -246,3 +246,66 @@ fn the_fixture_script_regenerates_the_fixtures_byte_for_byte() {
     }
     assert_eq!(made, 17, "16 datasets and the labelled refusal set");
 }
+
+#[test]
+fn a_run_with_format_auto_records_each_files_layout_in_manifest_report_and_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inputs = tmp.path().join("in");
+    std::fs::create_dir(&inputs).unwrap();
+    for layout in LAYOUTS {
+        let name = format!("benign-{layout}.jsonl");
+        std::fs::copy(repo().join("fixtures/screen").join(&name), inputs.join(&name)).unwrap();
+    }
+    // A mixed file: three chat records and two Alpaca ones, read each by its own fields.
+    let chat = r#"{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}"#;
+    let alpaca = r#"{"instruction": "q", "output": "a"}"#;
+    std::fs::write(
+        inputs.join("mixed.jsonl"),
+        [chat, alpaca, chat, alpaca, chat].join("\n") + "\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let config = repo().join(CONFIG);
+    let result = sluice(&["run", "-c", path(&config), "-i", path(&inputs), "-o", path(&out)]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let log = stderr(&result);
+    assert!(
+        log.contains("layouts detected: alpaca 1 shard (benign-alpaca.jsonl); chat 2 shards"),
+        "{log}"
+    );
+    let manifest = super::read_json(&out.join("manifest.json"));
+    for entry in manifest["shards"].as_array().unwrap() {
+        let name = entry["name"].as_str().unwrap();
+        let expected = match name {
+            "mixed.jsonl" => serde_json::json!({"layout": "chat", "agreeing": 3, "looked_at": 5}),
+            _ => {
+                let layout = name.trim_start_matches("benign-").trim_end_matches(".jsonl");
+                serde_json::json!({"layout": layout, "agreeing": 20, "looked_at": 20})
+            }
+        };
+        assert_eq!(entry["layout"], expected, "{name}");
+    }
+    let report = super::read_json(&out.join("report.json"));
+    assert_eq!(
+        report["layouts"],
+        serde_json::json!({
+            "alpaca": ["benign-alpaca.jsonl"],
+            "chat": ["benign-chat.jsonl", "mixed.jsonl"],
+            "prompt-completion": ["benign-prompt-completion.jsonl"],
+            "sharegpt": ["benign-sharegpt.jsonl"],
+        })
+    );
+    // Nothing lost: every line of the mixed file is a document.
+    assert_eq!(report["input"]["documents"], 4 * 24 + 5);
+    assert_eq!(report["destinations"]["errors"]["documents"], 0);
+    // A fixed format records no layout.
+    let fixed = tmp.path().join("fixed");
+    let result = sluice(&[
+        "run", "-c", path(&config), "-i", path(&inputs.join("benign-chat.jsonl")), "-o",
+        path(&fixed), "--format", "chat",
+    ]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let manifest = super::read_json(&fixed.join("manifest.json"));
+    assert!(manifest["shards"][0].get("layout").is_none(), "{manifest}");
+    assert!(super::read_json(&fixed.join("report.json")).get("layouts").is_none());
+}

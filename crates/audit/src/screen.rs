@@ -482,18 +482,20 @@ fn dataset_signals(_out: &OutDir) -> Result<Vec<DatasetSignal>, AuditError> {
     Ok(Vec::new())
 }
 
-/// The layout of each input file: what `input.format = "auto"` found in its first records
-/// (reported whatever the format: a fixed format that does not match shows here too).
+/// The layout of each input file: what the run recorded (`input.format = "auto"`), else what
+/// the file's first records have, detected here (reported whatever the format: a fixed format
+/// that does not match shows here too).
 fn file_layouts(out: &OutDir) -> Vec<FileLayout> {
     out.manifest
         .shards
         .iter()
         .map(|entry| {
-            let found = first_lines(&entry.path).and_then(|lines| {
-                sluice_core::document::detect_layout(lines.iter().map(String::as_str))
-            });
+            let found = entry
+                .layout
+                .clone()
+                .or_else(|| sluice_core::document::detect_file_layout(&entry.path));
             let (layout, agreeing, looked_at) = match found {
-                Some((layout, agreeing, looked)) => (layout.name().to_string(), agreeing, looked),
+                Some(found) => (found.layout, found.agreeing, found.looked_at),
                 None => ("unknown".to_string(), 0, 0),
             };
             FileLayout {
@@ -504,24 +506,6 @@ fn file_layouts(out: &OutDir) -> Vec<FileLayout> {
             }
         })
         .collect()
-}
-
-/// The first lines of a local JSONL shard (any compression), enough to detect its layout.
-fn first_lines(path: &Path) -> Option<Vec<String>> {
-    use std::io::BufRead;
-    if !path.is_file() || path.extension().is_some_and(|e| e == "parquet") {
-        return None;
-    }
-    let (_, reader) = sluice_io::open_shard(path).ok()?;
-    let mut lines = Vec::new();
-    for line in reader.split(b'\n').take(4 * sluice_core::document::DETECT_RECORDS) {
-        let line = line.ok()?;
-        // A line too long to be worth parsing here is left to the run's own errors.
-        if line.len() <= 1 << 20 {
-            lines.push(String::from_utf8_lossy(&line).into_owned());
-        }
-    }
-    Some(lines)
 }
 
 #[cfg(test)]

@@ -10,6 +10,13 @@
 //!   classifier) judges it: then that stage's outcome decides (`drop`, `review`, or `pass` = kept);
 //! * `review` sends it to review; `tag` and `pass` only record.
 //!
+//! A stage's `unless` / `only_if` keys suppress its outcome on a document (one of its `unless`
+//! stages fired earlier, or one of its `only_if` stages did not): its evidence is recorded with
+//! outcome `pass` and what suppressed it, and it decides nothing: it neither moves the document
+//! nor, for a classifier, settles an earlier escalation, whether it scored drop, review or pass
+//! (the document stays in review, as if the classifier had not judged it). A suppressed stage has
+//! not fired, for the `unless` / `only_if` of later stages.
+//!
 //! Which stages see a document is the stages' own business ([`crate::stage::StageKind::wants`]:
 //! the classifier, in its default mode, only escalated documents), asked through
 //! [`Verdict::wants`], which never lets a stage see a dropped document.
@@ -122,7 +129,8 @@ impl Verdict {
         self.reached |= 1 << index;
         let Some(mut evidence) = evidence else { return };
         let config = &stages[index];
-        if evidence.outcome() != Outcome::Pass {
+        // A pass decides nothing, except from a stage that settles escalations (it keeps them).
+        if evidence.outcome() != Outcome::Pass || config.settles_escalation() {
             let fired = |id: &str| {
                 self.evidence
                     .iter()
@@ -134,6 +142,12 @@ impl Verdict {
             if !by.is_empty() || !missing.is_empty() {
                 evidence.suppress(by, missing);
             }
+        }
+        // A suppressed stage decides nothing, not even by passing: a suppressed classifier
+        // leaves an earlier escalation in review instead of settling it back to kept.
+        if evidence.suppressed().is_some() {
+            self.evidence.push((index, evidence));
+            return;
         }
         match evidence.outcome() {
             Outcome::Drop => self.destination = Destination::Dropped,
@@ -416,6 +430,42 @@ mod tests {
         again.suppress(vec!["refusal".into()], vec![]);
         assert!(stages[1].decide(&mut again));
         assert_eq!((again.outcome(), again.suppressed()), (Outcome::Drop, None));
+    }
+
+    #[test]
+    fn a_suppressed_classifier_does_not_settle_an_escalation() {
+        let mut model = classifier("escalated");
+        if let StageConfig::Classifier(staged) = &mut model {
+            staged.unless = vec!["refusal".into()];
+        }
+        let stages = [rules_stage("refusal"), rules_stage("terms"), model];
+        let judge = |refusal: Outcome, score: Outcome| {
+            let mut v = Verdict::new();
+            v.record(0, &stages, Some(rules_evidence(refusal, "sorry")));
+            v.record(1, &stages, Some(rules_evidence(Outcome::Escalate, "sarin")));
+            v.record(2, &stages, Some(scored(score)));
+            v
+        };
+        // Not suppressed: the classifier settles the escalation, as always.
+        assert_eq!(judge(Outcome::Pass, Outcome::Pass).destination, Destination::Kept);
+        assert_eq!(judge(Outcome::Pass, Outcome::Drop).destination, Destination::Dropped);
+        // Suppressed by the refusal: neither its pass nor its drop decides; the escalation stands.
+        for score in [Outcome::Pass, Outcome::Review, Outcome::Drop] {
+            let v = judge(Outcome::Tag, score);
+            assert_eq!((v.destination, v.escalated), (Destination::Review, true), "{score:?}");
+            let model = v.evidence_of(2).unwrap();
+            assert_eq!(model.outcome(), Outcome::Pass);
+            let why = model.suppressed().expect("marked");
+            assert_eq!((why.outcome, &why.by[..]), (score, &["refusal".to_string()][..]));
+        }
+        // A rules stage's pass is not marked: it decides nothing anyway.
+        let stages = [rules_stage("refusal"), {
+            StageConfig::Rules(toml::from_str("id = 'h'\nunless = ['refusal']").unwrap())
+        }];
+        let mut v = Verdict::new();
+        v.record(0, &stages, Some(rules_evidence(Outcome::Tag, "sorry")));
+        v.record(1, &stages, Some(rules_evidence(Outcome::Pass, "x")));
+        assert!(v.evidence_of(1).unwrap().suppressed().is_none());
     }
 
     #[test]

@@ -437,6 +437,50 @@ pub fn detect_layout<'a>(
     Some((layout, agreed, looked))
 }
 
+/// The layout found in one input file, as a run records it for `input.format = "auto"` (the
+/// manifest's shard entry, the report, the log) and `sluice screen` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectedLayout {
+    /// `chat`, `sharegpt`, `alpaca`, `prompt-completion`, `text`; `unknown` when none of the
+    /// file's first records has a known layout.
+    pub layout: String,
+    /// Of the first records looked at, how many have that layout (fewer: a mixed file).
+    pub agreeing: usize,
+    pub looked_at: usize,
+}
+
+/// [`detect_layout`] on the first lines of a local JSONL file (any compression); `None` for a
+/// Parquet file (its columns, not its records, say what it holds) or one that cannot be opened
+/// (the run reports that as the shard's error).
+pub fn detect_file_layout(path: &std::path::Path) -> Option<DetectedLayout> {
+    use std::io::BufRead;
+    if !path.is_file() || path.extension().is_some_and(|e| e == "parquet") {
+        return None;
+    }
+    let (_, reader) = sluice_io::open_shard(path).ok()?;
+    let mut lines = Vec::new();
+    // Blank and unreadable lines do not count as records: look a little further than needed.
+    for line in reader.split(b'\n').take(4 * DETECT_RECORDS) {
+        let Ok(line) = line else { break };
+        // A line too long to be worth parsing here is left to the run's own errors.
+        if line.len() <= 1 << 20 {
+            lines.push(String::from_utf8_lossy(&line).into_owned());
+        }
+    }
+    Some(match detect_layout(lines.iter().map(String::as_str)) {
+        Some((layout, agreeing, looked_at)) => DetectedLayout {
+            layout: layout.name().to_string(),
+            agreeing,
+            looked_at,
+        },
+        None => DetectedLayout {
+            layout: "unknown".to_string(),
+            agreeing: 0,
+            looked_at: 0,
+        },
+    })
+}
+
 /// A role as the input spells it, in sluice's names: ShareGPT's `human` is `user`, `gpt` (and
 /// `chatgpt`) `assistant`; any other role as it is.
 pub(crate) fn normalize_role(role: Cow<'_, str>) -> Cow<'_, str> {

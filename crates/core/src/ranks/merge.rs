@@ -211,6 +211,7 @@ pub fn merge(dir: &Path, command: &str) -> Result<MergeOutcome, RankError> {
                     records_name: None,
                     input: InputIdentity::of(&shard.path),
                     stats: None,
+                    layout: None,
                 };
                 match failures.get(shard.name.as_str()) {
                     Some(error) => {
@@ -246,6 +247,7 @@ pub fn merge(dir: &Path, command: &str) -> Result<MergeOutcome, RankError> {
             records_name: None,
             input: None,
             stats: None,
+            layout: None,
         });
     }
 
