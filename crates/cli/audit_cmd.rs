@@ -298,6 +298,9 @@ fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Re
             stage.evidence.describe()
         );
         writeln!(w, "{}", visible(&line))?;
+        if let Some(why) = stage.evidence.suppressed() {
+            writeln!(w, "      {}", visible(&suppressed_line(why)))?;
+        }
         if !stage.evidence.roles().is_empty() {
             writeln!(
                 w,
@@ -314,6 +317,23 @@ fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Re
         ),
         None => writeln!(w, "(document text not found)\n"),
     }
+}
+
+/// Why a stage's outcome did not apply: "suppressed drop: refusal fired" or "suppressed review:
+/// request-terms did not fire".
+fn suppressed_line(why: &sluice_core::stages::Suppressed) -> String {
+    let outcome = serde_json::to_value(why.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut causes = Vec::new();
+    if !why.by.is_empty() {
+        causes.push(format!("{} fired", why.by.join(", ")));
+    }
+    if !why.missing.is_empty() {
+        causes.push(format!("{} did not fire", why.missing.join(", ")));
+    }
+    format!("suppressed {outcome}: {}", causes.join("; "))
 }
 
 /// One line of `export --format jsonl`: the fields a labelling tool wants first, then the whole

@@ -171,8 +171,15 @@ fn a_refusal_that_names_the_hazard_is_recorded_suppressed_not_flagged() {
     let refusal = entry(refused, "refusal");
     assert_eq!(refusal["outcome"], "tag");
     assert_eq!(refusal["rules"][0]["id"], "cannot-help", "{refusal}");
-    // Only the refusal gives a reason: the suppressed stages give none.
-    assert_eq!(refused["reasons"].as_array().unwrap().len(), 1, "{refused}");
+    // The refusal and the hazardous request (counted as safety data) give reasons; the
+    // suppressed stages give none.
+    let reasons: Vec<&str> = refused["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["refusal", "request-terms"], "{refused}");
     let complied = record("complied");
     assert_eq!(complied["decision"], "review", "{complied}");
     assert!(entry(complied, "hazard-terms").get("suppressed").is_none());
@@ -265,7 +272,11 @@ fn a_run_with_format_auto_records_each_files_layout_in_manifest_report_and_log()
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let config = repo().join(CONFIG);
+    // The screen's cascade as a run config: its stages and `input.format = "auto"`.
+    let config = super::chat::screen_as_run_config(
+        tmp.path(),
+        &[("format = \"chat\"", "format = \"auto\"")],
+    );
     let result = sluice(&["run", "-c", path(&config), "-i", path(&inputs), "-o", path(&out)]);
     assert!(result.status.success(), "{}", stderr(&result));
     let log = stderr(&result);
