@@ -286,6 +286,23 @@ pub fn plural(count: u64, noun: &str) -> String {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
+    #[test]
+    fn the_thread_clock_does_not_run_while_the_thread_waits() {
+        // What makes the rules stage's speed check hold on a busy machine: time off the CPU is
+        // not counted.
+        let before = thread_cpu_time().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let slept = thread_cpu_time().unwrap().saturating_sub(before);
+        assert!(slept < Duration::from_millis(100), "{slept:?}");
+        let before = thread_cpu_time().unwrap();
+        let mut x = 0u64;
+        while thread_cpu_time().unwrap().saturating_sub(before) < Duration::from_millis(5) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        assert!(x > 0);
+    }
+
     #[test]
     fn plural_is_singular_only_for_one() {
         assert_eq!(plural(0, "document"), "0 documents");

@@ -273,6 +273,7 @@ impl StageKind for RulesConfig {
             let (probe, calibration) = probe.as_ref().expect("made when there are rules");
             if !rule.allow_slow {
                 let (slowdown, seconds) = probe_slowdown(&regex, calibration, probe);
+                tracing::debug!(rule = %key, slowdown, "rule speed checked");
                 if slowdown > MAX_RULE_SLOWDOWN {
                     let mb_per_s = probe.len() as f64 / 1e6 / seconds;
                     return Err(invalid(format!(
