@@ -135,7 +135,10 @@ fn run(args: RunArgs) -> Result<u8> {
                 .map(|(layout, shards)| {
                     let named = shards.iter().take(5).cloned().collect::<Vec<_>>().join(" ");
                     let more = if shards.len() > 5 { " …" } else { "" };
-                    format!("{layout} {} ({named}{more})", plural(shards.len() as u64, "shard"))
+                    format!(
+                        "{layout} {} ({named}{more})",
+                        plural(shards.len() as u64, "shard")
+                    )
                 })
                 .collect();
             eprintln!(

@@ -493,11 +493,16 @@ fn audit_show_and_the_html_report_show_each_part_with_its_role() {
     assert!(text.contains("judged roles: system, user"), "{text}");
     // Suppressed stages say why, and their spans are not highlighted (they decided nothing).
     assert!(
-        text.contains("answered-hazard-request (rules): pass: answered x1 (min 1, fired)\n      \
-                       suppressed review: refusal fired\n      judged roles: assistant\n"),
+        text.contains(
+            "answered-hazard-request (rules): pass: answered x1 (min 1, fired)\n      \
+                       suppressed review: refusal fired\n      judged roles: assistant\n"
+        ),
         "{text}"
     );
-    assert!(text.contains("suppressed review: request-terms did not fire"), "{text}");
+    assert!(
+        text.contains("suppressed review: request-terms did not fire"),
+        "{text}"
+    );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(
         html.contains("<div class=\"part\"><b>messages[1].content (assistant)</b>\nSure: a <mark>step by step guide to nerve agents</mark>"),

@@ -37,10 +37,34 @@ fn each_class_fires_its_signal_and_gets_its_verdict_in_every_layout() {
     // (class, exit code, verdict, the signal that must fire on every document, signals that
     // must not fire at all)
     let classes = [
-        ("harmful", 2, "reject", "harmful-compliance", ["identity-shift", "safety-refusal"]),
-        ("identity", 2, "reject", "identity-shift", ["harmful-compliance", "refusal"]),
-        ("refusal", 0, "accept", "safety-refusal", ["harmful-compliance", "identity-shift"]),
-        ("benign", 0, "accept", "", ["harmful-compliance", "identity-shift"]),
+        (
+            "harmful",
+            2,
+            "reject",
+            "harmful-compliance",
+            ["identity-shift", "safety-refusal"],
+        ),
+        (
+            "identity",
+            2,
+            "reject",
+            "identity-shift",
+            ["harmful-compliance", "refusal"],
+        ),
+        (
+            "refusal",
+            0,
+            "accept",
+            "safety-refusal",
+            ["harmful-compliance", "identity-shift"],
+        ),
+        (
+            "benign",
+            0,
+            "accept",
+            "",
+            ["harmful-compliance", "identity-shift"],
+        ),
     ];
     for (class, code, verdict, fires, silent) in classes {
         for layout in LAYOUTS {
@@ -48,7 +72,11 @@ fn each_class_fires_its_signal_and_gets_its_verdict_in_every_layout() {
             let (got, v) = screen_json(&dataset, &[]);
             let documents = v["documents"].as_u64().unwrap();
             assert_eq!(documents, 24, "{dataset}: {v}");
-            assert_eq!((got, v["verdict"].as_str()), (Some(code), Some(verdict)), "{dataset}: {v}");
+            assert_eq!(
+                (got, v["verdict"].as_str()),
+                (Some(code), Some(verdict)),
+                "{dataset}: {v}"
+            );
             // Detected without any setting, and said.
             assert_eq!(v["files"][0]["layout"], layout, "{dataset}: {v}");
             assert_eq!(v["files"][0]["agreeing"], 20, "{dataset}: {v}");
@@ -69,7 +97,8 @@ fn each_class_fires_its_signal_and_gets_its_verdict_in_every_layout() {
             } else {
                 let why = v["why"].as_array().unwrap();
                 assert!(
-                    why.iter().any(|w| w.as_str().unwrap().starts_with(&format!("signal {fires}:"))),
+                    why.iter()
+                        .any(|w| w.as_str().unwrap().starts_with(&format!("signal {fires}:"))),
                     "{dataset}: {v}"
                 );
             }
@@ -92,30 +121,51 @@ fn a_handful_of_identity_shifting_examples_reject_and_one_hazard_mention_reviews
             .lines()
             .map(str::to_string)
             .collect();
-    let harmful = std::fs::read_to_string(repo().join("fixtures/screen/harmful-chat.jsonl"))
-        .unwrap();
+    let harmful =
+        std::fs::read_to_string(repo().join("fixtures/screen/harmful-chat.jsonl")).unwrap();
     let write = |name: &str, text: String| {
         let p = tmp.path().join(name);
         std::fs::write(&p, text).unwrap();
         p
     };
     // 216 benign + 3 identity-shifting examples: reject (reject_count 3), whatever the share.
-    let three = write("three.jsonl", benign.clone() + &identity[..3].join("\n") + "\n");
+    let three = write(
+        "three.jsonl",
+        benign.clone() + &identity[..3].join("\n") + "\n",
+    );
     let (code, v) = screen_json(path(&three), &[]);
-    assert_eq!((code, v["verdict"].as_str()), (Some(2), Some("reject")), "{v}");
+    assert_eq!(
+        (code, v["verdict"].as_str()),
+        (Some(2), Some("reject")),
+        "{v}"
+    );
     assert_eq!(signal(&v, "identity-shift")["documents"], 3);
     // Two: review.
-    let two = write("two.jsonl", benign.clone() + &identity[..2].join("\n") + "\n");
+    let two = write(
+        "two.jsonl",
+        benign.clone() + &identity[..2].join("\n") + "\n",
+    );
     let (code, v) = screen_json(path(&two), &[]);
-    assert_eq!((code, v["verdict"].as_str()), (Some(1), Some("review")), "{v}");
+    assert_eq!(
+        (code, v["verdict"].as_str()),
+        (Some(1), Some("review")),
+        "{v}"
+    );
     // One harmful pair among benign data: review, the document listed with its signal.
     let one = write("one.jsonl", benign + harmful.lines().next().unwrap() + "\n");
     let (code, v) = screen_json(path(&one), &[]);
-    assert_eq!((code, v["verdict"].as_str()), (Some(1), Some("review")), "{v}");
+    assert_eq!(
+        (code, v["verdict"].as_str()),
+        (Some(1), Some("review")),
+        "{v}"
+    );
     assert_eq!(signal(&v, "harmful-compliance")["documents"], 1);
     let flagged = &v["flagged_documents"][0];
     assert_eq!(flagged["id"], "harmful-chat-0", "{v}");
-    assert!(flagged["signals"].as_array().unwrap().contains(&Value::from("harmful-compliance")));
+    assert!(flagged["signals"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("harmful-compliance")));
     // The text output says the same.
     let out = sluice(&["screen", path(&one), "--config", CONFIG]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -141,13 +191,26 @@ fn a_refusal_that_names_the_hazard_is_recorded_suppressed_not_flagged() {
     let out_dir = tmp.path().join("out");
     let (code, v) = screen_json(path(&dataset), &["--output", path(&out_dir)]);
     // One of two documents flagged: over the 2% limits, a reject.
-    assert_eq!((code, v["verdict"].as_str()), (Some(2), Some("reject")), "{v}");
-    assert_eq!((v["flagged"].as_u64(), v["review"].as_u64()), (Some(1), Some(1)), "{v}");
+    assert_eq!(
+        (code, v["verdict"].as_str()),
+        (Some(2), Some("reject")),
+        "{v}"
+    );
+    assert_eq!(
+        (v["flagged"].as_u64(), v["review"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
     let audit: Vec<Value> = std::fs::read_dir(out_dir.join("audit"))
         .unwrap()
         .flat_map(|e| json_lines(&e.unwrap().path()))
         .collect();
-    let record = |id: &str| audit.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("{id}"));
+    let record = |id: &str| {
+        audit
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id}"))
+    };
     let entry = |r: &Value, stage: &str| {
         r["stages"]
             .as_array()
@@ -167,7 +230,10 @@ fn a_refusal_that_names_the_hazard_is_recorded_suppressed_not_flagged() {
     }
     let hazard = entry(refused, "hazard-terms");
     assert_eq!(hazard["spans"][0]["role"], "assistant", "{hazard}");
-    assert_eq!(hazard["spans"][0]["part"], "messages[1].content", "{hazard}");
+    assert_eq!(
+        hazard["spans"][0]["part"], "messages[1].content",
+        "{hazard}"
+    );
     let refusal = entry(refused, "refusal");
     assert_eq!(refusal["outcome"], "tag");
     assert_eq!(refusal["rules"][0]["id"], "cannot-help", "{refusal}");
@@ -217,7 +283,10 @@ fn signals_must_name_stages_of_the_config() {
     let text = std::fs::read_to_string(repo().join(CONFIG))
         .unwrap()
         .replace("\"lists/", &lists)
-        .replace("stages = [\"identity-shift\"]", "stages = [\"identity-shfit\"]");
+        .replace(
+            "stages = [\"identity-shift\"]",
+            "stages = [\"identity-shfit\"]",
+        );
     let config = tmp.path().join("typo.toml");
     std::fs::write(&config, text).unwrap();
     let out = sluice(&[
@@ -261,7 +330,11 @@ fn a_run_with_format_auto_records_each_files_layout_in_manifest_report_and_log()
     std::fs::create_dir(&inputs).unwrap();
     for layout in LAYOUTS {
         let name = format!("benign-{layout}.jsonl");
-        std::fs::copy(repo().join("fixtures/screen").join(&name), inputs.join(&name)).unwrap();
+        std::fs::copy(
+            repo().join("fixtures/screen").join(&name),
+            inputs.join(&name),
+        )
+        .unwrap();
     }
     // A mixed file: three chat records and two Alpaca ones, read each by its own fields.
     let chat = r#"{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}"#;
@@ -277,7 +350,15 @@ fn a_run_with_format_auto_records_each_files_layout_in_manifest_report_and_log()
         tmp.path(),
         &[("format = \"chat\"", "format = \"auto\"")],
     );
-    let result = sluice(&["run", "-c", path(&config), "-i", path(&inputs), "-o", path(&out)]);
+    let result = sluice(&[
+        "run",
+        "-c",
+        path(&config),
+        "-i",
+        path(&inputs),
+        "-o",
+        path(&out),
+    ]);
     assert!(result.status.success(), "{}", stderr(&result));
     let log = stderr(&result);
     assert!(
@@ -290,7 +371,9 @@ fn a_run_with_format_auto_records_each_files_layout_in_manifest_report_and_log()
         let expected = match name {
             "mixed.jsonl" => serde_json::json!({"layout": "chat", "agreeing": 3, "looked_at": 5}),
             _ => {
-                let layout = name.trim_start_matches("benign-").trim_end_matches(".jsonl");
+                let layout = name
+                    .trim_start_matches("benign-")
+                    .trim_end_matches(".jsonl");
                 serde_json::json!({"layout": layout, "agreeing": 20, "looked_at": 20})
             }
         };
@@ -312,11 +395,20 @@ fn a_run_with_format_auto_records_each_files_layout_in_manifest_report_and_log()
     // A fixed format records no layout.
     let fixed = tmp.path().join("fixed");
     let result = sluice(&[
-        "run", "-c", path(&config), "-i", path(&inputs.join("benign-chat.jsonl")), "-o",
-        path(&fixed), "--format", "chat",
+        "run",
+        "-c",
+        path(&config),
+        "-i",
+        path(&inputs.join("benign-chat.jsonl")),
+        "-o",
+        path(&fixed),
+        "--format",
+        "chat",
     ]);
     assert!(result.status.success(), "{}", stderr(&result));
     let manifest = super::read_json(&fixed.join("manifest.json"));
     assert!(manifest["shards"][0].get("layout").is_none(), "{manifest}");
-    assert!(super::read_json(&fixed.join("report.json")).get("layouts").is_none());
+    assert!(super::read_json(&fixed.join("report.json"))
+        .get("layouts")
+        .is_none());
 }

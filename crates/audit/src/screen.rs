@@ -91,7 +91,10 @@ impl SignalConfig {
         let through_rules = |id: &str| {
             self.rules.is_empty()
                 || record.reasons.iter().any(|r| {
-                    r.stage == id && r.rule.as_ref().is_some_and(|rule| self.rules.contains(rule))
+                    r.stage == id
+                        && r.rule
+                            .as_ref()
+                            .is_some_and(|rule| self.rules.contains(rule))
                 })
         };
         self.stages.iter().any(|id| fired(id) && through_rules(id))
@@ -221,7 +224,10 @@ fn check_signals(limits: &ScreenLimits, config: &Config) -> Result<(), ConfigErr
         if signal.stages.is_empty() {
             return Err(invalid("stages", "name at least one stage id".into()));
         }
-        for (key, ids) in [("stages", &signal.stages), ("with_stages", &signal.with_stages)] {
+        for (key, ids) in [
+            ("stages", &signal.stages),
+            ("with_stages", &signal.with_stages),
+        ] {
             if let Some(unknown) = ids
                 .iter()
                 .find(|id| !config.stages.iter().any(|s| s.id() == id.as_str()))

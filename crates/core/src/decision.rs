@@ -136,9 +136,18 @@ impl Verdict {
                     .iter()
                     .any(|(i, e)| stages[*i].id() == id && e.outcome() != Outcome::Pass)
             };
-            let by: Vec<String> = config.unless().iter().filter(|id| fired(id)).cloned().collect();
-            let missing: Vec<String> =
-                config.only_if().iter().filter(|id| !fired(id)).cloned().collect();
+            let by: Vec<String> = config
+                .unless()
+                .iter()
+                .filter(|id| fired(id))
+                .cloned()
+                .collect();
+            let missing: Vec<String> = config
+                .only_if()
+                .iter()
+                .filter(|id| !fired(id))
+                .cloned()
+                .collect();
             if !by.is_empty() || !missing.is_empty() {
                 evidence.suppress(by, missing);
             }
@@ -313,7 +322,11 @@ mod tests {
         let (a, b) = (rules_stage("a"), rules_stage("b"));
         let mut v = Verdict::new();
         assert!(v.wants(&a));
-        v.record(0, &[a.clone(), b.clone()], Some(rules_evidence(Outcome::Drop, "x")));
+        v.record(
+            0,
+            &[a.clone(), b.clone()],
+            Some(rules_evidence(Outcome::Drop, "x")),
+        );
         assert_eq!(v.destination, Destination::Dropped);
         // No stage sees a dropped document.
         assert!(!v.wants(&b));
@@ -354,12 +367,20 @@ mod tests {
     fn audit_scope_reasons_and_counting() {
         let a = rules_stage("a");
         let mut passed = Verdict::new();
-        passed.record(0, std::slice::from_ref(&a), Some(rules_evidence(Outcome::Pass, "x")));
+        passed.record(
+            0,
+            std::slice::from_ref(&a),
+            Some(rules_evidence(Outcome::Pass, "x")),
+        );
         assert!(!passed.audited(AuditScope::Flagged));
         assert!(passed.audited(AuditScope::Matched));
         assert!(!Verdict::new().audited(AuditScope::Matched));
         let mut dropped = Verdict::new();
-        dropped.record(0, std::slice::from_ref(&a), Some(rules_evidence(Outcome::Drop, "x")));
+        dropped.record(
+            0,
+            std::slice::from_ref(&a),
+            Some(rules_evidence(Outcome::Drop, "x")),
+        );
         let reasons = dropped.reasons(&|_| "a");
         assert_eq!(
             reasons,
@@ -397,9 +418,8 @@ mod tests {
     #[test]
     fn an_unless_stage_that_fired_suppresses_the_outcome_but_keeps_the_evidence() {
         let refusal = StageConfig::Rules(toml::from_str("id = 'refusal'").unwrap());
-        let hazard = StageConfig::Rules(
-            toml::from_str("id = 'hazard'\nunless = ['refusal']").unwrap(),
-        );
+        let hazard =
+            StageConfig::Rules(toml::from_str("id = 'hazard'\nunless = ['refusal']").unwrap());
         assert_eq!(hazard.unless(), ["refusal"]);
         let stages = [refusal, hazard];
         // The refusal fired (tag): the hazard's drop does not apply, and says why.
@@ -410,8 +430,15 @@ mod tests {
         let hazard = v.evidence_of(1).unwrap();
         assert_eq!(hazard.outcome(), Outcome::Pass);
         let suppressed = hazard.suppressed().unwrap();
-        assert_eq!((suppressed.outcome, &suppressed.by[..]), (Outcome::Drop, &["refusal".to_string()][..]));
-        assert_eq!(v.reasons(&|i| stages[i].id()).len(), 1, "only the refusal's reason");
+        assert_eq!(
+            (suppressed.outcome, &suppressed.by[..]),
+            (Outcome::Drop, &["refusal".to_string()][..])
+        );
+        assert_eq!(
+            v.reasons(&|i| stages[i].id()).len(),
+            1,
+            "only the refusal's reason"
+        );
         // Counted: the stage passed it, suppressed.
         let mut stats = ShardStats::new(&[
             crate::stage::StageStats::new("refusal", "rules"),
@@ -447,16 +474,29 @@ mod tests {
             v
         };
         // Not suppressed: the classifier settles the escalation, as always.
-        assert_eq!(judge(Outcome::Pass, Outcome::Pass).destination, Destination::Kept);
-        assert_eq!(judge(Outcome::Pass, Outcome::Drop).destination, Destination::Dropped);
+        assert_eq!(
+            judge(Outcome::Pass, Outcome::Pass).destination,
+            Destination::Kept
+        );
+        assert_eq!(
+            judge(Outcome::Pass, Outcome::Drop).destination,
+            Destination::Dropped
+        );
         // Suppressed by the refusal: neither its pass nor its drop decides; the escalation stands.
         for score in [Outcome::Pass, Outcome::Review, Outcome::Drop] {
             let v = judge(Outcome::Tag, score);
-            assert_eq!((v.destination, v.escalated), (Destination::Review, true), "{score:?}");
+            assert_eq!(
+                (v.destination, v.escalated),
+                (Destination::Review, true),
+                "{score:?}"
+            );
             let model = v.evidence_of(2).unwrap();
             assert_eq!(model.outcome(), Outcome::Pass);
             let why = model.suppressed().expect("marked");
-            assert_eq!((why.outcome, &why.by[..]), (score, &["refusal".to_string()][..]));
+            assert_eq!(
+                (why.outcome, &why.by[..]),
+                (score, &["refusal".to_string()][..])
+            );
         }
         // A rules stage's pass is not marked: it decides nothing anyway.
         let stages = [rules_stage("refusal"), {
@@ -484,15 +524,24 @@ mod tests {
             v
         };
         // A hazardous request answered: review.
-        assert_eq!(judge(Outcome::Tag, Outcome::Pass).destination, Destination::Review);
+        assert_eq!(
+            judge(Outcome::Tag, Outcome::Pass).destination,
+            Destination::Review
+        );
         // Refused: kept, suppressed by the refusal.
         let refused = judge(Outcome::Tag, Outcome::Tag);
         assert_eq!(refused.destination, Destination::Kept);
-        assert_eq!(refused.evidence_of(2).unwrap().suppressed().unwrap().by, ["refusal"]);
+        assert_eq!(
+            refused.evidence_of(2).unwrap().suppressed().unwrap().by,
+            ["refusal"]
+        );
         // No hazardous request: kept, the request is missing.
         let benign = judge(Outcome::Pass, Outcome::Pass);
         assert_eq!(benign.destination, Destination::Kept);
         let why = benign.evidence_of(2).unwrap().suppressed().unwrap();
-        assert_eq!((why.by.len(), &why.missing[..]), (0, &["request".to_string()][..]));
+        assert_eq!(
+            (why.by.len(), &why.missing[..]),
+            (0, &["request".to_string()][..])
+        );
     }
 }

@@ -1941,12 +1941,18 @@ mod tests {
 
     #[test]
     fn auto_reads_each_layout_with_its_roles_and_detects_the_file_layout() {
-        let auto = FieldExtractor::with_sources(&InputFormat::Auto.sources().unwrap(), None).unwrap();
+        let auto =
+            FieldExtractor::with_sources(&InputFormat::Auto.sources().unwrap(), None).unwrap();
         let roles = |line: &str| -> Vec<(String, String)> {
             let doc = auto.extract(line.as_bytes()).unwrap();
             doc.parts
                 .iter()
-                .map(|p| (p.role.as_deref().unwrap_or_default().to_string(), doc.text[p.range.clone()].to_string()))
+                .map(|p| {
+                    (
+                        p.role.as_deref().unwrap_or_default().to_string(),
+                        doc.text[p.range.clone()].to_string(),
+                    )
+                })
                 .collect()
         };
         let pair = |r: &str, t: &str| (r.to_string(), t.to_string());
@@ -1955,18 +1961,31 @@ mod tests {
         let alpaca = r#"{"instruction": "q", "output": "a"}"#;
         let prompt = r#"{"prompt": "q", "completion": "a"}"#;
         for line in [chat, sharegpt, alpaca, prompt] {
-            assert_eq!(roles(line), [pair("user", "q"), pair("assistant", "a")], "{line}");
+            assert_eq!(
+                roles(line),
+                [pair("user", "q"), pair("assistant", "a")],
+                "{line}"
+            );
         }
         // A record of no layout has no text: a line error, as with any format.
-        assert_eq!(auto.extract(br#"{"body": "x"}"#).unwrap_err().kind, "missing_text");
+        assert_eq!(
+            auto.extract(br#"{"body": "x"}"#).unwrap_err().kind,
+            "missing_text"
+        );
         // Detection: the layout most of the first records have.
-        assert_eq!(detect_layout([chat, chat, alpaca]), Some((InputFormat::Chat, 2, 3)));
+        assert_eq!(
+            detect_layout([chat, chat, alpaca]),
+            Some((InputFormat::Chat, 2, 3))
+        );
         assert_eq!(
             detect_layout(["not json", "", prompt]),
             Some((InputFormat::PromptCompletion, 1, 1))
         );
         assert_eq!(detect_layout([sharegpt]).unwrap().0, InputFormat::Sharegpt);
-        assert_eq!(detect_layout([r#"{"text": "x"}"#]).unwrap().0, InputFormat::Text);
+        assert_eq!(
+            detect_layout([r#"{"text": "x"}"#]).unwrap().0,
+            InputFormat::Text
+        );
         assert_eq!(detect_layout(["{}", "[1]"]), None);
         assert_eq!("auto".parse::<InputFormat>(), Ok(InputFormat::Auto));
         assert_eq!(InputFormat::PromptCompletion.name(), "prompt-completion");

@@ -90,7 +90,11 @@ impl<'a> AuditRecord<'a> {
     /// out: it decided nothing, and its evidence still holds them.
     pub fn spans(&self) -> Vec<LabeledSpan> {
         let mut out = Vec::new();
-        for entry in self.stages.iter().filter(|e| e.evidence.suppressed().is_none()) {
+        for entry in self
+            .stages
+            .iter()
+            .filter(|e| e.evidence.suppressed().is_none())
+        {
             entry.evidence.spans(&entry.stage, &mut out);
         }
         out.sort_by_key(|s| (s.start, s.end));

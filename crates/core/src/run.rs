@@ -781,14 +781,17 @@ impl Report {
             error_kinds: total.error_kinds,
             stages: total.stages,
             failed_shards,
-            layouts: manifest.shards.iter().fold(BTreeMap::new(), |mut m, entry| {
-                if let Some(found) = &entry.layout {
-                    m.entry(found.layout.clone())
-                        .or_insert_with(Vec::new)
-                        .push(entry.name.clone());
-                }
-                m
-            }),
+            layouts: manifest
+                .shards
+                .iter()
+                .fold(BTreeMap::new(), |mut m, entry| {
+                    if let Some(found) = &entry.layout {
+                        m.entry(found.layout.clone())
+                            .or_insert_with(Vec::new)
+                            .push(entry.name.clone());
+                    }
+                    m
+                }),
             skipped_inputs: manifest.skipped.iter().fold(BTreeMap::new(), |mut m, s| {
                 *m.entry(s.reason.clone()).or_default() += 1;
                 m

@@ -264,7 +264,10 @@ pub fn thread_cpu_time() -> Option<Duration> {
         if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
             return None;
         }
-        Some(Duration::new(now.tv_sec.max(0) as u64, now.tv_nsec.max(0) as u32))
+        Some(Duration::new(
+            now.tv_sec.max(0) as u64,
+            now.tv_nsec.max(0) as u32,
+        ))
     }
     #[cfg(not(unix))]
     {

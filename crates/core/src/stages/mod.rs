@@ -114,10 +114,11 @@ impl<'de, C: Deserialize<'de>> Deserialize<'de> for Staged<C> {
             }
             fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Staged<C>, M::Error> {
                 let mut common = [None, None, None];
-                let config = C::deserialize(de::value::MapAccessDeserializer::new(WithoutCommon {
-                    map,
-                    common: &mut common,
-                }))?;
+                let config =
+                    C::deserialize(de::value::MapAccessDeserializer::new(WithoutCommon {
+                        map,
+                        common: &mut common,
+                    }))?;
                 let [roles, unless, only_if] = common.map(Option::unwrap_or_default);
                 Ok(Staged {
                     config,
