@@ -389,6 +389,13 @@ fn a_run_with_format_auto_records_each_files_layout_in_manifest_report_and_log()
             "sharegpt": ["benign-sharegpt.jsonl"],
         })
     );
+    // The HTML report's shard table has the layout column.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<th>layout</th>"), "{html}");
+    assert!(
+        html.contains("<tr><td>mixed.jsonl</td><td>chat (3 of 5)</td>"),
+        "{html}"
+    );
     // Nothing lost: every line of the mixed file is a document.
     assert_eq!(report["input"]["documents"], 4 * 24 + 5);
     assert_eq!(report["destinations"]["errors"]["documents"], 0);
