@@ -170,13 +170,17 @@ fn probe_seconds(regex: &Regex, probe: &str, enough: f64) -> f64 {
     best.max(1e-9)
 }
 
-/// How many times slower than [`CALIBRATION`] `regex` scans the probe, and its seconds. A verdict of "too slow"
-/// is measured again, calibration included, before it is believed: a config must not pass or
-/// fail by what else the machine was doing.
-fn probe_slowdown(regex: &Regex, calibration: &Regex, probe: &str) -> (f64, f64) {
+/// How many times slower than the calibration `regex` scans the probe, and its seconds;
+/// `reference` is the calibration's seconds, measured once per stage. A verdict of "too slow" is
+/// measured again, calibration included, before it is believed: a config must not pass or fail
+/// by what else the machine was doing.
+fn probe_slowdown(regex: &Regex, calibration: &Regex, probe: &str, reference: f64) -> (f64, f64) {
+    let mut reference = reference;
     let mut best = (f64::INFINITY, f64::INFINITY);
-    for _ in 0..2 {
-        let reference = probe_seconds(calibration, probe, f64::INFINITY);
+    for attempt in 0..2 {
+        if attempt > 0 {
+            reference = probe_seconds(calibration, probe, f64::INFINITY);
+        }
         // A run that took longer than a refused pattern's would is not repeated.
         let seconds = probe_seconds(regex, probe, reference * MAX_RULE_SLOWDOWN);
         if seconds / reference < best.0 {
@@ -244,9 +248,12 @@ impl StageKind for RulesConfig {
         let mut rules = Vec::with_capacity(self.rules.len());
         let mut patterns = Vec::with_capacity(self.rules.len());
         let mut seen = std::collections::BTreeSet::new();
-        // The probe text and the calibration pattern, made once per stage.
-        let probe = (!self.rules.is_empty())
-            .then(|| (probe_text(), Regex::new(CALIBRATION).expect("valid")));
+        // The probe text, the calibration pattern and its seconds, measured once per stage.
+        let probe = (!self.rules.is_empty()).then(|| {
+            let (text, calibration) = (probe_text(), Regex::new(CALIBRATION).expect("valid"));
+            let reference = probe_seconds(&calibration, &text, f64::INFINITY);
+            (text, calibration, reference)
+        });
         for (i, rule) in self.rules.iter().enumerate() {
             let key = format!("{}.rules[{i}] ({})", ctx.key, rule.id);
             let invalid = |message: String| ConfigError::Invalid {
@@ -270,9 +277,10 @@ impl StageKind for RulesConfig {
             if regex.is_match("") {
                 return Err(invalid("pattern matches the empty string".into()));
             }
-            let (probe, calibration) = probe.as_ref().expect("made when there are rules");
+            let (probe, calibration, reference) =
+                probe.as_ref().expect("made when there are rules");
             if !rule.allow_slow {
-                let (slowdown, seconds) = probe_slowdown(&regex, calibration, probe);
+                let (slowdown, seconds) = probe_slowdown(&regex, calibration, probe, *reference);
                 tracing::debug!(rule = %key, slowdown, "rule speed checked");
                 if slowdown > MAX_RULE_SLOWDOWN {
                     let mb_per_s = probe.len() as f64 / 1e6 / seconds;
