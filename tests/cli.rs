@@ -872,6 +872,8 @@ mod robust;
 mod s3;
 #[path = "cli/screen_covert.rs"]
 mod screen_covert;
+#[path = "cli/screen_signals.rs"]
+mod screen_signals;
 #[path = "cli/slurm.rs"]
 mod slurm;
 #[path = "cli/train.rs"]

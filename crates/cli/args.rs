@@ -92,7 +92,7 @@ pub struct RunArgs {
     /// with that feature). Overrides the stage's `device`.
     #[arg(long)]
     pub device: Option<String>,
-    /// Record layout: text, chat, sharegpt, alpaca, prompt-completion. Overrides input.format.
+    /// Record layout: text, chat, sharegpt, alpaca, prompt-completion, auto. Overrides input.format.
     #[arg(long)]
     pub format: Option<sluice_core::document::InputFormat>,
     /// Run as rank R (0 to W-1) of a run spread over W processes or machines writing into one

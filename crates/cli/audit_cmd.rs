@@ -146,10 +146,12 @@ pub struct ScreenArgs {
     /// Worker threads (0 = one per core).
     #[arg(short = 'j', long)]
     pub threads: Option<usize>,
-    /// Record layout: text, chat, sharegpt, alpaca, prompt-completion. Overrides input.format.
+    /// Record layout: text, chat, sharegpt, alpaca, prompt-completion, auto. Overrides
+    /// input.format.
     #[arg(long)]
     pub format: Option<sluice_core::document::InputFormat>,
-    /// Print the verdict as JSON (counts, limits, the trigger table) instead of text.
+    /// Print the whole verdict as one JSON object (counts, signals and their figures,
+    /// dataset-level signals, each file's layout, flagged documents) for a CI job.
     #[arg(long)]
     pub json: bool,
 }
@@ -300,6 +302,9 @@ fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Re
             stage.evidence.describe()
         );
         writeln!(w, "{}", visible(&line))?;
+        if let Some(why) = stage.evidence.suppressed() {
+            writeln!(w, "      {}", visible(&suppressed_line(why)))?;
+        }
         if !stage.evidence.roles().is_empty() {
             writeln!(
                 w,
@@ -316,6 +321,23 @@ fn show(w: &mut impl Write, j: &Joined, style: Style, list: bool) -> std::io::Re
         ),
         None => writeln!(w, "(document text not found)\n"),
     }
+}
+
+/// Why a stage's outcome did not apply: "suppressed drop: refusal fired" or "suppressed review:
+/// request-terms did not fire".
+fn suppressed_line(why: &sluice_core::stages::Suppressed) -> String {
+    let outcome = serde_json::to_value(why.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut causes = Vec::new();
+    if !why.by.is_empty() {
+        causes.push(format!("{} fired", why.by.join(", ")));
+    }
+    if !why.missing.is_empty() {
+        causes.push(format!("{} did not fire", why.missing.join(", ")));
+    }
+    format!("suppressed {outcome}: {}", causes.join("; "))
 }
 
 /// One line of `export --format jsonl`: the fields a labelling tool wants first, then the whole
@@ -493,51 +515,48 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
     {
         anyhow::bail!("no verdict: {why}");
     }
-    let mut flagged = d(Destination::Dropped) + d(Destination::Review);
-    if limits.errors_are_flagged {
-        flagged += d(Destination::Errors);
-    }
-    let mut verdict = sluice_audit::screen::verdict(&limits, documents, flagged);
     let out = OutDir::open(&output)?;
-    // The dataset-level trigger signal can only make the verdict stricter.
-    let triggers = if limits.triggers.enabled {
-        let table = sluice_audit::triggers::triggers(&out, &limits.triggers)?;
-        verdict = verdict.max(table.verdict.unwrap_or(Verdict::Accept));
-        Some(table)
-    } else {
-        None
-    };
-    if args.json {
-        let json = serde_json::json!({
-            "verdict": verdict,
-            "documents": documents,
-            "flagged": flagged,
-            "dropped": d(Destination::Dropped),
-            "review": d(Destination::Review),
-            "errors": d(Destination::Errors),
-            "limits": limits,
-            "triggers": triggers,
-        });
-        println!("{}", serde_json::to_string_pretty(&json)?);
-        return Ok(verdict_code(verdict));
-    }
-    let summary = Summary::collect(&out)?;
+    let screening = sluice_audit::screen::screen(&out, &limits, args.list)?;
+    let verdict = screening.verdict;
     let stdout = std::io::stdout();
     let mut w = std::io::BufWriter::new(stdout.lock());
-    let fraction = if documents > 0 {
-        flagged as f64 / documents as f64
+    if args.json {
+        serde_json::to_writer_pretty(&mut w, &screening)?;
+        writeln!(w)?;
     } else {
-        0.0
-    };
+        write_screening(&mut w, &screening, &limits, &out, args.list)?;
+    }
+    w.flush()?;
+    Ok(match verdict {
+        Verdict::Accept => 0,
+        Verdict::Review => 1,
+        Verdict::Reject => 2,
+    })
+}
+
+/// The verdict for a person: counts, limits, signals, layouts, reasons, flagged documents.
+fn write_screening(
+    w: &mut impl Write,
+    screening: &sluice_audit::screen::Screening,
+    limits: &sluice_audit::screen::ScreenLimits,
+    out: &OutDir,
+    list: usize,
+) -> Result<()> {
+    let s = screening;
     writeln!(
         w,
-        "verdict: {}\ndocuments: {documents}, flagged: {flagged} ({:.2}%): {} dropped, {} review, {} errors",
-        verdict.name(),
-        fraction * 100.0,
-        d(Destination::Dropped),
-        d(Destination::Review),
-        d(Destination::Errors),
+        "verdict: {}\ndocuments: {}, flagged: {} ({:.2}%): {} dropped, {} review, {} errors",
+        s.verdict.name(),
+        s.documents,
+        s.flagged,
+        s.flagged_fraction * 100.0,
+        s.dropped,
+        s.review,
+        s.errors,
     )?;
+    for why in &s.why {
+        writeln!(w, "  because: {why}")?;
+    }
     writeln!(
         w,
         "limits: reject above {} flagged or {} of the documents; review above {} flagged",
@@ -547,6 +566,44 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
             .map_or("-".into(), |f| format!("{:.2}%", f * 100.0)),
         limits.review_above
     )?;
+    if !s.signals.is_empty() {
+        writeln!(w, "signals:")?;
+        for signal in &s.signals {
+            writeln!(
+                w,
+                "  {}: {} ({:.2}%): {}{}",
+                signal.id,
+                plural(signal.documents, "document"),
+                signal.fraction * 100.0,
+                signal.verdict.name(),
+                signal
+                    .why
+                    .as_ref()
+                    .map_or(String::new(), |why| format!(" ({why})"))
+            )?;
+        }
+    }
+    for signal in &s.dataset_signals {
+        match &signal.text {
+            Some(text) => w.write_all(text.as_bytes())?,
+            None => writeln!(
+                w,
+                "dataset signal {}: {} {}",
+                signal.id,
+                signal.verdict.name(),
+                signal.figures
+            )?,
+        }
+    }
+    if !s.files.is_empty() {
+        let files: Vec<String> = s
+            .files
+            .iter()
+            .map(|f| format!("{} {}", f.shard, f.layout))
+            .collect();
+        writeln!(w, "layouts: {}", files.join(", "))?;
+    }
+    let summary = Summary::collect(out)?;
     if !summary.reasons.is_empty() {
         writeln!(w, "reasons:")?;
         for (key, t) in &summary.reasons {
@@ -574,44 +631,22 @@ fn screen_inner(args: ScreenArgs) -> Result<u8> {
             plural(summary.scored, "document")
         )?;
     }
-    if let Some(table) = &triggers {
-        w.write_all(table.render().as_bytes())?;
-    }
-    if verdict != Verdict::Accept && args.list > 0 {
-        writeln!(w, "flagged documents (first {}):", args.list)?;
-        let mut listed = 0;
-        'shards: for entry in out.done_shards() {
-            for record in out.records(entry)? {
-                let record = record?;
-                if matches!(record.decision, Destination::Dropped | Destination::Review) {
-                    if listed == args.list {
-                        break 'shards;
-                    }
-                    listed += 1;
-                    let place = format!("{}:{}", record.shard, record.line);
-                    let id = if record.id == place {
-                        String::new()
-                    } else {
-                        format!("{}  ", record.id)
-                    };
-                    writeln!(
-                        w,
-                        "  {id}{place}  {}  {}",
-                        record.decision.name(),
-                        record.reason_keys().join(", ")
-                    )?;
-                }
-            }
+    if s.verdict != Verdict::Accept && list > 0 && !s.flagged_documents.is_empty() {
+        writeln!(w, "flagged documents (first {list}):")?;
+        for doc in &s.flagged_documents {
+            let place = format!("{}:{}", doc.shard, doc.line);
+            let id = if doc.id == place {
+                String::new()
+            } else {
+                format!("{}  ", doc.id)
+            };
+            writeln!(
+                w,
+                "  {id}{place}  {}  {}",
+                doc.decision,
+                doc.reasons.join(", ")
+            )?;
         }
     }
-    w.flush()?;
-    Ok(verdict_code(verdict))
-}
-
-fn verdict_code(verdict: Verdict) -> u8 {
-    match verdict {
-        Verdict::Accept => 0,
-        Verdict::Review => 1,
-        Verdict::Reject => 2,
-    }
+    Ok(())
 }

@@ -128,6 +128,25 @@ fn run(args: RunArgs) -> Result<u8> {
     }
     if !args.quiet {
         eprintln!("{}", summary(&report));
+        if !report.layouts.is_empty() {
+            // input.format = "auto": what each file turned out to be.
+            let layouts: Vec<String> = report
+                .layouts
+                .iter()
+                .map(|(layout, shards)| {
+                    let named = shards.iter().take(5).cloned().collect::<Vec<_>>().join(" ");
+                    let more = if shards.len() > 5 { " …" } else { "" };
+                    format!(
+                        "{layout} {} ({named}{more})",
+                        plural(shards.len() as u64, "shard")
+                    )
+                })
+                .collect();
+            eprintln!(
+                "sluice: layouts detected: {} (report.json, manifest.json)",
+                layouts.join("; ")
+            );
+        }
         if !report.skipped_inputs.is_empty() {
             let reasons: Vec<String> = report
                 .skipped_inputs

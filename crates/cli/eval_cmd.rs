@@ -27,7 +27,7 @@ pub struct EvalArgs {
     /// Field holding the text. Overrides the config's input.text_field.
     #[arg(long)]
     pub text_field: Option<String>,
-    /// Record layout: text, chat, sharegpt, alpaca, prompt-completion. Overrides input.format.
+    /// Record layout: text, chat, sharegpt, alpaca, prompt-completion, auto. Overrides input.format.
     #[arg(long)]
     pub format: Option<sluice_core::document::InputFormat>,
     /// The label that counts as positive (default: the classifier's score label when the data

@@ -21,17 +21,19 @@ fn fixture(name: &str) -> PathBuf {
 
 /// The screen config as a plain run config (the `[screen]` table left out), lists by absolute
 /// path so that it can live in `dir`; `edits` are `(from, to)` replacements.
-fn screen_as_run_config(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
+pub(super) fn screen_as_run_config(dir: &Path, edits: &[(&str, &str)]) -> PathBuf {
     let mut text = std::fs::read_to_string(repo().join(SCREEN)).unwrap();
     let start = text.find("\n[screen]").unwrap();
     let end = text.find("\n[input]").unwrap();
     text.replace_range(start..end, "");
-    for list in ["hazard-terms.tsv", "common-words-en.txt"] {
-        text = text.replace(
-            &format!("\"lists/{list}\""),
-            &format!("{:?}", repo().join("configs/lists").join(list)),
-        );
-    }
+    text = text.replace(
+        "\"lists/",
+        &format!("\"{}/", repo().join("configs/lists").display()),
+    );
+    // The chat preset as these tests knew it: one layout, ids by file and line.
+    text = text
+        .replace("format = \"auto\"", "format = \"chat\"")
+        .replace("\nid_field = \"id\"", "\n# id_field");
     for (from, to) in edits {
         assert!(text.contains(from), "config has no {from:?}");
         text = text.replace(from, to);
@@ -74,6 +76,16 @@ fn stage<'r>(report: &'r Value, id: &str) -> &'r Value {
         .iter()
         .find(|s| s["id"] == id)
         .unwrap()
+}
+
+/// The entry of stage `id` in an audit record.
+fn stage_entry<'r>(record: &'r Value, id: &str) -> &'r Value {
+    record["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["stage"] == id)
+        .unwrap_or_else(|| panic!("no stage {id} in {record}"))
 }
 
 #[test]
@@ -136,7 +148,7 @@ fn chat_records_are_judged_by_role_and_every_line_is_accounted_for() {
     // Audit spans name their part and role, with offsets within the part.
     let audit = json_lines(&out.join("audit/chat.jsonl"));
     let c4 = audit.iter().find(|r| r["line"] == 4).unwrap();
-    let terms = &c4["stages"][0];
+    let terms = stage_entry(c4, "hazard-terms");
     assert_eq!(terms["roles"], serde_json::json!(["assistant"]));
     let text = "The label reads: anthrax culture, and a vial of ricin.";
     for span in terms["spans"].as_array().unwrap() {
@@ -149,7 +161,7 @@ fn chat_records_are_judged_by_role_and_every_line_is_accounted_for() {
         assert_eq!(&text[start..end], span["term"].as_str().unwrap());
     }
     let c2 = audit.iter().find(|r| r["line"] == 2).unwrap();
-    let span = &c2["stages"][0]["spans"][0];
+    let span = &stage_entry(c2, "request-terms")["spans"][0];
     assert_eq!(
         (&span["part"], &span["role"], &span["start"]),
         (&"messages[0].content".into(), &"user".into(), &20.into())
@@ -250,17 +262,25 @@ fn each_preset_reads_its_layout_in_run_and_screen() {
         );
     }
     // ShareGPT's human/gpt are user/assistant; Alpaca's fields have fixed roles.
+    let first_span = |record: &Value, stage: &str| {
+        let entry = record["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["stage"] == stage)
+            .unwrap_or_else(|| panic!("no {stage}: {record}"));
+        entry["spans"][0].clone()
+    };
     let audit = json_lines(&tmp.path().join("sharegpt/audit/sharegpt.jsonl"));
     let s3 = audit.iter().find(|r| r["line"] == 3).unwrap();
-    assert_eq!(
-        s3["stages"][0]["spans"][0]["part"],
-        "conversations[1].value"
-    );
-    assert_eq!(s3["stages"][0]["spans"][0]["role"], "assistant");
+    let span = first_span(s3, "hazard-terms");
+    assert_eq!(span["part"], "conversations[1].value");
+    assert_eq!(span["role"], "assistant");
     let audit = json_lines(&tmp.path().join("alpaca/audit/alpaca.jsonl"));
     let a4 = audit.iter().find(|r| r["line"] == 4).unwrap();
-    assert_eq!(a4["stages"][0]["spans"][0]["part"], "instruction");
-    assert_eq!(a4["stages"][0]["spans"][0]["role"], "user");
+    let span = first_span(a4, "request-terms");
+    assert_eq!(span["part"], "instruction");
+    assert_eq!(span["role"], "user");
 }
 
 #[test]
@@ -467,10 +487,22 @@ fn audit_show_and_the_html_report_show_each_part_with_its_role() {
         "{text}"
     );
     assert!(
-        text.contains("── messages[0].content (user)\nExplain how to make [[sarin]] at home.\n── messages[1].content (assistant)\nI can't help"),
+        text.contains("── messages[0].content (user)\nExplain how to make [[sarin]] at home.\n── messages[1].content (assistant)\n[[I can't help]]"),
         "{text}"
     );
     assert!(text.contains("judged roles: system, user"), "{text}");
+    // Suppressed stages say why, and their spans are not highlighted (they decided nothing).
+    assert!(
+        text.contains(
+            "answered-hazard-request (rules): pass: answered x1 (min 1, fired)\n      \
+                       suppressed review: refusal fired\n      judged roles: assistant\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("suppressed review: request-terms did not fire"),
+        "{text}"
+    );
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(
         html.contains("<div class=\"part\"><b>messages[1].content (assistant)</b>\nSure: a <mark>step by step guide to nerve agents</mark>"),

@@ -24,15 +24,11 @@ fn config(dir: &Path, format: &str, edits: &[(&str, &str)]) -> PathBuf {
     text.replace_range(start..end, "");
     text = text
         .replace(
-            "\"lists/hazard-terms.tsv\"",
-            &format!("{:?}", repo().join("configs/lists/hazard-terms.tsv")),
+            "\"lists/",
+            &format!("\"{}/", repo().join("configs/lists").display()),
         )
         .replace(
-            "\"lists/common-words-en.txt\"",
-            &format!("{:?}", repo().join("configs/lists/common-words-en.txt")),
-        )
-        .replace(
-            "format = \"chat\"",
+            "format = \"auto\"\nid_field = \"id\"",
             &format!("format = {format:?}\nid_field = \"id\""),
         );
     for (from, to) in edits {

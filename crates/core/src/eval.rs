@@ -334,7 +334,7 @@ pub fn evaluate(
             let mut before = Verdict::new();
             for (i, e) in &verdict.evidence {
                 if index.is_none_or(|c| *i < c) {
-                    before.record(*i, cascade.stage_config(*i), Some(e.clone()));
+                    before.record(*i, cascade.stage_configs(), Some(e.clone()));
                 }
             }
             let judged = index.is_some_and(|c| verdict.reached(c));

@@ -102,11 +102,16 @@ impl<'a> AuditRecord<'a> {
         self.stages.iter().find(|s| s.stage == id)
     }
 
-    /// Every span of every stage, in text order: rule spans labeled `stage/rule`, term spans by
-    /// their term.
+    /// Every span of every stage that decided, in text order: rule spans labeled `stage/rule`,
+    /// term spans by their term. A suppressed stage's spans (`unless` / `only_if`) are left
+    /// out: it decided nothing, and its evidence still holds them.
     pub fn spans(&self) -> Vec<LabeledSpan> {
         let mut out = Vec::new();
-        for entry in &self.stages {
+        for entry in self
+            .stages
+            .iter()
+            .filter(|e| e.evidence.suppressed().is_none())
+        {
             entry.evidence.spans(&entry.stage, &mut out);
         }
         out.sort_by_key(|s| (s.start, s.end));

@@ -92,6 +92,9 @@ pub struct ShardEntry {
     pub input: Option<InputIdentity>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<ShardStats>,
+    /// The record layout found in the file's first records, with `input.format = "auto"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<crate::document::DetectedLayout>,
 }
 
 impl ShardEntry {
@@ -331,6 +334,10 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "crate::stats::Reviewed::is_empty")]
     pub reviewed: crate::stats::Reviewed,
     pub failed_shards: Vec<FailedShard>,
+    /// With `input.format = "auto"`: the shards of each detected layout (see the manifest's
+    /// shard entries for how many of the first records agreed).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub layouts: BTreeMap<String, Vec<String>>,
     /// Input entries that are not shards, by reason (the manifest lists them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skipped_inputs: BTreeMap<String, u64>,
@@ -565,6 +572,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                     records_name: None,
                     input: now,
                     stats: None,
+                    layout: None,
                 });
             }
         }
@@ -583,6 +591,7 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
             records_name: None,
             input: None,
             stats: None,
+            layout: None,
         });
     }
     let skipped = shards.len() - todo.len();
@@ -668,15 +677,18 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
                 let Some(&index) = todo.get(slot) else { break };
                 let shard = &shards[index];
                 let shard_started = Instant::now();
+                let layout = detect_layout_of(config, shard);
                 let result = runner.run(shard);
                 let mut m = manifest.lock().expect("manifest lock");
                 let entry = &mut m.shards[index];
+                entry.layout = layout;
                 match result {
                     // Stopped part-way: the shard stays pending, and is redone by the next run.
                     Err(crate::ShardError::Interrupted) => continue,
                     Ok(done) => {
                         tracing::info!(
                             shard = %shard.name,
+                            layout = entry.layout.as_ref().map_or("", |l| l.layout.as_str()),
                             documents = done.stats.input.documents,
                             dropped = done.stats.dropped.documents,
                             review = done.stats.review.documents,
@@ -822,6 +834,17 @@ impl Report {
             stages: total.stages,
             reviewed: total.reviewed,
             failed_shards,
+            layouts: manifest
+                .shards
+                .iter()
+                .fold(BTreeMap::new(), |mut m, entry| {
+                    if let Some(found) = &entry.layout {
+                        m.entry(found.layout.clone())
+                            .or_insert_with(Vec::new)
+                            .push(entry.name.clone());
+                    }
+                    m
+                }),
             skipped_inputs: manifest.skipped.iter().fold(BTreeMap::new(), |mut m, s| {
                 *m.entry(s.reason.clone()).or_default() += 1;
                 m
@@ -838,6 +861,23 @@ impl Report {
             ranks: Vec::new(),
         }
     }
+}
+
+/// The layout of a local JSONL shard's first records, when the config reads `input.format =
+/// "auto"` (each record by its own fields: this says what the file mostly is), logged.
+fn detect_layout_of(config: &Config, shard: &Shard) -> Option<crate::document::DetectedLayout> {
+    if config.input.format != Some(crate::document::InputFormat::Auto) || shard.remote.is_some() {
+        return None;
+    }
+    let found = crate::document::detect_file_layout(&shard.path)?;
+    tracing::info!(
+        shard = %shard.name,
+        layout = %found.layout,
+        agreeing = found.agreeing,
+        looked_at = found.looked_at,
+        "layout detected"
+    );
+    Some(found)
 }
 
 /// Each step's CPU time with its share of the total and the MB/s of `bytes` it amounts to.
@@ -1027,6 +1067,7 @@ mod tests {
             records_name: None,
             input: None,
             stats: None,
+            layout: None,
         }
     }
 

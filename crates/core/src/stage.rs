@@ -396,6 +396,9 @@ pub struct StageStats {
     /// Documents a model failed on (handled by its `on_error`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed: u64,
+    /// Documents whose outcome was suppressed by an `unless` stage (counted as `passed`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suppressed: u64,
     /// Per-key counts: `rules`, `terms`, `categories`, `languages`, ...
     #[serde(flatten)]
     pub keys: KeyFamilies,
@@ -460,6 +463,7 @@ impl StageStats {
             (&mut self.dropped, other.dropped),
             (&mut self.tokens, other.tokens),
             (&mut self.failed, other.failed),
+            (&mut self.suppressed, other.suppressed),
         ] {
             *mine = op(*mine, theirs);
         }

@@ -85,6 +85,10 @@ impl Cascade {
         &self.configs[i]
     }
 
+    pub fn stage_configs(&self) -> &[StageConfig] {
+        &self.configs
+    }
+
     pub fn stage(&self, i: usize) -> &Stage {
         &self.stages[i]
     }
@@ -202,7 +206,7 @@ impl Cascade {
                 config.decide(evidence);
             }
             times[i] += started.elapsed();
-            verdict.record(i, config, found);
+            verdict.record(i, &self.configs, found);
         }
     }
 
@@ -250,7 +254,7 @@ impl Cascade {
             drop(seen);
             drop(views);
             for (&d, found) in call.iter().zip(measured) {
-                group[d].1.record(i, config, found);
+                group[d].1.record(i, &self.configs, found);
             }
             times[i] += started.elapsed();
         }

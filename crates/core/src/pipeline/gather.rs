@@ -340,6 +340,7 @@ mod tests {
                 Some(Evidence::Classifier(Judged {
                     outcome: Outcome::Pass,
                     roles: Vec::new(),
+                    suppressed: None,
                     evidence: ClassifierEvidence {
                         score: Some(t.len() as f32),
                         windows: vec![],

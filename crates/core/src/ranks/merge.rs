@@ -222,6 +222,7 @@ pub fn merge(storage: &dyn Storage, command: &str) -> Result<MergeOutcome, RankE
                     records_name: None,
                     input: InputIdentity::of(&shard.path),
                     stats: None,
+                    layout: None,
                 };
                 match failures.get(shard.name.as_str()) {
                     Some(error) => {
@@ -257,6 +258,7 @@ pub fn merge(storage: &dyn Storage, command: &str) -> Result<MergeOutcome, RankE
             records_name: None,
             input: None,
             stats: None,
+            layout: None,
         });
     }
 

@@ -1974,6 +1974,7 @@ mod tests {
         assert!(Evidence::Encoded(crate::stages::Judged {
             outcome: Outcome::Escalate,
             roles: Vec::new(),
+            suppressed: None,
             evidence: run(&s, &text).unwrap().1,
         })
         .describe()

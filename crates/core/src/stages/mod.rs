@@ -34,14 +34,34 @@ pub struct Judged<E> {
     /// The roles of the parts the stage judged (documents with roled parts only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// The stage's `unless` stages that fired on the document: its outcome, as its evidence
+    /// decided it, did not apply (the outcome above is then `pass`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Suppressed>,
     #[serde(flatten)]
     pub evidence: E,
 }
 
+/// A stage outcome that did not apply because of what earlier stages decided on the document
+/// (see [`Staged::unless`] and [`Staged::only_if`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppressed {
+    /// The outcome the stage's evidence decided.
+    pub outcome: Outcome,
+    /// Its `unless` stages that fired, in cascade order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by: Vec<String>,
+    /// Its `only_if` stages that did not fire.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<String>,
+}
+
 /// A stage's config together with the keys every stage type has, handled here once rather than
-/// in each stage: `roles`, the parts of a document the stage judges (see `pipeline/cascade.rs`).
-/// Written in the stage's own table; its other keys are the stage type's (`deny_unknown_fields`
-/// still holds for them: `roles` is taken out of the table before the stage type reads it).
+/// in each stage: `roles`, the parts of a document the stage judges (see `pipeline/cascade.rs`),
+/// and `unless`, earlier stages whose firing cancels this one's outcome (see
+/// [`crate::decision::Verdict::record`]). Written in the stage's own table; its other keys are the
+/// stage type's (`deny_unknown_fields` still holds for them: the common keys are taken out of
+/// the table before the stage type reads it).
 #[derive(Clone, Debug, Serialize)]
 pub struct Staged<C> {
     #[serde(flatten)]
@@ -49,6 +69,15 @@ pub struct Staged<C> {
     /// Only parts with one of these roles are judged; empty: the whole document.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// Ids of earlier stages: when one of them fired on the document (an outcome other than
+    /// `pass`), this stage's outcome does not apply; its evidence is still recorded, marked
+    /// [`Suppressed`]. A hazard stage on answers `unless = ["refusal"]` lets safety data through.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unless: Vec<String>,
+    /// Ids of earlier stages that must all have fired on the document for this stage's outcome
+    /// to apply (a check of answers that matters only after a hazardous request).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only_if: Vec<String>,
 }
 
 impl<C> std::ops::Deref for Staged<C> {
@@ -69,6 +98,8 @@ impl<C> From<C> for Staged<C> {
         Staged {
             config,
             roles: Vec::new(),
+            unless: Vec::new(),
+            only_if: Vec::new(),
         }
     }
 }
@@ -82,14 +113,18 @@ impl<'de, C: Deserialize<'de>> Deserialize<'de> for Staged<C> {
                 f.write_str("a stage table")
             }
             fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Staged<C>, M::Error> {
-                let mut roles = None;
-                let config = C::deserialize(de::value::MapAccessDeserializer::new(WithoutRoles {
-                    map,
-                    roles: &mut roles,
-                }))?;
+                let mut common = [None, None, None];
+                let config =
+                    C::deserialize(de::value::MapAccessDeserializer::new(WithoutCommon {
+                        map,
+                        common: &mut common,
+                    }))?;
+                let [roles, unless, only_if] = common.map(Option::unwrap_or_default);
                 Ok(Staged {
                     config,
-                    roles: roles.unwrap_or_default(),
+                    roles,
+                    unless,
+                    only_if,
                 })
             }
         }
@@ -97,13 +132,16 @@ impl<'de, C: Deserialize<'de>> Deserialize<'de> for Staged<C> {
     }
 }
 
-/// A stage table with its `roles` key taken out (into `roles`) as it is read.
-struct WithoutRoles<'r, M> {
+/// The keys every stage table may have, in the order of [`WithoutCommon::common`].
+const COMMON_KEYS: [&str; 3] = ["roles", "unless", "only_if"];
+
+/// A stage table with its common keys ([`COMMON_KEYS`]) taken out as it is read.
+struct WithoutCommon<'r, M> {
     map: M,
-    roles: &'r mut Option<Vec<String>>,
+    common: &'r mut [Option<Vec<String>>; 3],
 }
 
-impl<'de, M: MapAccess<'de>> MapAccess<'de> for WithoutRoles<'_, M> {
+impl<'de, M: MapAccess<'de>> MapAccess<'de> for WithoutCommon<'_, M> {
     type Error = M::Error;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -114,13 +152,13 @@ impl<'de, M: MapAccess<'de>> MapAccess<'de> for WithoutRoles<'_, M> {
             let Some(key) = self.map.next_key::<String>()? else {
                 return Ok(None);
             };
-            if key != "roles" {
+            let Some(at) = COMMON_KEYS.iter().position(|k| *k == key) else {
                 return seed.deserialize(key.into_deserializer()).map(Some);
+            };
+            if self.common[at].is_some() {
+                return Err(de::Error::duplicate_field(COMMON_KEYS[at]));
             }
-            if self.roles.is_some() {
-                return Err(de::Error::duplicate_field("roles"));
-            }
-            *self.roles = Some(self.map.next_value()?);
+            self.common[at] = Some(self.map.next_value()?);
         }
     }
 
@@ -169,6 +207,16 @@ macro_rules! stages {
                 match self { $(StageConfig::$variant(c) => &c.roles,)* }
             }
 
+            /// The earlier stages whose firing cancels this stage's outcome.
+            pub fn unless(&self) -> &[String] {
+                match self { $(StageConfig::$variant(c) => &c.unless,)* }
+            }
+
+            /// The earlier stages that must all fire for this stage's outcome to apply.
+            pub fn only_if(&self) -> &[String] {
+                match self { $(StageConfig::$variant(c) => &c.only_if,)* }
+            }
+
             /// The stage's `type` (`rules`, `terms`, ...), as in reasons, reports and records.
             pub fn kind(&self) -> &'static str {
                 match self { $(StageConfig::$variant(_) => $name,)* }
@@ -199,6 +247,7 @@ macro_rules! stages {
                 match (self, evidence) {
                     $((StageConfig::$variant(c), Evidence::$variant(j)) => {
                         j.outcome = c.decide(&mut j.evidence);
+                        j.suppressed = None;
                         true
                     })*
                     #[allow(unreachable_patterns)]
@@ -227,7 +276,7 @@ macro_rules! stages {
                 match (self, scratch) {
                     $((Stage::$variant(s), Scratch::$variant(scratch)) => s
                         .measure(doc, scratch)
-                        .map(|evidence| Evidence::$variant(Judged { outcome: Outcome::Pass, roles: Vec::new(), evidence })),)*
+                        .map(|evidence| Evidence::$variant(Judged { outcome: Outcome::Pass, roles: Vec::new(), suppressed: None, evidence })),)*
                     #[allow(unreachable_patterns)]
                     _ => unreachable!("scratch of another stage"),
                 }
@@ -243,7 +292,7 @@ macro_rules! stages {
                     $((Stage::$variant(s), Scratch::$variant(scratch)) => Ok(s
                         .measure_batch(texts, scratch)?
                         .into_iter()
-                        .map(|e| e.map(|evidence| Evidence::$variant(Judged { outcome: Outcome::Pass, roles: Vec::new(), evidence })))
+                        .map(|e| e.map(|evidence| Evidence::$variant(Judged { outcome: Outcome::Pass, roles: Vec::new(), suppressed: None, evidence })))
                         .collect()),)*
                     #[allow(unreachable_patterns)]
                     _ => unreachable!("scratch of another stage"),
@@ -281,8 +330,26 @@ macro_rules! stages {
                 match self { $(Evidence::$variant(j) => j.outcome,)* }
             }
 
+            /// The reasons of its outcome (none when the outcome was suppressed).
             pub fn reasons(&self, stage: &str, out: &mut Vec<Reason>) {
+                if self.suppressed().is_some() {
+                    return;
+                }
                 match self { $(Evidence::$variant(j) => j.evidence.reasons(stage, j.outcome, out),)* }
+            }
+
+            /// Why its decided outcome did not apply, if it did not.
+            pub fn suppressed(&self) -> Option<&Suppressed> {
+                match self { $(Evidence::$variant(j) => j.suppressed.as_ref(),)* }
+            }
+
+            /// Cancels its decided outcome: `by` (`unless` stages that fired) and `missing`
+            /// (`only_if` stages that did not) say why.
+            pub fn suppress(&mut self, by: Vec<String>, missing: Vec<String>) {
+                match self { $(Evidence::$variant(j) => {
+                    j.suppressed = Some(Suppressed { outcome: j.outcome, by, missing });
+                    j.outcome = Outcome::Pass;
+                })* }
             }
 
             pub fn count(&self, stats: &mut StageStats) {
