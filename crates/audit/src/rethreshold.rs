@@ -415,6 +415,7 @@ struct Times {
 }
 
 /// Writes the re-decided run into the (empty) output directory or URL `output`.
+#[allow(clippy::too_many_arguments)]
 fn write_output(
     out: &OutDir,
     old: &Config,
