@@ -245,8 +245,15 @@ fn review_inner(args: ReviewArgs) -> Result<u8> {
                 .map_err(|e| ReviewError::usage("--config", e.to_string()))?;
             let out = sluice_audit::OutDir::open(&args.out_dir)?;
             let recount = outcome::flagged_after(&out, limits.errors_are_flagged)?;
-            let verdict =
-                sluice_audit::screen::verdict(&limits, recount.documents, recount.flagged);
+            // The whole screen again (signals, dataset-level signals), with the reviewers'
+            // flagged count and without the documents they agreed to keep.
+            let reviewed = sluice_audit::screen::Reviewed {
+                flagged: recount.flagged,
+                kept: recount.kept.clone(),
+            };
+            let screening =
+                sluice_audit::screen::screen_reviewed(&out, &limits, 0, Some(&reviewed))?;
+            let verdict = screening.verdict;
             outln!(
                 "verdict: {}\ndocuments: {}, flagged: {} after review (was {}): {} cleared by \
                  reviewers, {} added",
@@ -257,6 +264,9 @@ fn review_inner(args: ReviewArgs) -> Result<u8> {
                 recount.cleared,
                 recount.added
             )?;
+            for why in &screening.why {
+                outln!("  because: {why}")?;
+            }
             Ok(match verdict {
                 sluice_audit::screen::Verdict::Accept => 0,
                 sluice_audit::screen::Verdict::Review => 1,

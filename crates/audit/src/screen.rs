@@ -384,9 +384,29 @@ pub struct ScreenLimitsView {
 /// Examples listed per signal.
 pub const SIGNAL_EXAMPLES: usize = 5;
 
+/// What reviewers decided about a screened dataset (`sluice review OUT verdict`): the flagged
+/// count after their agreed decisions, and the documents they agreed to keep, by shard and line.
+#[derive(Clone, Debug, Default)]
+pub struct Reviewed {
+    pub flagged: u64,
+    pub kept: std::collections::HashSet<(String, u64)>,
+}
+
 /// Screens the finished run in `out`: counts, signals, dataset-level signals, the layout of each
 /// input file, the first `list` flagged documents, and the verdict of them all.
 pub fn screen(out: &OutDir, limits: &ScreenLimits, list: usize) -> Result<Screening, AuditError> {
+    screen_reviewed(out, limits, list, None)
+}
+
+/// [`screen`], with reviewers' decisions when given: the flagged count is theirs, and a document
+/// they agreed to keep shows no signal and is not listed (a person judged it fine). The trigger
+/// table still compares the cascade's flagged and unflagged examples.
+pub fn screen_reviewed(
+    out: &OutDir,
+    limits: &ScreenLimits,
+    list: usize,
+    reviewed: Option<&Reviewed>,
+) -> Result<Screening, AuditError> {
     let report = out.report.as_ref().ok_or_else(|| {
         AuditError::usage("output", "the run has no report.json: it did not finish")
     })?;
@@ -397,7 +417,10 @@ pub fn screen(out: &OutDir, limits: &ScreenLimits, list: usize) -> Result<Screen
         d(Destination::Review),
         d(Destination::Errors),
     );
-    let flagged = dropped + review + if limits.errors_are_flagged { errors } else { 0 };
+    let flagged = match reviewed {
+        Some(reviewed) => reviewed.flagged,
+        None => dropped + review + if limits.errors_are_flagged { errors } else { 0 },
+    };
     let mut counts = vec![0u64; limits.signals.len()];
     let mut examples: Vec<Vec<String>> = vec![Vec::new(); limits.signals.len()];
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
@@ -405,6 +428,11 @@ pub fn screen(out: &OutDir, limits: &ScreenLimits, list: usize) -> Result<Screen
     for entry in out.done_shards() {
         for record in out.records(entry)? {
             let record = record?;
+            let kept_by_reviewers =
+                reviewed.is_some_and(|r| r.kept.contains(&(record.shard.to_string(), record.line)));
+            if kept_by_reviewers {
+                continue;
+            }
             let place = format!("{}:{}", record.shard, record.line);
             let name = if record.id == place {
                 place

@@ -304,6 +304,8 @@ pub struct Recount {
     /// Flagged documents the reviewers kept, and kept ones they dropped.
     pub cleared: u64,
     pub added: u64,
+    /// The documents the reviewers agreed to keep (shard, line).
+    pub kept: std::collections::HashSet<DocKey>,
 }
 
 /// The flagged count (dropped + review, + errors when `errors_are_flagged`) after the agreed
@@ -327,8 +329,12 @@ pub fn flagged_after(out: &OutDir, errors_are_flagged: bool) -> Result<Recount, 
     }
     let before = flagged;
     let (mut cleared, mut added) = (0, 0);
+    let mut kept = std::collections::HashSet::new();
     for r in resolve(out)? {
         if let Agreement::Agreed { destination, .. } = r.agreement {
+            if destination == Destination::Kept {
+                kept.insert(r.key.clone());
+            }
             let was_flagged = r.source != Destination::Kept;
             let is_flagged = destination == Destination::Dropped;
             if was_flagged && !is_flagged {
@@ -345,6 +351,7 @@ pub fn flagged_after(out: &OutDir, errors_are_flagged: bool) -> Result<Recount, 
         flagged: before - cleared + added,
         cleared,
         added,
+        kept,
     })
 }
 
