@@ -638,7 +638,7 @@ impl RemoteReader {
         result: object_store::GetResult,
     ) -> Result<BoxStream<'static, object_store::Result<Bytes>>, IoError> {
         // Servers that ignore If-Match still return the ETag: check it too.
-        let etag_changed = matches!((&self.etag, &result.meta.e_tag), (Some(a), Some(b)) if a != b);
+        let etag_changed = matches!((&self.etag, &result.meta.e_tag), (Some(a), Some(b)) if !same_etag(a, b));
         if etag_changed {
             return Err(IoError::Remote {
                 url: self.url.clone(),
@@ -723,6 +723,17 @@ impl Read for RemoteReader {
             }
         }
     }
+}
+
+/// Whether two ETags name one version. Listings and GET headers quote them differently (Azure
+/// and GCS list `0x8D…` where the GET says `"0x8D…"`): compared without the quotes.
+fn same_etag(listed: &str, got: &str) -> bool {
+    let bare = |etag: &str| {
+        let etag = etag.trim();
+        let etag = etag.strip_prefix("W/").unwrap_or(etag);
+        etag.trim_matches('"').to_string()
+    };
+    bare(listed) == bare(got)
 }
 
 /// An object read by ranged GETs, for formats read from their end and by parts (Parquet: the
@@ -958,6 +969,15 @@ pub(crate) mod tests {
         rt.block_on(store.put(&path, other.into())).unwrap();
         let error = reader.read_to_end(&mut Vec::new()).unwrap_err().to_string();
         assert!(error.contains("changed"), "{error}");
+    }
+
+    #[test]
+    fn etags_are_compared_without_their_quotes() {
+        assert!(same_etag("0x8DE1234", "\"0x8DE1234\""));
+        assert!(same_etag("\"abc\"", "W/\"abc\""));
+        assert!(same_etag("abc", "abc"));
+        assert!(!same_etag("abc", "\"abd\""));
+        assert!(!same_etag("", "\"abc\""));
     }
 
     #[test]
