@@ -852,10 +852,14 @@ fn bench_reports_every_step_stage_and_run_as_json() {
 // The crate root is tests/cli.rs, so a module under tests/cli/ needs its path spelled out.
 #[path = "cli/audit.rs"]
 mod audit;
+#[path = "cli/azure.rs"]
+mod azure;
 #[path = "cli/chat.rs"]
 mod chat;
 #[path = "cli/classifier.rs"]
 mod classifier;
+#[path = "cli/gcs.rs"]
+mod gcs;
 #[path = "cli/language.rs"]
 mod language;
 #[path = "cli/parquet.rs"]

@@ -23,8 +23,9 @@ pub(super) struct Server {
     pub(super) env: BTreeMap<String, String>,
 }
 
-fn settings() -> Option<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(repo().join(".cache/s3/env")).ok()?;
+/// The client environment a server script wrote (`export K=V` lines), if it did.
+pub(super) fn client_env(file: &str) -> Option<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(repo().join(file)).ok()?;
     Some(
         text.lines()
             .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
@@ -33,15 +34,18 @@ fn settings() -> Option<BTreeMap<String, String>> {
     )
 }
 
+/// Whether something listens at an `http://host:port` endpoint.
+pub(super) fn answers(endpoint: &str) -> bool {
+    std::net::TcpStream::connect(endpoint.trim_start_matches("http://")).is_ok()
+}
+
 fn reachable(env: &BTreeMap<String, String>) -> bool {
-    env.get("AWS_ENDPOINT_URL").is_some_and(|endpoint| {
-        std::net::TcpStream::connect(endpoint.trim_start_matches("http://")).is_ok()
-    })
+    env.get("AWS_ENDPOINT_URL").is_some_and(|e| answers(e))
 }
 
 impl Server {
     fn find() -> Option<Server> {
-        let env = settings().filter(reachable);
+        let env = client_env(".cache/s3/env").filter(reachable);
         if env.is_none() {
             assert!(
                 std::env::var("SLUICE_S3_TESTS").as_deref() != Ok("require"),
@@ -186,17 +190,17 @@ for key in sys.argv[2:]:
     }
 }
 
-fn run_args<'a>(config: &'a Path, inputs: &[&'a str], out: &'a Path) -> Vec<&'a str> {
+pub(super) fn run_args<'a>(config: &'a Path, inputs: &[&'a str], out: &'a Path) -> Vec<&'a str> {
     run_args_to(config, inputs, path_str(out))
 }
 
-fn run_args_to<'a>(config: &'a Path, inputs: &[&'a str], out: &'a str) -> Vec<&'a str> {
+pub(super) fn run_args_to<'a>(config: &'a Path, inputs: &[&'a str], out: &'a str) -> Vec<&'a str> {
     let mut args = vec!["run", "-c", path_str(config), "-o", out, "-q", "-i"];
     args.extend_from_slice(inputs);
     args
 }
 
-fn local_run(config: &Path, inputs: &[&str], out: &Path) {
+pub(super) fn local_run(config: &Path, inputs: &[&str], out: &Path) {
     let mut args = run_args(config, inputs, out);
     args.push("--threads=2");
     let result = Command::new(BIN)
@@ -236,7 +240,7 @@ pub(super) fn outputs(dir: &Path) -> (BTreeMap<String, Vec<u8>>, Vec<Value>) {
 
 /// A corpus of every compression (the fixtures) and generated shards in a subdirectory, with a
 /// hidden directory and a file that is not a shard beside them.
-fn corpus(dir: &Path) {
+pub(super) fn corpus(dir: &Path) {
     generate_corpus(&dir.join("generated"), 3, 1500, 11);
     for entry in std::fs::read_dir(repo().join("fixtures/corpus")).unwrap() {
         let path = entry.unwrap().path();
@@ -245,6 +249,94 @@ fn corpus(dir: &Path) {
     std::fs::create_dir_all(dir.join(".hidden")).unwrap();
     std::fs::copy(dir.join("clean.jsonl"), dir.join(".hidden/clean.jsonl")).unwrap();
     std::fs::write(dir.join("notes.txt"), "not a shard\n").unwrap();
+}
+
+/// A test server of another service (Azurite, fake-gcs-server): what the shared scenarios
+/// below need of it.
+pub(super) trait TestBucket {
+    /// The client environment its script wrote, given to sluice and to the uploader.
+    fn env(&self) -> &BTreeMap<String, String>;
+    /// The URL of `key` in the test bucket or container.
+    fn url(&self, key: &str) -> String;
+    /// Uploads every file under `dir` to `prefix/<relative path>`, with a client that is not
+    /// sluice's.
+    fn upload(&self, dir: &Path, prefix: &str);
+
+    fn sluice(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .envs(self.env())
+            .args(args)
+            .current_dir(repo())
+            .output()
+            .unwrap()
+    }
+}
+
+/// Shards read from the server (a prefix, a glob, one object) give the outputs of the same
+/// files on disk; a rerun skips them by their ETags, and a replaced object alone is redone.
+pub(super) fn inputs_are_read_like_the_files_on_disk(server: &impl TestBucket, prefix: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("corpus");
+    corpus(&local);
+    server.upload(&local, &format!("{prefix}/corpus"));
+    let config = test_config(tmp.path(), "zstd_level = 3");
+    let reference = tmp.path().join("local");
+    local_run(&config, &[path_str(&local)], &reference);
+
+    let remote = tmp.path().join("remote");
+    let input = server.url(&format!("{prefix}/corpus/"));
+    let mut args = run_args(&config, &[&input], &remote);
+    args.push("--threads=2");
+    ok(&server.sluice(&args));
+    assert_eq!(outputs(&remote), outputs(&reference));
+    let manifest = read_json(&remote.join("manifest.json"));
+    let shards = manifest["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 7, "{manifest:#}");
+    assert!(shards.iter().all(|s| s["input"]["etag"].is_string()));
+    assert_eq!(
+        shards[0]["path"],
+        server.url(&format!("{prefix}/corpus/clean.jsonl"))
+    );
+
+    // A rerun does nothing; a replaced object (new ETag) is redone, the others are not.
+    let rerun = server.sluice(&args);
+    ok(&rerun);
+    assert_eq!(
+        read_json(&remote.join("report.json"))["shards"]["skipped"],
+        7
+    );
+    let changed = tmp.path().join("changed");
+    std::fs::create_dir_all(&changed).unwrap();
+    std::fs::write(
+        changed.join("clean.jsonl"),
+        "{\"text\": \"a new document\"}\n",
+    )
+    .unwrap();
+    server.upload(&changed, &format!("{prefix}/corpus"));
+    ok(&server.sluice(&args));
+    let report = read_json(&remote.join("report.json"));
+    assert_eq!(report["shards"]["skipped"], 6, "{report:#}");
+    assert_eq!(report["shards"]["done"], 1, "{report:#}");
+
+    // A glob over keys and one object, as the same glob and file on disk.
+    for (remote_input, local_input) in [
+        (
+            server.url(&format!("{prefix}/corpus/generated/*.jsonl.zst")),
+            format!("{}/generated/*.jsonl.zst", path_str(&local)),
+        ),
+        (
+            server.url(&format!("{prefix}/corpus/hazard.jsonl.zst")),
+            format!("{}/hazard.jsonl.zst", path_str(&local)),
+        ),
+    ] {
+        let reference = tmp.path().join("local-one");
+        let remote = tmp.path().join("remote-one");
+        let _ = std::fs::remove_dir_all(&reference);
+        let _ = std::fs::remove_dir_all(&remote);
+        local_run(&config, &[&local_input], &reference);
+        ok(&server.sluice(&run_args(&config, &[&remote_input], &remote)));
+        assert_eq!(outputs(&remote), outputs(&reference), "{remote_input}");
+    }
 }
 
 #[test]
@@ -541,7 +633,7 @@ fn the_server_killed_and_restarted_mid_run() {
     assert_eq!(outputs(&out), outputs(&reference));
 }
 
-fn ok(result: &Output) {
+pub(super) fn ok(result: &Output) {
     assert!(result.status.success(), "{}", stderr(result));
 }
 

@@ -559,7 +559,7 @@ impl Drop for ObjectLock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::tests::{test_server, test_store};
+    use crate::remote::tests::{azure_test_server, azure_test_store, test_server, test_store};
     use std::collections::HashMap;
 
     fn test_dir(settings: &HashMap<String, String>, prefix: &str) -> ObjectDir {
@@ -592,6 +592,15 @@ mod tests {
         (0..n).map(|i| (i % 253) as u8).collect()
     }
 
+    /// Azurite's container under `prefix`.
+    fn azure_test_dir(settings: &HashMap<String, String>, prefix: &str) -> ObjectDir {
+        ObjectDir {
+            store: azure_test_store(settings),
+            url: format!("az://{}/{prefix}", settings["SLUICE_TEST_AZURE_CONTAINER"]),
+            prefix: prefix.to_string(),
+        }
+    }
+
     /// An object bigger than a part goes up in parts, visible only when finished; one smaller
     /// goes up as one PUT at the end; one dropped unfinished leaves no object and no upload.
     #[test]
@@ -600,6 +609,23 @@ mod tests {
             return;
         };
         let dir = test_dir(&settings, "unit/objects/writer");
+        written_whole_or_not_at_all(&dir);
+        assert_eq!(
+            open_uploads(&settings, "unit/objects/writer/dropped.bin"),
+            0
+        );
+    }
+
+    /// The same against Azurite: parts are staged blocks, committed by the last request.
+    #[test]
+    fn blobs_appear_whole_when_finished_and_dropped_ones_leave_nothing() {
+        let Some(settings) = azure_test_server() else {
+            return;
+        };
+        written_whole_or_not_at_all(&azure_test_dir(&settings, "unit/objects/writer"));
+    }
+
+    fn written_whole_or_not_at_all(dir: &ObjectDir) {
         // Pieces of odd sizes: parts are cut across them, and what is left at the end fills more
         // than a part with what the upload holds.
         for (size, piece) in [
@@ -628,10 +654,6 @@ mod tests {
         assert!(writer.upload.is_some());
         drop(writer);
         assert!(!dir.exists("dropped.bin").unwrap());
-        assert_eq!(
-            open_uploads(&settings, "unit/objects/writer/dropped.bin"),
-            0
-        );
     }
 
     #[test]
@@ -639,7 +661,18 @@ mod tests {
         let Some(settings) = test_server() else {
             return;
         };
-        let dir = test_dir(&settings, "unit/objects/conditional");
+        created_and_updated_only_as_asked(&test_dir(&settings, "unit/objects/conditional"));
+    }
+
+    #[test]
+    fn conditional_creates_and_updates_of_blobs() {
+        let Some(settings) = azure_test_server() else {
+            return;
+        };
+        created_and_updated_only_as_asked(&azure_test_dir(&settings, "unit/objects/conditional"));
+    }
+
+    fn created_and_updated_only_as_asked(dir: &ObjectDir) {
         dir.remove("run.json").unwrap();
         assert!(dir.create_new("run.json", b"first").unwrap());
         assert!(!dir.create_new("run.json", b"second").unwrap());
