@@ -303,34 +303,9 @@ pub fn agreement(by: &BTreeMap<String, Standing>, hash: &str) -> Agreement {
     }
 }
 
-/// The time now in UTC, RFC 3339 to the second (`2026-12-01T14:23:08Z`).
+/// The time now in UTC, RFC 3339 to the second (`2026-12-01T14:23:08Z`), as lock files say it.
 pub fn now_utc() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format_utc(secs)
-}
-
-/// Seconds since the epoch as RFC 3339 UTC (the civil-from-days algorithm of H. Hinnant).
-pub fn format_utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    sluice_io::utc_timestamp(std::time::SystemTime::now())
 }
 
 #[cfg(test)]
@@ -353,9 +328,12 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_utc() {
-        assert_eq!(format_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_utc(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_utc(1_796_138_588), "2026-12-01T15:23:08Z");
+        let at = |secs| {
+            sluice_io::utc_timestamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        };
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_796_138_588), "2026-12-01T15:23:08Z");
     }
 
     #[test]
