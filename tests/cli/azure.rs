@@ -12,10 +12,10 @@ use std::path::Path;
 use std::process::Command;
 
 use super::s3::{
-    answers, client_env, corpus, inputs_are_read_like_the_files_on_disk, local_run, ok, outputs,
-    run_args_to, TestBucket,
+    answers, client_env, inputs_are_read_like_the_files_on_disk, ok, outputs, run_args_to,
+    staged_corpus, Staged, TestBucket,
 };
-use super::{path_str, read_json, stderr, test_config};
+use super::{path_str, read_json, stderr};
 
 struct Azurite {
     env: BTreeMap<String, String>,
@@ -137,14 +137,13 @@ fn outputs_written_to_azure_equal_a_local_run() {
     let Some(azurite) = Azurite::find() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let local = tmp.path().join("corpus");
-    corpus(&local);
     azurite.client(&["clear", "outputs"]);
-    azurite.upload(&local, "outputs/corpus");
-    let config = test_config(tmp.path(), "zstd_level = 3");
-    let reference = tmp.path().join("local");
-    local_run(&config, &[path_str(&local)], &reference);
+    let Staged {
+        tmp,
+        config,
+        reference,
+        ..
+    } = staged_corpus(&azurite, "outputs");
 
     let out_url = azurite.url("outputs/out/");
     let input = azurite.url("outputs/corpus/");

@@ -190,6 +190,18 @@ for key in sys.argv[2:]:
     }
 }
 
+impl TestBucket for Server {
+    fn env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+    fn url(&self, key: &str) -> String {
+        Server::url(self, key)
+    }
+    fn upload(&self, dir: &Path, prefix: &str) {
+        Server::upload(self, dir, prefix)
+    }
+}
+
 pub(super) fn run_args<'a>(config: &'a Path, inputs: &[&'a str], out: &'a Path) -> Vec<&'a str> {
     run_args_to(config, inputs, path_str(out))
 }
@@ -272,9 +284,18 @@ pub(super) trait TestBucket {
     }
 }
 
-/// Shards read from the server (a prefix, a glob, one object) give the outputs of the same
-/// files on disk; a rerun skips them by their ETags, and a replaced object alone is redone.
-pub(super) fn inputs_are_read_like_the_files_on_disk(server: &impl TestBucket, prefix: &str) {
+/// A test's corpus on disk and in the bucket, its config, and the local run to compare with.
+pub(super) struct Staged {
+    pub(super) tmp: tempfile::TempDir,
+    /// The corpus on disk (see [`corpus`]), uploaded to `PREFIX/corpus/`.
+    pub(super) local: PathBuf,
+    pub(super) config: PathBuf,
+    /// The local run of `local`.
+    pub(super) reference: PathBuf,
+}
+
+/// Writes the test corpus, uploads it to `prefix/corpus/` and runs it locally.
+pub(super) fn staged_corpus(server: &impl TestBucket, prefix: &str) -> Staged {
     let tmp = tempfile::tempdir().unwrap();
     let local = tmp.path().join("corpus");
     corpus(&local);
@@ -282,13 +303,35 @@ pub(super) fn inputs_are_read_like_the_files_on_disk(server: &impl TestBucket, p
     let config = test_config(tmp.path(), "zstd_level = 3");
     let reference = tmp.path().join("local");
     local_run(&config, &[path_str(&local)], &reference);
+    Staged {
+        tmp,
+        local,
+        config,
+        reference,
+    }
+}
+
+/// Shards read from the server (a prefix, a glob, one object) give the outputs of the same
+/// files on disk; a rerun skips them by their ETags, and a replaced object alone is redone.
+/// Returns the staging, with the prefix run's outputs in `tmp/remote`.
+pub(super) fn inputs_are_read_like_the_files_on_disk(
+    server: &impl TestBucket,
+    prefix: &str,
+) -> Staged {
+    let staged = staged_corpus(server, prefix);
+    let (tmp, local, config, reference) = (
+        &staged.tmp,
+        &staged.local,
+        &staged.config,
+        &staged.reference,
+    );
 
     let remote = tmp.path().join("remote");
     let input = server.url(&format!("{prefix}/corpus/"));
-    let mut args = run_args(&config, &[&input], &remote);
+    let mut args = run_args(config, &[&input], &remote);
     args.push("--threads=2");
     ok(&server.sluice(&args));
-    assert_eq!(outputs(&remote), outputs(&reference));
+    assert_eq!(outputs(&remote), outputs(reference));
     let manifest = read_json(&remote.join("manifest.json"));
     let shards = manifest["shards"].as_array().unwrap();
     assert_eq!(shards.len(), 7, "{manifest:#}");
@@ -322,21 +365,22 @@ pub(super) fn inputs_are_read_like_the_files_on_disk(server: &impl TestBucket, p
     for (remote_input, local_input) in [
         (
             server.url(&format!("{prefix}/corpus/generated/*.jsonl.zst")),
-            format!("{}/generated/*.jsonl.zst", path_str(&local)),
+            format!("{}/generated/*.jsonl.zst", path_str(local)),
         ),
         (
             server.url(&format!("{prefix}/corpus/hazard.jsonl.zst")),
-            format!("{}/hazard.jsonl.zst", path_str(&local)),
+            format!("{}/hazard.jsonl.zst", path_str(local)),
         ),
     ] {
         let reference = tmp.path().join("local-one");
         let remote = tmp.path().join("remote-one");
         let _ = std::fs::remove_dir_all(&reference);
         let _ = std::fs::remove_dir_all(&remote);
-        local_run(&config, &[&local_input], &reference);
-        ok(&server.sluice(&run_args(&config, &[&remote_input], &remote)));
+        local_run(config, &[&local_input], &reference);
+        ok(&server.sluice(&run_args(config, &[&remote_input], &remote)));
         assert_eq!(outputs(&remote), outputs(&reference), "{remote_input}");
     }
+    staged
 }
 
 #[test]
@@ -344,30 +388,10 @@ fn objects_are_filtered_like_the_same_files_on_disk_and_resume_by_etag() {
     let Some((server, _guard)) = Server::shared() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let local = tmp.path().join("corpus");
-    corpus(&local);
-    server.upload(&local, "same-as-local/corpus");
-    let config = test_config(tmp.path(), "zstd_level = 3");
-
-    // A prefix, searched like a directory.
-    let reference = tmp.path().join("local");
-    local_run(&config, &[path_str(&local)], &reference);
-    let remote = tmp.path().join("remote");
-    let prefix = server.url("same-as-local/corpus/");
-    let mut args = run_args(&config, &[&prefix], &remote);
-    args.push("--threads=2");
-    let result = server.sluice(&args, &[]);
-    assert!(result.status.success(), "{}", stderr(&result));
-    assert_eq!(outputs(&remote), outputs(&reference));
-    let manifest = read_json(&remote.join("manifest.json"));
-    let shards = manifest["shards"].as_array().unwrap();
-    assert_eq!(shards.len(), 7);
-    assert!(shards.iter().all(|s| s["input"]["etag"].is_string()));
-    assert_eq!(
-        shards[0]["path"],
-        server.url("same-as-local/corpus/clean.jsonl")
-    );
+    let staged = inputs_are_read_like_the_files_on_disk(&server, "same-as-local");
+    let (tmp, local, config) = (&staged.tmp, &staged.local, &staged.config);
+    // The prefix is searched like a directory: hidden keys and non-shards are skipped, named.
+    let manifest = read_json(&tmp.path().join("remote/manifest.json"));
     let skipped: Vec<&str> = manifest["skipped"]
         .as_array()
         .unwrap()
@@ -376,53 +400,11 @@ fn objects_are_filtered_like_the_same_files_on_disk_and_resume_by_etag() {
         .collect();
     assert_eq!(skipped, ["hidden", "not_a_shard_name"], "{manifest:#}");
 
-    // A rerun does nothing; a replaced object (new ETag) is redone, the others are not.
-    let result = server.sluice(&args, &[]);
-    assert!(result.status.success(), "{}", stderr(&result));
-    assert_eq!(
-        read_json(&remote.join("report.json"))["shards"]["skipped"],
-        7
-    );
-    let changed = tmp.path().join("changed");
-    std::fs::create_dir_all(&changed).unwrap();
-    std::fs::write(
-        changed.join("clean.jsonl"),
-        "{\"text\": \"a new document\"}\n",
-    )
-    .unwrap();
-    server.upload(&changed, "same-as-local/corpus");
-    let result = server.sluice(&args, &[]);
-    assert!(result.status.success(), "{}", stderr(&result));
-    let report = read_json(&remote.join("report.json"));
-    assert_eq!(report["shards"]["skipped"], 6, "{report:#}");
-    assert_eq!(report["shards"]["done"], 1);
-
-    // A glob over keys, and one object, as the same glob and file on disk.
-    for (remote_input, local_input) in [
-        (
-            server.url("same-as-local/corpus/generated/*.jsonl.zst"),
-            format!("{}/generated/*.jsonl.zst", path_str(&local)),
-        ),
-        (
-            server.url("same-as-local/corpus/hazard.jsonl.zst"),
-            format!("{}/hazard.jsonl.zst", path_str(&local)),
-        ),
-    ] {
-        let reference = tmp.path().join("local-one");
-        let remote = tmp.path().join("remote-one");
-        let _ = std::fs::remove_dir_all(&reference);
-        let _ = std::fs::remove_dir_all(&remote);
-        local_run(&config, &[&local_input], &reference);
-        let result = server.sluice(&run_args(&config, &[&remote_input], &remote), &[]);
-        assert!(result.status.success(), "{}", stderr(&result));
-        assert_eq!(outputs(&remote), outputs(&reference), "{remote_input}");
-    }
-
     // Local paths and URLs mixed: every shard read once, names distinct.
     let mixed = tmp.path().join("mixed");
     let glob = server.url("same-as-local/corpus/generated/*");
-    let local_file = format!("{}/clean.jsonl", path_str(&local));
-    let result = server.sluice(&run_args(&config, &[&local_file, &glob], &mixed), &[]);
+    let local_file = format!("{}/clean.jsonl", path_str(local));
+    let result = server.sluice(&run_args(config, &[&local_file, &glob], &mixed), &[]);
     assert!(result.status.success(), "{}", stderr(&result));
     let manifest = read_json(&mixed.join("manifest.json"));
     let names: Vec<&str> = manifest["shards"]
@@ -648,14 +630,13 @@ fn outputs_written_to_object_storage_equal_a_local_run() {
     let Some((server, _guard)) = Server::shared() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let local = tmp.path().join("corpus");
-    corpus(&local);
     server.clear("outputs");
-    server.upload(&local, "outputs/corpus");
-    let config = test_config(tmp.path(), "zstd_level = 3");
-    let reference = tmp.path().join("local");
-    local_run(&config, &[path_str(&local)], &reference);
+    let Staged {
+        tmp,
+        local,
+        config,
+        reference,
+    } = staged_corpus(&server, "outputs");
 
     let out_url = server.url("outputs/out/");
     let input = server.url("outputs/corpus/");
@@ -822,14 +803,13 @@ fn two_ranks_write_to_one_url_and_merge_there() {
     let Some((server, _guard)) = Server::shared() else {
         return;
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let local = tmp.path().join("corpus");
-    corpus(&local);
     server.clear("ranks");
-    server.upload(&local, "ranks/corpus");
-    let config = test_config(tmp.path(), "zstd_level = 3");
-    let reference = tmp.path().join("local");
-    local_run(&config, &[path_str(&local)], &reference);
+    let Staged {
+        tmp,
+        config,
+        reference,
+        ..
+    } = staged_corpus(&server, "ranks");
     let out_url = server.url("ranks/out");
     let input = server.url("ranks/corpus/");
     let children: Vec<_> = ["0", "1"]
