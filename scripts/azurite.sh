@@ -15,6 +15,8 @@
 # AZURITE_BLOB_STORAGE_URL, AZURE_STORAGE_ACCOUNT_NAME/KEY): the account key is Azurite's
 # published development key, not a secret. SLUICE_AZURITE_PORT (default 18400) is the blob port.
 set -euo pipefail
+# shellcheck source=lib/pidfile.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/pidfile.sh"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -52,7 +54,7 @@ ENV
 }
 
 running() {
-    [[ -f "$state/azurite.pid" ]] && kill -0 "$(cat "$state/azurite.pid")" 2>/dev/null
+    pid_running "$state/azurite.pid"
 }
 
 ready() {
@@ -104,13 +106,7 @@ start() {
 }
 
 stop() {
-    if running; then
-        pid="$(cat "$state/azurite.pid")"
-        kill "$pid"
-        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$state/azurite.pid"
+    pid_stop "$state/azurite.pid"
 }
 
 case "${1:-}" in

@@ -19,6 +19,8 @@
 # as signed-URL uploads) and has no XML multipart uploads, so gs:// outputs are not tested here.
 # SLUICE_GCS_PORT (default 18450) is its port.
 set -euo pipefail
+# shellcheck source=lib/pidfile.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/pidfile.sh"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -54,7 +56,7 @@ ENV
 }
 
 running() {
-    [[ -f "$state/gcs.pid" ]] && kill -0 "$(cat "$state/gcs.pid")" 2>/dev/null
+    pid_running "$state/gcs.pid"
 }
 
 ready() {
@@ -107,13 +109,7 @@ JSON
 }
 
 stop() {
-    if running; then
-        pid="$(cat "$state/gcs.pid")"
-        kill "$pid"
-        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$state/gcs.pid"
+    pid_stop "$state/gcs.pid"
 }
 
 case "${1:-}" in

@@ -14,6 +14,8 @@
 # SLUICE_S3_PORT (default 18333) is the S3 port; the server's other ports follow it (+1..+12),
 # so that two checkouts on one machine can each run their own.
 set -euo pipefail
+# shellcheck source=lib/pidfile.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/pidfile.sh"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
@@ -50,7 +52,7 @@ ENV
 }
 
 running() {
-    [[ -f "$state/weed.pid" ]] && kill -0 "$(cat "$state/weed.pid")" 2>/dev/null
+    pid_running "$state/weed.pid"
 }
 
 ready() {
@@ -102,13 +104,7 @@ start() {
 }
 
 stop() {
-    if running; then
-        pid="$(cat "$state/weed.pid")"
-        kill "$pid"
-        for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$state/weed.pid"
+    pid_stop "$state/weed.pid"
 }
 
 kill_now() {
