@@ -295,10 +295,8 @@ impl Config {
         })?;
         config.base_dir = base_dir.to_path_buf();
         for (i, stage) in config.stages.iter_mut().enumerate() {
-            if let StageConfig::Rules(rules) = stage {
-                let key = format!("stages[{i}] ({})", rules.id);
-                rules.read_rule_files(base_dir, &key)?;
-            }
+            let key = format!("stages[{i}] ({})", stage.id());
+            stage.read_files(base_dir, &key)?;
         }
         Ok(config)
     }

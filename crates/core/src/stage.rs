@@ -69,6 +69,13 @@ pub trait StageKind: Clone + Debug + Serialize + DeserializeOwned + Send + Sync 
     /// Sets the device a model stage runs on (`--device`); other stages ignore it.
     fn set_device(&mut self, _device: &str) {}
 
+    /// Reads the files the config names to be part of it (a rules stage's `rule_files`), once,
+    /// when the config is read, relative to `base_dir`; `key` names the stage in errors. Most
+    /// stages have none.
+    fn read_files(&mut self, _base_dir: &Path, _key: &str) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
     /// Applies `sluice rethreshold --set ID.KEY=VALUE` to this config. `Err` says why the key or
     /// value is not accepted (listing the keys that are).
     fn set(&mut self, key: &str, _value: &str) -> Result<Setting, String> {

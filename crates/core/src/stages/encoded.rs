@@ -397,6 +397,15 @@ impl StageKind for EncodedConfig {
     type Runtime = EncodedStage;
     type Evidence = EncodedEvidence;
 
+    /// The inner stages' files (an inner rules stage's `rule_files`).
+    fn read_files(&mut self, base_dir: &std::path::Path, key: &str) -> Result<(), ConfigError> {
+        for (i, inner) in self.decoded.iter_mut().enumerate() {
+            let key = format!("{key}.decoded[{i}] ({})", inner.id());
+            inner.read_files(base_dir, &key)?;
+        }
+        Ok(())
+    }
+
     fn id(&self) -> &str {
         &self.id
     }

@@ -259,6 +259,15 @@ macro_rules! stages {
                 match self { $(StageConfig::$variant(c) => c.set_device(device),)* }
             }
 
+            /// See [`StageKind::read_files`].
+            pub fn read_files(
+                &mut self,
+                base_dir: &std::path::Path,
+                key: &str,
+            ) -> Result<(), ConfigError> {
+                match self { $(StageConfig::$variant(c) => c.read_files(base_dir, key),)* }
+            }
+
             /// `sluice rethreshold --set ID.KEY=VALUE` (see [`StageKind::set`]).
             pub fn set(&mut self, key: &str, value: &str) -> Result<Setting, String> {
                 match self { $(StageConfig::$variant(c) => c.set(key, value),)* }

@@ -33,7 +33,7 @@ pub struct RulesConfig {
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
     /// Rule packs: TOML files of `[[rules]]` tables (relative to the config file), appended to
-    /// `rules` when the config is read (see [`RulesConfig::read_rule_files`]), so that a run's
+    /// `rules` when the config is read (see [`StageKind::read_files`]), so that a run's
     /// manifest holds the rules themselves.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rule_files: Vec<std::path::PathBuf>,
@@ -52,7 +52,7 @@ impl RulesConfig {
     /// Appends the rules of `rule_files` (resolved against `base_dir`) to `rules`, and forgets
     /// the file names: the rules are then part of the config (its hash, a run's manifest).
     /// `key` names the stage in errors.
-    pub fn read_rule_files(
+    fn read_rule_files(
         &mut self,
         base_dir: &std::path::Path,
         key: &str,
@@ -239,6 +239,10 @@ pub struct Span {
 impl StageKind for RulesConfig {
     type Runtime = RulesStage;
     type Evidence = RulesEvidence;
+
+    fn read_files(&mut self, base_dir: &std::path::Path, key: &str) -> Result<(), ConfigError> {
+        self.read_rule_files(base_dir, key)
+    }
 
     fn id(&self) -> &str {
         &self.id
