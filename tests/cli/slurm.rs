@@ -54,6 +54,10 @@ fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
 }
 
 /// Skips (returns `None`, saying so) where no cluster answers, unless the test is required.
+/// The single-node cluster runs one test's jobs at a time: a second test would find the node
+/// busy (`sinfo` says `alloc`, not `idle`) and its tasks queued behind the first's.
+static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn cluster() -> Option<Option<String>> {
     let required = std::env::var_os("SLUICE_TEST_SLURM").is_some_and(|v| v != "0");
     let conf = slurm_conf();
@@ -172,6 +176,7 @@ fn array_with_a_requeued_task(
 
 #[test]
 fn a_slurm_array_with_a_requeued_task_and_its_merge_equal_one_process() {
+    let _alone = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let Some(conf) = cluster() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let (corpus, config) = array_corpus(tmp.path());
@@ -283,6 +288,7 @@ fn logs_text(dir: &Path) -> String {
 /// both).
 #[test]
 fn a_slurm_array_over_object_storage_with_a_requeued_task_equals_one_local_process() {
+    let _alone = CLUSTER.lock().unwrap_or_else(|p| p.into_inner());
     let Some(conf) = cluster() else { return };
     let Some((server, _guard)) = Server::shared() else {
         return;
