@@ -72,7 +72,7 @@ pub(crate) fn fold_char(c: char) -> char {
 /// NFKC_Quick_Check = Yes for a single char: `c` is unchanged by NFKC and nothing before it can
 /// compose with it.
 #[inline]
-fn nfkc_qc_yes(c: char) -> bool {
+pub(crate) fn nfkc_qc_yes(c: char) -> bool {
     c.is_ascii() || matches!(is_nfkc_quick(std::iter::once(c)), IsNormalized::Yes)
 }
 

@@ -24,7 +24,10 @@
 //! The automaton is built from the folded terms with ASCII case-insensitivity. For ASCII text
 //! (checked with `str::is_ascii`, a word-at-a-time scan) NFKC is the identity and simple folding
 //! is ASCII lowercasing, which the automaton already does, so the original bytes are searched
-//! directly: no copy, no fold, offsets are the identity. Only text with non-ASCII chars (when
+//! directly: no copy, no fold, offsets are the identity. The same holds for text whose non-ASCII
+//! chars are all *verbatim* (`verbatim.rs`: NFKC-stable, and either unchanged by the mapping or
+//! mapped to chars no term can use, keeping their word-ness: `é`, `É`, Cyrillic, CJK, emoji when
+//! the terms are English), one cached table load per non-ASCII char. Only other text (when
 //! folding or NFKC is on) is folded into a reusable [`MatchScratch`]; even then ASCII runs and
 //! chars that neither fold nor normalize are copied verbatim and recorded as *identity runs*.
 //!
@@ -78,6 +81,7 @@ pub mod fuzzing;
 mod list;
 mod matcher;
 mod python;
+mod verbatim;
 mod words;
 
 pub use error::TermsError;

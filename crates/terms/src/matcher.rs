@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 
 use crate::fold::{is_ascii_word_byte, normalize, FoldedMap, Mapping, MatchScratch};
+use crate::verbatim::VerbatimChars;
 use crate::words::WordIndex;
 use crate::{TermEntry, TermMatch, TermsError, WordChars};
 
@@ -154,6 +155,8 @@ pub struct TermMatcher {
     engine: AhoCorasickKind,
     /// Whole-word search of ASCII text by word lookups, when chosen.
     words: Option<WordIndex>,
+    /// Which non-ASCII texts can be searched without their folded copy (with folding or NFKC).
+    verbatim: Option<VerbatimChars>,
 }
 
 impl std::fmt::Debug for TermMatcher {
@@ -256,6 +259,7 @@ impl TermMatcher {
             .kind(Some(engine))
             .build(&patterns)?;
 
+        let verbatim = (ci || nfkc).then(|| VerbatimChars::new(&patterns, mapping, nfkc, wc));
         Ok(TermMatcher {
             ac,
             terms,
@@ -266,6 +270,7 @@ impl TermMatcher {
             options,
             engine,
             words,
+            verbatim,
         })
     }
 
@@ -312,22 +317,33 @@ impl TermMatcher {
         if text.is_empty() || self.terms.is_empty() {
             return;
         }
-        let o = &self.options;
         if let (Some(words), true) = (&self.words, text.is_ascii()) {
             words.find_ascii(text.as_bytes(), out);
-        } else if text.is_ascii() || !(o.case_insensitive || o.normalize_nfkc) {
+        } else if text.is_ascii() || self.verbatim.as_ref().is_none_or(|v| v.allows(text)) {
             // ASCII text is NFKC-stable and its simple folding (and lower()) is ASCII
-            // lowercasing, which the automaton does itself: search the original bytes, offsets
-            // are the identity.
+            // lowercasing, which the automaton does itself; non-ASCII chars that change nothing
+            // a search can see are verbatim (see `verbatim.rs`): search the original bytes,
+            // offsets are the identity.
             self.search(text, text, None, out);
         } else {
-            scratch.map_text(text, o.mapping(), o.normalize_nfkc);
-            let map = FoldedMap {
-                pieces: &scratch.pieces,
-                folded_len: scratch.buf.len(),
-            };
-            self.search(text, &scratch.buf, Some(&map), out);
+            self.search_folded(text, scratch, out);
         }
+    }
+
+    /// The general path: search the folded (lowered, normalized) copy of `text`.
+    pub(crate) fn search_folded(
+        &self,
+        text: &str,
+        scratch: &mut MatchScratch,
+        out: &mut Vec<TermMatch>,
+    ) {
+        let o = &self.options;
+        scratch.map_text(text, o.mapping(), o.normalize_nfkc);
+        let map = FoldedMap {
+            pieces: &scratch.pieces,
+            folded_len: scratch.buf.len(),
+        };
+        self.search(text, &scratch.buf, Some(&map), out);
     }
 
     /// Convenience wrapper around [`find_into`](Self::find_into) that allocates.

@@ -689,3 +689,83 @@ fn measure_engines() {
         (uni.len() * 5) as f64 / t.elapsed().as_secs_f64() / 1e6
     );
 }
+
+/// Text pieces for the verbatim check: chars that are verbatim under some settings and not
+/// others, beside ASCII words and the terms' own chars.
+fn verbatim_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(" ".to_string()),
+        Just("x".to_string()),
+        Just("é".to_string()),
+        Just("É".to_string()),
+        Just("İ".to_string()),
+        Just("\u{212A}".to_string()),
+        Just("ſ".to_string()),
+        Just("Σ".to_string()),
+        Just("σ".to_string()),
+        Just("ς".to_string()),
+        Just("ß".to_string()),
+        Just("ẞ".to_string()),
+        Just("\u{0301}".to_string()),
+        Just("\u{200D}".to_string()),
+        Just("ﬁ".to_string()),
+        Just("½".to_string()),
+        Just("²".to_string()),
+        Just("🖕".to_string()),
+        Just("日本".to_string()),
+        Just("Ǆ".to_string()),
+        "[a-zA-Z]{1,4}",
+        any::<char>().prop_map(String::from),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    /// Searching a text as it is (when every non-ASCII char is verbatim) finds exactly what the
+    /// search of its folded copy finds, under every mapping, normalization, word-char and boundary
+    /// setting.
+    #[test]
+    fn verbatim_search_equals_the_folded_search(
+        terms in prop::collection::vec(prop_oneof![
+            "[a-zA-Z]{1,3}",
+            "[a-z]{1,2}[ ][a-z]{1,2}",
+            "[σςéiskß🖕a-c]{1,3}",
+            Just("i\u{0307}".to_string()),
+        ], 1..5),
+        pieces in prop::collection::vec(verbatim_piece(), 0..24),
+        whole_word in any::<bool>(),
+        case_insensitive in any::<bool>(),
+        normalize_nfkc in any::<bool>(),
+        lower in any::<bool>(),
+        python in any::<bool>(),
+        flanked in any::<bool>(),
+    ) {
+        let options = MatcherOptions {
+            case: if lower { CaseMode::Lower } else { CaseMode::Fold },
+            word_chars: if python { WordChars::Python } else { WordChars::Unicode },
+            boundary: if flanked { Boundary::Flanked } else { Boundary::WordEdges },
+            ..opts(whole_word, case_insensitive, normalize_nfkc)
+        };
+        let entries: Vec<TermEntry> = terms.iter().map(TermEntry::new).collect();
+        let m = match TermMatcher::new(entries, options) {
+            Ok(m) => m,
+            Err(TermsError::EmptyTerm { .. }) => return Ok(()),
+            Err(e) => panic!("{e}"),
+        };
+        // Terms inside the text, so that matches happen.
+        let mut pieces = pieces;
+        for (i, t) in terms.iter().enumerate() {
+            pieces.insert((i * 3) % (pieces.len() + 1), format!(" {t} "));
+        }
+        let text: String = pieces.concat();
+        let mut scratch = MatchScratch::default();
+        let mut fast = Vec::new();
+        m.find_into(&text, &mut scratch, &mut fast);
+        if case_insensitive || normalize_nfkc {
+            let mut slow = Vec::new();
+            m.search_folded(&text, &mut scratch, &mut slow);
+            prop_assert_eq!(fast, slow, "text {:?}", text);
+        }
+    }
+}
