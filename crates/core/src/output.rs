@@ -113,10 +113,14 @@ impl ChunkStreams {
     }
 
     /// Encodes each stream as one self-contained frame (none for an empty stream) and empties the
-    /// streams, keeping their buffers.
+    /// streams. Uncompressed, a stream's bytes are its frame: moved, not copied.
     pub fn encode(&mut self, encoding: Encoding) -> Result<Frames, IoError> {
         let mut frames = Frames::default();
         for (data, frame) in self.buffers.iter_mut().zip(frames.0.iter_mut()) {
+            if encoding.compression == Compression::None {
+                *frame = std::mem::take(data);
+                continue;
+            }
             compress_frame(data, encoding.compression, encoding.level, frame)?;
             data.clear();
         }

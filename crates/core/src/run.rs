@@ -665,7 +665,9 @@ pub fn run(config: &Config, options: &RunOptions) -> Result<Report, RunError> {
     let next = AtomicUsize::new(0);
     let timings = Mutex::new(Timings::new(cascade.stage_count()));
     let manifest_error: Mutex<Option<RunError>> = Mutex::new(None);
-    let shard_workers = threads.min(todo.len()).max(1);
+    // One shard more than threads: while a finished shard syncs its outputs to disk (tens of
+    // milliseconds each), the next one is already being read and judged.
+    let shard_workers = (threads + 1).min(todo.len()).max(1);
     let cpu_started = process_cpu_time();
     std::thread::scope(|scope| {
         for _ in 0..shard_workers {
