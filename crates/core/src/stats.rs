@@ -233,7 +233,8 @@ pub struct Timings {
     pub route: Duration,
     /// Compressing the output frames.
     pub compress: Duration,
-    /// Appending frames to the output files.
+    /// Appending frames to the output files (a JSONL shard's final fsync is not counted: it is
+    /// waiting for the disk).
     pub write: Duration,
 }
 

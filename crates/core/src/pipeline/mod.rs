@@ -219,10 +219,10 @@ impl ShardRunner<'_> {
             scope.spawn(|| self.read(chunker, spill, &context, tx));
             self.collect(&rx, streams)
         });
-        let (stats, mut timings) = collected?;
-        let write_started = Instant::now();
+        let (stats, timings) = collected?;
+        // Not timed: the fsync is waiting for the disk, not CPU, and the steps' times are scaled
+        // to the process's CPU time (`run::step_times`).
         writer.finish()?;
-        timings.write += write_started.elapsed();
         let digest = std::mem::take(&mut *hasher.lock().expect("hasher lock"));
         Ok(ShardDone {
             stats,
