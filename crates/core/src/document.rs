@@ -11,6 +11,7 @@ use std::ops::Range;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use smallvec::{smallvec, SmallVec};
 
 /// A field path: dots descend into nested objects (`metadata.body`), split once at build time.
 /// The one definition for runs (`input.text_field`), `sluice train` and `sluice eval`.
@@ -582,7 +583,8 @@ impl FieldExtractor {
         if let Some(multi) = &self.multi {
             return multi.extract(line);
         }
-        let mut wanted: Vec<(&[String], Slot)> = vec![(&self.text.0, Slot::Text)];
+        // On the stack: one document, two paths at most (text and id); no allocation per line.
+        let mut wanted: SmallVec<[(&[String], Slot); 2]> = smallvec![(&self.text.0[..], Slot::Text)];
         if let Some(id) = &self.id {
             wanted.push((&id.0, Slot::Id));
         }
@@ -744,7 +746,7 @@ impl<'de: 'a, 'a> Visitor<'de> for ObjectSeed<'_, '_, 'a> {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
-        let mut here: Vec<(&[String], Slot)> = Vec::with_capacity(self.wanted.len());
+        let mut here: SmallVec<[(&[String], Slot); 2]> = SmallVec::new();
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             here.clear();
             here.extend(
