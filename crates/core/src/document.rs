@@ -584,7 +584,8 @@ impl FieldExtractor {
             return multi.extract(line);
         }
         // On the stack: one document, two paths at most (text and id); no allocation per line.
-        let mut wanted: SmallVec<[(&[String], Slot); 2]> = smallvec![(&self.text.0[..], Slot::Text)];
+        let mut wanted: SmallVec<[(&[String], Slot); 2]> =
+            smallvec![(&self.text.0[..], Slot::Text)];
         if let Some(id) = &self.id {
             wanted.push((&id.0, Slot::Id));
         }

@@ -24,7 +24,10 @@
 //! The automaton is built from the folded terms with ASCII case-insensitivity. For ASCII text
 //! (checked with `str::is_ascii`, a word-at-a-time scan) NFKC is the identity and simple folding
 //! is ASCII lowercasing, which the automaton already does, so the original bytes are searched
-//! directly: no copy, no fold, offsets are the identity. The same holds for text whose non-ASCII
+//! directly: no copy, no fold, offsets are the identity. Whole-word search of ASCII text, when
+//! every term starts with a word char and the automaton is a DFA, goes from word start to word
+//! start instead (`word_starts.rs`: a prefix filter, then a walk of the terms' trie only where a
+//! term can begin). The same holds for text whose non-ASCII
 //! chars are all *verbatim* (`verbatim.rs`: NFKC-stable, and either unchanged by the mapping or
 //! mapped to chars no term can use, keeping their word-ness: `é`, `É`, Cyrillic, CJK, emoji when
 //! the terms are English), one cached table load per non-ASCII char. Only other text (when
@@ -82,6 +85,7 @@ mod list;
 mod matcher;
 mod python;
 mod verbatim;
+mod word_starts;
 mod words;
 
 pub use error::TermsError;

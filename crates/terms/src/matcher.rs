@@ -6,6 +6,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 
 use crate::fold::{is_ascii_word_byte, normalize, FoldedMap, Mapping, MatchScratch};
 use crate::verbatim::VerbatimChars;
+use crate::word_starts::WordStartSearch;
 use crate::words::WordIndex;
 use crate::{TermEntry, TermMatch, TermsError, WordChars};
 
@@ -128,14 +129,14 @@ impl MatcherOptions {
 
 /// Per-term facts the search loop needs.
 #[derive(Clone, Copy, Debug)]
-struct TermInfo {
+pub(crate) struct TermInfo {
     /// Length of the folded pattern in bytes.
     len: u32,
     /// The start needs a word boundary: the folded term's first char is a word char, or
     /// [`Boundary::Flanked`].
-    first_word: bool,
+    pub(crate) first_word: bool,
     /// The end needs a word boundary (likewise).
-    last_word: bool,
+    pub(crate) last_word: bool,
 }
 
 /// A set of terms compiled into one Aho-Corasick automaton. Built once, `Send + Sync`, shared by
@@ -157,6 +158,9 @@ pub struct TermMatcher {
     words: Option<WordIndex>,
     /// Which non-ASCII texts can be searched without their folded copy (with folding or NFKC).
     verbatim: Option<VerbatimChars>,
+    /// Whole-word search of ASCII text from word starts, when the automaton is a DFA and every
+    /// term starts with a word char (see `word_starts.rs`).
+    pub(crate) word_starts: Option<WordStartSearch>,
 }
 
 impl std::fmt::Debug for TermMatcher {
@@ -260,6 +264,11 @@ impl TermMatcher {
             .build(&patterns)?;
 
         let verbatim = (ci || nfkc).then(|| VerbatimChars::new(&patterns, mapping, nfkc, wc));
+        let word_starts = if options.whole_word && engine == AhoCorasickKind::DFA {
+            WordStartSearch::new(&patterns, ci)?
+        } else {
+            None
+        };
         Ok(TermMatcher {
             ac,
             terms,
@@ -271,6 +280,7 @@ impl TermMatcher {
             engine,
             words,
             verbatim,
+            word_starts,
         })
     }
 
@@ -304,9 +314,13 @@ impl TermMatcher {
         crate::count_words_with(text, self.options.word_chars)
     }
 
-    /// Heap memory used by the automaton, in bytes.
+    /// Heap memory used by the automata, in bytes.
     pub fn memory_usage(&self) -> usize {
         self.ac.memory_usage()
+            + self
+                .word_starts
+                .as_ref()
+                .map_or(0, WordStartSearch::memory_usage)
     }
 
     /// Appends to `out` every non-overlapping leftmost-longest match, in text order.
@@ -317,7 +331,10 @@ impl TermMatcher {
         if text.is_empty() || self.terms.is_empty() {
             return;
         }
-        if let (Some(words), true) = (&self.words, text.is_ascii()) {
+        let ascii = text.is_ascii();
+        if let (Some(word_starts), true) = (&self.word_starts, ascii) {
+            word_starts.find(text.as_bytes(), &self.info, out);
+        } else if let (Some(words), true) = (&self.words, ascii) {
             words.find_ascii(text.as_bytes(), out);
         } else if text.is_ascii() || self.verbatim.as_ref().is_none_or(|v| v.allows(text)) {
             // ASCII text is NFKC-stable and its simple folding (and lower()) is ASCII
@@ -328,6 +345,13 @@ impl TermMatcher {
         } else {
             self.search_folded(text, scratch, out);
         }
+    }
+
+    /// The unanchored automaton's search of `text` as it is (tests compare the word-start search
+    /// with it).
+    #[cfg(test)]
+    pub(crate) fn search_unanchored(&self, text: &str, out: &mut Vec<TermMatch>) {
+        self.search(text, text, None, out);
     }
 
     /// The general path: search the folded (lowered, normalized) copy of `text`.

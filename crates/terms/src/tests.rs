@@ -769,3 +769,73 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// The word-start search of ASCII text finds exactly the unanchored automaton's whole-word
+    /// matches (with its prefix fallback), whatever the terms' lengths and edges, case, boundary
+    /// and word chars.
+    #[test]
+    fn word_start_search_equals_the_automaton(
+        terms in prop::collection::vec(prop_oneof![
+            "[a-cA-C]{1,4}",
+            "[a-b]{1,3}[ -][a-b]{1,2}",
+            "[a-b_0-1]{1,3}[+#_-]?",
+            "[#+-][a-b]{1,2}",
+            "[é🖕][a-b]{0,2}",
+        ], 1..7),
+        pieces in prop::collection::vec(prop_oneof![
+            Just(" ".to_string()),
+            Just("-".to_string()),
+            Just("+".to_string()),
+            Just("#".to_string()),
+            Just("_".to_string()),
+            Just("1".to_string()),
+            "[a-cA-C]{1,5}",
+            "[a-c ]{60,70}",
+        ], 0..30),
+        case_insensitive in any::<bool>(),
+        python in any::<bool>(),
+        flanked in any::<bool>(),
+    ) {
+        let options = MatcherOptions {
+            word_chars: if python { WordChars::Python } else { WordChars::Unicode },
+            boundary: if flanked { Boundary::Flanked } else { Boundary::WordEdges },
+            ..opts(true, case_insensitive, false)
+        };
+        let entries: Vec<TermEntry> = terms.iter().map(TermEntry::new).collect();
+        let m = match TermMatcher::new(entries, options) {
+            Ok(m) => m,
+            Err(TermsError::EmptyTerm { .. }) => return Ok(()),
+            Err(e) => panic!("{e}"),
+        };
+        let mut pieces = pieces;
+        for (i, t) in terms.iter().enumerate() {
+            if t.is_ascii() {
+                pieces.insert((i * 5) % (pieces.len() + 1), t.clone());
+            }
+        }
+        let text: String = pieces.concat();
+        let mut fast = Vec::new();
+        m.find_into(&text, &mut MatchScratch::default(), &mut fast);
+        let mut unanchored = Vec::new();
+        m.search_unanchored(&text, &mut unanchored);
+        prop_assert_eq!(fast, unanchored, "text {:?}", text);
+    }
+}
+
+/// The word-start search is used exactly when it applies.
+#[test]
+fn word_start_search_is_used_when_every_term_starts_with_a_word_char() {
+    let m = matcher(&["nerve agent", "sarin"], MatcherOptions::default());
+    assert!(m.word_starts.is_some());
+    assert_eq!(m.find_all("NERVE AGENTS, a nerve agent; sarin.").len(), 2);
+    let m = matcher(&["#tag", "sarin"], MatcherOptions::default());
+    assert!(
+        m.word_starts.is_none(),
+        "a term starting with '#' can start mid-punctuation"
+    );
+    let m = matcher(&["sarin"], opts(false, true, false));
+    assert!(m.word_starts.is_none(), "substring search");
+}
