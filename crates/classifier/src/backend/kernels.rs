@@ -424,6 +424,78 @@ pub(crate) fn add_layer_norm(
     }
 }
 
+/// `x (rows, k) @ w (k, n)`, both contiguous.
+struct Matmul;
+
+impl candle_core::CustomOp2 for Matmul {
+    fn name(&self) -> &'static str {
+        "matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, self.name())?;
+        let w = contiguous_f32(s2, l2, self.name())?;
+        let ((rows, k), (depth, n)) = (l1.shape().dims2()?, l2.shape().dims2()?);
+        if k != depth {
+            candle_core::bail!("matmul: shapes {:?} and {:?}", l1.shape(), l2.shape())
+        }
+        if k == 0 {
+            return Ok((CpuStorage::F32(vec![0.0; rows * n]), Shape::from((rows, n))));
+        }
+        let threads = candle_core::utils::get_num_threads();
+        let parallelism = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        let mut out: Vec<f32> = Vec::with_capacity(rows * n);
+        // SAFETY: the strides describe `x` (rows × k), `w` (k × n) and `out` (rows × n), all
+        // row-major and in bounds; with `read_dst` false (and alpha 0) gemm writes every element
+        // of `out` without reading it, so it may start uninitialized.
+        unsafe {
+            gemm::gemm(
+                rows,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+            out.set_len(rows * n);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((rows, n))))
+    }
+}
+
+/// `x (rows, k) @ w (k, n)`: on the CPU, candle's `gemm` call without zeroing the output first
+/// (that memset was 4% of the encoder's time); elsewhere candle's matmul.
+pub(crate) fn matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32 {
+        x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &Matmul)
+    } else {
+        x.matmul(w)
+    }
+}
+
 /// Multi-head self-attention from the QKV projection (without its bias) to the merged heads.
 pub(crate) struct Attention<'a> {
     /// Bias of the fused projection: query, key and value biases, each `hidden` long.
