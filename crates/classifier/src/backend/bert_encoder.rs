@@ -166,7 +166,7 @@ impl Layer {
         let qkv = self.qkv.matmul(hidden)?;
         let context = kernels::attention(&qkv, keep, attention)?;
         let attended = kernels::add_layer_norm(
-            &self.attention_out.matmul(&context)?,
+            self.attention_out.matmul(&context)?,
             hidden,
             &self.attention_out.bias,
             &self.attention_norm.gamma,
@@ -176,12 +176,12 @@ impl Layer {
         let inner = self.intermediate.matmul(&attended)?;
         let bias = &self.intermediate.bias;
         let activated = match config.hidden_act {
-            HiddenAct::Gelu => kernels::bias_gelu(&inner, bias)?,
+            HiddenAct::Gelu => kernels::bias_gelu(inner, bias)?,
             HiddenAct::GeluApproximate => inner.broadcast_add(&bias.tensor)?.gelu()?,
             HiddenAct::Relu => inner.broadcast_add(&bias.tensor)?.relu()?,
         };
         kernels::add_layer_norm(
-            &self.output.matmul(&activated)?,
+            self.output.matmul(&activated)?,
             &attended,
             &self.output.bias,
             &self.output_norm.gamma,
