@@ -39,6 +39,7 @@ largest_batch=$(tr ',' '\n' <<<"$shapes" | cut -dx -f1 | sort -n | tail -1)
 count="${COUNT:-$largest_batch}"
 lengths=$(tr ',' '\n' <<<"$shapes" | cut -dx -f2 | sort -un | paste -sd,)
 
+command -v zstd >/dev/null || { echo "run.sh: needs the zstd command (apt-get install zstd)" >&2; exit 1; }
 if ! ls "$corpus"/*.jsonl.zst >/dev/null 2>&1; then
     echo "run.sh: no *.jsonl.zst shards in $corpus: build the real-text corpus with benches/real-corpus.sh or set CORPUS" >&2
     exit 1

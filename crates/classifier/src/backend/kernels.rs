@@ -7,7 +7,9 @@
 //!
 //! * [`bias_gelu`]: `gelu(x + bias)` with exact-form GELU, `erf` from a rational approximation
 //!   (max abs error 3.3e-7 vs libm) that vectorizes;
-//! * [`add_layer_norm`]: `layer_norm(x + bias + residual)`;
+//! * [`add_layer_norm`]: `layer_norm(x + bias + residual)` (this and [`bias_gelu`] in place on
+//!   `x`, a fresh matrix product: no second buffer to zero and pull through the caches);
+//! * [`matmul`]: `x @ w` as one `gemm` call into an output buffer that is not zeroed first;
 //! * [`attention`]: from the fused QKV projection to the merged heads: per (document, head) it
 //!   adds the biases, computes `q k^T` over the document's real tokens only (padded positions
 //!   are skipped, not masked), a fused softmax with a vectorized `exp`, and `p v` written straight into
