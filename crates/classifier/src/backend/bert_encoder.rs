@@ -13,26 +13,40 @@ use candle_transformers::models::bert::{Config, HiddenAct};
 
 use super::kernels::{self, Param};
 
-/// A weight matrix `(out, in)` applied without its bias (the bias is fused downstream).
+/// A weight matrix applied without its bias (the bias is fused downstream).
 struct Projection {
-    weight: Tensor,
+    /// The `(out, in)` weight as `(in, out)`: copied once at load time into that layout
+    /// (`gemm` packs a row-major right-hand side 2–5% faster than the transposed view, on
+    /// every call), except for projections of at most [`SMALL_PATH_MAX`] outputs, which keep
+    /// the transposed view (and so the exact results they had).
+    weight_t: Tensor,
     bias: Param,
 }
 
 impl Projection {
     fn load(vb: &VarBuilder, input: usize, output: usize) -> Result<Self> {
-        Ok(Projection {
-            weight: vb.get((output, input), "weight")?,
-            bias: Param::new(vb.get(output, "bias")?)?,
-        })
+        Self::new(
+            vb.get((output, input), "weight")?,
+            Param::new(vb.get(output, "bias")?)?,
+        )
+    }
+
+    /// From the `(out, in)` weight as stored.
+    fn new(weight: Tensor, bias: Param) -> Result<Self> {
+        let weight_t = if weight.dim(0)? <= SMALL_PATH_MAX {
+            weight.t()?
+        } else {
+            weight.t()?.contiguous()?
+        };
+        Ok(Projection { weight_t, bias })
     }
 
     /// `x (rows, in) → (rows, out)` without the bias.
     fn matmul(&self, x: &Tensor) -> Result<Tensor> {
-        if self.weight.dim(0)? <= SMALL_PATH_MAX {
-            fixed_rows_matmul(x, &self.weight.t()?)
+        if self.weight_t.dim(1)? <= SMALL_PATH_MAX {
+            fixed_rows_matmul(x, &self.weight_t)
         } else {
-            x.matmul(&self.weight.t()?)
+            kernels::matmul(x, &self.weight_t)
         }
     }
 }
@@ -118,15 +132,18 @@ impl Layer {
         let attention = vb.pp("attention");
         let parts = ["query", "key", "value"]
             .iter()
-            .map(|name| Projection::load(&attention.pp("self").pp(name), hidden, hidden))
+            .map(|name| {
+                let vb = attention.pp("self").pp(name);
+                Ok((vb.get((hidden, hidden), "weight")?, vb.get(hidden, "bias")?))
+            })
             .collect::<Result<Vec<_>>>()?;
-        let qkv = Projection {
-            weight: Tensor::cat(&parts.iter().map(|p| &p.weight).collect::<Vec<_>>(), 0)?,
-            bias: Param::new(Tensor::cat(
-                &parts.iter().map(|p| &p.bias.tensor).collect::<Vec<_>>(),
+        let qkv = Projection::new(
+            Tensor::cat(&parts.iter().map(|p| &p.0).collect::<Vec<_>>(), 0)?,
+            Param::new(Tensor::cat(
+                &parts.iter().map(|p| &p.1).collect::<Vec<_>>(),
                 0,
             )?)?,
-        };
+        )?;
         let intermediate = config.intermediate_size;
         Ok(Layer {
             qkv,
@@ -149,7 +166,7 @@ impl Layer {
         let qkv = self.qkv.matmul(hidden)?;
         let context = kernels::attention(&qkv, keep, attention)?;
         let attended = kernels::add_layer_norm(
-            &self.attention_out.matmul(&context)?,
+            self.attention_out.matmul(&context)?,
             hidden,
             &self.attention_out.bias,
             &self.attention_norm.gamma,
@@ -159,12 +176,12 @@ impl Layer {
         let inner = self.intermediate.matmul(&attended)?;
         let bias = &self.intermediate.bias;
         let activated = match config.hidden_act {
-            HiddenAct::Gelu => kernels::bias_gelu(&inner, bias)?,
+            HiddenAct::Gelu => kernels::bias_gelu(inner, bias)?,
             HiddenAct::GeluApproximate => inner.broadcast_add(&bias.tensor)?.gelu()?,
             HiddenAct::Relu => inner.broadcast_add(&bias.tensor)?.relu()?,
         };
         kernels::add_layer_norm(
-            &self.output.matmul(&activated)?,
+            self.output.matmul(&activated)?,
             &attended,
             &self.output.bias,
             &self.output_norm.gamma,

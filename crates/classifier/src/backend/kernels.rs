@@ -7,7 +7,9 @@
 //!
 //! * [`bias_gelu`]: `gelu(x + bias)` with exact-form GELU, `erf` from a rational approximation
 //!   (max abs error 3.3e-7 vs libm) that vectorizes;
-//! * [`add_layer_norm`]: `layer_norm(x + bias + residual)`;
+//! * [`add_layer_norm`]: `layer_norm(x + bias + residual)` (this and [`bias_gelu`] in place on
+//!   `x`, a fresh matrix product: no second buffer to zero and pull through the caches);
+//! * [`matmul`]: `x @ w` as one `gemm` call into an output buffer that is not zeroed first;
 //! * [`attention`]: from the fused QKV projection to the merged heads: per (document, head) it
 //!   adds the biases, computes `q k^T` over the document's real tokens only (padded positions
 //!   are skipped, not masked), a fused softmax with a vectorized `exp`, and `p v` written straight into
@@ -174,39 +176,31 @@ fn lane_sum(lanes: [f32; LANES]) -> f32 {
 }
 
 #[inline(always)]
-fn gelu_rows_body<const FMA: bool>(x: &[f32], bias: &[f32], out: &mut [f32]) {
-    for (x, out) in x
-        .chunks_exact(bias.len())
-        .zip(out.chunks_exact_mut(bias.len()))
-    {
-        for ((o, &x), &b) in out.iter_mut().zip(x).zip(bias) {
-            let v = x + b;
+fn gelu_rows_body<const FMA: bool>(rows: &mut [f32], bias: &[f32]) {
+    for row in rows.chunks_exact_mut(bias.len()) {
+        for (o, &b) in row.iter_mut().zip(bias) {
+            let v = *o + b;
             *o = 0.5 * v * (1.0 + erf::<FMA>(v * std::f32::consts::FRAC_1_SQRT_2));
         }
     }
 }
-multiversion!(gelu_rows => gelu_rows_body(x: &[f32], bias: &[f32], out: &mut [f32]));
+multiversion!(gelu_rows => gelu_rows_body(rows: &mut [f32], bias: &[f32]));
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn add_layer_norm_rows_body<const FMA: bool>(
-    x: &[f32],
+    rows: &mut [f32],
     residual: &[f32],
     bias: &[f32],
     gamma: &[f32],
     beta: &[f32],
     eps: f32,
-    out: &mut [f32],
 ) {
     let n = bias.len();
-    for ((x, r), out) in x
-        .chunks_exact(n)
-        .zip(residual.chunks_exact(n))
-        .zip(out.chunks_exact_mut(n))
-    {
+    for (out, r) in rows.chunks_exact_mut(n).zip(residual.chunks_exact(n)) {
         let mut sum = [0f32; LANES];
-        for (i, ((o, &x), (&r, &b))) in out.iter_mut().zip(x).zip(r.iter().zip(bias)).enumerate() {
-            *o = x + r + b;
+        for (i, (o, (&r, &b))) in out.iter_mut().zip(r.iter().zip(bias)).enumerate() {
+            *o = *o + r + b;
             sum[i % LANES] += *o;
         }
         let mean = lane_sum(sum) / n as f32;
@@ -222,8 +216,7 @@ fn add_layer_norm_rows_body<const FMA: bool>(
     }
 }
 multiversion!(add_layer_norm_rows => add_layer_norm_rows_body(
-    x: &[f32], residual: &[f32], bias: &[f32], gamma: &[f32], beta: &[f32], eps: f32,
-    out: &mut [f32]
+    rows: &mut [f32], residual: &[f32], bias: &[f32], gamma: &[f32], beta: &[f32], eps: f32
 ));
 
 /// Softmax of each row of `scores` (`rows × keys`), in place; keys whose `keep` is 0 get 0.
@@ -292,41 +285,59 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Res
     }
 }
 
-/// Runs `row_kernel(first_row..end_row, output rows)` over `rows` rows of `width`, in parallel.
-fn map_rows(
-    rows: usize,
+/// The f32 slice of a contiguous CPU tensor, to overwrite in place.
+fn contiguous_f32_mut<'a>(
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> Result<&'a mut [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: expected f32")
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&mut data[start..end]),
+        None => candle_core::bail!("{op}: input must be contiguous"),
+    }
+}
+
+/// Runs `row_kernel(first_row..end_row, those rows of data)` over the rows of `width` in
+/// `data`, in parallel, in place. In place, not into a new buffer: the kernels' inputs are
+/// fresh matrix products nothing else reads, and a new output buffer had to be zeroed first
+/// (that memset was 3% of the encoder's time) and pulled another copy through the caches.
+fn for_rows_mut(
+    data: &mut [f32],
     width: usize,
     row_kernel: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
-) -> Vec<f32> {
-    let mut out = vec![0f32; rows * width];
-    let ptr = SharedOut(out.as_mut_ptr());
+) {
+    let rows = data.len() / width;
+    let ptr = SharedOut(data.as_mut_ptr());
     for_units(rows, rows * width, |range| {
-        // SAFETY: ranges of rows are disjoint and inside `out`.
+        // SAFETY: ranges of rows are disjoint and inside `data`, which outlives the pool's
+        // join.
         let slice = unsafe {
             std::slice::from_raw_parts_mut(ptr.at(range.start * width), range.len() * width)
         };
         row_kernel(range, slice);
     });
-    out
 }
 
 struct BiasGelu<'a> {
     bias: &'a [f32],
 }
 
-impl candle_core::CustomOp1 for BiasGelu<'_> {
+impl candle_core::InplaceOp1 for BiasGelu<'_> {
     fn name(&self) -> &'static str {
         "bias-gelu"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(storage, layout, self.name())?;
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        let x = contiguous_f32_mut(storage, layout, self.name())?;
         let width = self.bias.len();
-        let rows = x.len() / width;
-        let out = map_rows(rows, width, |range, out| {
-            gelu_rows(&x[range.start * width..range.end * width], self.bias, out)
-        });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        if x.len() % width != 0 {
+            candle_core::bail!("bias-gelu: shape {:?}, bias {width}", layout.shape())
+        }
+        for_rows_mut(x, width, |_, rows| gelu_rows(rows, self.bias));
+        Ok(())
     }
 }
 
@@ -344,11 +355,14 @@ impl Param {
     }
 }
 
-/// `gelu(x + bias)` over the last dimension, exact (erf) GELU as in PyTorch's `gelu`.
-pub(crate) fn bias_gelu(x: &Tensor, bias: &Param) -> Result<Tensor> {
+/// `gelu(x + bias)` over the last dimension, exact (erf) GELU as in PyTorch's `gelu`. On the
+/// CPU it overwrites `x`'s storage (shared with any clone of `x`): pass a tensor nothing else
+/// reads.
+pub(crate) fn bias_gelu(x: Tensor, bias: &Param) -> Result<Tensor> {
     if x.device().is_cpu() && x.dtype() == DType::F32 {
-        x.contiguous()?
-            .apply_op1_no_bwd(&BiasGelu { bias: &bias.values })
+        let x = x.contiguous()?;
+        x.inplace_op1(&BiasGelu { bias: &bias.values })?;
+        Ok(x)
     } else {
         x.broadcast_add(&bias.tensor)?.gelu_erf()
     }
@@ -361,9 +375,76 @@ struct AddLayerNorm<'a> {
     eps: f32,
 }
 
-impl candle_core::CustomOp2 for AddLayerNorm<'_> {
+impl candle_core::InplaceOp2 for AddLayerNorm<'_> {
     fn name(&self) -> &'static str {
         "add-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        dst: &mut CpuStorage,
+        dst_layout: &Layout,
+        src: &CpuStorage,
+        src_layout: &Layout,
+    ) -> Result<()> {
+        let x = contiguous_f32_mut(dst, dst_layout, self.name())?;
+        let residual = contiguous_f32(src, src_layout, self.name())?;
+        let width = self.bias.len();
+        if x.len() != residual.len() || x.len() % width != 0 {
+            candle_core::bail!(
+                "add-layer-norm: shapes {:?} and {:?}",
+                dst_layout.shape(),
+                src_layout.shape()
+            )
+        }
+        for_rows_mut(x, width, |range, rows| {
+            add_layer_norm_rows(
+                rows,
+                &residual[range.start * width..range.end * width],
+                self.bias,
+                self.gamma,
+                self.beta,
+                self.eps,
+            )
+        });
+        Ok(())
+    }
+}
+
+/// `layer_norm(x + bias + residual) * gamma + beta` over the last dimension. On the CPU it
+/// overwrites `x`'s storage (shared with any clone of `x`): pass a tensor nothing else reads.
+pub(crate) fn add_layer_norm(
+    x: Tensor,
+    residual: &Tensor,
+    bias: &Param,
+    gamma: &Param,
+    beta: &Param,
+    eps: f64,
+) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        let x = x.contiguous()?;
+        x.inplace_op2(
+            &residual.contiguous()?,
+            &AddLayerNorm {
+                bias: &bias.values,
+                gamma: &gamma.values,
+                beta: &beta.values,
+                eps: eps as f32,
+            },
+        )?;
+        Ok(x)
+    } else {
+        let sum = (x.broadcast_add(&bias.tensor)? + residual)?;
+        candle_nn::ops::layer_norm(&sum, &gamma.tensor, &beta.tensor, eps as f32)
+    }
+}
+
+/// `x (rows, k) @ w (k, n)`, both contiguous.
+struct Matmul;
+
+impl candle_core::CustomOp2 for Matmul {
+    fn name(&self) -> &'static str {
+        "matmul"
     }
 
     fn cpu_fwd(
@@ -374,53 +455,59 @@ impl candle_core::CustomOp2 for AddLayerNorm<'_> {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(s1, l1, self.name())?;
-        let residual = contiguous_f32(s2, l2, self.name())?;
-        let width = self.bias.len();
-        if x.len() != residual.len() || x.len() % width != 0 {
-            candle_core::bail!(
-                "add-layer-norm: shapes {:?} and {:?}",
-                l1.shape(),
-                l2.shape()
-            )
+        let w = contiguous_f32(s2, l2, self.name())?;
+        let ((rows, k), (depth, n)) = (l1.shape().dims2()?, l2.shape().dims2()?);
+        if k != depth {
+            candle_core::bail!("matmul: shapes {:?} and {:?}", l1.shape(), l2.shape())
         }
-        let out = map_rows(x.len() / width, width, |range, out| {
-            let span = range.start * width..range.end * width;
-            add_layer_norm_rows(
-                &x[span.clone()],
-                &residual[span],
-                self.bias,
-                self.gamma,
-                self.beta,
-                self.eps,
-                out,
-            )
-        });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        if k == 0 {
+            return Ok((CpuStorage::F32(vec![0.0; rows * n]), Shape::from((rows, n))));
+        }
+        let threads = candle_core::utils::get_num_threads();
+        let parallelism = if threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        };
+        let mut out: Vec<f32> = Vec::with_capacity(rows * n);
+        // SAFETY: the strides describe `x` (rows × k), `w` (k × n) and `out` (rows × n), all
+        // row-major and in bounds; with `read_dst` false (and alpha 0) gemm writes every element
+        // of `out` without reading it, so it may start uninitialized.
+        unsafe {
+            gemm::gemm(
+                rows,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                x.as_ptr(),
+                1,
+                k as isize,
+                w.as_ptr(),
+                1,
+                n as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+            out.set_len(rows * n);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((rows, n))))
     }
 }
 
-/// `layer_norm(x + bias + residual) * gamma + beta` over the last dimension.
-pub(crate) fn add_layer_norm(
-    x: &Tensor,
-    residual: &Tensor,
-    bias: &Param,
-    gamma: &Param,
-    beta: &Param,
-    eps: f64,
-) -> Result<Tensor> {
-    if x.device().is_cpu() && x.dtype() == DType::F32 {
-        x.contiguous()?.apply_op2_no_bwd(
-            &residual.contiguous()?,
-            &AddLayerNorm {
-                bias: &bias.values,
-                gamma: &gamma.values,
-                beta: &beta.values,
-                eps: eps as f32,
-            },
-        )
+/// `x (rows, k) @ w (k, n)`: on the CPU, candle's `gemm` call without zeroing the output first
+/// (that memset was 4% of the encoder's time); elsewhere candle's matmul.
+pub(crate) fn matmul(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32 {
+        x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &Matmul)
     } else {
-        let sum = (x.broadcast_add(&bias.tensor)? + residual)?;
-        candle_nn::ops::layer_norm(&sum, &gamma.tensor, &beta.tensor, eps as f32)
+        x.matmul(w)
     }
 }
 
@@ -674,14 +761,14 @@ mod tests {
     fn bias_gelu_matches_candle() {
         let x = random(&[37, 48], 1);
         let bias = Param::new(random(&[48], 2)).unwrap();
-        let fused = bias_gelu(&x, &bias).unwrap();
         let plain = x.broadcast_add(&bias.tensor).unwrap().gelu_erf().unwrap();
+        let fused = bias_gelu(x, &bias).unwrap();
         assert!(max_diff(&fused, &plain) < 2e-6);
         // Large enough to run on the thread pool.
         let x = random(&[700, 96], 3);
         let bias = Param::new(random(&[96], 4)).unwrap();
-        let fused = bias_gelu(&x, &bias).unwrap();
         let plain = x.broadcast_add(&bias.tensor).unwrap().gelu_erf().unwrap();
+        let fused = bias_gelu(x, &bias).unwrap();
         assert!(max_diff(&fused, &plain) < 2e-6);
     }
 
@@ -690,8 +777,8 @@ mod tests {
         let x = random(&[700, 40], 5);
         let residual = random(&[700, 40], 6);
         let [bias, gamma, beta] = [7, 8, 9].map(|s| Param::new(random(&[40], s)).unwrap());
-        let fused = add_layer_norm(&x, &residual, &bias, &gamma, &beta, 1e-12).unwrap();
         let sum = (x.broadcast_add(&bias.tensor).unwrap() + &residual).unwrap();
+        let fused = add_layer_norm(x, &residual, &bias, &gamma, &beta, 1e-12).unwrap();
         let plain =
             candle_nn::ops::layer_norm_slow(&sum, &gamma.tensor, &beta.tensor, 1e-12).unwrap();
         assert!(
