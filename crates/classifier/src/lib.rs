@@ -92,7 +92,10 @@
 //!
 //! [`train`] writes the two formats this crate can train: a head (linear or one hidden layer) on
 //! a frozen sentence-transformers encoder, and the hashed-ngram model, both with candle's AdamW on
-//! the CPU, deterministic for a seed. [`metrics`] holds the precision/recall/F1 and ROC AUC code
+//! the CPU, deterministic for a seed. Both learn from every window of each example, windowed and
+//! aggregated as scoring will window and aggregate it, and record that in the model directory
+//! ([`Scoring`], read back by [`trained_scoring`]) so that a pipeline scores as trained.
+//! [`metrics`] holds the precision/recall/F1 and ROC AUC code
 //! that training's validation and `sluice eval` share.
 //!
 //! ## Testing

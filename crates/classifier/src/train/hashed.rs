@@ -515,8 +515,7 @@ mod tests {
             let batch = [0, 1, 2, 3];
             let t: Vec<u32> = targets.iter().map(|&t| t as u32).collect();
             let t = Tensor::from_vec(t, 4, &Device::Cpu).unwrap();
-            let loss =
-                candle_nn::loss::cross_entropy(&model.logits(&batch).unwrap(), &t).unwrap();
+            let loss = candle_nn::loss::cross_entropy(&model.logits(&batch).unwrap(), &t).unwrap();
             let store = loss.backward().unwrap();
             let autograd = |v: &Var| -> Vec<f32> {
                 store
@@ -543,7 +542,10 @@ mod tests {
                 }
             };
             let theirs = loss.to_scalar::<f32>().unwrap();
-            assert!((mine as f32 - theirs).abs() < 1e-6, "{what}: {mine} vs {theirs}");
+            assert!(
+                (mine as f32 - theirs).abs() < 1e-6,
+                "{what}: {mine} vs {theirs}"
+            );
             close(&grads.weight, &autograd(&model.weight), "weight");
             close(&grads.bias, &autograd(&model.bias), "bias");
             let mut table = vec![0f32; buckets * dim];

@@ -291,7 +291,8 @@ fn embeddings(
     if let Some(path) = cache_path.as_ref().filter(|p| p.is_file()) {
         // A cache entry that does not read back as consistent windows is recomputed.
         if let Ok(mut tensors) = candle_core::safetensors::load(path, &Device::Cpu) {
-            if let (Some(t), Some(counts)) = (tensors.remove("embeddings"), tensors.remove("windows"))
+            if let (Some(t), Some(counts)) =
+                (tensors.remove("embeddings"), tensors.remove("windows"))
             {
                 let counts: Vec<u32> = counts.to_vec1().unwrap_or_default();
                 let offsets = offsets_of(counts.iter().map(|&c| c as usize));
