@@ -804,6 +804,36 @@ mod tests {
     }
 
     #[test]
+    fn trained_scoring_is_read_from_head_json_else_config_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(trained_scoring(d).unwrap(), None);
+        std::fs::write(d.join("config.json"), r#"{"model_type": "hashed-ngram"}"#).unwrap();
+        assert_eq!(trained_scoring(d).unwrap(), None);
+        let scoring = Scoring {
+            max_tokens: 128,
+            stride: 16,
+            max_bytes: 5000,
+            aggregate: Aggregate::Mean,
+        };
+        let json = serde_json::json!({ SCORING_KEY: scoring });
+        std::fs::write(d.join("config.json"), json.to_string()).unwrap();
+        assert_eq!(trained_scoring(d).unwrap(), Some(scoring));
+        // A head's head.json wins over the encoder's config.json.
+        std::fs::write(
+            d.join("head.json"),
+            r#"{"scoring": {"max_tokens": 64, "stride": 8, "max_bytes": 10, "aggregate": "median"}}"#,
+        )
+        .unwrap();
+        let err = trained_scoring(d).unwrap_err();
+        assert!(
+            matches!(&err, ClassifierError::Config { path, .. } if path.ends_with("head.json")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("median"), "{err}");
+    }
+
+    #[test]
     fn classifier_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<Classifier>();
