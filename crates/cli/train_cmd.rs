@@ -96,9 +96,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.1)]
     pub validation: f64,
     /// Tokens (words for hashed-ngram) per window, special tokens included, as the classifier
-    /// stage's max_tokens (lowered to the encoder's position limit).
-    #[arg(long, default_value_t = 512)]
-    pub max_tokens: usize,
+    /// stage's max_tokens (lowered to the encoder's position limit) [default: head: the
+    /// encoder's max_seq_length (sentence_bert_config.json), else 512; hashed-ngram: 512].
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
     /// Tokens shared by consecutive windows, as the stage's stride.
     #[arg(long, default_value_t = 64)]
     pub stride: usize,

@@ -465,6 +465,24 @@ fn training_probabilities_are_the_stage_scores() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("long.jsonl");
     long_documents(&data);
+    // The head's window comes from the encoder's sentence_bert_config.json (no --max-tokens).
+    let encoder = tmp.path().join("encoder");
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "modules.json",
+        "1_Pooling/config.json",
+    ] {
+        let to = encoder.join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(repo().join("fixtures/models/st-mean").join(file), to).unwrap();
+    }
+    std::fs::write(
+        encoder.join("sentence_bert_config.json"),
+        r#"{"max_seq_length": 32}"#,
+    )
+    .unwrap();
     let kinds: [(&str, &[&str]); 2] = [
         (
             "hashed-ngram",
@@ -483,10 +501,8 @@ fn training_probabilities_are_the_stage_scores() {
             "head",
             &[
                 "--encoder",
-                "fixtures/models/st-mean",
+                path(&encoder),
                 "--no-cache",
-                "--max-tokens",
-                "32",
                 "--stride",
                 "8",
                 "--lr",
@@ -529,6 +545,8 @@ fn training_probabilities_are_the_stage_scores() {
             };
             let scoring = &read_json(&model.join(scoring_file))["scoring"];
             assert_eq!(scoring["aggregate"], aggregate, "{what}: {scoring}");
+            let window = if kind == "head" { 32 } else { 24 };
+            assert_eq!(scoring["max_tokens"], window, "{what}: {scoring}");
             let scores = stage_scores(tmp.path(), &model, &data, "");
             let predicted = super::json_lines(&predictions);
             assert_eq!(predicted.len(), 40, "{what}");

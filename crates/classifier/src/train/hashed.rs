@@ -23,7 +23,7 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::{Embedding, Linear, Module};
 
 use super::{fit_with, label_config, save_tensors, uniform_var, write_json, Job, Outcome};
-use super::{Step, TrainError, TrainKind, Trainable};
+use super::{Step, TrainError, TrainKind, Trainable, DEFAULT_WINDOW};
 use crate::backend::hashed::HashedTokenizer;
 use crate::backend::masked_mean;
 use crate::rng::SplitMix64;
@@ -81,12 +81,19 @@ pub(crate) fn train(
     };
     let tokenizer = HashedTokenizer::new(buckets as u64, word_ngrams, true);
     let o = job.options;
+    let max_words = o.max_tokens.unwrap_or(DEFAULT_WINDOW);
+    if o.stride >= max_words {
+        return Err(TrainError::Options(format!(
+            "--stride {} must be less than the window of {max_words} words",
+            o.stride
+        )));
+    }
     let features = job
         .examples
         .iter()
         .map(|e| {
             let text = truncate_to_bytes(&e.text, o.max_bytes);
-            let (mut windows, _) = tokenizer.encode(text, o.max_tokens, o.stride);
+            let (mut windows, _) = tokenizer.encode(text, max_words, o.stride);
             if job.aggregate == Aggregate::First {
                 windows.truncate(1);
             }
@@ -94,7 +101,7 @@ pub(crate) fn train(
         })
         .collect();
     let scoring = Scoring {
-        max_tokens: o.max_tokens,
+        max_tokens: max_words,
         stride: o.stride,
         max_bytes: o.max_bytes,
         aggregate: job.aggregate,

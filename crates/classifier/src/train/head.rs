@@ -90,9 +90,19 @@ pub(crate) fn train(
         unreachable!("called for heads only")
     };
     let files = encoder_files(encoder)?;
+    let max_tokens = match job.options.max_tokens {
+        Some(m) => m,
+        None => encoder_max_seq_length(encoder)?.unwrap_or(super::DEFAULT_WINDOW),
+    };
+    if job.options.stride >= max_tokens {
+        return Err(TrainError::Options(format!(
+            "--stride {} must be less than the window of {max_tokens} tokens",
+            job.options.stride
+        )));
+    }
     let classifier = Classifier::load(ClassifierOptions {
         device: *device,
-        max_tokens: job.options.max_tokens,
+        max_tokens,
         stride: job.options.stride,
         max_bytes: job.options.max_bytes,
         aggregate: job.aggregate,
@@ -160,6 +170,25 @@ pub(crate) fn train(
         embeddings_cached: Some(cached),
         scoring,
     })
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    #[serde(default)]
+    max_seq_length: Option<usize>,
+}
+
+/// The `max_seq_length` of the encoder's `sentence_bert_config.json`, the length
+/// sentence-transformers truncates to (and the encoder was trained at), if it has one.
+fn encoder_max_seq_length(encoder: &Path) -> Result<Option<usize>, TrainError> {
+    let path = encoder.join("sentence_bert_config.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    let config: SentenceBertConfig = serde_json::from_slice(&bytes)
+        .map_err(|e| TrainError::Options(format!("{}: {e}", path.display())))?;
+    Ok(config.max_seq_length.filter(|&m| m > 0))
 }
 
 #[derive(Deserialize)]

@@ -46,6 +46,10 @@ use crate::rng::SplitMix64;
 use crate::{Aggregate, ClassifierError, DeviceSpec, Scoring};
 pub use data::Example;
 
+/// The window (tokens, or words for hashed-ngram) when neither `--max-tokens` nor the encoder
+/// gives one: the classifier stage's default `max_tokens`.
+pub const DEFAULT_WINDOW: usize = 512;
+
 /// Most hash buckets of a hashed-ngram model (2^24: a larger table would mostly hold rows no
 /// training example touched).
 pub const MAX_BUCKETS: usize = 1 << 24;
@@ -140,9 +144,11 @@ pub struct TrainOptions {
     pub batch_size: usize,
     /// Fraction of each class held out for validation (0 for none).
     pub validation: f64,
-    /// Tokens (words for hashed-ngram) per window, as the stage's `max_tokens` (default 512, the
-    /// stage's default; lowered to the encoder's position limit).
-    pub max_tokens: usize,
+    /// Tokens (words for hashed-ngram) per window, as the stage's `max_tokens`, lowered to the
+    /// encoder's position limit. `None`: for a head the encoder's own `max_seq_length`
+    /// (`sentence_bert_config.json`, what sentence-transformers truncates to: 256 for
+    /// all-MiniLM-L6-v2), else 512, the stage's default; 512 words for hashed-ngram.
+    pub max_tokens: Option<usize>,
     /// Tokens shared by consecutive windows, as the stage's `stride` (default 64).
     pub stride: usize,
     /// How window scores combine, as the stage's `aggregate`; `None`: `max` for two classes,
@@ -174,7 +180,7 @@ impl TrainOptions {
             weight_decay: 0.0,
             batch_size: 32,
             validation: 0.1,
-            max_tokens: 512,
+            max_tokens: None,
             stride: 64,
             aggregate: None,
             max_bytes: 100_000,
@@ -200,10 +206,10 @@ impl TrainOptions {
         if !(0.0..0.9).contains(&self.validation) {
             return bad("--validation must be in [0, 0.9)");
         }
-        if self.max_tokens == 0 || self.max_bytes == 0 {
+        if self.max_tokens == Some(0) || self.max_bytes == 0 {
             return bad("--max-tokens and --max-bytes must be at least 1");
         }
-        if self.stride >= self.max_tokens {
+        if self.max_tokens.is_some_and(|m| self.stride >= m) {
             return bad("--stride must be less than --max-tokens");
         }
         match &self.kind {
@@ -493,8 +499,8 @@ fn write_training_json(
             "weight_decay": options.weight_decay,
             "batch_size": options.batch_size,
             "validation": options.validation,
-            "max_tokens": options.max_tokens,
-            "stride": options.stride,
+            "max_tokens": report.scoring.max_tokens,
+            "stride": report.scoring.stride,
             "max_bytes": options.max_bytes,
             "aggregate": report.scoring.aggregate,
         },
