@@ -901,13 +901,14 @@ mod tests {
     fn heads_train_on_a_frozen_encoder_with_a_cache() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = tmp.path().join("cache");
-        for hidden in [None, Some(8)] {
-            let out = tmp.path().join(format!("head-{hidden:?}"));
+        // The third run (no cache) must write the first run's bytes.
+        for (run, hidden) in [None, Some(8), None].into_iter().enumerate() {
+            let out = tmp.path().join(format!("head-{run}"));
             let mut o = TrainOptions::new(
                 TrainKind::Head {
                     encoder: fixture("st-mean"),
                     hidden,
-                    cache_dir: Some(cache.clone()),
+                    cache_dir: (run < 2).then(|| cache.clone()),
                     device: DeviceSpec::Cpu,
                 },
                 &out,
@@ -918,7 +919,7 @@ mod tests {
             o.validation = 0.0;
             let report = train(&toy(), &o, &Silent).unwrap();
             // The second run reuses the first run's embeddings.
-            assert_eq!(report.embeddings_cached, Some(hidden.is_some()));
+            assert_eq!(report.embeddings_cached, Some(run == 1));
             assert!(report.validation.is_none());
             assert!(report.epoch_losses.last().unwrap() < &report.epoch_losses[0]);
             for f in ["modules.json", "1_Pooling/config.json", "tokenizer.json"] {
@@ -936,6 +937,14 @@ mod tests {
             assert!((0.0..=1.0).contains(&s[0].score));
         }
         assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+        // Same data, options and seed: same bytes, embedded windows and all.
+        for f in ["head.safetensors", "head.json", "training.json"] {
+            assert_eq!(
+                std::fs::read(tmp.path().join("head-0").join(f)).unwrap(),
+                std::fs::read(tmp.path().join("head-2").join(f)).unwrap(),
+                "{f}"
+            );
+        }
         // A model that is not a sentence-transformers encoder is refused.
         let mut o = TrainOptions::new(
             TrainKind::Head {
