@@ -21,7 +21,8 @@
 # Prints a Markdown table; everything lands in .cache/train-quality/NAME/.
 #
 # SLUICE (default target/release/sluice) is the binary measured; TRAIN_ARGS adds options to both
-# `sluice train` runs (e.g. TRAIN_ARGS="--max-tokens 256").
+# `sluice train` runs (e.g. TRAIN_ARGS="--max-tokens 256"); TASK=natural measures the natural
+# documents of the same sources instead (see make_data.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NAME=${1:-run}
@@ -44,8 +45,10 @@ fi
 ENCODER=$MODELS/all-MiniLM-L6-v2
 [ -f "$ENCODER/model.safetensors" ] || SLUICE_MODEL_CACHE=$MODELS crates/classifier/scripts/fetch-minilm.sh
 
+TASK=${TASK:-passage}
 DATA=$ROOT/data
-python3 benches/train-quality/make_data.py "$CORPUS" "$DATA"
+[ "$TASK" = passage ] || DATA=$ROOT/data-$TASK
+python3 benches/train-quality/make_data.py "$CORPUS" "$DATA" --task "$TASK"
 sha256sum "$DATA"/train.jsonl "$DATA"/test.jsonl
 
 rm -rf "$OUT"
@@ -78,12 +81,13 @@ done
 "$VENV/bin/python" benches/train-quality/tfidf_lr.py "$DATA/train.jsonl" "$DATA/test.jsonl" python \
   "$OUT/tfidf.json" >/dev/null
 
-python3 - "$OUT" "$NAME" <<'PY'
+python3 - "$OUT" "$NAME" "$DATA" <<'PY'
 import json, sys
-out, name = sys.argv[1:3]
+out, name, data = sys.argv[1:4]
 def fmt(x):
     return "-" if x is None else f"{x:.3f}"
-print(f"\n{name}: test split, 400 documents (160 python), flagged at score >= 0.5\n")
+test = [json.loads(line)["label"] for line in open(f"{data}/test.jsonl")]
+print(f"\n{name}: test split, {len(test)} documents ({test.count('python')} python), flagged at score >= 0.5\n")
 print("| model | precision | recall | F1 | ROC AUC | train | eval |")
 print("|---|---|---|---|---|---|---|")
 for model, label in (("head", "`--kind head` (all-MiniLM-L6-v2)"), ("hashed", "`--kind hashed-ngram`")):

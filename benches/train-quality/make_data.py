@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Builds the labeled task of benches/train-quality.sh from the real-text corpus.
 
-Usage: make_data.py CORPUS_DIR OUT_DIR [--train N] [--test N] [--seed S]
+Usage: make_data.py CORPUS_DIR OUT_DIR [--task passage|natural] [--train N] [--test N] [--seed S]
 
 CORPUS_DIR holds the shards of benches/real-corpus.sh (real-0.jsonl.zst .. real-7.jsonl.zst; each
 line {"id": "<debian package>/<path>#<n>", "text": ...}). Writes OUT_DIR/train.jsonl and
@@ -16,6 +16,11 @@ them. In a "python" document the passage comes from the Python 3.11 documentatio
 language and subject, not "code or not". Documents are longer than one 512-token window, and the
 passage is as likely to be in the last window as in the first: a model that reads only the first
 256 tokens cannot know.
+
+`--task natural`: the corpus documents themselves, unchanged, labeled by their source: "python"
+for the Python 3.11 documentation, "other" for Perl's, git's and the C library's (the same
+sources as the passages above; 1,780 characters on average, most of one or two windows): a task
+on natural documents, where aligning training with scoring should change little.
 
 The corpus documents are split into a train and a test pool by a hash of their id, so no passage
 or filler document of the test set is seen in training. Everything random comes from one seeded
@@ -62,7 +67,8 @@ def cut_passage(text):
 
 
 def read_corpus(corpus):
-    pools = {(kind, split): [] for kind in ("pos", "neg", "fill") for split in ("train", "test")}
+    kinds = ("pos", "neg", "fill", "natural-pos", "natural-neg")
+    pools = {(kind, split): [] for kind in kinds for split in ("train", "test")}
     shards = sorted(Path(corpus).glob("real-*.jsonl.zst"))
     if not shards:
         sys.exit(f"no real-*.jsonl.zst shards in {corpus} (run benches/real-corpus.sh)")
@@ -73,6 +79,9 @@ def read_corpus(corpus):
             source = doc["id"].split("/", 1)[0]
             split = pool_of(doc["id"])
             if source in POSITIVE or source in HARD_NEGATIVE:
+                kind = "natural-pos" if source in POSITIVE else "natural-neg"
+                if len(doc["text"].strip()) >= PASSAGE_MIN:
+                    pools[(kind, split)].append((doc["id"], doc["text"]))
                 passage = cut_passage(doc["text"])
                 if passage:
                     kind = "pos" if source in POSITIVE else "neg"
@@ -116,6 +125,17 @@ def make_split(rng, pools, split, count, positive_share):
     return rows
 
 
+def natural_split(rng, pools, split, count, positive_share):
+    positives = round(count * positive_share)
+    rows = [
+        {"id": doc_id, "text": text, "label": label}
+        for kind, label, n in (("pos", "python", positives), ("neg", "other", count - positives))
+        for doc_id, text in rng.sample(pools[("natural-" + kind, split)], n)
+    ]
+    rng.shuffle(rows)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("corpus")
@@ -124,6 +144,7 @@ def main():
     ap.add_argument("--test", type=int, default=400)
     ap.add_argument("--positive-share", type=float, default=0.4)
     ap.add_argument("--seed", type=int, default=16)
+    ap.add_argument("--task", choices=("passage", "natural"), default="passage")
     args = ap.parse_args()
     pools = read_corpus(args.corpus)
     for key in sorted(pools):
@@ -133,7 +154,8 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for split, count in (("train", args.train), ("test", args.test)):
-        rows = make_split(rng, pools, split, count, args.positive_share)
+        make = make_split if args.task == "passage" else natural_split
+        rows = make(rng, pools, split, count, args.positive_share)
         with open(out / f"{split}.jsonl", "w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
