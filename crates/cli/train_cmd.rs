@@ -95,12 +95,25 @@ pub struct TrainArgs {
     /// Fraction of each class held out for validation (0 for none).
     #[arg(long, default_value_t = 0.1)]
     pub validation: f64,
-    /// Tokens (words for hashed-ngram) of each example used [default: 256 head, 512 hashed].
+    /// Tokens (words for hashed-ngram) per window, special tokens included, as the classifier
+    /// stage's max_tokens (lowered to the encoder's position limit) [default: head: the
+    /// encoder's max_seq_length (sentence_bert_config.json), else 512; hashed-ngram: 512].
     #[arg(long)]
     pub max_tokens: Option<usize>,
-    /// Bytes of each example kept before tokenizing.
+    /// Tokens shared by consecutive windows, as the stage's stride.
+    #[arg(long, default_value_t = 64)]
+    pub stride: usize,
+    /// Bytes of each example kept before tokenizing, as the stage's max_bytes.
     #[arg(long, default_value_t = 100_000)]
     pub max_bytes: usize,
+    /// How window scores make the document's, as the stage's aggregate: max (the positive class's
+    /// most positive window), mean, first [default: max for two classes, mean for more].
+    #[arg(long, value_parser = ["max", "mean", "first"])]
+    pub aggregate: Option<String>,
+    /// Write each validation example's probabilities here (JSONL: its 0-based index in the
+    /// data, label, probability per class and, for two classes, the stage's score).
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
     /// Replace the output directory if it exists.
     #[arg(long)]
     pub force: bool,
@@ -248,9 +261,14 @@ pub fn train_command(args: TrainArgs) -> Result<u8> {
     if let Some(epochs) = args.epochs {
         options.epochs = epochs;
     }
-    if let Some(max_tokens) = args.max_tokens {
-        options.max_tokens = max_tokens;
-    }
+    options.max_tokens = args.max_tokens;
+    options.stride = args.stride;
+    options.aggregate = args
+        .aggregate
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .context("--aggregate")?;
     options.learning_rate = args.lr;
     options.weight_decay = args.weight_decay;
     options.batch_size = args.batch_size;
@@ -309,12 +327,46 @@ pub fn train_command(args: TrainArgs) -> Result<u8> {
         Err(e @ TrainError::Options(_)) => return usage_error(e),
         Err(e) => return Err(e.into()),
     };
+    if let (Some(path), Some(v)) = (&args.predictions, &report.validation) {
+        write_predictions(path, &examples, &report, &v.predictions)?;
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         print!("{}", summary(&report, started.elapsed().as_secs_f64()));
     }
     Ok(EXIT_OK)
+}
+
+/// The `--predictions` file: one line per validation example.
+fn write_predictions(
+    path: &std::path::Path,
+    examples: &[sluice_classifier::train::Example],
+    report: &TrainReport,
+    predictions: &[(usize, Vec<f32>)],
+) -> Result<()> {
+    use std::io::Write;
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot write --predictions {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for (index, probabilities) in predictions {
+        let mut line = serde_json::json!({
+            "example": index,
+            "label": examples[*index].label,
+            "probabilities": report
+                .classes
+                .iter()
+                .zip(probabilities)
+                .map(|(c, &p)| (c.clone(), serde_json::Value::from(p)))
+                .collect::<serde_json::Map<_, _>>(),
+        });
+        if report.classes.len() == 2 {
+            line["score"] = probabilities[1].into();
+        }
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+        .with_context(|| format!("cannot write --predictions {}", path.display()))
 }
 
 /// Prints the one-line error and exits 2: bad input or options, nothing was written.
@@ -408,6 +460,16 @@ fn summary(report: &TrainReport, seconds: f64) -> String {
     } else {
         "needs `label` set to one of its classes".into()
     };
+    let sc = &report.scoring;
+    let _ = writeln!(
+        s,
+        "trained on windows of {} tokens (stride {}) of the first {} bytes, aggregate {:?}: the \
+         stage scores so unless its config sets max_tokens, stride, max_bytes or aggregate",
+        sc.max_tokens,
+        sc.stride,
+        sc.max_bytes,
+        sc.aggregate.name()
+    );
     let _ = writeln!(
         s,
         "wrote {}: a classifier stage with model = {:?} {score_label}",

@@ -382,3 +382,213 @@ fn bad_training_and_eval_input_fails_with_one_clear_line() {
         stderr(&out)
     );
 }
+
+/// Labeled documents longer than one window: six fixture texts each, a "hazard" document holding
+/// exactly one hazardous text among benign ones (anywhere), a "benign" one none.
+fn long_documents(path: &Path) {
+    let examples: Vec<Value> = std::fs::read_to_string(repo().join(TRAIN))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let text = |label: &str| -> Vec<String> {
+        examples
+            .iter()
+            .filter(|e| e["label"] == label)
+            .map(|e| e["text"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (hazard, benign) = (text("hazard"), text("benign"));
+    let mut out = String::new();
+    for d in 0..80 {
+        let positive = d % 5 < 2;
+        let mut parts: Vec<&str> = (0..6)
+            .map(|k| benign[(d * 7 + k * 13) % benign.len()].as_str())
+            .collect();
+        if positive {
+            parts[(d * 3) % 6] = &hazard[d % hazard.len()];
+        }
+        let label = if positive { "hazard" } else { "benign" };
+        out.push_str(
+            &serde_json::json!({"id": format!("d{d}"), "text": parts.join(" "), "label": label})
+                .to_string(),
+        );
+        out.push('\n');
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// The classifier stage's score of every document of `data` in a real `sluice run` (mode =
+/// "all", every document audited), by id, with its window count.
+fn stage_scores(
+    dir: &Path,
+    model: &Path,
+    data: &Path,
+    extra: &str,
+) -> std::collections::HashMap<String, (f64, usize)> {
+    let config = dir.join("score.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[input]\nid_field = \"id\"\n[output]\naudit = \"matched\"\n\n[[stages]]\ntype = \"classifier\"\n\
+             id = \"m\"\nmodel = {:?}\nmode = \"all\"\ndrop_threshold = 1.0\nreview_threshold = 0.0\n{extra}\n",
+            path(model)
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    super::run_ok(&config, &[data], &out, &["--force"]);
+    super::json_lines(&out.join("audit").join(data.file_name().unwrap()))
+        .into_iter()
+        .map(|record| {
+            let stage = &record["stages"][0];
+            let id = record["id"].as_str().unwrap().to_string();
+            (
+                id,
+                (
+                    stage["score"].as_f64().unwrap(),
+                    stage["windows"].as_array().unwrap().len(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Train as you serve: for both kinds and every aggregation, the probability training reports
+/// for each validation example (`--predictions`) is the score the classifier stage gives that
+/// document in a `sluice run` of a config that sets no windowing (so the model's recorded
+/// scoring applies), within 1e-5, on documents of several windows. A config that overrides the
+/// aggregation scores otherwise, and `sluice check` says so.
+#[test]
+fn training_probabilities_are_the_stage_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("long.jsonl");
+    long_documents(&data);
+    // The head's window comes from the encoder's sentence_bert_config.json (no --max-tokens).
+    let encoder = tmp.path().join("encoder");
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "modules.json",
+        "1_Pooling/config.json",
+    ] {
+        let to = encoder.join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(repo().join("fixtures/models/st-mean").join(file), to).unwrap();
+    }
+    std::fs::write(
+        encoder.join("sentence_bert_config.json"),
+        r#"{"max_seq_length": 32}"#,
+    )
+    .unwrap();
+    let kinds: [(&str, &[&str]); 2] = [
+        (
+            "hashed-ngram",
+            &[
+                "--buckets",
+                "4096",
+                "--dim",
+                "16",
+                "--max-tokens",
+                "24",
+                "--stride",
+                "4",
+            ],
+        ),
+        (
+            "head",
+            &[
+                "--encoder",
+                path(&encoder),
+                "--no-cache",
+                "--stride",
+                "8",
+                "--lr",
+                "0.05",
+            ],
+        ),
+    ];
+    for (kind, kind_args) in kinds {
+        for aggregate in ["max", "mean", "first"] {
+            let what = format!("{kind} {aggregate}");
+            let model = tmp.path().join(format!("{kind}-{aggregate}"));
+            let predictions = tmp.path().join(format!("{kind}-{aggregate}.jsonl"));
+            let mut args = vec![
+                "train",
+                "--kind",
+                kind,
+                "--data",
+                path(&data),
+                "--output",
+                path(&model),
+                "--positive",
+                "hazard",
+                "--validation",
+                "0.5",
+                "--epochs",
+                "4",
+                "--aggregate",
+                aggregate,
+                "--predictions",
+                path(&predictions),
+                "--quiet",
+            ];
+            args.extend_from_slice(kind_args);
+            let out = sluice(&args);
+            assert!(out.status.success(), "{what}: {}", stderr(&out));
+            let scoring_file = if kind == "head" {
+                "head.json"
+            } else {
+                "config.json"
+            };
+            let scoring = &read_json(&model.join(scoring_file))["scoring"];
+            assert_eq!(scoring["aggregate"], aggregate, "{what}: {scoring}");
+            let window = if kind == "head" { 32 } else { 24 };
+            assert_eq!(scoring["max_tokens"], window, "{what}: {scoring}");
+            let scores = stage_scores(tmp.path(), &model, &data, "");
+            let predicted = super::json_lines(&predictions);
+            assert_eq!(predicted.len(), 40, "{what}");
+            let mut several = 0;
+            for p in &predicted {
+                let id = format!("d{}", p["example"]);
+                let (score, windows) = scores[&id];
+                let trained = p["score"].as_f64().unwrap();
+                assert!(
+                    (score - trained).abs() < 1e-5,
+                    "{what} {id}: the stage scores {score}, training reported {trained}"
+                );
+                several += usize::from(windows > 1);
+            }
+            // Every document is several windows long (the stage scores only the first with
+            // aggregate = "first").
+            if aggregate != "first" {
+                assert_eq!(several, 40, "{what}");
+            }
+            if (kind, aggregate) == ("hashed-ngram", "max") {
+                // Overriding the trained aggregation changes the scores, with a warning.
+                let first = stage_scores(tmp.path(), &model, &data, "aggregate = \"first\"");
+                let moved = predicted
+                    .iter()
+                    .filter(|p| {
+                        let id = format!("d{}", p["example"]);
+                        (first[&id].0 - p["score"].as_f64().unwrap()).abs() > 1e-3
+                    })
+                    .count();
+                assert!(moved > 0, "aggregate = \"first\" gave the trained scores");
+                let check = sluice(&["check", "-c", path(&tmp.path().join("score.toml"))]);
+                assert!(check.status.success(), "{}", stderr(&check));
+                let said = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&check.stdout),
+                    stderr(&check)
+                );
+                assert!(
+                    said.contains("scores otherwise than the model was trained (aggregate = \"first\" (trained with \"max\"))"),
+                    "{said}"
+                );
+            }
+        }
+    }
+}

@@ -95,7 +95,10 @@
 //!
 //! [`train`] writes the two formats this crate can train: a head (linear or one hidden layer) on
 //! a frozen sentence-transformers encoder, and the hashed-ngram model, both with candle's AdamW on
-//! the CPU, deterministic for a seed. [`metrics`] holds the precision/recall/F1 and ROC AUC code
+//! the CPU, deterministic for a seed. Both learn from every window of each example, windowed and
+//! aggregated as scoring will window and aggregate it, and record that in the model directory
+//! ([`Scoring`], read back by [`trained_scoring`]) so that a pipeline scores as trained.
+//! [`metrics`] holds the precision/recall/F1 and ROC AUC code
 //! that training's validation and `sluice eval` share.
 //!
 //! ## Testing
@@ -151,7 +154,8 @@ pub enum LabelSelector {
 }
 
 /// How a document's window scores combine into its score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Aggregate {
     /// The highest window score: a document is as bad as its worst part.
     #[default]
@@ -168,6 +172,17 @@ impl Aggregate {
             Aggregate::Max => scores.iter().copied().fold(f32::NEG_INFINITY, f32::max),
             Aggregate::Mean => scores.iter().sum::<f32>() / scores.len().max(1) as f32,
             Aggregate::First => scores.first().copied().unwrap_or(f32::NAN),
+        }
+    }
+}
+
+impl Aggregate {
+    /// The name in configs and model files: `max`, `mean`, `first`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Aggregate::Max => "max",
+            Aggregate::Mean => "mean",
+            Aggregate::First => "first",
         }
     }
 }
@@ -226,6 +241,52 @@ impl ClassifierOptions {
     }
 }
 
+/// How a model's documents are windowed and their window scores combined: what `sluice train`
+/// trained the model on, recorded in the model directory (the `scoring` object of `head.json`
+/// for a head, of `config.json` for hashed-ngram) so that the classifier stage scores the way the
+/// model learned. See [`trained_scoring`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scoring {
+    /// Tokens per window, special tokens included (words for hashed-ngram).
+    pub max_tokens: usize,
+    /// Tokens shared by consecutive windows.
+    pub stride: usize,
+    /// Bytes of each document kept before tokenizing.
+    pub max_bytes: usize,
+    /// How window scores become the document's score.
+    pub aggregate: Aggregate,
+}
+
+/// The key of [`Scoring`] in `head.json` / `config.json`.
+pub const SCORING_KEY: &str = "scoring";
+
+/// The [`Scoring`] a model directory records, or `None` for a model that records none (any model
+/// not trained by `sluice train`, or trained before it recorded one). A head's `head.json` is
+/// read when present, else `config.json`; a `scoring` object that does not parse is an error
+/// naming the file.
+pub fn trained_scoring(model_dir: &std::path::Path) -> Result<Option<Scoring>> {
+    let head = model_dir.join(backend::sentence::HEAD_CONFIG);
+    let path = if head.is_file() {
+        head
+    } else {
+        model_dir.join("config.json")
+    };
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let json: serde_json::Value = config::read_json(&path)?;
+    match json.get(SCORING_KEY) {
+        None => Ok(None),
+        Some(value) => serde_json::from_value(value.clone())
+            .map(Some)
+            .map_err(|e| ClassifierError::Config {
+                path,
+                message: format!("`{SCORING_KEY}`: {e}"),
+            }),
+    }
+}
+
 /// The score of one document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentScore {
@@ -271,6 +332,7 @@ pub struct Classifier {
     architecture: Architecture,
     device: Device,
     max_tokens: usize,
+    stride: usize,
     options: ClassifierOptions,
     model_hash: String,
 }
@@ -419,6 +481,7 @@ impl Classifier {
             architecture,
             device,
             max_tokens,
+            stride,
             options,
             model_hash,
         })
@@ -560,6 +623,40 @@ impl Classifier {
                 .embed(batch)
                 .unwrap_or(Err(ClassifierError::NoEmbeddings(self.info.name)))
         })
+    }
+
+    /// Sentence embeddings of every window of each document (sentence-transformers encoders
+    /// only), windowed exactly as [`Classifier::score`] windows it (byte budget, `max_tokens`,
+    /// `stride`): what a head scores window by window. With [`Aggregate::First`] only the first
+    /// window of each, as scoring then sees.
+    pub fn embed_windows(&self, texts: &[&str]) -> Result<Vec<Vec<Vec<f32>>>> {
+        let mut encoded = self.encode(texts)?;
+        if self.options.aggregate == Aggregate::First {
+            for e in &mut encoded {
+                e.windows.truncate(1);
+            }
+        }
+        let windows: Vec<&[u32]> = encoded
+            .iter()
+            .flat_map(|e| e.windows.iter().map(Vec::as_slice))
+            .collect();
+        let mut rows = self
+            .run_batched(&windows, |batch| {
+                self.backend
+                    .embed(batch)
+                    .unwrap_or(Err(ClassifierError::NoEmbeddings(self.info.name)))
+            })?
+            .into_iter();
+        Ok(encoded
+            .iter()
+            .map(|e| rows.by_ref().take(e.windows.len()).collect())
+            .collect())
+    }
+
+    /// The stride in use (the option, capped at half the window when `max_tokens` was lowered
+    /// to the model's limit).
+    pub fn stride(&self) -> usize {
+        self.stride
     }
 
     /// The token windows the model would see for each document (ids, special tokens included),
@@ -707,6 +804,36 @@ mod tests {
         assert_eq!(Aggregate::First.apply(&s), 0.2);
         assert_eq!("mean".parse::<Aggregate>().unwrap(), Aggregate::Mean);
         assert!("median".parse::<Aggregate>().is_err());
+    }
+
+    #[test]
+    fn trained_scoring_is_read_from_head_json_else_config_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(trained_scoring(d).unwrap(), None);
+        std::fs::write(d.join("config.json"), r#"{"model_type": "hashed-ngram"}"#).unwrap();
+        assert_eq!(trained_scoring(d).unwrap(), None);
+        let scoring = Scoring {
+            max_tokens: 128,
+            stride: 16,
+            max_bytes: 5000,
+            aggregate: Aggregate::Mean,
+        };
+        let json = serde_json::json!({ SCORING_KEY: scoring });
+        std::fs::write(d.join("config.json"), json.to_string()).unwrap();
+        assert_eq!(trained_scoring(d).unwrap(), Some(scoring));
+        // A head's head.json wins over the encoder's config.json.
+        std::fs::write(
+            d.join("head.json"),
+            r#"{"scoring": {"max_tokens": 64, "stride": 8, "max_bytes": 10, "aggregate": "median"}}"#,
+        )
+        .unwrap();
+        let err = trained_scoring(d).unwrap_err();
+        assert!(
+            matches!(&err, ClassifierError::Config { path, .. } if path.ends_with("head.json")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("median"), "{err}");
     }
 
     #[test]

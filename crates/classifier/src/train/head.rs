@@ -1,10 +1,13 @@
 //! Training a head on a frozen sentence-transformers encoder.
 //!
-//! The encoder embeds every example once (its first `max_tokens` tokens, pooled and normalized as
-//! the encoder's modules say: exactly what [`crate::Classifier::embed`] returns); the embeddings
-//! are cached under `cache_dir/<encoder hash>-<texts hash>.safetensors`, so a second run with
-//! other head settings skips the encoder. The head (linear, or one hidden ReLU layer) then trains
-//! on the cached matrix in milliseconds per epoch.
+//! The encoder embeds every window of every example once, windowed as the stage windows it
+//! (`max_bytes`, `max_tokens`, `stride`; the first window only for `aggregate = first`), pooled
+//! and normalized as the encoder's modules say: exactly what [`crate::Classifier::embed_windows`]
+//! returns. The embeddings are cached under `cache_dir/<encoder hash>-<texts and windowing
+//! hash>.safetensors` (the window rows, and each example's window count), so a second run with
+//! other head settings skips the encoder. The head (linear, or one hidden ReLU layer) then scores
+//! each window and trains through the stage's aggregation ([`super::aggregate_logits`]), in
+//! milliseconds per epoch.
 //!
 //! The model directory written is the encoder's directory (its config, weights, tokenizer and
 //! module folders, copied) plus `head.safetensors` and `head.json`, the format
@@ -21,14 +24,17 @@ use super::{fit, hex, io_err, label_config, save_tensors, uniform_var, write_jso
 use super::{Job, Outcome, TrainError, TrainKind, Trainable};
 use crate::backend::sentence::{HEAD_CONFIG, HEAD_WEIGHTS};
 use crate::rng::SplitMix64;
-use crate::{Architecture, Classifier, ClassifierOptions};
+use crate::{Architecture, Classifier, ClassifierOptions, Scoring};
 
 /// Examples embedded per call, between progress reports.
 const EMBED_CHUNK: usize = 64;
 
 struct HeadTrainer {
-    /// `(examples, hidden)` sentence embeddings.
+    /// `(windows, hidden)` sentence embeddings of every example's windows, in example order.
     embeddings: Tensor,
+    /// Index of each example's first window in `embeddings`, and one past the last.
+    offsets: Vec<usize>,
+    aggregate: crate::Aggregate,
     hidden: Option<(Var, Var)>,
     weight: Var,
     bias: Var,
@@ -46,19 +52,26 @@ impl HeadTrainer {
 
 impl Trainable for HeadTrainer {
     fn logits(&self, examples: &[usize]) -> candle_core::Result<Tensor> {
-        let index: Vec<u32> = examples.iter().map(|&i| i as u32).collect();
-        let index = Tensor::from_vec(index, examples.len(), &Device::Cpu)?;
+        let mut index: Vec<u32> = Vec::new();
+        let mut counts = Vec::with_capacity(examples.len());
+        for &i in examples {
+            let (start, end) = (self.offsets[i], self.offsets[i + 1]);
+            index.extend((start..end).map(|w| w as u32));
+            counts.push(end - start);
+        }
+        let index = Tensor::from_vec(index, counts.iter().sum::<usize>(), &Device::Cpu)?;
         let mut x = self.embeddings.index_select(&index, 0)?;
         if let Some((w, b)) = &self.hidden {
             x = Linear::new(w.as_tensor().clone(), Some(b.as_tensor().clone()))
                 .forward(&x)?
                 .relu()?;
         }
-        Linear::new(
+        let windows = Linear::new(
             self.weight.as_tensor().clone(),
             Some(self.bias.as_tensor().clone()),
         )
-        .forward(&x)
+        .forward(&x)?;
+        super::aggregate_logits(&windows, &counts, self.aggregate)
     }
 }
 
@@ -77,12 +90,31 @@ pub(crate) fn train(
         unreachable!("called for heads only")
     };
     let files = encoder_files(encoder)?;
+    let max_tokens = match job.options.max_tokens {
+        Some(m) => m,
+        None => encoder_max_seq_length(encoder)?.unwrap_or(super::DEFAULT_WINDOW),
+    };
+    if job.options.stride >= max_tokens {
+        return Err(TrainError::Options(format!(
+            "--stride {} must be less than the window of {max_tokens} tokens",
+            job.options.stride
+        )));
+    }
     let classifier = Classifier::load(ClassifierOptions {
         device: *device,
-        max_tokens: job.options.max_tokens,
+        max_tokens,
+        stride: job.options.stride,
         max_bytes: job.options.max_bytes,
+        aggregate: job.aggregate,
         ..ClassifierOptions::new(encoder)
     })?;
+    // What the stage will use: the window as lowered to the encoder's position limit.
+    let scoring = Scoring {
+        max_tokens: classifier.max_tokens(),
+        stride: classifier.stride(),
+        max_bytes: job.options.max_bytes,
+        aggregate: job.aggregate,
+    };
     if classifier.architecture() != Architecture::SentenceTransformer {
         return Err(TrainError::Options(format!(
             "--encoder {} is a {} model, not a sentence-transformers encoder (modules.json)",
@@ -90,7 +122,7 @@ pub(crate) fn train(
             classifier.architecture().name()
         )));
     }
-    let (embeddings, cached) = embeddings(job, &classifier, encoder, &files, cache_dir)?;
+    let (embeddings, offsets, cached) = embeddings(job, &classifier, encoder, &files, cache_dir)?;
     let (_, width) = embeddings.dims2()?;
     let classes = job.classes.len();
     let hidden_vars = match hidden {
@@ -107,6 +139,8 @@ pub(crate) fn train(
     let bound = 1.0 / (into_out as f32).sqrt();
     let trainer = HeadTrainer {
         embeddings,
+        offsets,
+        aggregate: job.aggregate,
         hidden: hidden_vars,
         weight: uniform_var(rng, &[classes, into_out], bound)?,
         bias: uniform_var(rng, &[classes], bound)?,
@@ -124,13 +158,37 @@ pub(crate) fn train(
         tensors.push(("hidden.bias", b.as_tensor().clone()));
         head.insert("head_activation".into(), "relu".into());
     }
+    head.insert(
+        crate::SCORING_KEY.into(),
+        serde_json::to_value(scoring).expect("scoring serializes"),
+    );
     save_tensors(&dir.join(HEAD_WEIGHTS), tensors)?;
     write_json(&dir.join(HEAD_CONFIG), &head)?;
     Ok(Outcome {
         epoch_losses,
         validation,
         embeddings_cached: Some(cached),
+        scoring,
     })
+}
+
+#[derive(Deserialize)]
+struct SentenceBertConfig {
+    #[serde(default)]
+    max_seq_length: Option<usize>,
+}
+
+/// The `max_seq_length` of the encoder's `sentence_bert_config.json`, the length
+/// sentence-transformers truncates to (and the encoder was trained at), if it has one.
+fn encoder_max_seq_length(encoder: &Path) -> Result<Option<usize>, TrainError> {
+    let path = encoder.join("sentence_bert_config.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+    let config: SentenceBertConfig = serde_json::from_slice(&bytes)
+        .map_err(|e| TrainError::Options(format!("{}: {e}", path.display())))?;
+    Ok(config.max_seq_length.filter(|&m| m > 0))
 }
 
 #[derive(Deserialize)]
@@ -225,21 +283,25 @@ fn hash_encoder(encoder: &Path, files: &[PathBuf]) -> Result<String, TrainError>
     Ok(hex(&hasher.finalize()))
 }
 
-/// The `(examples, hidden)` embedding matrix, from the cache or the encoder; `true` when cached.
+/// The `(windows, hidden)` embedding matrix of every example's windows and each example's first
+/// row (plus one past the end), from the cache or the encoder; `true` when cached.
 fn embeddings(
     job: &Job<'_>,
     classifier: &Classifier,
     encoder: &Path,
     files: &[PathBuf],
     cache_dir: &Option<PathBuf>,
-) -> Result<(Tensor, bool), TrainError> {
+) -> Result<(Tensor, Vec<usize>, bool), TrainError> {
     let n = job.examples.len();
+    let first_only = job.aggregate == crate::Aggregate::First;
     let cache_path = match cache_dir {
         Some(dir) => {
             let mut texts = Sha256::new();
+            // Everything that decides the windows is in the key.
             texts.update(format!(
-                "max_tokens={} max_bytes={}\n",
+                "windows max_tokens={} stride={} max_bytes={} first_only={first_only}\n",
                 classifier.max_tokens(),
+                classifier.stride(),
                 job.options.max_bytes
             ));
             for e in job.examples {
@@ -256,46 +318,70 @@ fn embeddings(
         None => None,
     };
     if let Some(path) = cache_path.as_ref().filter(|p| p.is_file()) {
-        // A cache entry that does not read back as an (n, _) matrix is recomputed.
+        // A cache entry that does not read back as consistent windows is recomputed.
         if let Ok(mut tensors) = candle_core::safetensors::load(path, &Device::Cpu) {
-            if let Some(t) = tensors.remove("embeddings") {
-                if t.dims().len() == 2 && t.dims()[0] == n {
+            if let (Some(t), Some(counts)) =
+                (tensors.remove("embeddings"), tensors.remove("windows"))
+            {
+                let counts: Vec<u32> = counts.to_vec1().unwrap_or_default();
+                let offsets = offsets_of(counts.iter().map(|&c| c as usize));
+                if t.dims().len() == 2 && counts.len() == n && offsets[n] == t.dims()[0] {
                     job.progress
                         .message(&format!("embeddings: cached in {}", path.display()));
-                    return Ok((t.to_dtype(DType::F32)?, true));
+                    return Ok((t.to_dtype(DType::F32)?, offsets, true));
                 }
             }
         }
     }
     job.progress.message(&format!(
-        "embedding {n} examples with {} (first {} tokens each)",
+        "embedding {n} examples with {} ({} windows of {} tokens, stride {}, as the stage scores them)",
         encoder.display(),
-        classifier.max_tokens()
+        if first_only { "first" } else { "all" },
+        classifier.max_tokens(),
+        classifier.stride()
     ));
     let mut rows: Vec<f32> = Vec::new();
+    let mut counts: Vec<u32> = Vec::with_capacity(n);
     let mut width = 0;
     let mut done = 0;
     job.progress.embedding(0, n);
     for chunk in job.examples.chunks(EMBED_CHUNK) {
         let texts: Vec<&str> = chunk.iter().map(|e| e.text.as_str()).collect();
-        for row in classifier.embed(&texts)? {
-            width = row.len();
-            rows.extend(row);
+        for windows in classifier.embed_windows(&texts)? {
+            counts.push(windows.len() as u32);
+            for row in windows {
+                width = row.len();
+                rows.extend(row);
+            }
         }
         done += chunk.len();
         job.progress.embedding(done, n);
     }
-    let matrix = Tensor::from_vec(rows, (n, width), &Device::Cpu)?;
+    let offsets = offsets_of(counts.iter().map(|&c| c as usize));
+    let matrix = Tensor::from_vec(rows, (offsets[n], width), &Device::Cpu)?;
     if let Some(path) = cache_path {
         let dir = path.parent().expect("cache file has a directory");
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let partial = path.with_extension("partial");
-        save_tensors(&partial, vec![("embeddings", matrix.clone())])?;
+        let windows = Tensor::from_vec(counts, n, &Device::Cpu)?;
+        save_tensors(
+            &partial,
+            vec![("embeddings", matrix.clone()), ("windows", windows)],
+        )?;
         std::fs::rename(&partial, &path).map_err(io_err(&path))?;
         job.progress
             .message(&format!("embeddings: cached in {}", path.display()));
     }
-    Ok((matrix, false))
+    Ok((matrix, offsets, false))
+}
+
+/// Running sums of `counts`, from 0: each example's first window, then the total.
+fn offsets_of(counts: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut offsets = vec![0];
+    for c in counts {
+        offsets.push(offsets.last().expect("starts with 0") + c);
+    }
+    offsets
 }
 
 #[cfg(test)]

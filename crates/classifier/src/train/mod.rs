@@ -17,6 +17,16 @@
 //! bytes. (Embeddings computed on a GPU may differ in the last bits from CPU ones; the head
 //! trained on them is then deterministic per device.)
 //!
+//! **Train as you serve.** Both kinds learn from every example exactly as the `classifier` stage
+//! will score it: the text cut to `max_bytes`, split into windows of `max_tokens` tokens (words
+//! for hashed-ngram) overlapping by `stride`, each window scored, and the window scores combined
+//! by the same [`Aggregate`]: `max` trains the positive class's largest window probability
+//! (multiple-instance learning: a document is positive when any part is), `mean` the mean of the
+//! windows' probability vectors, `first` the first window alone. The probability training reports
+//! for an example is the score the stage gives that document. The model directory records these
+//! settings ([`Scoring`], `scoring` in `head.json` / `config.json`), and the stage uses them
+//! unless its config overrides them.
+//!
 //! Each directory also gets `training.json`: the options, the data's SHA-256, the classes and the
 //! validation metrics, so that a model can be traced to what made it.
 
@@ -33,8 +43,12 @@ use sha2::{Digest, Sha256};
 
 use crate::metrics::{multi_class, BinaryMetrics, Confusion, MultiClassMetrics};
 use crate::rng::SplitMix64;
-use crate::{ClassifierError, DeviceSpec};
+use crate::{Aggregate, ClassifierError, DeviceSpec, Scoring};
 pub use data::Example;
+
+/// The window (tokens, or words for hashed-ngram) when neither `--max-tokens` nor the encoder
+/// gives one: the classifier stage's default `max_tokens`.
+pub const DEFAULT_WINDOW: usize = 512;
 
 /// Most hash buckets of a hashed-ngram model (2^24: a larger table would mostly hold rows no
 /// training example touched).
@@ -130,9 +144,16 @@ pub struct TrainOptions {
     pub batch_size: usize,
     /// Fraction of each class held out for validation (0 for none).
     pub validation: f64,
-    /// Tokens (words for hashed-ngram) of each example used: its first window, as the stage's
-    /// `max_tokens`.
-    pub max_tokens: usize,
+    /// Tokens (words for hashed-ngram) per window, as the stage's `max_tokens`, lowered to the
+    /// encoder's position limit. `None`: for a head the encoder's own `max_seq_length`
+    /// (`sentence_bert_config.json`, what sentence-transformers truncates to: 256 for
+    /// all-MiniLM-L6-v2), else 512, the stage's default; 512 words for hashed-ngram.
+    pub max_tokens: Option<usize>,
+    /// Tokens shared by consecutive windows, as the stage's `stride` (default 64).
+    pub stride: usize,
+    /// How window scores combine, as the stage's `aggregate`; `None`: `max` for two classes,
+    /// `mean` for more (`max` needs a positive class).
+    pub aggregate: Option<Aggregate>,
     /// Bytes of each example kept before tokenizing, as the stage's `max_bytes`.
     pub max_bytes: usize,
     /// Class order; `None`: derived from the data (see [`data`]).
@@ -145,9 +166,9 @@ impl TrainOptions {
     /// Defaults for `kind`: 10 epochs at 1e-2 for hashed-ngram (fastText's regime), 30 epochs at
     /// 1e-2 for a head (a few hundred parameters per class learn slowly from unit-norm inputs).
     pub fn new(kind: TrainKind, output: impl Into<PathBuf>) -> TrainOptions {
-        let (epochs, max_tokens) = match kind {
-            TrainKind::Head { .. } => (30, 256),
-            TrainKind::HashedNgram { .. } => (10, 512),
+        let epochs = match kind {
+            TrainKind::Head { .. } => 30,
+            TrainKind::HashedNgram { .. } => 10,
         };
         TrainOptions {
             kind,
@@ -159,7 +180,9 @@ impl TrainOptions {
             weight_decay: 0.0,
             batch_size: 32,
             validation: 0.1,
-            max_tokens,
+            max_tokens: None,
+            stride: 64,
+            aggregate: None,
             max_bytes: 100_000,
             labels: None,
             positive: None,
@@ -183,8 +206,11 @@ impl TrainOptions {
         if !(0.0..0.9).contains(&self.validation) {
             return bad("--validation must be in [0, 0.9)");
         }
-        if self.max_tokens == 0 || self.max_bytes == 0 {
+        if self.max_tokens == Some(0) || self.max_bytes == 0 {
             return bad("--max-tokens and --max-bytes must be at least 1");
+        }
+        if self.max_tokens.is_some_and(|m| self.stride >= m) {
+            return bad("--stride must be less than --max-tokens");
         }
         match &self.kind {
             TrainKind::HashedNgram {
@@ -253,6 +279,10 @@ pub struct Validation {
     /// at least 0.5.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub positive: Option<PositiveClass>,
+    /// Each held-out example's index in the data and its class probabilities, in class order:
+    /// for two classes, `[1]` is the score the classifier stage gives the document.
+    #[serde(skip)]
+    pub predictions: Vec<(usize, Vec<f32>)>,
 }
 
 /// The binary view of a two-class validation.
@@ -277,6 +307,8 @@ pub struct TrainReport {
     pub kind: &'static str,
     /// Class names by id.
     pub classes: Vec<String>,
+    /// The windowing and aggregation trained with, recorded in the model directory.
+    pub scoring: Scoring,
     /// Examples per class, in class order.
     pub class_counts: Vec<usize>,
     /// SHA-256 of the examples (text and label of each, in order).
@@ -305,6 +337,18 @@ pub fn train(
         options.labels.as_deref(),
         options.positive.as_deref(),
     )?;
+    let aggregate = match options.aggregate {
+        Some(Aggregate::Max) if classes.len() != 2 => {
+            return Err(TrainError::Options(format!(
+                "--aggregate max needs two classes (a document scores as its most positive \
+                 window); the data has {}: use --aggregate mean or first",
+                classes.len()
+            )))
+        }
+        Some(a) => a,
+        None if classes.len() == 2 => Aggregate::Max,
+        None => Aggregate::Mean,
+    };
     let targets = data::class_ids(examples, &classes);
     let (train_idx, val_idx) = data::split(&targets, options.validation, options.seed);
     let class_counts = (0..classes.len())
@@ -335,6 +379,7 @@ pub fn train(
             val_idx: &val_idx,
             classes: &classes,
             options,
+            aggregate,
             progress,
         };
         let outcome = match &options.kind {
@@ -345,6 +390,7 @@ pub fn train(
             model_dir: options.output.clone(),
             kind: options.kind.name(),
             classes: classes.clone(),
+            scoring: outcome.scoring,
             class_counts,
             data_sha256,
             train_examples: train_idx.len(),
@@ -453,8 +499,10 @@ fn write_training_json(
             "weight_decay": options.weight_decay,
             "batch_size": options.batch_size,
             "validation": options.validation,
-            "max_tokens": options.max_tokens,
+            "max_tokens": report.scoring.max_tokens,
+            "stride": report.scoring.stride,
             "max_bytes": options.max_bytes,
+            "aggregate": report.scoring.aggregate,
         },
         "report": report,
     });
@@ -500,6 +548,8 @@ pub(crate) struct Job<'a> {
     pub val_idx: &'a [usize],
     pub classes: &'a [String],
     pub options: &'a TrainOptions,
+    /// The aggregation trained with (the option, or its default for the class count).
+    pub aggregate: Aggregate,
     pub progress: &'a dyn TrainProgress,
 }
 
@@ -508,6 +558,45 @@ pub(crate) struct Outcome {
     pub epoch_losses: Vec<f32>,
     pub validation: Option<Validation>,
     pub embeddings_cached: Option<bool>,
+    /// The windowing and aggregation used (recorded in the model directory).
+    pub scoring: Scoring,
+}
+
+/// Document logits from window logits, such that the softmax of a document's row is its class
+/// probabilities as the classifier stage computes them from the windows' softmax: `windows` is
+/// `(total windows, classes)`, the windows of each document consecutive, `counts[i]` how many
+/// document `i` has (at least one).
+///
+/// - `first`: the first window's logits.
+/// - `max` (two classes): `[0, d]` with `d` the largest `logit1 - logit0` over the windows, so
+///   that the softmax's second entry is the largest window probability of class 1.
+/// - `mean`: `log` of the mean of the windows' softmax (a log-sum-exp, stable), whose softmax is
+///   that mean.
+pub(crate) fn aggregate_logits(
+    windows: &Tensor,
+    counts: &[usize],
+    aggregate: Aggregate,
+) -> candle_core::Result<Tensor> {
+    let mut rows = Vec::with_capacity(counts.len());
+    let mut start = 0;
+    for &n in counts {
+        let w = windows.narrow(0, start, n)?;
+        rows.push(match aggregate {
+            Aggregate::First => w.narrow(0, 0, 1)?,
+            Aggregate::Max => {
+                let d = (w.narrow(1, 1, 1)? - w.narrow(1, 0, 1)?)?.max_keepdim(0)?;
+                Tensor::cat(&[d.zeros_like()?, d], 1)?
+            }
+            Aggregate::Mean => {
+                let log_p = candle_nn::ops::log_softmax(&w, 1)?;
+                let top = log_p.max_keepdim(0)?.detach();
+                let sum = log_p.broadcast_sub(&top)?.exp()?.sum_keepdim(0)?.log()?;
+                ((sum + top)? - (n as f64).ln())?
+            }
+        });
+        start += n;
+    }
+    Tensor::cat(&rows, 0)
 }
 
 /// A model being fitted: its logits for a batch of example indices (validation, and the loss
@@ -676,6 +765,7 @@ fn validate(job: &Job<'_>, model: &dyn Trainable) -> Result<Option<Validation>, 
         loss: (loss_sum / job.val_idx.len() as f64) as f32,
         metrics: multi_class(job.classes, &truth, &predicted),
         positive,
+        predictions: job.val_idx.iter().copied().zip(probabilities).collect(),
     }))
 }
 
@@ -811,13 +901,14 @@ mod tests {
     fn heads_train_on_a_frozen_encoder_with_a_cache() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = tmp.path().join("cache");
-        for hidden in [None, Some(8)] {
-            let out = tmp.path().join(format!("head-{hidden:?}"));
+        // The third run (no cache) must write the first run's bytes.
+        for (run, hidden) in [None, Some(8), None].into_iter().enumerate() {
+            let out = tmp.path().join(format!("head-{run}"));
             let mut o = TrainOptions::new(
                 TrainKind::Head {
                     encoder: fixture("st-mean"),
                     hidden,
-                    cache_dir: Some(cache.clone()),
+                    cache_dir: (run < 2).then(|| cache.clone()),
                     device: DeviceSpec::Cpu,
                 },
                 &out,
@@ -828,7 +919,7 @@ mod tests {
             o.validation = 0.0;
             let report = train(&toy(), &o, &Silent).unwrap();
             // The second run reuses the first run's embeddings.
-            assert_eq!(report.embeddings_cached, Some(hidden.is_some()));
+            assert_eq!(report.embeddings_cached, Some(run == 1));
             assert!(report.validation.is_none());
             assert!(report.epoch_losses.last().unwrap() < &report.epoch_losses[0]);
             for f in ["modules.json", "1_Pooling/config.json", "tokenizer.json"] {
@@ -846,6 +937,14 @@ mod tests {
             assert!((0.0..=1.0).contains(&s[0].score));
         }
         assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+        // Same data, options and seed: same bytes, embedded windows and all.
+        for f in ["head.safetensors", "head.json", "training.json"] {
+            assert_eq!(
+                std::fs::read(tmp.path().join("head-0").join(f)).unwrap(),
+                std::fs::read(tmp.path().join("head-2").join(f)).unwrap(),
+                "{f}"
+            );
+        }
         // A model that is not a sentence-transformers encoder is refused.
         let mut o = TrainOptions::new(
             TrainKind::Head {

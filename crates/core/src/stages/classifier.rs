@@ -9,6 +9,12 @@
 //! earlier stage escalated the document (the classifier settles escalations). A model error gives
 //! the `on_error` outcome. The audit records every window's score and the aggregate with both
 //! thresholds, so a maintainer can re-threshold without recomputing.
+//!
+//! **Scoring as trained.** A model written by `sluice train` records the windowing and
+//! aggregation it learned with (`sluice_classifier::Scoring`); `max_tokens`, `stride`,
+//! `max_bytes` and `aggregate` left out of the config take those values (else 512, 64, 100,000,
+//! max). A config that sets one to something else is obeyed, with a warning at start-up and in
+//! `sluice check`: scores then no longer mean what validation measured.
 
 use std::path::{Path, PathBuf};
 
@@ -81,34 +87,27 @@ pub struct ClassifierConfig {
     pub review_threshold: f64,
     #[serde(default)]
     pub on_error: OnError,
-    /// Tokens per window, special tokens included.
-    #[serde(default = "default_max_tokens")]
-    pub max_tokens: usize,
-    /// Tokens shared by consecutive windows.
-    #[serde(default = "default_stride")]
-    pub stride: usize,
-    /// Bytes of text kept before tokenizing, so cost stays bounded on huge documents.
-    #[serde(default = "default_max_bytes")]
-    pub max_bytes: usize,
+    /// Tokens per window, special tokens included; unset: as the model was trained, else 512.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<usize>,
+    /// Tokens shared by consecutive windows; unset: as trained, else 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<usize>,
+    /// Bytes of text kept before tokenizing, so cost stays bounded on huge documents; unset: as
+    /// trained, else 100,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<usize>,
     /// Windows per forward pass.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    #[serde(default)]
-    pub aggregate: AggregateConfig,
+    /// Unset: as trained, else max.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<AggregateConfig>,
     /// `cpu`, `cuda`, `cuda:N`, `metal`; `--device` overrides.
     #[serde(default = "default_device")]
     pub device: String,
 }
 
-fn default_max_tokens() -> usize {
-    512
-}
-fn default_stride() -> usize {
-    64
-}
-fn default_max_bytes() -> usize {
-    100_000
-}
 fn default_batch_size() -> usize {
     32
 }
@@ -137,6 +136,18 @@ pub struct ClassifierStage {
     id: String,
     classifier: Classifier,
     config: ClassifierConfig,
+    /// Where the config overrides what the model was trained with (see the module docs).
+    mismatches: Vec<String>,
+}
+
+impl From<AggregateConfig> for Aggregate {
+    fn from(a: AggregateConfig) -> Aggregate {
+        match a {
+            AggregateConfig::Max => Aggregate::Max,
+            AggregateConfig::Mean => Aggregate::Mean,
+            AggregateConfig::First => Aggregate::First,
+        }
+    }
 }
 
 impl ClassifierConfig {
@@ -187,6 +198,51 @@ impl StageKind for ClassifierConfig {
             .device
             .parse()
             .map_err(|e| ctx.invalid("device", format!("{e}")))?;
+        let trained = sluice_classifier::trained_scoring(&dir)
+            .map_err(|e| ctx.invalid("model", e.to_string()))?;
+        let defaults = ClassifierOptions::new(&dir);
+        let mut mismatches = Vec::new();
+        // The config's value, else the trained one, else the default; a config value that
+        // differs from the trained one is noted.
+        let mut pick = |key: &str, set: Option<usize>, trained: Option<usize>, default: usize| {
+            if let (Some(set), Some(trained)) = (set, trained) {
+                if set != trained {
+                    mismatches.push(format!("{key} = {set} (trained with {trained})"));
+                }
+            }
+            set.or(trained).unwrap_or(default)
+        };
+        let max_tokens = pick(
+            "max_tokens",
+            self.max_tokens,
+            trained.map(|t| t.max_tokens),
+            defaults.max_tokens,
+        );
+        let stride = pick(
+            "stride",
+            self.stride,
+            trained.map(|t| t.stride),
+            defaults.stride,
+        );
+        let max_bytes = pick(
+            "max_bytes",
+            self.max_bytes,
+            trained.map(|t| t.max_bytes),
+            defaults.max_bytes,
+        );
+        let aggregate = match (self.aggregate.map(Aggregate::from), trained) {
+            (Some(set), Some(t)) if set != t.aggregate => {
+                mismatches.push(format!(
+                    "aggregate = \"{}\" (trained with \"{}\")",
+                    set.name(),
+                    t.aggregate.name()
+                ));
+                set
+            }
+            (Some(set), _) => set,
+            (None, Some(t)) => t.aggregate,
+            (None, None) => defaults.aggregate,
+        };
         let options = ClassifierOptions {
             model_dir: dir,
             device,
@@ -195,15 +251,11 @@ impl StageKind for ClassifierConfig {
                 Some(LabelConfig::Index(i)) => LabelSelector::Index(*i),
                 Some(LabelConfig::Name(n)) => LabelSelector::Name(n.clone()),
             },
-            max_tokens: self.max_tokens,
-            stride: self.stride,
-            max_bytes: self.max_bytes,
+            max_tokens,
+            stride,
+            max_bytes,
             batch_size: self.batch_size,
-            aggregate: match self.aggregate {
-                AggregateConfig::Max => Aggregate::Max,
-                AggregateConfig::Mean => Aggregate::Mean,
-                AggregateConfig::First => Aggregate::First,
-            },
+            aggregate,
         };
         let classifier = Classifier::load(options).map_err(|e| {
             let key = match e {
@@ -233,10 +285,18 @@ impl StageKind for ClassifierConfig {
                 }
             }
         }
+        if !mismatches.is_empty() {
+            tracing::warn!(
+                stage = %self.id,
+                "the config scores otherwise than the model was trained: {}",
+                mismatches.join(", ")
+            );
+        }
         Ok(ClassifierStage {
             id: self.id.clone(),
             classifier,
             config: self.clone(),
+            mismatches,
         })
     }
 
@@ -375,9 +435,17 @@ impl StageRuntime for ClassifierStage {
     /// Scores a probe text: a model with NaN or infinite weights loads fine but scores NaN, and
     /// every document it judged would get `on_error`.
     fn check(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if !self.mismatches.is_empty() {
+            warnings.push(format!(
+                "scores otherwise than the model was trained ({}): its scores and thresholds no \
+                 longer mean what training measured; remove the keys to score as trained",
+                self.mismatches.join(", ")
+            ));
+        }
         match self.classifier.probe() {
-            Ok(_) => Vec::new(),
-            Err(e) => vec![format!(
+            Ok(_) => warnings,
+            Err(e) => warnings.into_iter().chain([format!(
                 "the model fails on a probe text ({e}): every document it judges would get \
                  on_error = \"{}\"",
                 match self.config.on_error {
@@ -386,7 +454,7 @@ impl StageRuntime for ClassifierStage {
                     OnError::Keep => "keep",
                     OnError::Fail => "fail",
                 }
-            )],
+            )]).collect(),
         }
     }
 
@@ -400,11 +468,15 @@ impl StageRuntime for ClassifierStage {
             ),
             _ => "no head".to_string(),
         };
+        let o = c.options();
         format!(
-            "{} on {}, {label}, windows of {} tokens, mode {:?}, drop >= {}, review >= {}, model sha256 {}",
+            "{} on {}, {label}, windows of {} tokens (stride {}) of the first {} bytes, aggregate {}, mode {:?}, drop >= {}, review >= {}, model sha256 {}",
             c.architecture().name(),
             self.config.device,
             c.max_tokens(),
+            c.stride(),
+            o.max_bytes,
+            o.aggregate.name(),
             self.config.mode,
             self.config.drop_threshold,
             self.config.review_threshold,
