@@ -12,7 +12,7 @@
 //! that looks like a model.
 //!
 //! **Determinism.** Everything random (initial weights, the split, the batch order) comes from
-//! one seeded SplitMix64 stream ([`rng`]), candle's CPU kernels reduce in a fixed order, and the
+//! one seeded SplitMix64 stream ([`crate::rng`]), candle's CPU kernels reduce in a fixed order, and the
 //! files written hold no times or absolute paths: the same data, options and seed give the same
 //! bytes. (Embeddings computed on a GPU may differ in the last bits from CPU ones; the head
 //! trained on them is then deterministic per device.)
