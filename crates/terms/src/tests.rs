@@ -377,6 +377,15 @@ fn counts_words() {
     assert_eq!(count_words("e\u{0301}tude—x"), 2);
 }
 
+/// The matcher of generated `terms`, or `None` when one folds to nothing (an error by design).
+fn matcher_unless_empty(terms: &[String], options: MatcherOptions) -> Option<TermMatcher> {
+    match TermMatcher::new(terms.iter().map(TermEntry::new).collect(), options) {
+        Ok(m) => Some(m),
+        Err(TermsError::EmptyTerm { .. }) => None,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 /// Text pieces that stress folding, normalization and word boundaries.
 fn text_piece() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -427,11 +436,8 @@ proptest! {
         normalize_nfkc in any::<bool>(),
     ) {
         let options = opts(whole_word, case_insensitive, normalize_nfkc);
-        let entries: Vec<TermEntry> = terms.iter().map(TermEntry::new).collect();
-        let m = match TermMatcher::new(entries, options) {
-            Ok(m) => m,
-            Err(TermsError::EmptyTerm { .. }) => return Ok(()),
-            Err(e) => panic!("{e}"),
+        let Some(m) = matcher_unless_empty(&terms, options) else {
+            return Ok(());
         };
         let mut pieces = pieces;
         for (at, which) in &inserts {
@@ -747,11 +753,8 @@ proptest! {
             boundary: if flanked { Boundary::Flanked } else { Boundary::WordEdges },
             ..opts(whole_word, case_insensitive, normalize_nfkc)
         };
-        let entries: Vec<TermEntry> = terms.iter().map(TermEntry::new).collect();
-        let m = match TermMatcher::new(entries, options) {
-            Ok(m) => m,
-            Err(TermsError::EmptyTerm { .. }) => return Ok(()),
-            Err(e) => panic!("{e}"),
+        let Some(m) = matcher_unless_empty(&terms, options) else {
+            return Ok(());
         };
         // Terms inside the text, so that matches happen.
         let mut pieces = pieces;
@@ -804,11 +807,8 @@ proptest! {
             boundary: if flanked { Boundary::Flanked } else { Boundary::WordEdges },
             ..opts(true, case_insensitive, false)
         };
-        let entries: Vec<TermEntry> = terms.iter().map(TermEntry::new).collect();
-        let m = match TermMatcher::new(entries, options) {
-            Ok(m) => m,
-            Err(TermsError::EmptyTerm { .. }) => return Ok(()),
-            Err(e) => panic!("{e}"),
+        let Some(m) = matcher_unless_empty(&terms, options) else {
+            return Ok(());
         };
         let mut pieces = pieces;
         for (i, t) in terms.iter().enumerate() {
