@@ -582,12 +582,7 @@ impl Classifier {
         if self.labels.is_none() {
             return Err(ClassifierError::NoHead(self.options.model_dir.clone()));
         }
-        let mut encoded = self.encode(texts)?;
-        if first_only {
-            for e in &mut encoded {
-                e.windows.truncate(1);
-            }
-        }
+        let encoded = self.encode_windows(texts, first_only)?;
         let windows: Vec<&[u32]> = encoded
             .iter()
             .flat_map(|e| e.windows.iter().map(Vec::as_slice))
@@ -630,12 +625,7 @@ impl Classifier {
     /// `stride`): what a head scores window by window. With [`Aggregate::First`] only the first
     /// window of each, as scoring then sees.
     pub fn embed_windows(&self, texts: &[&str]) -> Result<Vec<Vec<Vec<f32>>>> {
-        let mut encoded = self.encode(texts)?;
-        if self.options.aggregate == Aggregate::First {
-            for e in &mut encoded {
-                e.windows.truncate(1);
-            }
-        }
+        let encoded = self.encode_windows(texts, self.options.aggregate == Aggregate::First)?;
         let windows: Vec<&[u32]> = encoded
             .iter()
             .flat_map(|e| e.windows.iter().map(Vec::as_slice))
@@ -709,6 +699,17 @@ impl Classifier {
                     | Architecture::SentenceTransformer
                     | Architecture::HashedNgram
             )
+    }
+
+    /// [`encode`](Self::encode), keeping only each document's first window with `first_only`.
+    fn encode_windows(&self, texts: &[&str], first_only: bool) -> Result<Vec<text::Encoded>> {
+        let mut encoded = self.encode(texts)?;
+        if first_only {
+            for e in &mut encoded {
+                e.windows.truncate(1);
+            }
+        }
+        Ok(encoded)
     }
 
     fn encode(&self, texts: &[&str]) -> Result<Vec<text::Encoded>> {
