@@ -892,18 +892,23 @@ pub(crate) mod tests {
         );
     }
 
-    /// The test server's client settings (`.cache/s3/env`, written by `scripts/s3.sh start`),
-    /// or `None`, saying so, where it is not running; a failure where CI asked for it
-    /// (`SLUICE_S3_TESTS=require`, as `.ci/run` sets).
-    pub(crate) fn test_server() -> Option<HashMap<String, String>> {
-        let env_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.cache/s3/env");
+    /// The client settings a server script wrote to `.cache/NAME/env` (`export KEY=VALUE` lines),
+    /// if the server at `endpoint_key` answers; else `None`, saying so, or a failure where CI
+    /// asked for the server (`require_var=require`, as `.ci/run` sets).
+    fn local_test_server(
+        name: &str,
+        endpoint_key: &str,
+        require_var: &str,
+        script: &str,
+    ) -> Option<HashMap<String, String>> {
+        let env_file = format!("{}/../../.cache/{name}/env", env!("CARGO_MANIFEST_DIR"));
         let settings: HashMap<String, String> = std::fs::read_to_string(env_file)
             .unwrap_or_default()
             .lines()
             .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let reachable = settings.get("AWS_ENDPOINT_URL").is_some_and(|endpoint| {
+        let reachable = settings.get(endpoint_key).is_some_and(|endpoint| {
             let address = endpoint.trim_start_matches("http://");
             std::net::TcpStream::connect(address).is_ok()
         });
@@ -911,11 +916,16 @@ pub(crate) mod tests {
             return Some(settings);
         }
         assert!(
-            std::env::var("SLUICE_S3_TESTS").as_deref() != Ok("require"),
-            "SLUICE_S3_TESTS=require but no S3 server answers: run scripts/s3.sh start"
+            std::env::var(require_var).as_deref() != Ok("require"),
+            "{require_var}=require but no {name} server answers: run {script} start"
         );
-        eprintln!("SKIPPED: no S3 test server (scripts/s3.sh start)");
+        eprintln!("SKIPPED: no {name} test server ({script} start)");
         None
+    }
+
+    /// The S3 test server's settings (`scripts/s3.sh start`; `SLUICE_S3_TESTS=require` in CI).
+    pub(crate) fn test_server() -> Option<HashMap<String, String>> {
+        local_test_server("s3", "AWS_ENDPOINT_URL", "SLUICE_S3_TESTS", "scripts/s3.sh")
     }
 
     pub(crate) fn test_store(settings: &HashMap<String, String>) -> Arc<dyn ObjectStore> {
@@ -932,32 +942,14 @@ pub(crate) mod tests {
         )
     }
 
-    /// Azurite's client settings (`.cache/azurite/env`, written by `scripts/azurite.sh start`),
-    /// or `None`, saying so, where it is not running; a failure where CI asked for it
-    /// (`SLUICE_AZURE_TESTS=require`, as `.ci/run` sets).
+    /// Azurite's settings (`scripts/azurite.sh start`; `SLUICE_AZURE_TESTS=require` in CI).
     pub(crate) fn azure_test_server() -> Option<HashMap<String, String>> {
-        let env_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.cache/azurite/env");
-        let settings: HashMap<String, String> = std::fs::read_to_string(env_file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let reachable = settings
-            .get("AZURITE_BLOB_STORAGE_URL")
-            .is_some_and(|endpoint| {
-                let address = endpoint.trim_start_matches("http://");
-                std::net::TcpStream::connect(address).is_ok()
-            });
-        if reachable {
-            return Some(settings);
-        }
-        assert!(
-            std::env::var("SLUICE_AZURE_TESTS").as_deref() != Ok("require"),
-            "SLUICE_AZURE_TESTS=require but Azurite does not answer: run scripts/azurite.sh start"
-        );
-        eprintln!("SKIPPED: no Azurite (scripts/azurite.sh start)");
-        None
+        local_test_server(
+            "azurite",
+            "AZURITE_BLOB_STORAGE_URL",
+            "SLUICE_AZURE_TESTS",
+            "scripts/azurite.sh",
+        )
     }
 
     pub(crate) fn azure_test_store(settings: &HashMap<String, String>) -> Arc<dyn ObjectStore> {
