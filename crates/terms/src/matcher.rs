@@ -321,6 +321,10 @@ impl TermMatcher {
                 .word_starts
                 .as_ref()
                 .map_or(0, WordStartSearch::memory_usage)
+            + self
+                .verbatim
+                .as_ref()
+                .map_or(0, VerbatimChars::memory_usage)
     }
 
     /// Appends to `out` every non-overlapping leftmost-longest match, in text order.
@@ -336,7 +340,7 @@ impl TermMatcher {
             word_starts.find(text.as_bytes(), &self.info, out);
         } else if let (Some(words), true) = (&self.words, ascii) {
             words.find_ascii(text.as_bytes(), out);
-        } else if text.is_ascii() || self.verbatim.as_ref().is_none_or(|v| v.allows(text)) {
+        } else if ascii || self.verbatim.as_ref().is_none_or(|v| v.allows(text)) {
             // ASCII text is NFKC-stable and its simple folding (and lower()) is ASCII
             // lowercasing, which the automaton does itself; non-ASCII chars that change nothing
             // a search can see are verbatim (see `verbatim.rs`): search the original bytes,

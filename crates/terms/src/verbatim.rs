@@ -71,6 +71,11 @@ impl VerbatimChars {
         }
     }
 
+    /// Heap memory: the per-char cache (allocated whole, touched only where a corpus has chars).
+    pub(crate) fn memory_usage(&self) -> usize {
+        self.cache.len() + self.term_chars.len() * std::mem::size_of::<char>()
+    }
+
     /// Whether every non-ASCII char of `text` is verbatim.
     pub(crate) fn allows(&self, text: &str) -> bool {
         let bytes = text.as_bytes();
